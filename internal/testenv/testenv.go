@@ -1,0 +1,88 @@
+// Package testenv gives tests the real components they need. A test that
+// needs the Docker Engine skips with a message on a laptop without one, but
+// fails when CI is set, so CI never passes on skipped work.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/scripts"
+)
+
+// InCI reports whether CI is set.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v == "1" || v == "true" || v == "yes"
+}
+
+// Need skips the test with why, or fails it when running in CI.
+func Need(t testing.TB, why string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI is set, so this test may not skip: %s", why)
+	}
+	t.Skip(why)
+}
+
+var upOnce sync.Once
+
+// Engine returns a connection to the local Docker Engine. In CI it first
+// brings one up with scripts/engine-up.sh when none answers.
+func Engine(t testing.TB) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := engine.Connect(ctx, engine.Options{})
+	if err != nil && InCI() {
+		upOnce.Do(func() {
+			cmd := exec.Command("bash", "-s")
+			cmd.Stdin = strings.NewReader(scripts.EngineUp)
+			out, rerr := cmd.CombinedOutput()
+			if rerr != nil {
+				t.Logf("engine-up.sh: %v\n%s", rerr, out)
+			}
+		})
+		e, err = engine.Connect(ctx, engine.Options{})
+	}
+	if err != nil {
+		Need(t, "needs a Docker Engine: "+err.Error()+" (bash scripts/engine-up.sh starts one)")
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// Binary returns the path of a program on PATH, or skips (fails in CI).
+func Binary(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Need(t, name+" is not installed (apt-get install "+pkg+")")
+	}
+	return p
+}
+
+// Unique returns a short random name with the given prefix, for images,
+// containers and tags that must not collide with parallel tests.
+func Unique(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// RepoRoot returns the repository root (the folder holding go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
