@@ -86,3 +86,18 @@ func RepoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
+
+// BusyboxBase imports a busybox base image (made from Debian's
+// busybox-static, no pull) under a unique tag and returns the tag.
+func BusyboxBase(t testing.TB, e *engine.Engine) string {
+	t.Helper()
+	bb := Binary(t, "busybox", "busybox-static")
+	ref := Unique("hoist-test/busybox:")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.ImportRootfs(ctx, ref, engine.BusyboxRootfs(bb)); err != nil {
+		t.Fatalf("making busybox base: %v", err)
+	}
+	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	return ref
+}
