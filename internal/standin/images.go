@@ -1,0 +1,73 @@
+package standin
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/docker/docker/client"
+	"github.com/hoistci/hoist/pkg/engine"
+)
+
+// Layer is the files of one image layer: path -> content.
+type Layer map[string][]byte
+
+// MakeImage loads an image made of layers (bottom first) into the engine as
+// ref, with no build and no pull, and returns it as the engine sees it. The
+// same layers give the same layer digests, so images can share a base.
+func MakeImage(ctx context.Context, e *engine.Engine, ref string, layers ...Layer) (engine.Image, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	var diffIDs, paths []string
+	for i, l := range layers {
+		lt := layerTar(l)
+		s := sha256.Sum256(lt)
+		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(s[:]))
+		p := fmt.Sprintf("l%d.tar", i)
+		paths = append(paths, p)
+		add(p, lt)
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"architecture": "amd64",
+		"os":           "linux",
+		"config":       map[string]any{"Env": []string{"PATH=/bin"}},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
+	})
+	add("config.json", cfg)
+	mf, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": paths}})
+	add("manifest.json", mf)
+	tw.Close()
+	resp, err := e.API.ImageLoad(ctx, &buf, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return engine.Image{}, fmt.Errorf("loading %s: %w", ref, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return e.Inspect(ctx, ref)
+}
+
+func layerTar(l Layer) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	names := make([]string, 0, len(l))
+	for n := range l {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(l[n])), Typeflag: tar.TypeReg})
+		tw.Write(l[n])
+	}
+	tw.Close()
+	return buf.Bytes()
+}

@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+)
+
+// Media types of the manifests Hoist writes: the same Docker schema 2 types
+// containerd records when it imports `docker save` output, so images look
+// the same on a node whichever tool loaded them.
+const (
+	mediaManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaConfig   = "application/vnd.docker.container.image.v1+json"
+	mediaLayer    = "application/vnd.docker.image.rootfs.diff.tar"
+	mediaIndex    = "application/vnd.oci.image.index.v1+json"
+)
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    *platform         `json:"platform,omitempty"`
+}
+
+type platform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+}
+
+type manifest struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Config        descriptor   `json:"config"`
+	Layers        []descriptor `json:"layers"`
+}
+
+type index struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Manifests     []descriptor `json:"manifests"`
+}
+
+// sendImage is one image to write into the archive.
+type sendImage struct {
+	Name    string // containerd name, e.g. docker.io/hoist/demo:1.2.3
+	ID      string // config digest
+	DiffIDs []string
+}
+
+// smallBlob is the size up to which a blob is held in memory while its digest
+// is computed; bigger ones are spooled to a temporary file.
+const smallBlob = 1 << 20
+
+// rewrite reads a `docker save` archive (either layout: legacy folders with
+// layer.tar, or the OCI layout newer engines write) and writes an OCI-layout
+// archive holding only the blobs in want plus the configs, manifests and
+// index of images. Layers a node already has are left out: containerd's
+// importer resolves an OCI index against its content store, so it needs
+// only the blobs it lacks. (Its Docker-layout importer, by contrast, fails
+// on a layer missing from the archive.)
+//
+// Every blob is identified by hashing it, so the entry names of the input
+// do not matter.
+func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string) (blobs int, sent int64, err error) {
+	tr := tar.NewReader(saved)
+	tw := tar.NewWriter(w)
+	sizes := map[string]int64{}
+	configs := map[string][]byte{}
+	needConfig := map[string]bool{}
+	for _, img := range images {
+		needConfig[img.ID] = true
+	}
+	written := map[string]bool{}
+	emit := func(d string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + d[len("sha256:"):], Mode: 0o444, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		n, err := io.Copy(tw, r)
+		sent += n
+		blobs++
+		written[d] = true
+		return err
+	}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return blobs, sent, fmt.Errorf("reading the saved images: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg || isMetadata(hdr.Name) {
+			continue
+		}
+		b, err := hashEntry(tr, hdr.Size, tmpDir)
+		if err != nil {
+			return blobs, sent, err
+		}
+		sizes[b.digest] = hdr.Size
+		if needConfig[b.digest] && b.mem != nil {
+			configs[b.digest] = b.mem
+		}
+		if want[b.digest] && !written[b.digest] {
+			r, err := b.open()
+			if err == nil {
+				err = emit(b.digest, hdr.Size, r)
+			}
+			b.close()
+			if err != nil {
+				return blobs, sent, fmt.Errorf("writing %s: %w", b.digest, err)
+			}
+			continue
+		}
+		b.close()
+	}
+	idx := index{SchemaVersion: 2, MediaType: mediaIndex}
+	for _, img := range images {
+		cfg, ok := configs[img.ID]
+		if !ok {
+			return blobs, sent, fmt.Errorf("the engine's save of %s has no config %s: the image changed while loading; run Images again", img.Name, img.ID)
+		}
+		var c struct {
+			Architecture string `json:"architecture"`
+			OS           string `json:"os"`
+		}
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			return blobs, sent, fmt.Errorf("reading the config of %s: %w", img.Name, err)
+		}
+		if !written[img.ID] {
+			if err := emit(img.ID, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+				return blobs, sent, err
+			}
+		}
+		m := manifest{SchemaVersion: 2, MediaType: mediaManifest, Config: descriptor{MediaType: mediaConfig, Digest: img.ID, Size: int64(len(cfg))}}
+		for _, d := range img.DiffIDs {
+			size, ok := sizes[d]
+			if !ok {
+				return blobs, sent, fmt.Errorf("the engine's save of %s has no layer %s: the image changed while loading; run Images again", img.Name, d)
+			}
+			m.Layers = append(m.Layers, descriptor{MediaType: mediaLayer, Digest: d, Size: size})
+		}
+		mb, _ := json.Marshal(m)
+		md := digestOf(mb)
+		if !written[md] {
+			if err := emit(md, int64(len(mb)), bytes.NewReader(mb)); err != nil {
+				return blobs, sent, err
+			}
+		}
+		var p *platform
+		if c.OS != "" {
+			p = &platform{Architecture: c.Architecture, OS: c.OS}
+		}
+		idx.Manifests = append(idx.Manifests, descriptor{
+			MediaType: mediaManifest, Digest: md, Size: int64(len(mb)), Platform: p,
+			Annotations: map[string]string{
+				"io.containerd.image.name":         img.Name,
+				"org.opencontainers.image.ref.name": refName(img.Name),
+			},
+		})
+	}
+	ib, _ := json.Marshal(idx)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", ib}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o444, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			return blobs, sent, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return blobs, sent, err
+		}
+	}
+	return blobs, sent, tw.Close()
+}
+
+// isMetadata reports entries of a docker save archive that are not blobs.
+func isMetadata(name string) bool {
+	switch path.Base(name) {
+	case "manifest.json", "repositories", "index.json", "oci-layout", "VERSION", "json":
+		return true
+	}
+	return false
+}
+
+// refName is the tag part of a name, as OCI layouts record it.
+func refName(name string) string {
+	for i := len(name) - 1; i >= 0 && name[i] != '/'; i-- {
+		if name[i] == ':' {
+			return name[i+1:]
+		}
+	}
+	return "latest"
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// blob is one hashed archive entry, in memory or in a temporary file.
+type blob struct {
+	digest string
+	mem    []byte
+	file   *os.File
+}
+
+func hashEntry(r io.Reader, size int64, tmpDir string) (*blob, error) {
+	h := sha256.New()
+	if size <= smallBlob {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("reading the saved images: %w", err)
+		}
+		h.Write(b)
+		return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), mem: b}, nil
+	}
+	f, err := os.CreateTemp(tmpDir, "hoist-layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("spooling a layer: %w", err)
+	}
+	os.Remove(f.Name()) // unlinked: gone however this process ends
+	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spooling a layer: %w", err)
+	}
+	return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), file: f}, nil
+}
+
+func (b *blob) open() (io.Reader, error) {
+	if b.file == nil {
+		return bytes.NewReader(b.mem), nil
+	}
+	if _, err := b.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return b.file, nil
+}
+
+func (b *blob) close() {
+	if b.file != nil {
+		b.file.Close()
+	}
+}

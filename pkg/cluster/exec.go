@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// execResult is what one command run in a node produced.
+type execResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
+// tail returns the last lines of the command's output, for error messages.
+func (r execResult) tail() string {
+	out := strings.TrimSpace(string(r.Stderr) + "\n" + string(r.Stdout))
+	lines := strings.Split(out, "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// session is one command started in a node container without privilege,
+// its stdin held open for the caller. The caller writes to Stdin (or not),
+// then calls Wait.
+type session struct {
+	api    client.APIClient
+	id     string
+	resp   types.HijackedResponse
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	read   chan error // the demultiplexer's result
+	stop   func() bool
+}
+
+// start runs cmd in the container. withStdin keeps stdin attached for Write.
+func start(ctx context.Context, api client.APIClient, containerID string, cmd []string, withStdin bool) (*session, error) {
+	ec, err := api.ContainerExecCreate(ctx, containerID, container.ExecOptions{
+		Cmd:          cmd,
+		AttachStdin:  withStdin,
+		AttachStdout: true,
+		AttachStderr: true,
+		// Privileged stays false: engines like this one refuse privileged
+		// execs, and ctr needs only the containerd socket.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", strings.Join(cmd, " "), err)
+	}
+	resp, err := api.ContainerExecAttach(ctx, ec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("attaching to %s: %w", strings.Join(cmd, " "), err)
+	}
+	s := &session{api: api, id: ec.ID, resp: resp, read: make(chan error, 1)}
+	// Cancelling ctx closes the connection, which unblocks every read and
+	// write on it; the goroutine below then ends.
+	s.stop = context.AfterFunc(ctx, resp.Close)
+	go func() {
+		_, err := stdcopy.StdCopy(&s.stdout, &s.stderr, resp.Reader)
+		s.read <- err
+	}()
+	if !withStdin {
+		resp.CloseWrite()
+	}
+	return s, nil
+}
+
+// Write sends p to the command's stdin.
+func (s *session) Write(p []byte) (int, error) { return s.resp.Conn.Write(p) }
+
+// Abort closes the connection; Wait then returns promptly.
+func (s *session) Abort() { s.resp.Close() }
+
+// Wait closes stdin, waits for the command to end and returns its output and
+// exit code.
+func (s *session) Wait(ctx context.Context) (execResult, error) {
+	s.resp.CloseWrite()
+	var rerr error
+	select {
+	case rerr = <-s.read:
+	case <-ctx.Done():
+		s.resp.Close()
+		<-s.read
+		s.stop()
+		return execResult{}, ctx.Err()
+	}
+	s.stop()
+	s.resp.Close()
+	res := execResult{Stdout: s.stdout.Bytes(), Stderr: s.stderr.Bytes()}
+	if rerr != nil && ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	// The output ends when the process does; the engine may take a moment
+	// more to record the exit code, so ask again quickly rather than once
+	// a second.
+	delay := 2 * time.Millisecond
+	for {
+		info, err := s.api.ContainerExecInspect(ctx, s.id)
+		if err != nil {
+			return res, fmt.Errorf("reading the exit code: %w", err)
+		}
+		if !info.Running {
+			res.ExitCode = info.ExitCode
+			if rerr != nil && !errors.Is(rerr, io.EOF) && res.ExitCode == 0 {
+				return res, fmt.Errorf("reading output: %w", rerr)
+			}
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 100*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// run executes cmd in the container with stdin closed and returns its output.
+func run(ctx context.Context, api client.APIClient, containerID string, cmd ...string) (execResult, error) {
+	s, err := start(ctx, api, containerID, cmd, false)
+	if err != nil {
+		return execResult{}, err
+	}
+	return s.Wait(ctx)
+}
