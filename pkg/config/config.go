@@ -240,6 +240,9 @@ func Parse(file, dir string, data []byte) (*Config, error) {
 		}
 		return nil, yamlError(file, err)
 	}
+	if doc := root.Content; len(doc) > 0 && doc[0].Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: doc[0].Line, Msg: "the config must be a mapping of keys (project, images, …): see docs/config.md"}
+	}
 	c := &Config{}
 	d2 := yaml.NewDecoder(bytes.NewReader(data))
 	d2.KnownFields(true)
