@@ -1,0 +1,254 @@
+// Package ctest runs each built image's test command in its own container:
+// no network unless asked for, no privilege, every test run even when one
+// fails, each log kept in a file named after the image, results recorded in
+// the lock file (which Push requires) and summed up in a table.
+package ctest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/hoistci/hoist/pkg/lock"
+)
+
+// Case is one image's test.
+type Case struct {
+	Name    string // the image's name in the plan; the log is test-NAME.log
+	Ref     string // reference in the engine, for messages
+	ImageID string // the image tested: the container runs exactly this ID
+	Command []string
+	Network string        // none (default) or host
+	Timeout time.Duration // 0: no limit but the caller's
+	Env     []string      // KEY=VALUE
+}
+
+// Result is one test's outcome.
+type Result struct {
+	Name     string
+	Ref      string
+	ImageID  string
+	Passed   bool
+	ExitCode int    // -1 when the test did not run to an exit
+	Log      string // path of the saved log
+	Duration time.Duration
+	Err      error // why it did not run or finish (not a failing exit)
+	At       time.Time
+}
+
+// Options tune Run.
+type Options struct {
+	LogDir   string    // where test-NAME.log files go (created if missing)
+	Parallel int       // tests at once (default 1)
+	LockPath string    // when set, results are recorded in this lock file
+	Summary  io.Writer // when set, the table of results is written here
+}
+
+// ErrFailed means at least one test failed; the Results say which.
+var ErrFailed = errors.New("container tests failed")
+
+// Run runs every case, Parallel at a time, and returns the results in the
+// order of cases. It fails with ErrFailed (wrapped, naming the failures)
+// when any test fails, and with ctx's error when cancelled; containers are
+// removed in every case.
+func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]Result, error) {
+	if o.Parallel < 1 {
+		o.Parallel = 1
+	}
+	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the log folder: %w", err)
+	}
+	results := make([]Result, len(cases))
+	sem := make(chan struct{}, o.Parallel)
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+				results[i] = runOne(ctx, api, c, o.LogDir)
+			case <-ctx.Done():
+				results[i] = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Err: ctx.Err()}
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return results, fmt.Errorf("container tests: %w", ctx.Err())
+	}
+	if o.LockPath != "" {
+		if err := record(o.LockPath, results); err != nil {
+			return results, err
+		}
+	}
+	if o.Summary != nil {
+		Summary(o.Summary, results)
+	}
+	var failed []string
+	for _, r := range results {
+		if !r.Passed {
+			failed = append(failed, r.Name)
+		}
+	}
+	if len(failed) > 0 {
+		return results, fmt.Errorf("%w: %s (logs in %s)", ErrFailed, strings.Join(failed, ", "), o.LogDir)
+	}
+	return results, nil
+}
+
+// LogPath is where a test's log goes.
+func LogPath(dir, name string) string { return filepath.Join(dir, "test-"+name+".log") }
+
+func runOne(ctx context.Context, api client.APIClient, c Case, logDir string) Result {
+	r := Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Log: LogPath(logDir, c.Name), At: time.Now().UTC()}
+	start := time.Now()
+	defer func() { r.Duration = time.Since(start) }()
+	f, err := os.Create(r.Log)
+	if err != nil {
+		r.Err = fmt.Errorf("creating the log: %w", err)
+		return r
+	}
+	defer f.Close()
+	code, err := runContainer(ctx, api, c, f)
+	r.ExitCode = code
+	if err != nil {
+		r.Err = err
+		fmt.Fprintf(f, "\nhoist: %v\n", err)
+		return r
+	}
+	r.Passed = code == 0
+	return r
+}
+
+// runContainer runs the test and copies its output to log. The container is
+// removed however this ends, including when ctx is cancelled.
+func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writer) (int, error) {
+	network := c.Network
+	if network == "" {
+		network = "none"
+	}
+	tctx := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	created, err := api.ContainerCreate(ctx, &container.Config{
+		Image:  c.ImageID,
+		Cmd:    c.Command,
+		Env:    c.Env,
+		Labels: map[string]string{"io.hoist.test": c.Name},
+	}, &container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
+	if err != nil {
+		return -1, fmt.Errorf("creating the test container for %s: %w", c.Ref, err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		api.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
+	}()
+	// Attach before starting, so no early output is lost.
+	att, err := api.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return -1, fmt.Errorf("attaching to the test container of %s: %w", c.Ref, err)
+	}
+	defer att.Close()
+	stop := context.AfterFunc(tctx, att.Close)
+	defer stop()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(log, log, att.Reader)
+		copied <- err
+	}()
+	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		att.Close()
+		<-copied
+		return -1, fmt.Errorf("starting the test of %s: %w", c.Ref, err)
+	}
+	select {
+	case w := <-waitC:
+		<-copied
+		if w.Error != nil {
+			return int(w.StatusCode), fmt.Errorf("waiting for the test of %s: %s", c.Ref, w.Error.Message)
+		}
+		return int(w.StatusCode), nil
+	case err := <-errC:
+		att.Close()
+		<-copied
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
+		return -1, fmt.Errorf("waiting for the test of %s: %w", c.Ref, err)
+	case <-tctx.Done():
+		att.Close()
+		<-copied
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
+		return -1, fmt.Errorf("timed out after %s: raise test.timeout in hoist.yaml or make the test faster", c.Timeout)
+	}
+}
+
+// record stores each result on its image in the lock file.
+func record(path string, results []Result) error {
+	return lock.Update(path, func(l *lock.Lock) error {
+		for _, r := range results {
+			img, ok := l.Find(r.Name)
+			if !ok {
+				return fmt.Errorf("recording the test of %s: the lock file has no such image: run the Images target", r.Name)
+			}
+			img.Test = &lock.Test{
+				Passed:   r.Passed,
+				ExitCode: r.ExitCode,
+				Log:      r.Log,
+				Duration: r.Duration.Round(time.Millisecond).String(),
+				At:       r.At,
+				ImageID:  r.ImageID,
+			}
+		}
+		return nil
+	})
+}
+
+// Summary writes the table of results.
+func Summary(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tRESULT\tEXIT\tTIME\tLOG")
+	passed := 0
+	for _, r := range results {
+		res := "FAIL"
+		switch {
+		case r.Passed:
+			res = "pass"
+			passed++
+		case r.Err != nil:
+			res = "ERROR: " + oneLine(r.Err.Error())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Name, res, r.ExitCode, r.Duration.Round(10*time.Millisecond), r.Log)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d of %d container tests passed\n", passed, len(results))
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}

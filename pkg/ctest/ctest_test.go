@@ -1,0 +1,134 @@
+package ctest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/ctest"
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/lock"
+)
+
+func base(t *testing.T) (*engine.Engine, string) {
+	e := testenv.Engine(t)
+	ref := testenv.BusyboxBase(t, e)
+	img, err := e.Inspect(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, img.ID
+}
+
+// leftovers lists the containers still carrying one of the test names.
+func leftovers(t *testing.T, e *engine.Engine, names ...string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		cs, err := e.API.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "io.hoist.test="+n))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			out = append(out, c.ID[:12])
+		}
+	}
+	return out
+}
+
+func TestRunKeepsEveryResult(t *testing.T) {
+	e, id := base(t)
+	dir := t.TempDir()
+	lockPath := dir + "/lock.json"
+	pass, fail, net := testenv.Unique("pass-"), testenv.Unique("fail-"), testenv.Unique("net-")
+	if err := lock.Update(lockPath, func(l *lock.Lock) error {
+		for _, n := range []string{pass, fail, net} {
+			l.Put(lock.Image{Name: n, ImageID: id})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []ctest.Case{
+		{Name: fail, ImageID: id, Command: []string{"sh", "-c", "echo about to fail; echo on stderr >&2; exit 3"}},
+		{Name: pass, ImageID: id, Command: []string{"sh", "-c", "echo all good: $GREETING"}, Env: []string{"GREETING=hi"}},
+		// The default network is none: only the loopback interface exists.
+		{Name: net, ImageID: id, Command: []string{"sh", "-c", "cat /proc/net/dev; test $(grep -c : /proc/net/dev) = 1"}},
+	}
+	var sum bytes.Buffer
+	res, err := ctest.Run(context.Background(), e.API, cases, ctest.Options{LogDir: dir + "/logs", Parallel: 2, LockPath: lockPath, Summary: &sum})
+	if !errors.Is(err, ctest.ErrFailed) || !strings.Contains(err.Error(), fail) || strings.Contains(err.Error(), pass) {
+		t.Fatalf("got %v, want ErrFailed naming only %s", err, fail)
+	}
+	tests := []struct {
+		name     string
+		passed   bool
+		exit     int
+		logWants []string
+	}{
+		{name: fail, passed: false, exit: 3, logWants: []string{"about to fail", "on stderr"}},
+		{name: pass, passed: true, exit: 0, logWants: []string{"all good: hi"}},
+		{name: net, passed: true, exit: 0, logWants: []string{"lo:"}},
+	}
+	l, err := lock.Read(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		r := res[i]
+		if r.Name != tt.name || r.Passed != tt.passed || r.ExitCode != tt.exit || r.Err != nil {
+			t.Errorf("%s: got passed=%v exit=%d err=%v, want passed=%v exit=%d", tt.name, r.Passed, r.ExitCode, r.Err, tt.passed, tt.exit)
+		}
+		b, err := os.ReadFile(ctest.LogPath(dir+"/logs", tt.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.logWants {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: log %q lacks %q", tt.name, b, w)
+			}
+		}
+		img, _ := l.Find(tt.name)
+		if img.Test == nil || img.Test.Passed != tt.passed || img.Test.ExitCode != tt.exit || img.Test.ImageID != id || img.Test.Log != r.Log {
+			t.Errorf("%s: lock records %+v", tt.name, img.Test)
+		}
+	}
+	if !strings.Contains(sum.String(), "2 of 3 container tests passed") || !strings.Contains(sum.String(), "FAIL") {
+		t.Errorf("summary:\n%s", sum.String())
+	}
+	if left := leftovers(t, e, pass, fail, net); len(left) > 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+func TestRunTimeoutAndCancel(t *testing.T) {
+	e, id := base(t)
+	dir := t.TempDir()
+	slow := testenv.Unique("slow-")
+	res, err := ctest.Run(context.Background(), e.API, []ctest.Case{
+		{Name: slow, ImageID: id, Command: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond},
+	}, ctest.Options{LogDir: dir})
+	if !errors.Is(err, ctest.ErrFailed) || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "timed out") {
+		t.Fatalf("got %v / %+v, want a timeout failure", err, res[0])
+	}
+
+	cancelled := testenv.Unique("cancel-")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	_, err = ctest.Run(ctx, e.API, []ctest.Case{
+		{Name: cancelled, ImageID: id, Command: []string{"sleep", "30"}},
+	}, ctest.Options{LogDir: dir})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if left := leftovers(t, e, slow, cancelled); len(left) > 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
