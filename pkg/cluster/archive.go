@@ -161,7 +161,7 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		idx.Manifests = append(idx.Manifests, descriptor{
 			MediaType: mediaManifest, Digest: md, Size: int64(len(mb)), Platform: p,
 			Annotations: map[string]string{
-				"io.containerd.image.name":         img.Name,
+				"io.containerd.image.name":          img.Name,
 				"org.opencontainers.image.ref.name": refName(img.Name),
 			},
 		})

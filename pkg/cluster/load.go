@@ -274,4 +274,3 @@ func (f *fanout) wait(ctx context.Context) []error {
 	sort.Slice(out, func(i, j int) bool { return out[i].Error() < out[j].Error() })
 	return out
 }
-
