@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// InClusterOptions describe the in-cluster stage.
+type InClusterOptions struct {
+	Kubeconfig string            // the cluster's kubeconfig
+	Manifests  string            // folder of *.yaml manifests (infra/k8s)
+	Refs       map[string]string // plan image name -> engine reference
+	Test       []string          // command run once everything is ready (in Dir, KUBECONFIG set)
+	Dir        string            // working folder of Test (the repository root)
+	Timeout    time.Duration     // for each wait (default 2m)
+	WorkDir    string            // resolved manifests and pod logs go here
+}
+
+// InClusterResult says what ran.
+type InClusterResult struct {
+	Images  []string // plan images the manifests run
+	PodLogs string   // file of pod logs, written on failure
+}
+
+// ErrNoKubectl means kubectl is not installed.
+var ErrNoKubectl = errors.New("kubectl is not installed: install it (https://kubernetes.io/docs/tasks/tools/) to run the in-cluster tests")
+
+// InCluster applies the manifests with image references resolved to the
+// just-built images, waits for their workloads, runs the configured test
+// and, on failure, saves the pods' descriptions and logs.
+func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error) {
+	var res InClusterResult
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		return res, ErrNoKubectl
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	files, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yml"))
+	files = append(files, more...)
+	sort.Strings(files)
+	if len(files) == 0 {
+		return res, fmt.Errorf("no manifests (*.yaml) in %s: add the workloads to test, or set cluster.manifests in hoist.yaml", o.Manifests)
+	}
+	out := filepath.Join(o.WorkDir, "manifests")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return res, err
+	}
+	var objs []Object
+	used := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return res, err
+		}
+		r, err := Resolve(f, data, o.Refs)
+		if err != nil {
+			return res, err
+		}
+		objs = append(objs, r.Objects...)
+		for _, n := range r.Images {
+			used[n] = true
+		}
+		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), r.Data, 0o644); err != nil {
+			return res, err
+		}
+	}
+	for n := range used {
+		res.Images = append(res.Images, n)
+	}
+	sort.Strings(res.Images)
+
+	k := kube{bin: kubectl, config: o.Kubeconfig}
+	fail := func(err error) (InClusterResult, error) {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		res.PodLogs = filepath.Join(o.WorkDir, "cluster-pods.log")
+		k.podLogs(context.WithoutCancel(ctx), objs, res.PodLogs)
+		return res, fmt.Errorf("%w (pod logs: %s)", err, res.PodLogs)
+	}
+	if _, err := k.run(ctx, "apply", "-f", out); err != nil {
+		return fail(fmt.Errorf("applying %s: %w", o.Manifests, err))
+	}
+	for _, ob := range objs {
+		if err := k.wait(ctx, ob, o.Timeout); err != nil {
+			return fail(err)
+		}
+	}
+	if len(o.Test) > 0 {
+		cmd := exec.CommandContext(ctx, o.Test[0], o.Test[1:]...)
+		cmd.Dir = o.Dir
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+o.Kubeconfig)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			return fail(fmt.Errorf("in-cluster test %s failed: %v\n%s", strings.Join(o.Test, " "), err, tail(b)))
+		}
+	}
+	return res, nil
+}
+
+type kube struct{ bin, config string }
+
+func (k kube) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, k.bin, append([]string{"--kubeconfig", k.config}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, tail(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+func ns(o Object) []string {
+	if o.Namespace == "" {
+		return nil
+	}
+	return []string{"-n", o.Namespace}
+}
+
+// wait waits until a workload is ready (or a Job has finished).
+func (k kube) wait(ctx context.Context, o Object, timeout time.Duration) error {
+	t := "--timeout=" + timeout.String()
+	switch o.Kind {
+	case "Deployment", "StatefulSet", "DaemonSet":
+		_, err := k.run(ctx, append([]string{"rollout", "status", strings.ToLower(o.Kind) + "/" + o.Name, t}, ns(o)...)...)
+		return err
+	case "Pod":
+		_, err := k.run(ctx, append([]string{"wait", "--for=condition=Ready", "pod/" + o.Name, t}, ns(o)...)...)
+		return err
+	case "Job":
+		// A failed Job never completes; ask until it succeeds or fails
+		// rather than waiting out the timeout.
+		deadline := time.Now().Add(timeout)
+		for {
+			b, err := k.run(ctx, append([]string{"get", "job/" + o.Name, "-o", "jsonpath={.status.succeeded},{.status.failed}"}, ns(o)...)...)
+			if err != nil {
+				return err
+			}
+			s, f, _ := strings.Cut(strings.TrimSpace(string(b)), ",")
+			if s != "" && s != "0" {
+				return nil
+			}
+			if f != "" && f != "0" {
+				return fmt.Errorf("job %s failed", o.Name)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("job %s did not finish in %s", o.Name, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+// podLogs writes the pods' state, descriptions and logs of every namespace
+// the manifests touch.
+func (k kube) podLogs(ctx context.Context, objs []Object, path string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	seen := map[string]bool{}
+	var buf bytes.Buffer
+	for _, o := range objs {
+		if seen[o.Namespace] {
+			continue
+		}
+		seen[o.Namespace] = true
+		n := ns(o)
+		for _, args := range [][]string{{"get", "pods", "-o", "wide"}, {"describe", "pods"}} {
+			fmt.Fprintf(&buf, "### kubectl %s %s\n", strings.Join(args, " "), strings.Join(n, " "))
+			b, _ := k.run(ctx, append(args, n...)...)
+			buf.Write(b)
+		}
+		names, _ := k.run(ctx, append([]string{"get", "pods", "-o", "name"}, n...)...)
+		for _, p := range strings.Fields(string(names)) {
+			fmt.Fprintf(&buf, "### kubectl logs %s\n", p)
+			b, _ := k.run(ctx, append([]string{"logs", p, "--all-containers", "--prefix"}, n...)...)
+			buf.Write(b)
+		}
+	}
+	os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
