@@ -37,7 +37,7 @@ func ReadConfig(path string) (v1alpha5.SimpleConfig, error) {
 	if k := v.GetString("kind"); !strings.EqualFold(k, "simple") {
 		return v1alpha5.SimpleConfig{}, fmt.Errorf("%s: kind %q: Hoist reads k3d's kind Simple", path, k)
 	}
-	if err := k3dconfig.ValidateSchema(v.AllSettings(), []byte(v1alpha5.JSONSchema)); err != nil {
+	if err := k3dconfig.ValidateSchemaFile(path, []byte(v1alpha5.JSONSchema)); err != nil {
 		return v1alpha5.SimpleConfig{}, fmt.Errorf("%s: not a valid k3d config: %w", path, err)
 	}
 	cfg, err := k3dconfig.SimpleConfigFromViper(v)
@@ -87,6 +87,8 @@ type CreateOptions struct {
 	// Kubeconfig is the file the cluster's kubeconfig is written to; the
 	// user's default kubeconfig is left alone.
 	Kubeconfig string
+	// Name, when set, must be the name the config file gives the cluster.
+	Name string
 }
 
 // Create creates the cluster described by the k3d config file at path
@@ -96,6 +98,9 @@ func Create(ctx context.Context, e *engine.Engine, rt runtimes.Runtime, path str
 	simple, err := ReadConfig(path)
 	if err != nil {
 		return false, err
+	}
+	if o.Name != "" && o.Name != simple.Name {
+		return false, fmt.Errorf("%s names the cluster %q but hoist.yaml says %q: make them the same", path, simple.Name, o.Name)
 	}
 	if _, err := Nodes(ctx, rt, simple.Name); err == nil {
 		return false, WriteKubeconfig(ctx, rt, simple.Name, o.Kubeconfig)
