@@ -12,6 +12,7 @@ require (
 	github.com/moby/patternmatcher v0.6.0
 	github.com/spf13/viper v1.18.2
 	github.com/tonistiigi/fsutil v0.0.0-20250605211040-586307ad452f
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.17.0
 	gopkg.in/yaml.v3 v3.0.1
 )

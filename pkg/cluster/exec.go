@@ -67,6 +67,10 @@ func start(ctx context.Context, api client.APIClient, containerID string, cmd []
 	s.stop = context.AfterFunc(ctx, resp.Close)
 	go func() {
 		_, err := stdcopy.StdCopy(&s.stdout, &s.stderr, resp.Reader)
+		// The output ends when the command does. If it ended early (the
+		// node died, ctr failed), closing the connection makes writes to
+		// its stdin fail at once instead of blocking the shared stream.
+		resp.Close()
 		s.read <- err
 	}()
 	if !withStdin {

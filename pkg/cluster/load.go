@@ -257,6 +257,8 @@ func (f *fanout) wait(ctx context.Context) []error {
 			case ctx.Err() != nil:
 			case err != nil:
 				errs[i] = fmt.Errorf("node %s: importing images: %w", k.node, err)
+			case r.ExitCode == 137:
+				errs[i] = fmt.Errorf("node %s: ctr images import was killed (exit 137): the node stopped or ran out of memory; check it with docker ps -a and load again", k.node)
 			case r.ExitCode != 0:
 				errs[i] = fmt.Errorf("node %s: ctr images import exited %d: %s", k.node, r.ExitCode, r.tail())
 			case k.err != nil:
