@@ -57,7 +57,7 @@ type sendImage struct {
 
 // smallBlob is the size up to which a blob is held in memory while its digest
 // is computed; bigger ones are spooled to a temporary file.
-const smallBlob = 1 << 20
+const smallBlob = 16 << 20
 
 // rewrite reads a `docker save` archive (either layout: legacy folders with
 // layer.tar, or the OCI layout newer engines write) and writes an OCI-layout
@@ -68,8 +68,8 @@ const smallBlob = 1 << 20
 // on a layer missing from the archive.)
 //
 // Every blob is identified by hashing it, so the entry names of the input
-// do not matter.
-func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string) (blobs int, sent int64, err error) {
+// do not matter. Each manifest written is recorded in manifests.
+func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded) (blobs int, sent int64, err error) {
 	tr := tar.NewReader(saved)
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}
@@ -149,6 +149,7 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		}
 		mb, _ := json.Marshal(m)
 		md := digestOf(mb)
+		manifests[md] = loaded{Config: img.ID, Layers: img.DiffIDs}
 		if !written[md] {
 			if err := emit(md, int64(len(mb)), bytes.NewReader(mb)); err != nil {
 				return blobs, sent, err

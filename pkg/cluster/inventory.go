@@ -70,7 +70,7 @@ func newInventory() inventory {
 // config digest it points at (which equals the engine's image ID when the
 // image was loaded intact).
 func NodeImages(ctx context.Context, api client.APIClient, node string) (map[string]string, error) {
-	invs, err := inventories(ctx, api, []Node{{Name: node}})
+	invs, err := inventories(ctx, api, []Node{{Name: node}}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -12,14 +12,20 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/client"
+
+	"github.com/hoistci/hoist/pkg/lock"
 )
 
 // Roles of the nodes that take images; k3d's load balancer and registry
@@ -47,6 +53,12 @@ type LoadOptions struct {
 	// TempDir holds layers while their digest is computed (default: the
 	// system's temporary folder).
 	TempDir string
+	// StateFile remembers the manifests Hoist wrote, with the config and
+	// layers each names (e.g. build/hoist/cluster-manifests.json). A node's
+	// image list then tells which images and layers it holds, so most
+	// loads ask each node one question (`ctr images ls`). Empty: no memory;
+	// names of ours then need a second question (`ctr content ls`).
+	StateFile string
 }
 
 // LoadResult says what Load did.
@@ -81,9 +93,99 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		}
 		names[i] = n
 	}
-	invs, err := inventories(ctx, api, nodes)
-	if err != nil {
-		return res, err
+	// What Hoist loaded before: manifest digest -> config and layers.
+	known := readState(o.StateFile)
+	seen := map[string]bool{} // config digests of remembered manifests
+	for _, m := range known {
+		seen[m.Config] = true
+	}
+	var unknown []string // refs of images Hoist has never loaded
+	for _, img := range images {
+		if !seen[img.ID] {
+			unknown = append(unknown, img.Ref)
+		}
+	}
+	// Images Hoist has never loaded anywhere are most likely to be sent:
+	// the engine starts saving them, and the nodes start their imports,
+	// while the nodes are asked what they hold. The save is dropped, and a
+	// node's import cancelled before it read a byte, when not needed.
+	var early *saving
+	var pre []*starting
+	if len(unknown) > 0 {
+		early = startSave(ctx, api, unknown)
+		defer early.close()
+		pre = make([]*starting, len(nodes))
+		for j, n := range nodes {
+			pre[j] = startImport(ctx, api, n)
+		}
+		defer func() {
+			for _, p := range pre {
+				if p != nil {
+					p.cancel(ctx)
+				}
+			}
+		}()
+	}
+
+	// One question per node: which images it has. A name pointing at a
+	// manifest Hoist wrote tells the config and layers behind it (the
+	// manifest's digest covers them). Only a name of ours pointing at a
+	// manifest someone else wrote needs a second question (which blobs and
+	// configs the node holds), to learn its config.
+	// A node that cannot answer is failed (named in the error); the others
+	// are still loaded.
+	invs, bad := askEach(ctx, api, nodes, []string{"images"})
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	var ask []int
+	for j := range nodes {
+		if bad[j] != nil {
+			continue
+		}
+		for i := range images {
+			if m, ok := invs[j].images[names[i]]; ok && known[m].Config == "" {
+				ask = append(ask, j)
+				break
+			}
+		}
+	}
+	if len(ask) > 0 {
+		sub := make([]Node, len(ask))
+		for k, j := range ask {
+			sub[k] = nodes[j]
+		}
+		more, errs := askEach(ctx, api, sub, []string{"content"})
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		for k, j := range ask {
+			invs[j].blobs, invs[j].config = more[k].blobs, more[k].config
+			bad[j] = errs[k]
+		}
+	}
+	for j := range nodes {
+		for _, m := range invs[j].images {
+			if k, ok := known[m]; ok {
+				invs[j].blobs[k.Config] = true
+				for _, d := range k.Layers {
+					invs[j].blobs[d] = true
+				}
+			}
+		}
+	}
+	current := func(j, i int) bool {
+		if bad[j] != nil {
+			return true // failed already: nothing is sent to it
+		}
+		m, ok := invs[j].images[names[i]]
+		return ok && (known[m].Config == images[i].ID || invs[j].config[m] == images[i].ID)
+	}
+	var badErrs []error
+	for _, err := range bad {
+		if err != nil {
+			badErrs = append(badErrs, err)
+		}
 	}
 
 	// Decide per node what it lacks; the stream carries the union.
@@ -94,7 +196,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	for i, img := range images {
 		missing := false
 		for j := range nodes {
-			if invs[j].has(names[i], img.ID) {
+			if current(j, i) {
 				continue
 			}
 			missing = true
@@ -112,11 +214,11 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		refs = append(refs, img.Ref)
 	}
 	if len(send) == 0 {
-		return res, nil
+		return res, errors.Join(badErrs...)
 	}
 	for j, n := range nodes {
-		for i, img := range images {
-			if !invs[j].has(names[i], img.ID) {
+		for i := range images {
+			if !current(j, i) {
 				targets = append(targets, n)
 				res.Nodes = append(res.Nodes, n.Name)
 				break
@@ -125,15 +227,29 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	}
 	res.Sent = refs
 
-	saved, err := api.ImageSave(ctx, refs)
-	if err != nil {
-		return res, fmt.Errorf("saving %s from the engine: %w", strings.Join(refs, ", "), err)
+	if early == nil || !subset(refs, unknown) {
+		if early != nil {
+			early.close()
+		}
+		early = startSave(ctx, api, refs)
+		defer early.close()
 	}
-	defer saved.Close()
+	saved, err := early.stream()
+	if err != nil {
+		return res, err
+	}
 
 	f := &fanout{}
 	for _, n := range targets {
-		s, err := start(ctx, api, n.Name, append(append([]string{}, ctr...), "images", "import", "--all-platforms", "-"), true)
+		var s *session
+		var err error
+		if pre != nil {
+			j := indexOf(nodes, n)
+			s, err = pre[j].get()
+			pre[j] = nil
+		} else {
+			s, err = start(ctx, api, n.Name, importCmd(), true)
+		}
 		if err != nil {
 			f.abort()
 			f.wait(ctx)
@@ -142,7 +258,8 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		f.sinks = append(f.sinks, &sink{node: n.Name, s: s})
 	}
 	var werr error
-	res.Blobs, res.Bytes, werr = rewrite(f, saved, send, want, o.TempDir)
+	written := map[string]loaded{}
+	res.Blobs, res.Bytes, werr = rewrite(f, saved, send, want, o.TempDir, written)
 	if werr != nil {
 		// A truncated archive has no index.json, so no node imports half
 		// of it; closing the connections ends every ctr promptly.
@@ -152,13 +269,16 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("loading images into %s: %w", strings.Join(res.Nodes, ", "), ctx.Err())
 	}
-	if len(nodeErrs) > 0 {
+	if nodeErrs = append(badErrs, nodeErrs...); len(nodeErrs) > 0 {
 		return res, errors.Join(nodeErrs...)
 	}
 	if werr != nil {
 		return res, fmt.Errorf("streaming images to the nodes: %w", werr)
 	}
-	return res, nil
+	for m, l := range written {
+		known[m] = l
+	}
+	return res, writeState(o.StateFile, known)
 }
 
 // containerdName is the name containerd records for an engine reference:
@@ -171,14 +291,33 @@ func containerdName(ref string) (string, error) {
 	return reference.TagNameOnly(n).String(), nil
 }
 
-// inventories asks every node, at once, what its containerd holds.
-func inventories(ctx context.Context, api client.APIClient, nodes []Node) ([]inventory, error) {
+// inventories asks every node, at once, what images (and, with content,
+// which blobs) its containerd holds.
+func inventories(ctx context.Context, api client.APIClient, nodes []Node, content bool) ([]inventory, error) {
+	what := []string{"images"}
+	if content {
+		what = append(what, "content")
+	}
+	return ask(ctx, api, nodes, what)
+}
+
+func ask(ctx context.Context, api client.APIClient, nodes []Node, lists []string) ([]inventory, error) {
+	invs, errs := askEach(ctx, api, nodes, lists)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return invs, nil
+}
+
+// askEach asks every node, at once, for the lists (images, content) and
+// returns what each holds and, per node, why it could not answer.
+func askEach(ctx context.Context, api client.APIClient, nodes []Node, lists []string) ([]inventory, []error) {
 	invs := make([]inventory, len(nodes))
-	errs := make([]error, 2*len(nodes))
+	errs := make([]error, len(lists)*len(nodes))
 	var wg sync.WaitGroup
 	for j, n := range nodes {
 		invs[j] = newInventory()
-		for k, what := range []string{"images", "content"} {
+		for k, what := range lists {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -187,7 +326,7 @@ func inventories(ctx context.Context, api client.APIClient, nodes []Node) ([]inv
 					err = fmt.Errorf("ctr %s ls exited %d: %s", what, r.ExitCode, r.tail())
 				}
 				if err != nil {
-					errs[2*j+k] = fmt.Errorf("node %s: asking containerd what it holds: %w", n.Name, err)
+					errs[len(lists)*j+k] = fmt.Errorf("node %s: asking containerd what it holds: %w", n.Name, err)
 					return
 				}
 				if what == "images" {
@@ -201,10 +340,11 @@ func inventories(ctx context.Context, api client.APIClient, nodes []Node) ([]inv
 	// Each goroutine writes only its own node's maps, one for images and
 	// one for content, which touch different fields.
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	perNode := make([]error, len(nodes))
+	for j := range nodes {
+		perNode[j] = errors.Join(errs[len(lists)*j : len(lists)*(j+1)]...)
 	}
-	return invs, nil
+	return invs, perNode
 }
 
 // sink is one node's import.
@@ -214,28 +354,50 @@ type sink struct {
 	err  error
 }
 
-// fanout writes one stream to every node's import. A node that fails is
-// dropped and remembered; the others go on. It fails only when every node
-// has failed.
+// fanout writes one stream to every node's import. Each chunk goes to all
+// nodes at the same time, so they ingest side by side rather than in turn.
+// A node that fails is dropped and remembered; the others go on. It fails
+// only when every node has failed.
 type fanout struct{ sinks []*sink }
 
 func (f *fanout) Write(p []byte) (int, error) {
-	live := 0
+	var live []*sink
 	for _, k := range f.sinks {
-		if k.err != nil {
-			continue
+		if k.err == nil {
+			live = append(live, k)
 		}
-		if _, err := k.s.Write(p); err != nil {
-			k.err = err
-			k.s.Abort()
-			continue
-		}
-		live++
 	}
-	if live == 0 {
+	if len(live) == 0 {
 		return 0, errors.New("every node stopped reading")
 	}
-	return len(p), nil
+	if len(live) == 1 {
+		return len(p), live[0].write(p)
+	}
+	var wg sync.WaitGroup
+	for _, k := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k.write(p)
+		}()
+	}
+	wg.Wait()
+	for _, k := range live {
+		if k.err == nil {
+			return len(p), nil
+		}
+	}
+	return 0, errors.New("every node stopped reading")
+}
+
+// write sends p to the node; a failure marks the node failed and ends its
+// import, and is reported by wait.
+func (k *sink) write(p []byte) error {
+	if _, err := k.s.Write(p); err != nil {
+		k.err = err
+		k.s.Abort()
+	}
+	return nil
 }
 
 func (f *fanout) abort() {
@@ -275,4 +437,125 @@ func (f *fanout) wait(ctx context.Context) []error {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Error() < out[j].Error() })
 	return out
+}
+
+// loaded is a manifest Hoist wrote: the config and layers it names.
+type loaded struct {
+	Config string   `json:"config"`
+	Layers []string `json:"layers"`
+}
+
+// readState reads the remembered manifests; a missing or unreadable file is
+// no memory (the load then asks the nodes for more).
+func readState(path string) map[string]loaded {
+	m := map[string]loaded{}
+	if path == "" {
+		return m
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+func writeState(path string, m map[string]loaded) error {
+	if path == "" {
+		return nil
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("remembering loaded manifests: %w", err)
+	}
+	return lock.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// saving is a `docker save` under way.
+type saving struct {
+	done   chan struct{}
+	rc     io.ReadCloser
+	err    error
+	cancel context.CancelFunc
+}
+
+func startSave(ctx context.Context, api client.APIClient, refs []string) *saving {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &saving{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(s.done)
+		s.rc, s.err = api.ImageSave(ctx, refs)
+		if s.err != nil {
+			s.err = fmt.Errorf("saving %s from the engine: %w", strings.Join(refs, ", "), s.err)
+		}
+	}()
+	return s
+}
+
+func (s *saving) stream() (io.Reader, error) {
+	<-s.done
+	return s.rc, s.err
+}
+
+// close ends the save, whether or not it was read.
+func (s *saving) close() {
+	s.cancel()
+	<-s.done
+	if s.rc != nil {
+		s.rc.Close()
+	}
+}
+
+func subset(a, b []string) bool {
+	in := map[string]bool{}
+	for _, x := range b {
+		in[x] = true
+	}
+	for _, x := range a {
+		if !in[x] {
+			return false
+		}
+	}
+	return true
+}
+
+func importCmd() []string {
+	return append(append([]string{}, ctr...), "images", "import", "--all-platforms", "-")
+}
+
+func indexOf(nodes []Node, n Node) int {
+	for j := range nodes {
+		if nodes[j] == n {
+			return j
+		}
+	}
+	return -1
+}
+
+// starting is an import being started in a node ahead of need.
+type starting struct {
+	done chan struct{}
+	s    *session
+	err  error
+}
+
+func startImport(ctx context.Context, api client.APIClient, n Node) *starting {
+	st := &starting{done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		st.s, st.err = start(ctx, api, n.Name, importCmd(), true)
+	}()
+	return st
+}
+
+func (st *starting) get() (*session, error) {
+	<-st.done
+	return st.s, st.err
+}
+
+// cancel ends an import that was not needed: the connection closes before
+// any byte was sent, so ctr reads an empty archive and imports nothing.
+func (st *starting) cancel(ctx context.Context) {
+	if s, err := st.get(); err == nil {
+		s.Abort()
+		s.Wait(context.WithoutCancel(ctx))
+	}
 }

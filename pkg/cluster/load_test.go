@@ -85,41 +85,71 @@ func TestLoadServerAndAgentFromOneStream(t *testing.T) {
 
 func TestLoadIncremental(t *testing.T) {
 	e := testenv.Engine(t)
-	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
-	imgs, base := makeImages(t, e, 4)
-	ctx := context.Background()
-	if _, err := cluster.Load(ctx, e.API, nodes, imgs, cluster.LoadOptions{}); err != nil {
-		t.Fatal(err)
+	img := standin.Image(t, e)
+	tests := []struct {
+		name  string
+		state bool // remember manifests between loads (one question per node)
+	}{
+		{name: "asking the nodes everything", state: false},
+		{name: "with remembered manifests", state: true},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, nodes := standin.Cluster(t, e, img, cluster.RoleServer, cluster.RoleAgent)
+			imgs, base := makeImages(t, e, 4)
+			ctx := context.Background()
+			o := cluster.LoadOptions{}
+			if tt.state {
+				o.StateFile = t.TempDir() + "/manifests.json"
+			}
+			if _, err := cluster.Load(ctx, e.API, nodes, imgs, o); err != nil {
+				t.Fatal(err)
+			}
 
-	// Unchanged: nothing is saved or sent.
-	res, err := cluster.Load(ctx, e.API, nodes, imgs, cluster.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Sent) != 0 || res.Bytes != 0 || len(res.Skipped) != 4 || len(res.Nodes) != 0 {
-		t.Fatalf("reload of unchanged images sent %v to %v (%d bytes), skipped %v; want nothing sent, 4 skipped", res.Sent, res.Nodes, res.Bytes, res.Skipped)
-	}
+			// Unchanged: nothing is saved or sent.
+			res, err := cluster.Load(ctx, e.API, nodes, imgs, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Sent) != 0 || res.Bytes != 0 || len(res.Skipped) != 4 || len(res.Nodes) != 0 {
+				t.Fatalf("reload of unchanged images sent %v to %v (%d bytes), skipped %v; want nothing sent, 4 skipped", res.Sent, res.Nodes, res.Bytes, res.Skipped)
+			}
 
-	// One image rebuilt under the same reference with a new payload: only
-	// it is sent, and of it only the new layer, its config and its manifest;
-	// the shared base layer is already on the nodes.
-	changed := imgs[2].Ref
-	imgs[2] = makeImage(t, e, changed, base, standin.Layer{"payload": random(64 << 10)})
-	res, err = cluster.Load(ctx, e.API, nodes, imgs, cluster.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
+			// One image rebuilt under the same reference with a new payload:
+			// only it is sent, and of it only the new layer, its config and
+			// its manifest; the shared base layer is already on the nodes.
+			changed := imgs[2].Ref
+			imgs[2] = makeImage(t, e, changed, base, standin.Layer{"payload": random(64 << 10)})
+			res, err = cluster.Load(ctx, e.API, nodes, imgs, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Sent) != 1 || res.Sent[0] != changed || len(res.Skipped) != 3 {
+				t.Fatalf("after changing %s: sent %v, skipped %v", changed, res.Sent, res.Skipped)
+			}
+			if res.Blobs != 3 {
+				t.Errorf("after changing one image: %d blobs streamed, want 3 (new layer, config, manifest)", res.Blobs)
+			}
+			if res.Bytes > 100<<10 {
+				t.Errorf("after changing one image: %d bytes streamed, want about the 64 KiB payload (the 256 KiB base must not be sent)", res.Bytes)
+			}
+			requireLoaded(t, e, nodes, imgs)
+
+			// Tagged away on one node (e.g. a node replaced): that node alone
+			// gets it again.
+			if _, err := standin.Ctr(ctx, e, nodes[1].Name, "images", "rm", "docker.io/"+imgs[0].Ref); err != nil {
+				t.Fatal(err)
+			}
+			res, err = cluster.Load(ctx, e.API, nodes, imgs, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Sent) != 1 || len(res.Nodes) != 1 || res.Nodes[0] != nodes[1].Name {
+				t.Fatalf("after removing %s from %s: sent %v to %v", imgs[0].Ref, nodes[1].Name, res.Sent, res.Nodes)
+			}
+			requireLoaded(t, e, nodes, imgs)
+		})
 	}
-	if len(res.Sent) != 1 || res.Sent[0] != changed || len(res.Skipped) != 3 {
-		t.Fatalf("after changing %s: sent %v, skipped %v", changed, res.Sent, res.Skipped)
-	}
-	if res.Blobs != 3 {
-		t.Errorf("after changing one image: %d blobs streamed, want 3 (new layer, config, manifest)", res.Blobs)
-	}
-	if res.Bytes > 100<<10 {
-		t.Errorf("after changing one image: %d bytes streamed, want about the 64 KiB payload (the 256 KiB base must not be sent)", res.Bytes)
-	}
-	requireLoaded(t, e, nodes, imgs)
 }
 
 func TestLoadSendsOnlyWhatEachNodeLacks(t *testing.T) {
