@@ -17,13 +17,6 @@ type inventory struct {
 	images map[string]string // image name -> manifest digest
 }
 
-// has reports whether the node has the image name pointing at a manifest
-// whose config digest is id.
-func (inv inventory) has(name, id string) bool {
-	m, ok := inv.images[name]
-	return ok && inv.config[m] == id
-}
-
 // parseContent reads `ctr content ls`: tab-separated DIGEST, SIZE, AGE,
 // LABELS, where a manifest's labels name its config
 // (containerd.io/gc.ref.content.config=DIGEST).
