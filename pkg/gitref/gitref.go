@@ -14,10 +14,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -147,8 +149,31 @@ func Reserve(ctx context.Context, r Reserver, base *semver.Version, sha string) 
 			return nil, fmt.Errorf("reserving a %s version: every staging number up to %d is taken: bump VERSION", base, n)
 		}
 		n++
+		// Others are reserving too. Back off for a random time that grows
+		// with each collision (a crowd of runs then stops colliding on the
+		// same number), and skip past the tags they took meanwhile.
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("reserving a %s version: %w", base, err)
+		}
+		if h, err := Hint(ctx, r, base); err == nil && h > n {
+			n = h
+		}
 	}
 	return nil, fmt.Errorf("reserving a %s version on %s: %d tags in a row already exist: check the remote, or bump VERSION", base, r, maxAttempts)
+}
+
+// backoff sleeps a random time in [0, min(10ms·2^attempt, 1s)).
+func backoff(ctx context.Context, attempt int) error {
+	limit := 10 * time.Millisecond << min(attempt, 7)
+	limit = min(limit, time.Second)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ReserveExact reserves exactly tag at sha: it creates the tag when absent,
