@@ -189,7 +189,7 @@ func checkRemote(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	if _, err := o.Reserver.Tags(ctx, "\x00none"); err != nil {
+	if _, err := o.Reserver.Tags(ctx, "hoist-preflight-"); err != nil {
 		return fmt.Errorf("reading tags on %s: %w", o.Reserver, err)
 	}
 	return nil

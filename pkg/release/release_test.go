@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,6 +394,10 @@ func TestBadInput(t *testing.T) {
 		{name: "wrong branch checked out", setup: func(t *testing.T, f *fixture) { f.opts.Ref = "refs/heads/main" }, wantIn: "the run is for branch main but the checkout is on staging"},
 		{name: "missing remote", setup: func(t *testing.T, f *fixture) { git(t, f.work, "remote", "remove", "origin") }, wantIn: "git remote add origin", is: gitref.ErrNoRemote},
 		{name: "remote gone", setup: func(t *testing.T, f *fixture) { os.RemoveAll(f.bare) }, wantIn: "does not appear to be a git repository", is: gitref.ErrNoRemote},
+		{name: "no git credentials", setup: func(t *testing.T, f *fixture) {
+			url := authGitServer(t, f.bare)
+			git(t, f.work, "remote", "set-url", "origin", url)
+		}, wantIn: "give git credentials", is: gitref.ErrAuth},
 		{name: "no GitHub token", setup: func(t *testing.T, f *fixture) {
 			f.opts.GitHub, _ = github.New(f.gh.URL, "acme/widgets", "")
 		}, wantIn: "set HOIST_GITHUB_TOKEN or GITHUB_TOKEN"},
@@ -434,6 +440,24 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// authGitServer serves bare through real git (git http-backend) behind a
+// password the test never gives, and returns its URL.
+func authGitServer(t *testing.T, bare string) string {
+	out, _ := exec.Command("git", "--exec-path").Output()
+	backend := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	h := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "hoist" || p != "right" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/" + filepath.Base(bare)
 }
 
 func commitFile(t *testing.T, f *fixture, name, body string) {

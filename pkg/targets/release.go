@@ -65,6 +65,9 @@ func Reserve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.pr {
+		return fmt.Errorf("reserve: fork/pull-request mode never creates tags: a reservation belongs to the staging line")
+	}
 	o, err := s.releaseOptions()
 	if err != nil {
 		return err
