@@ -38,6 +38,9 @@ type Server struct {
 	*httptest.Server
 	Repo  string // OWNER/NAME
 	Token string // the only token accepted
+	// After, when set, is called after each request is answered (without
+	// the server's lock held), to play another client acting in between.
+	After func(method, path string)
 
 	mu       sync.Mutex
 	refs     map[string]string // refs/tags/X → commit sha
@@ -112,6 +115,22 @@ const (
 var sha40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r)
+	if s.After != nil {
+		s.After(r.Method, r.URL.Path)
+	}
+}
+
+// CreateRelease stores a release as another client's POST would.
+func (s *Server) CreateRelease(tag, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs["refs/tags/"+tag] = sha
+	s.releases[s.nextID] = &Release{ID: s.nextID, TagName: tag, TargetCommitish: sha, Name: tag, CreatedAt: time.Now().UTC()}
+	s.nextID++
+}
+
+func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls = append(s.calls, r.Method+" "+r.URL.Path)
 	s.mu.Unlock()

@@ -100,3 +100,27 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzDecide: any ref gives a line with a reason; Release only for a
+// vX.Y.Z tag; a pull request or fork never gets a pushing line.
+func FuzzDecide(f *testing.F) {
+	for _, s := range []string{"refs/heads/staging", "refs/heads/main", "refs/tags/v1.2.3", "refs/tags/v1.2.3-rc.1", "refs/tags/1.2.3", "refs/pull/1/merge", "", "main", "refs/tags/v01.2.3", "refs/heads/"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, ref string, pr bool) {
+		d := Decide(ref, pr, Branches{Staging: "staging", Main: "main"})
+		if d.Why == "" {
+			t.Fatalf("%q: no reason", ref)
+		}
+		if pr && d.Line != Verify {
+			t.Fatalf("%q in a pull request: line %s", ref, d.Line)
+		}
+		if d.Line == Release && (!strings.HasPrefix(ref, "refs/tags/v") || d.Tag != strings.TrimPrefix(ref, "refs/tags/")) {
+			t.Fatalf("%q: release line with tag %q", ref, d.Tag)
+		}
+		if (d.Line == Staging || d.Line == Main) && d.Branch != "staging" && d.Branch != "main" {
+			t.Fatalf("%q: line %s on branch %q", ref, d.Line, d.Branch)
+		}
+	})
+}

@@ -579,6 +579,31 @@ func TestPublishAgainstGitHub(t *testing.T) {
 	}
 }
 
+// TestPublishRace: another run creates the release between this run's GET
+// (404) and POST (422 already_exists); Publish then updates it.
+func TestPublishRace(t *testing.T) {
+	gh := githubtest.New(t, "acme/widgets", token)
+	sha := strings.Repeat("f", 40)
+	gh.After = func(method, path string) {
+		if method == http.MethodGet && strings.HasSuffix(path, "/releases/tags/2.0.0") {
+			gh.After = nil
+			gh.CreateRelease("2.0.0", sha)
+		}
+	}
+	c, _ := github.New(gh.URL, "acme/widgets", token)
+	pub, err := Publish(context.Background(), c, GitHubRelease{Tag: "2.0.0", Commit: sha, Name: "2.0.0", Body: "mine"})
+	if err != nil || pub.Created {
+		t.Fatalf("Publish = %+v, %v", pub, err)
+	}
+	if r := gh.Releases()["2.0.0"]; r.Body != "mine" || len(gh.Releases()) != 1 {
+		t.Fatalf("releases %+v", gh.Releases())
+	}
+	calls := strings.Join(gh.Calls(), ",")
+	if want := "GET /repos/acme/widgets/releases/tags/2.0.0,POST /repos/acme/widgets/releases,GET /repos/acme/widgets/releases/tags/2.0.0,PATCH /repos/acme/widgets/releases/1"; calls != want {
+		t.Fatalf("calls %s\nwant  %s", calls, want)
+	}
+}
+
 // TestPublishCancelled: the GitHub client honours ctx.
 func TestPublishCancelled(t *testing.T) {
 	gh := githubtest.New(t, "acme/widgets", token)
