@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/lock"
 )
 
 // releaseRepo is a committed one-image repository on branch staging with a
@@ -150,6 +153,39 @@ func TestReleaseTargetDryRun(t *testing.T) {
 	}
 	if tags := run(t, t.TempDir(), "git", "ls-remote", "--tags", bare); tags != "" {
 		t.Fatalf("dry run created tags: %s", tags)
+	}
+}
+
+// TestReleaseTargetStagingBuildsReservedVersion runs the staging line with
+// the real engine: the tag is reserved on the remote, Images builds that
+// very version (the flow hands it over as HOIST_VERSION), and the run stops
+// at the first stage this build does not have, before anything is pushed.
+func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
+	e := testenv.Engine(t)
+	dir, bare := releaseRepo(t)
+	project := testenv.Unique("hoistrel")
+	os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY hello /hello\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte("project: "+project+"\nimages:\n  - {name: app, dockerfile: Dockerfile}\n"), 0o644)
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "image")
+	t.Setenv(envRef, "refs/heads/staging")
+	t.Setenv(envVersion, "")
+	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.1") })
+	out, err := stdout(t, func() error { return Release(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "Test: stage not available") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	sha := run(t, dir, "git", "rev-parse", "HEAD")
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+		t.Fatalf("remote tags %q", tags)
+	}
+	l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 {
+		t.Fatalf("lock = %+v", l)
 	}
 }
 
