@@ -43,7 +43,8 @@ type Server struct {
 	After func(method, path string)
 
 	mu       sync.Mutex
-	refs     map[string]string // refs/tags/X → commit sha
+	refs     map[string]string // refs/tags/X → commit sha, or tag object sha
+	tagObjs  map[string]string // annotated tag object sha → commit sha
 	releases map[int64]*Release
 	nextID   int64
 	calls    []string
@@ -51,7 +52,7 @@ type Server struct {
 
 // New starts a server for repo that accepts token, closed with the test.
 func New(t testing.TB, repo, token string) *Server {
-	s := &Server{Repo: repo, Token: token, refs: map[string]string{}, releases: map[int64]*Release{}, nextID: 1}
+	s := &Server{Repo: repo, Token: token, refs: map[string]string{}, tagObjs: map[string]string{}, releases: map[int64]*Release{}, nextID: 1}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -70,6 +71,15 @@ func (s *Server) SetRef(ref, sha string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refs[ref] = sha
+}
+
+// SetAnnotatedTag creates refs/tags/name pointing at an annotated tag
+// object tagSHA, which points at commit.
+func (s *Server) SetAnnotatedTag(name, tagSHA, commit string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs["refs/tags/"+name] = tagSHA
+	s.tagObjs[tagSHA] = commit
 }
 
 // Releases returns the stored releases by tag.
@@ -179,6 +189,14 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(w, http.StatusOK, s.refJSON(ref))
+	case r.Method == http.MethodGet && strings.HasPrefix(p, "git/tags/"):
+		sha := strings.TrimPrefix(p, "git/tags/")
+		commit, ok := s.tagObjs[sha]
+		if !ok {
+			fail(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/git/tags#get-a-tag")
+			return
+		}
+		reply(w, http.StatusOK, map[string]any{"sha": sha, "tag": "annotated", "message": "", "object": map[string]any{"sha": commit, "type": "commit"}})
 	case r.Method == http.MethodGet && strings.HasPrefix(p, "git/matching-refs/"):
 		pre := "refs/" + strings.TrimPrefix(p, "git/matching-refs/")
 		var names []string
@@ -273,6 +291,13 @@ func (s *Server) refJSON(ref string) map[string]any {
 		"ref":     ref,
 		"node_id": "REF_" + ref,
 		"url":     s.URL + "/repos/" + s.Repo + "/git/" + ref,
-		"object":  map[string]any{"type": "commit", "sha": s.refs[ref], "url": s.URL + "/repos/" + s.Repo + "/git/commits/" + s.refs[ref]},
+		"object":  s.objectJSON(s.refs[ref]),
 	}
+}
+
+func (s *Server) objectJSON(sha string) map[string]any {
+	if _, ok := s.tagObjs[sha]; ok {
+		return map[string]any{"type": "tag", "sha": sha, "url": s.URL + "/repos/" + s.Repo + "/git/tags/" + sha}
+	}
+	return map[string]any{"type": "commit", "sha": sha, "url": s.URL + "/repos/" + s.Repo + "/git/commits/" + sha}
 }

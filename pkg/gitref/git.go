@@ -171,7 +171,9 @@ func porcelain(out, ref string) (flag, summary string, ok bool) {
 
 // Tag reads refs/tags/name on the remote, peeling an annotated tag.
 func (g *Git) Tag(ctx context.Context, name string) (string, bool, error) {
-	out, err := g.git(ctx, "ls-remote", "--tags", g.Remote, "refs/tags/"+name)
+	// The peeled pattern must be asked for: with a pattern, ls-remote shows
+	// an annotated tag's object but not the commit it points at.
+	out, err := g.git(ctx, "ls-remote", "--tags", g.Remote, "refs/tags/"+name, "refs/tags/"+name+"^{}")
 	if err != nil {
 		return "", false, g.classify(err)
 	}

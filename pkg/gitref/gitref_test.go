@@ -310,6 +310,35 @@ func TestReserveHintAndStaleHint(t *testing.T) {
 	}
 }
 
+// TestGitAnnotatedTag: an annotated tag made by hand at this commit counts
+// as at this commit (peeled), and one at another commit as elsewhere.
+func TestGitAnnotatedTag(t *testing.T) {
+	_, work, sha := repo(t)
+	git(t, work, "tag", "-a", "-m", "by hand", "2.0.0")
+	git(t, work, "push", "-q", "origin", "2.0.0")
+	g := &Git{Dir: work, Remote: "origin"}
+	ctx := context.Background()
+	res, err := ReserveExact(ctx, g, "2.0.0", sha)
+	if err != nil || !res.Existing {
+		t.Fatalf("annotated tag at this commit: %+v, %v", res, err)
+	}
+	other := commit(t, work, "later")
+	if _, err := ReserveExact(ctx, g, "2.0.0", other); !errors.Is(err, ErrElsewhere) || !strings.Contains(err.Error(), sha[:12]) {
+		t.Fatalf("annotated tag from another commit: %v", err)
+	}
+}
+
+func TestGitHubAnnotatedTag(t *testing.T) {
+	srv := githubtest.New(t, "acme/widgets", "ghp_x")
+	c, _ := github.New(srv.URL, "acme/widgets", "ghp_x")
+	commitSHA, tagSHA := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	srv.SetAnnotatedTag("2.0.0", tagSHA, commitSHA)
+	res, err := ReserveExact(context.Background(), &GitHub{Client: c}, "2.0.0", commitSHA)
+	if err != nil || !res.Existing {
+		t.Fatalf("annotated tag at this commit: %+v, %v", res, err)
+	}
+}
+
 func TestGitSameCommitTagIsNotReserved(t *testing.T) {
 	_, work, sha := repo(t)
 	g := &Git{Dir: work, Remote: "origin"}
