@@ -230,7 +230,7 @@ func (g *Git) Inspect(ctx context.Context) (*Checkout, error) {
 	if b, err := g.git(ctx, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
 		c.Branch = strings.TrimSpace(b)
 	}
-	st, err := g.git(ctx, "status", "--porcelain")
+	st, err := g.git(ctx, "status", "--porcelain", "--untracked-files=all")
 	if err != nil {
 		return nil, fmt.Errorf("reading the checkout's status: %w", err)
 	}

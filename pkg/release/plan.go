@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -36,6 +37,9 @@ type Options struct {
 	VersionFile string // the VERSION file
 	Changelogs  string // folder of X.Y.Z.md notes
 	LockPath    string // the run's lock file
+	// BuildDir is Hoist's output folder, relative to the checkout: files
+	// there do not make the checkout dirty, even when not git-ignored.
+	BuildDir string
 	// Git is the checkout (and, for the git backend, the remote).
 	Git *gitref.Git
 	// Reserver creates tags: a *gitref.Git or a *gitref.GitHub.
@@ -106,7 +110,7 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		p.Steps = []flow.Step{stage("Images", o.Stages.Images), stage("Test", o.Stages.Test), stage("Scan", o.Stages.Scan)}
 		return p, nil
 	}
-	if err := checkCheckout(ctx, o.Git, co, p.Decision); err != nil {
+	if err := checkCheckout(ctx, o.Git, co, p.Decision, o.BuildDir); err != nil {
 		return nil, err
 	}
 	if err := checkRemote(ctx, o); err != nil {
@@ -154,9 +158,9 @@ func localRef(ctx context.Context, g *gitref.Git, co *gitref.Checkout) (string, 
 	return "", nil
 }
 
-func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d flow.Decision) error {
-	if len(co.Dirty) > 0 {
-		return fmt.Errorf("the checkout has %d uncommitted change(s) (first: %q): commit or stash them; a release is built only from a commit", len(co.Dirty), co.Dirty[0])
+func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d flow.Decision, buildDir string) error {
+	if dirty := changes(co, buildDir); len(dirty) > 0 {
+		return fmt.Errorf("the checkout has %d uncommitted change(s) (first: %q): commit or stash them; a release is built only from a commit", len(dirty), dirty[0])
 	}
 	switch d.Line {
 	case flow.Staging, flow.Main:
@@ -179,6 +183,21 @@ func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d fl
 		return fmt.Errorf("HEAD %s is not at tag %s: check out the tag (git checkout %s) or fetch it (git fetch --tags)", short(co.SHA), d.Tag, d.Tag)
 	}
 	return nil
+}
+
+// changes are the checkout's uncommitted changes outside buildDir.
+func changes(co *gitref.Checkout, buildDir string) []string {
+	dir := strings.Trim(filepath.ToSlash(filepath.Clean(buildDir)), "/")
+	var out []string
+	for _, l := range co.Dirty {
+		// git status --porcelain --untracked-files=all: "XY PATH".
+		path := strings.Trim(strings.TrimSpace(l[min(len(l), 2):]), `"`)
+		if dir != "" && dir != "." && strings.HasPrefix(path, dir+"/") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // checkRemote proves the remote exists and answers with the credentials at

@@ -386,6 +386,11 @@ func TestBadInput(t *testing.T) {
 		is     error
 	}{
 		{name: "dirty checkout", setup: func(t *testing.T, f *fixture) { write(t, f.work, "docs/CHANGELOGS/1.2.3.md", "edited\n") }, wantIn: "uncommitted change"},
+		{name: "untracked file beside the build folder", setup: func(t *testing.T, f *fixture) {
+			f.opts.BuildDir = "out/hoist"
+			write(t, f.work, "out/hoist/lock.json", "{}")
+			write(t, f.work, "out/other.txt", "x")
+		}, wantIn: "out/other.txt"},
 		{name: "untracked file", setup: func(t *testing.T, f *fixture) { write(t, f.work, "new.go", "package x") }, wantIn: "uncommitted change"},
 		{name: "detached checkout", setup: func(t *testing.T, f *fixture) {
 			git(t, f.work, "checkout", "-q", "--detach")
@@ -463,6 +468,17 @@ func authGitServer(t *testing.T, bare string) string {
 func commitFile(t *testing.T, f *fixture, name, body string) {
 	write(t, f.work, name, body)
 	git(t, f.work, "commit", "-q", "-am", "change "+name)
+}
+
+// TestBuildFolderIsNotDirt: Hoist's own output, even where .gitignore does
+// not cover it, does not stop a release.
+func TestBuildFolderIsNotDirt(t *testing.T) {
+	f := newFixture(t)
+	f.opts.BuildDir = "out/hoist"
+	write(t, f.work, "out/hoist/lock.json", "{}")
+	if _, err := Prepare(context.Background(), f.opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDryRunWritesNothing(t *testing.T) {

@@ -32,8 +32,8 @@ func Reserve(ctx context.Context, o Options, dryRun bool) (*Reservation, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(co.Dirty) > 0 {
-		return nil, fmt.Errorf("the checkout has %d uncommitted change(s) (first: %q): commit or stash them; a version is reserved for a commit", len(co.Dirty), co.Dirty[0])
+	if dirty := changes(co, o.BuildDir); len(dirty) > 0 {
+		return nil, fmt.Errorf("the checkout has %d uncommitted change(s) (first: %q): commit or stash them; a version is reserved for a commit", len(dirty), dirty[0])
 	}
 	if co.Branch == "" {
 		return nil, fmt.Errorf("HEAD is detached at %s: check out the branch to build (e.g. %s)", short(co.SHA), o.Branches.Staging)

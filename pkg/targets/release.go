@@ -130,6 +130,7 @@ func (s *session) releaseOptions() (release.Options, error) {
 		VersionFile: s.cfg.Path(s.cfg.VersionFile),
 		Changelogs:  s.cfg.Path(rc.Changelogs),
 		LockPath:    s.lockPath,
+		BuildDir:    s.cfg.BuildDir,
 		Git:         g,
 		Reserver:    g,
 		Ref:         os.Getenv(envRef),
