@@ -124,9 +124,10 @@ func Hint(ctx context.Context, r Reserver, base *semver.Version) (uint64, error)
 }
 
 // Reserve reserves the next free base-staging.N at sha by creating its tag,
-// starting from Hint and moving to N+1 each time the tag exists. Every
-// successful call gets its own N, however many run at once, on one machine
-// or many.
+// starting from Hint. When the tag exists it backs off briefly, reads the
+// hint again and tries the next number past both. Correctness rests on the
+// create alone, never on the hint: every successful call gets its own N,
+// however many run at once, on one machine or many.
 func Reserve(ctx context.Context, r Reserver, base *semver.Version, sha string) (*Reservation, error) {
 	base = baseOf(base)
 	n, err := Hint(ctx, r, base)
@@ -155,6 +156,7 @@ func Reserve(ctx context.Context, r Reserver, base *semver.Version, sha string) 
 		if err := backoff(ctx, attempt); err != nil {
 			return nil, fmt.Errorf("reserving a %s version: %w", base, err)
 		}
+		// A failed re-read only loses the shortcut; the create stays the lock.
 		if h, err := Hint(ctx, r, base); err == nil && h > n {
 			n = h
 		}
