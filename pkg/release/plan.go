@@ -216,7 +216,7 @@ func checkRemote(ctx context.Context, o Options) error {
 
 func (p *Plan) staging(ctx context.Context, o Options, notes string) error {
 	base := semver.MustParse(p.Base)
-	var want string // the tag a dry run shows
+	var next, how string // the tag a dry run shows, and how it was chosen
 	if o.Override != "" {
 		b, _, ok := gitref.ParseStaging(o.Override)
 		if !ok {
@@ -229,22 +229,22 @@ func (p *Plan) staging(ctx context.Context, o Options, notes string) error {
 		if err != nil {
 			return fmt.Errorf("version override: %w", err)
 		}
-		want = o.Override
+		next, how = o.Override, " (the override)"
 		if exists {
-			want += " (already there, at this commit)"
+			how = " (the override, already there at this commit)"
 		}
 	} else {
 		n, err := gitref.Hint(ctx, o.Reserver, base)
 		if err != nil {
 			return err
 		}
-		want = gitref.StagingTag(base, n) + " (the next free number now; the real run creates it atomically, moving on if it is taken)"
+		next, how = gitref.StagingTag(base, n), " (the next free number now; the real run creates it atomically and moves on if it is taken)"
 	}
 	var res *gitref.Reservation
 	version := func() string { return res.Tag }
 	p.Steps = append(p.Steps, flow.Step{
 		Name:   "Reserve",
-		Writes: []string{"git tag " + want + " on " + o.Reserver.String()},
+		Writes: []string{"git tag " + next + how + " on " + o.Reserver.String()},
 		Run: func(ctx context.Context) error {
 			var err error
 			if o.Override != "" {
@@ -267,9 +267,9 @@ func (p *Plan) staging(ctx context.Context, o Options, notes string) error {
 		},
 	})
 	p.build(o, func() string { return version() })
-	p.Steps = append(p.Steps, stage("Push", o.Stages.Push, "image tags "+p.Base+"-"+gitref.Channel+".N (the reserved one) and staging"))
+	p.Steps = append(p.Steps, stage("Push", o.Stages.Push, "image tags "+next+" and staging"))
 	if o.GitHub != nil {
-		p.Steps = append(p.Steps, p.publishStep(o, notes, version, version, true, p.Base+"-"+gitref.Channel+".N"))
+		p.Steps = append(p.Steps, p.publishStep(o, notes, version, version, true, next))
 	}
 	return nil
 }

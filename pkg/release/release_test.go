@@ -493,7 +493,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[1/8] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.N (the reserved one) and staging", "GitHub prerelease 1.2.3-staging.N on acme/widgets"} {
+	for _, want := range []string{"[1/8] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
 		}

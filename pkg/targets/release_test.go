@@ -146,6 +146,7 @@ func TestReleaseTargetDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
+	t.Log("\n" + out)
 	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/7] Reserve: would write git tag 0.3.0-staging.1", "Test (not available in this build"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
