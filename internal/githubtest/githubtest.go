@@ -110,7 +110,7 @@ type apiErr struct {
 func reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // the client sees a cut answer
 }
 
 func fail(w http.ResponseWriter, status int, msg, doc string) {
@@ -271,13 +271,16 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := json.Marshal(rel)
 		var cur map[string]json.RawMessage
-		json.Unmarshal(b, &cur)
+		_ = json.Unmarshal(b, &cur) // b was just marshalled
 		for k, v := range in {
 			cur[k] = v
 		}
 		b, _ = json.Marshal(cur)
 		var upd Release
-		json.Unmarshal(b, &upd)
+		if err := json.Unmarshal(b, &upd); err != nil {
+			fail(w, http.StatusUnprocessableEntity, "Validation Failed", docReleases+"#update-a-release")
+			return
+		}
 		upd.ID = rel.ID
 		*rel = upd
 		reply(w, http.StatusOK, rel)

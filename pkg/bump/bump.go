@@ -120,7 +120,7 @@ func next(cur *semver.Version, step string) (*semver.Version, error) {
 		}
 		return semver.New(maj, min, pat, "", ""), nil
 	case RC, Beta, Alpha:
-		return channel(cur, string(step))
+		return channel(cur, step)
 	}
 	if v, _, err := Parse(step); err == nil {
 		return v, nil

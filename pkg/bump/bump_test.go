@@ -67,7 +67,7 @@ func TestNext(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Next(%s, %s) = %s, want an error", tt.cur, tt.step, got)
 				}
-				if tt.wantErr != errAny && !errors.Is(err, tt.wantErr) {
+				if !errors.Is(tt.wantErr, errAny) && !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Next(%s, %s) error %q, want %v", tt.cur, tt.step, err, tt.wantErr)
 				}
 				if strings.Contains(err.Error(), "\n") {

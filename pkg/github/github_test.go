@@ -2,6 +2,7 @@ package github
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,8 +42,8 @@ func TestDoSendsWhatGitHubExpects(t *testing.T) {
 		got.Header.Get("Accept") != "application/vnd.github+json" || got.Header.Get("X-GitHub-Api-Version") == "" {
 		t.Fatalf("request %s %v", got.URL.Path, got.Header)
 	}
-	ae, ok := err.(*APIError)
-	if !ok || ae.Status != 403 || ae.DocumentationURL == "" || StatusOf(err) != 403 {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.DocumentationURL == "" || StatusOf(err) != 403 {
 		t.Fatalf("err = %#v", err)
 	}
 	msg := err.Error()
