@@ -111,8 +111,8 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 // LogPath is where a test's log goes.
 func LogPath(dir, name string) string { return filepath.Join(dir, "test-"+name+".log") }
 
-func runOne(ctx context.Context, api client.APIClient, c Case, logDir string) Result {
-	r := Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Log: LogPath(logDir, c.Name), At: time.Now().UTC()}
+func runOne(ctx context.Context, api client.APIClient, c Case, logDir string) (r Result) {
+	r = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Log: LogPath(logDir, c.Name), At: time.Now().UTC()}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 	f, err := os.Create(r.Log)

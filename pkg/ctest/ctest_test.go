@@ -83,7 +83,7 @@ func TestRunKeepsEveryResult(t *testing.T) {
 	}
 	for i, tt := range tests {
 		r := res[i]
-		if r.Name != tt.name || r.Passed != tt.passed || r.ExitCode != tt.exit || r.Err != nil {
+		if r.Name != tt.name || r.Passed != tt.passed || r.ExitCode != tt.exit || r.Err != nil || r.Duration <= 0 {
 			t.Errorf("%s: got passed=%v exit=%d err=%v, want passed=%v exit=%d", tt.name, r.Passed, r.ExitCode, r.Err, tt.passed, tt.exit)
 		}
 		b, err := os.ReadFile(ctest.LogPath(dir+"/logs", tt.name))
@@ -96,7 +96,7 @@ func TestRunKeepsEveryResult(t *testing.T) {
 			}
 		}
 		img, _ := l.Find(tt.name)
-		if img.Test == nil || img.Test.Passed != tt.passed || img.Test.ExitCode != tt.exit || img.Test.ImageID != id || img.Test.Log != r.Log {
+		if img.Test == nil || img.Test.Passed != tt.passed || img.Test.ExitCode != tt.exit || img.Test.ImageID != id || img.Test.Log != r.Log || img.Test.Duration == "0s" {
 			t.Errorf("%s: lock records %+v", tt.name, img.Test)
 		}
 	}
