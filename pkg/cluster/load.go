@@ -59,6 +59,12 @@ type LoadOptions struct {
 	// loads ask each node one question (`ctr images ls`). Empty: no memory;
 	// names of ours then need a second question (`ctr content ls`).
 	StateFile string
+	// Unpack makes each node unpack the images into snapshots as it imports
+	// them. Off, the kubelet's CRI unpacks an image when a container first
+	// uses it (containerd's CRI WithNewSnapshot unpacks on a missing
+	// snapshot), into the snapshotter the CRI uses, so images no pod runs
+	// are never unpacked. k3d's import always unpacks.
+	Unpack bool
 }
 
 // LoadResult says what Load did.
@@ -116,7 +122,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		defer early.close()
 		pre = make([]*starting, len(nodes))
 		for j, n := range nodes {
-			pre[j] = startImport(ctx, api, n)
+			pre[j] = startImport(ctx, api, n, o.Unpack)
 		}
 		defer func() {
 			for _, p := range pre {
@@ -248,7 +254,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 			s, err = pre[j].get()
 			pre[j] = nil
 		} else {
-			s, err = start(ctx, api, n.Name, importCmd(), true)
+			s, err = start(ctx, api, n.Name, importCmd(o.Unpack), true)
 		}
 		if err != nil {
 			f.abort()
@@ -517,8 +523,12 @@ func subset(a, b []string) bool {
 	return true
 }
 
-func importCmd() []string {
-	return append(append([]string{}, ctr...), "images", "import", "--all-platforms", "-")
+func importCmd(unpack bool) []string {
+	cmd := append(append([]string{}, ctr...), "images", "import", "--all-platforms")
+	if !unpack {
+		cmd = append(cmd, "--no-unpack")
+	}
+	return append(cmd, "-")
 }
 
 func indexOf(nodes []Node, n Node) int {
@@ -537,11 +547,11 @@ type starting struct {
 	err  error
 }
 
-func startImport(ctx context.Context, api client.APIClient, n Node) *starting {
+func startImport(ctx context.Context, api client.APIClient, n Node, unpack bool) *starting {
 	st := &starting{done: make(chan struct{})}
 	go func() {
 		defer close(st.done)
-		st.s, st.err = start(ctx, api, n.Name, importCmd(), true)
+		st.s, st.err = start(ctx, api, n.Name, importCmd(unpack), true)
 	}()
 	return st
 }

@@ -35,7 +35,12 @@ func makeImage(t *testing.T, e *engine.Engine, ref string, layers ...standin.Lay
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	// By ID too: an image remade under the same reference leaves the old
+	// one untagged.
+	t.Cleanup(func() {
+		e.Remove(context.Background(), ref)
+		e.Remove(context.Background(), img.ID)
+	})
 	return cluster.Image{Ref: ref, ID: img.ID, DiffIDs: img.DiffIDs}
 }
 
