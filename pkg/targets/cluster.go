@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -15,12 +16,18 @@ import (
 	"github.com/hoistci/hoist/pkg/plan"
 )
 
+// envUnpack makes the nodes unpack images at import, as k3d does, instead of
+// leaving it to the kubelet's first use.
+const envUnpack = "HOIST_UNPACK"
+
 // K3dLoad loads the built images into every server and agent node of the k3d cluster named in hoist.yaml, with no registry, sending only what the nodes lack.
 //
 // Nodes are found by k3d's labels. One archive is streamed to all nodes at
 // once into `ctr images import` (no privileged exec); images every node
 // already has are not sent, and of the others only the layers a node lacks.
-// A node that fails fails the target, named in the error.
+// A node that fails fails the target, named in the error. Images are
+// unpacked by the kubelet when a pod first runs them; HOIST_UNPACK=1 unpacks
+// at import instead.
 func K3dLoad(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -114,7 +121,10 @@ func (s *session) load(ctx context.Context, e *engine.Engine, nodes []cluster.No
 	for _, img := range imgs {
 		ci = append(ci, cluster.Image{Ref: img.Ref, ID: img.ImageID, DiffIDs: img.DiffIDs})
 	}
-	res, err := cluster.Load(ctx, e.API, nodes, ci, cluster.LoadOptions{StateFile: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "cluster-manifests.json")})
+	res, err := cluster.Load(ctx, e.API, nodes, ci, cluster.LoadOptions{
+		StateFile: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "cluster-manifests.json"),
+		Unpack:    truthy(os.Getenv(envUnpack)),
+	})
 	if err != nil {
 		return err
 	}
