@@ -170,3 +170,47 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 	}
 	return d.Digest, Compare(img, where, m.Config.Digest.String(), cf.RootFS.DiffIDs)
 }
+
+// Lock runs the gate on every image of the lock file at path: the engine's
+// image, and (when c is not nil) every reference already pushed. It returns
+// how many checks passed and all mismatches at once.
+func Lock(ctx context.Context, path string, e Inspector, c *registry.Client) (int, error) {
+	l, err := lock.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	if len(l.Images) == 0 {
+		return 0, fmt.Errorf("%s lists no images: run the Images and Test targets first", path)
+	}
+	n := 0
+	var errs []error
+	for _, img := range l.Images {
+		if err := Engine(ctx, e, img); err != nil {
+			errs = append(errs, err)
+		} else {
+			n++
+		}
+		if c == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, p := range img.Pushed {
+			if seen[p.Digest] {
+				continue
+			}
+			seen[p.Digest] = true
+			ref, err := name.ParseReference(p.Ref)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("digest gate: %s: lock records pushed reference %q: %w", img.Name, p.Ref, err))
+				continue
+			}
+			ref = ref.Context().Digest(p.Digest)
+			if _, err := Registry(ctx, c, ref, img); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		}
+	}
+	return n, errors.Join(errs...)
+}

@@ -196,7 +196,33 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		}
 		refs, err := copyManifest(ctx, c, it.src, it.dst, it.desc.Digest, true)
 		it.step.Referrer = refs
-		return err
+		if err != nil {
+			return err
+		}
+		// Tools that predate the referrers API (cosign) attach by tag:
+		// sha256-<hex>.sig, .att, .sbom. They travel with the image too.
+		prefix := it.desc.Digest.Algorithm + "-" + it.desc.Digest.Hex + "."
+		for _, t := range it.srcTags {
+			if !strings.HasPrefix(t, prefix) {
+				continue
+			}
+			d, err := c.Head(ctx, it.src.Tag(t))
+			if err != nil {
+				return err
+			}
+			if _, err := copyManifest(ctx, c, it.src, it.dst, d.Digest, false); err != nil {
+				return err
+			}
+			got, err := c.Get(ctx, it.dst.Digest(d.Digest.String()))
+			if err != nil {
+				return err
+			}
+			if err := c.Pusher().Put(ctx, it.dst.Tag(t), rawManifest{got.Manifest, got.MediaType}); err != nil {
+				return registry.Explain("copying "+t+" to "+it.dst.String(), it.dst.RegistryStr(), err)
+			}
+			it.step.Referrer = append(it.step.Referrer, t)
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}

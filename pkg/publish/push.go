@@ -47,7 +47,8 @@ type PushOptions struct {
 	LockPath string
 	// Prefix is HOST/REPOSITORY; image NAME goes to PREFIX/NAME.
 	Prefix string
-	// Version decides the tags (release, prerelease or staging).
+	// Version decides the tags (release, prerelease or staging); nil means
+	// the version the lock file records.
 	Version *semver.Version
 	// WorkDir holds the push cache and temporary layer files (the build folder).
 	WorkDir string
@@ -103,6 +104,11 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}
 	if len(l.Images) == 0 {
 		return nil, fmt.Errorf("%s lists no images: run the Images and Test targets first", o.LockPath)
+	}
+	if o.Version == nil {
+		if o.Version, err = semver.StrictNewVersion(strings.TrimPrefix(l.Version, "v")); err != nil {
+			return nil, fmt.Errorf("%s records version %q, which is not SemVer: run the Images target again", o.LockPath, l.Version)
+		}
 	}
 	if _, err := tags.For(o.Version); err != nil {
 		return nil, err
