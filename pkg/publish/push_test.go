@@ -61,7 +61,7 @@ func (r *regLog) total() int {
 func newRegistry(t *testing.T) *regLog {
 	t.Helper()
 	rl := &regLog{uploads: map[string]int{}}
-	h := ggcrregistry.New(ggcrregistry.Logger(nopLogger()))
+	h := ggcrregistry.New(ggcrregistry.Logger(nopLogger()), ggcrregistry.WithReferrersSupport(true))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
 		h.ServeHTTP(rw, req)
