@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -302,4 +303,57 @@ func waitReady(ctx context.Context, host string, done <-chan error, logPath stri
 		case <-tick.C:
 		}
 	}
+}
+
+// Counts are what the registry's access log shows.
+type Counts struct {
+	Uploads      int // completed blob uploads
+	Mounts       int // blobs mounted from another repository
+	ManifestPuts int
+	Requests     int
+}
+
+// Counts reads the access log of the registry so far.
+func (s *Server) Counts() (Counts, error) {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return Counts{}, fmt.Errorf("reading the registry log: %w", err)
+	}
+	return ParseLog(b), nil
+}
+
+// ParseLog counts the requests of a distribution registry access log
+// (combined log format).
+func ParseLog(b []byte) Counts {
+	var c Counts
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		q1 := bytes.IndexByte(line, '"')
+		if q1 < 0 || !bytes.Contains(line, []byte(" - - [")) {
+			continue
+		}
+		rest := line[q1+1:]
+		q2 := bytes.IndexByte(rest, '"')
+		if q2 < 0 {
+			continue
+		}
+		req := strings.Fields(string(rest[:q2]))
+		status := strings.Fields(string(rest[q2+1:]))
+		if len(req) < 2 || len(status) < 1 {
+			continue
+		}
+		c.Requests++
+		method, uri, code := req[0], req[1], status[0]
+		if code != "201" {
+			continue
+		}
+		switch {
+		case method == "POST" && strings.Contains(uri, "/blobs/uploads/") && strings.Contains(uri, "mount=") && strings.Contains(uri, "from="):
+			c.Mounts++
+		case (method == "PUT" || method == "POST") && strings.Contains(uri, "/blobs/uploads/") && strings.Contains(uri, "digest="):
+			c.Uploads++
+		case method == "PUT" && strings.Contains(uri, "/manifests/"):
+			c.ManifestPuts++
+		}
+	}
+	return c
 }
