@@ -153,4 +153,3 @@ func FuzzParseLog(f *testing.F) {
 		}
 	})
 }
-
