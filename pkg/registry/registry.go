@@ -96,15 +96,17 @@ func New(o Options) (*Client, error) {
 	if o.Username != "" || o.Password != "" {
 		kc = authn.NewMultiKeychain(explicit{host: o.Host, user: o.Username, pass: string(o.Password)}, kc)
 	}
+	base := o.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
 	opts := []remote.Option{
+		remote.WithTransport(&retrying{inner: base, backoff: o.Backoff}),
 		remote.WithAuthFromKeychain(kc),
 		remote.WithRetryBackoff(o.Backoff),
 		remote.WithRetryStatusCodes(RetryStatusCodes...),
 		remote.WithJobs(o.Jobs),
 		remote.WithUserAgent(o.UserAgent),
-	}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
 	}
 	c := &Client{o: o, opts: opts}
 	var err error
