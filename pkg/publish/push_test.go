@@ -342,3 +342,27 @@ func sprintf(f string, a ...any) string { return fmt.Sprintf(f, a...) }
 type noKeys struct{}
 
 func (noKeys) Resolve(authn.Resource) (authn.Authenticator, error) { return authn.Anonymous, nil }
+
+func TestPushRefusesTamperedImage(t *testing.T) {
+	f := newFixture(t)
+	tested := f.build(t, "app", 1024)
+	// The reference now names another build than the one tested.
+	data := make([]byte, 1024)
+	rand.Read(data)
+	ctx := context.Background()
+	if _, err := imagefix.Build(ctx, f.e.Engine, f.b, f.base, imagefix.Spec{Name: "app", Ref: tested.Ref, Files: map[string][]byte{"payload": data}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := imagefix.WriteLock(f.lock, "1.0.0", tested); err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry(t)
+	_, err := f.push(t, client(t), reg.host+"/p", "")
+	var me *gate.MismatchError
+	if !errors.As(err, &me) || len(me.Layers) != 1 {
+		t.Fatalf("err = %v, want a digest gate mismatch naming one layer", err)
+	}
+	if reg.total() != 0 {
+		t.Errorf("%d blobs uploaded for a tampered image", reg.total())
+	}
+}
