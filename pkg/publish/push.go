@@ -132,6 +132,15 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, fmt.Errorf("refusing to push: %w", errors.Join(errs...))
 	}
 
+	// Credentials and permissions first (the write-up's discovery: 404 is a
+	// first push), before any work on the engine.
+	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
+		_, err := c.Tags(ctx, it.repo)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
 	// 2. Assemble what the cache knows, and skip manifests already there.
 	ch := openCache(filepath.Join(o.WorkDir, "push-cache.json"))
 	var uploads counterSet
