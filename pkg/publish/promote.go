@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,7 +72,7 @@ type promoteItem struct {
 	dst     name.Repository
 	srcTags []string
 	desc    *remote.Descriptor
-	target  tagTarget
+	target  *tagTarget
 }
 
 // Promote promotes the staging build of o.Base without rebuilding: M is the
@@ -111,7 +112,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	}
 
 	// 1. Choose M from the staging tags.
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		var err error
 		it.srcTags, err = c.Tags(ctx, it.src)
 		return err
@@ -129,7 +130,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	plan := &PromotePlan{Base: o.Base, Staging: tags.StagingVersion(o.Base, m)}
 
 	// 2. Resolve each image's staging build to a digest.
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		ref := it.src.Tag(plan.Staging)
 		d, err := c.Get(ctx, ref)
 		if err != nil {
@@ -141,7 +142,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		it.desc = d
 		it.step.Source = ref.String()
 		it.step.Digest = d.Digest.String()
-		it.target = tagTarget{name: it.step.Name, repo: it.dst, digest: d.Digest, manifest: rawManifest{d.Manifest, d.MediaType}}
+		it.target = &tagTarget{name: it.step.Name, repo: it.dst, digest: d.Digest, manifest: rawManifest{d.Manifest, d.MediaType}}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -150,7 +151,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	// 3. Plan the tags (and check X.Y.Z) without writing anything.
 	var mu sync.Mutex
 	var conflicts []error
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		existing := it.srcTags
 		if !it.step.SameRepo {
 			var err error
@@ -158,12 +159,16 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 				return err
 			}
 		}
+		it.target.existing = existing
 		p, err := tags.Plan(base, existing)
 		if err != nil {
 			return err
 		}
 		for _, t := range p {
 			it.step.Tags = append(it.step.Tags, t.Name)
+		}
+		if !slices.Contains(existing, o.Base) {
+			return nil
 		}
 		d, err := c.Head(ctx, it.dst.Tag(o.Base))
 		switch {
@@ -228,11 +233,11 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	}
 
 	// 5. Tags last: X.Y.Z everywhere first, then the floating ones.
-	targets := make([]tagTarget, len(items))
+	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
 		targets[i] = it.target
 	}
-	if err := writeTags(ctx, c, o.Parallel, base, targets); err != nil {
+	if err := writeTags(ctx, c, base, targets); err != nil {
 		return plan, fmt.Errorf("promoting %s: %w", plan.Staging, err)
 	}
 	plan.Steps = plan.Steps[:0]

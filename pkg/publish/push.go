@@ -12,7 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,8 +79,9 @@ type PushResult struct {
 type pushItem struct {
 	img     lock.Image
 	repo    name.Repository
-	built   *image // nil until its config and layer digests are known
-	present bool   // the registry already has the manifest by digest
+	built   *image   // nil until its config and layer digests are known
+	present bool     // the registry already has the manifest by digest
+	tags    []string // the repository's tags before this push
 }
 
 // Push pushes every image in the lock file. It refuses the whole push when
@@ -115,27 +116,30 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}
 
 	// 1. The gate on what is in hand: tested, and unchanged since.
-	var errs []error
 	items := make([]*pushItem, len(l.Images))
-	for i, img := range l.Images {
-		if err := gate.Engine(ctx, e, img); err != nil {
-			errs = append(errs, err)
-			continue
+	errs := make([]error, len(l.Images))
+	forEach(ctx, tagJobs, indexes(l.Images), func(ctx context.Context, i int) error {
+		img := l.Images[i]
+		if errs[i] = gate.Engine(ctx, e, img); errs[i] != nil {
+			return nil
 		}
 		repo, err := c.Repository(o.Prefix + "/" + img.Name)
 		if err != nil {
-			return nil, err
+			errs[i] = err
+			return nil
 		}
 		items[i] = &pushItem{img: img, repo: repo}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("refusing to push: %w", errors.Join(errs...))
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("refusing to push: %w", err)
 	}
 
 	// Credentials and permissions first (the write-up's discovery: 404 is a
 	// first push), before any work on the engine.
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
-		_, err := c.Tags(ctx, it.repo)
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		var err error
+		it.tags, err = c.Tags(ctx, it.repo)
 		return err
 	}); err != nil {
 		return nil, err
@@ -147,7 +151,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	for _, it := range items {
 		it.built = fromCache(ch, it.img, &uploads)
 	}
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		if it.built == nil {
 			return nil
 		}
@@ -248,8 +252,13 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 
-	// 7. The gate on what the registry serves.
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
+	// 7. The gate on what the registry now serves. A manifest that was
+	// already there is our own bytes (its digest is the hash of the manifest
+	// we assembled from the tested config), so only new ones are read back.
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		if it.present {
+			return nil
+		}
 		_, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img)
 		return err
 	}); err != nil {
@@ -257,11 +266,11 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}
 
 	// 8. Tags, last.
-	targets := make([]tagTarget, len(items))
+	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
-		targets[i] = tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, types.DockerManifestSchema2}}
+		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, types.DockerManifestSchema2}, existing: it.tags}
 	}
-	if err := writeTags(ctx, c, o.Parallel, o.Version, targets); err != nil {
+	if err := writeTags(ctx, c, o.Version, targets); err != nil {
 		return nil, err
 	}
 
@@ -351,7 +360,7 @@ func locate(ctx context.Context, c *registry.Client, parallel int, items []*push
 	}
 	var mu sync.Mutex
 	where := map[v1.Hash]name.Repository{}
-	err := forEach(ctx, parallel, probes, func(ctx context.Context, p probe) error {
+	err := forEach(ctx, tagJobs, probes, func(ctx context.Context, p probe) error {
 		ok, err := c.HasBlob(ctx, p.repo, p.d)
 		if err != nil {
 			if errors.Is(err, registry.ErrNotFound) {
@@ -463,39 +472,59 @@ type tagTarget struct {
 	repo     name.Repository
 	digest   v1.Hash
 	manifest rawManifest
-	written  []string
-	kept     []string
+	existing []string // the repository's tags, listed before any write
 	plan     []tags.Tag
+
+	mu      sync.Mutex
+	written []string
+	kept    []string
 }
 
-// writeTags writes version v's tags for every target: first it reads each
-// repository's tags and checks every immutable tag (so a conflict stops the
-// run before any tag is written), then writes the immutable tags, then the
-// floating ones that move forward.
-func writeTags(ctx context.Context, c *registry.Client, parallel int, v *semver.Version, ts []tagTarget) error {
+func (t *tagTarget) record(tag string, wrote bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wrote {
+		t.written = append(t.written, tag)
+	} else {
+		t.kept = append(t.kept, tag)
+	}
+}
+
+// tagJobs bounds concurrent tag reads and writes: each is one small request.
+const tagJobs = 16
+
+// writeTags writes version v's tags for every target, whose existing tags
+// are already listed: it first checks every immutable tag (so a conflict
+// stops the run before any tag is written), then writes the immutable tags,
+// then the floating ones that move forward. A tag absent from the listing
+// is written without a lookup; the immutable ones are read back, so a
+// concurrent writer of another digest is caught.
+func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []*tagTarget) error {
 	var mu sync.Mutex
 	var conflicts []error
-	err := forEach(ctx, parallel, indexes(ts), func(ctx context.Context, i int) error {
-		t := &ts[i]
-		existing, err := c.Tags(ctx, t.repo)
-		if err != nil {
-			return err
-		}
-		plan, err := tags.Plan(v, existing)
+	own := make([]bool, len(ts)) // the immutable tag already names our digest
+	err := forEach(ctx, tagJobs, indexes(ts), func(ctx context.Context, i int) error {
+		t := ts[i]
+		plan, err := tags.Plan(v, t.existing)
 		if err != nil {
 			return err
 		}
 		t.plan = plan
-		own := t.repo.Tag(plan[0].Name)
-		d, err := c.Head(ctx, own)
+		if !slices.Contains(t.existing, plan[0].Name) {
+			return nil
+		}
+		ref := t.repo.Tag(plan[0].Name)
+		d, err := c.Head(ctx, ref)
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 		case err != nil:
 			return err
 		case d.Digest != t.digest:
 			mu.Lock()
-			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, this push has %s: %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and push again", t.name, own, d.Digest, t.digest, ErrTagConflict))
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, this run has %s: %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", t.name, ref, d.Digest, t.digest, ErrTagConflict))
 			mu.Unlock()
+		default:
+			own[i] = true
 		}
 		return nil
 	})
@@ -505,59 +534,60 @@ func writeTags(ctx context.Context, c *registry.Client, parallel int, v *semver.
 	if len(conflicts) > 0 {
 		return fmt.Errorf("no tag was written: %w", errors.Join(conflicts...))
 	}
-	for _, floating := range []bool{false, true} {
-		err := forEach(ctx, parallel, indexes(ts), func(ctx context.Context, i int) error {
-			t := &ts[i]
-			for _, tg := range t.plan {
-				if tg.Floating != floating {
-					continue
-				}
-				ref := t.repo.Tag(tg.Name)
-				wrote, err := putTag(ctx, c, ref, t.digest, t.manifest, !floating)
-				if err != nil {
-					return fmt.Errorf("tagging %s as %s: %w", t.name, ref, err)
-				}
-				if wrote {
-					t.written = append(t.written, tg.Name)
-				} else {
-					t.kept = append(t.kept, tg.Name)
-				}
-			}
+	// Immutable tags.
+	err = forEach(ctx, tagJobs, indexes(ts), func(ctx context.Context, i int) error {
+		t := ts[i]
+		tag := t.plan[0].Name
+		if own[i] {
+			t.record(tag, false)
 			return nil
-		})
+		}
+		ref := t.repo.Tag(tag)
+		if err := c.Pusher().Put(ctx, ref, t.manifest); err != nil {
+			return registry.Explain("tagging "+t.name+" as "+ref.String(), ref.RegistryStr(), err)
+		}
+		d, err := c.Head(ctx, ref)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// putTag points ref at digest unless it already does. For an immutable tag
-// it checks again afterwards, so a concurrent writer of another digest is
-// reported rather than silently overwritten.
-func putTag(ctx context.Context, c *registry.Client, ref name.Tag, digest v1.Hash, m rawManifest, immutable bool) (bool, error) {
-	d, err := c.Head(ctx, ref)
-	switch {
-	case err == nil && d.Digest == digest:
-		return false, nil
-	case err == nil && immutable:
-		return false, fmt.Errorf("%s is %s, want %s: %w", ref, d.Digest, digest, ErrTagConflict)
-	case err != nil && !errors.Is(err, registry.ErrNotFound):
-		return false, err
-	}
-	if err := c.Pusher().Put(ctx, ref, m); err != nil {
-		return false, registry.Explain("writing tag "+ref.String(), ref.RegistryStr(), err)
-	}
-	if immutable {
-		d, err := c.Head(ctx, ref)
-		if err != nil {
-			return true, err
+		if d.Digest != t.digest {
+			return fmt.Errorf("%s: %s was written at the same time with %s, this run wrote %s: %w; find the other run and bump VERSION", t.name, ref, d.Digest, t.digest, ErrTagConflict)
 		}
-		if d.Digest != digest {
-			return true, fmt.Errorf("%s was written concurrently with %s, this run wrote %s: %w", ref, d.Digest, digest, ErrTagConflict)
+		t.record(tag, true)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Floating tags, each on its own.
+	type job struct {
+		t   *tagTarget
+		tag string
+	}
+	var jobs []job
+	for _, t := range ts {
+		for _, tg := range t.plan[1:] {
+			jobs = append(jobs, job{t, tg.Name})
 		}
 	}
-	return true, nil
+	return forEach(ctx, tagJobs, jobs, func(ctx context.Context, j job) error {
+		ref := j.t.repo.Tag(j.tag)
+		if slices.Contains(j.t.existing, j.tag) {
+			d, err := c.Head(ctx, ref)
+			if err == nil && d.Digest == j.t.digest {
+				j.t.record(j.tag, false)
+				return nil
+			}
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return err
+			}
+		}
+		if err := c.Pusher().Put(ctx, ref, j.t.manifest); err != nil {
+			return registry.Explain("tagging "+j.t.name+" as "+ref.String(), ref.RegistryStr(), err)
+		}
+		j.t.record(j.tag, true)
+		return nil
+	})
 }
 
 // counterSet counts distinct blobs read for upload.
@@ -609,5 +639,3 @@ func indexes[T any](s []T) []int {
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func dirOf(p string) string { return filepath.Dir(p) }
-
-var _ = sort.Strings
