@@ -214,3 +214,36 @@ func Lock(ctx context.Context, path string, e Inspector, c *registry.Client) (in
 	}
 	return n, errors.Join(errs...)
 }
+
+// Resolver resolves many references to image IDs in one call.
+type Resolver interface {
+	IDs(ctx context.Context, refs ...string) (map[string]string, error)
+}
+
+// EngineAll runs Engine on every image, returning one error (or nil) per
+// image. When e is also a Resolver, one call finds every image's ID; an
+// image whose reference names the tested ID is the tested image (the ID is
+// the digest of the config, which lists the layers' diff_ids), and only the
+// others are inspected, to say which layers differ.
+func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
+	errs := make([]error, len(imgs))
+	var ids map[string]string
+	if r, ok := e.(Resolver); ok {
+		refs := make([]string, len(imgs))
+		for i, img := range imgs {
+			refs[i] = img.Ref
+		}
+		ids, _ = r.IDs(ctx, refs...) // on failure, inspect each
+	}
+	for i, img := range imgs {
+		if err := Tested(img); err != nil {
+			errs[i] = err
+			continue
+		}
+		if id, ok := ids[img.Ref]; ok && id == img.ImageID && id == img.ConfigDigest {
+			continue
+		}
+		errs[i] = Engine(ctx, e, img)
+	}
+	return errs
+}

@@ -71,6 +71,7 @@ type image struct {
 	layers    []v1.Layer
 	manifest  []byte
 	digest    v1.Hash
+	mediaType types.MediaType
 }
 
 func newImage(config []byte, blobs []*blob) (*image, error) {
@@ -83,7 +84,7 @@ func newImage(config []byte, blobs []*blob) (*image, error) {
 		MediaType:     types.DockerManifestSchema2,
 		Config:        v1.Descriptor{MediaType: types.DockerConfigJSON, Size: cs, Digest: cd},
 	}
-	img := &image{config: config, configDig: cd}
+	img := &image{config: config, configDig: cd, mediaType: types.DockerManifestSchema2}
 	for _, b := range blobs {
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.DockerLayer, Size: b.Size, Digest: b.Digest})
 		img.layers = append(img.layers, layer{b})

@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/engine"
@@ -81,6 +80,7 @@ type pushItem struct {
 	repo    name.Repository
 	built   *image   // nil until its config and layer digests are known
 	present bool     // the registry already has the manifest by digest
+	ownOK   bool     // the version's own tag already names it
 	tags    []string // the repository's tags before this push
 }
 
@@ -111,26 +111,25 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 			return nil, fmt.Errorf("%s records version %q, which is not SemVer: run the Images target again", o.LockPath, l.Version)
 		}
 	}
-	if _, err := tags.For(o.Version); err != nil {
+	vtags, err := tags.For(o.Version)
+	if err != nil {
 		return nil, err
 	}
+	own := vtags[0].Name
 
 	// 1. The gate on what is in hand: tested, and unchanged since.
 	items := make([]*pushItem, len(l.Images))
-	errs := make([]error, len(l.Images))
-	forEach(ctx, tagJobs, indexes(l.Images), func(ctx context.Context, i int) error {
-		img := l.Images[i]
-		if errs[i] = gate.Engine(ctx, e, img); errs[i] != nil {
-			return nil
+	errs := gate.EngineAll(ctx, e, l.Images)
+	for i, img := range l.Images {
+		if errs[i] != nil {
+			continue
 		}
 		repo, err := c.Repository(o.Prefix + "/" + img.Name)
 		if err != nil {
-			errs[i] = err
-			return nil
+			return nil, err
 		}
 		items[i] = &pushItem{img: img, repo: repo}
-		return nil
-	})
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("refusing to push: %w", err)
 	}
@@ -151,20 +150,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	for _, it := range items {
 		it.built = fromCache(ch, it.img, &uploads)
 	}
-	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
-		if it.built == nil {
-			return nil
-		}
-		_, err := c.Head(ctx, it.repo.Digest(it.built.digest.String()))
-		if err == nil {
-			it.present = true
-			return nil
-		}
-		if errors.Is(err, registry.ErrNotFound) {
-			return nil
-		}
-		return err
-	}); err != nil {
+	if err := checkPresent(ctx, c, items, own); err != nil {
 		return nil, err
 	}
 
@@ -201,7 +187,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		if err := ch.save(); err != nil {
 			logf("warning: could not save the push cache (%v): the next push may export again", err)
 		}
-		// Newly known blobs: ask the registry again.
+		// Newly known manifests and blobs: ask the registry again.
+		if err := checkPresent(ctx, c, export, own); err != nil {
+			return nil, err
+		}
 		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
 			return nil, err
 		}
@@ -268,7 +257,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	// 8. Tags, last.
 	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
-		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, types.DockerManifestSchema2}, existing: it.tags}
+		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
 	}
 	if err := writeTags(ctx, c, o.Version, targets); err != nil {
 		return nil, err
@@ -310,6 +299,64 @@ func putPushed(ps []lock.Pushed, p lock.Pushed) []lock.Pushed {
 		}
 	}
 	return append(ps, p)
+}
+
+// checkPresent finds which images the registry already has. When the
+// version's own tag exists, one lookup of it tells both whether the
+// manifest is there and whether the tag conflicts; a manifest there under
+// that tag with the tested config (e.g. pushed before the push cache was
+// lost, with other compression) is the tested image, and is adopted as is.
+func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, own string) error {
+	return forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		if it.present {
+			return nil
+		}
+		if !slices.Contains(it.tags, own) {
+			if it.built == nil {
+				return nil
+			}
+			_, err := c.Head(ctx, it.repo.Digest(it.built.digest.String()))
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			it.present = err == nil
+			return err
+		}
+		ref := it.repo.Tag(own)
+		if it.built != nil {
+			d, err := c.Head(ctx, ref)
+			if err == nil && d.Digest == it.built.digest {
+				it.present, it.ownOK = true, true
+				return nil
+			}
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return err
+			}
+		}
+		d, err := c.Get(ctx, ref)
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil // deleted since the listing
+		}
+		if err != nil {
+			return err
+		}
+		var cfg string
+		if d.MediaType.IsImage() {
+			if m, err := v1.ParseManifest(bytes.NewReader(d.Manifest)); err == nil {
+				cfg = m.Config.Digest.String()
+			}
+		}
+		if cfg != it.img.ConfigDigest {
+			ours := "the tested image"
+			if it.built != nil {
+				ours = "this push has " + it.built.digest.String()
+			}
+			return fmt.Errorf("%s: %s is %s (config %s), %s (config %s): %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", it.img.Name, ref, d.Digest, cfg, ours, it.img.ConfigDigest, ErrTagConflict)
+		}
+		it.built = &image{manifest: d.Manifest, digest: d.Digest, mediaType: d.MediaType}
+		it.present, it.ownOK = true, true
+		return nil
+	})
 }
 
 // fromCache assembles an image from the cache alone, or returns nil.
@@ -473,6 +520,7 @@ type tagTarget struct {
 	digest   v1.Hash
 	manifest rawManifest
 	existing []string // the repository's tags, listed before any write
+	ownOK    bool     // the immutable tag is known to name digest already
 	plan     []tags.Tag
 
 	mu      sync.Mutex
@@ -510,6 +558,10 @@ func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []
 			return err
 		}
 		t.plan = plan
+		if t.ownOK {
+			own[i] = true
+			return nil
+		}
 		if !slices.Contains(t.existing, plan[0].Name) {
 			return nil
 		}

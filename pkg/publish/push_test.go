@@ -234,13 +234,26 @@ func TestPushTagsDedupeAndNothingChanged(t *testing.T) {
 		}
 	}
 
-	// The cache lost, the registry has everything: one export, no upload.
+	// The cache lost, the release already there: its tags show the tested
+	// configs, so nothing is exported or uploaded.
+	os.Remove(filepath.Join(f.dir, "push-cache.json"))
+	if _, err := f.push(t, c, prefix, ""); err != nil {
+		t.Fatal(err)
+	}
+	if f.e.saves.Load() != 1 || reg.total() != before {
+		t.Errorf("push without cache of a present release: %d saves, %d uploads", f.e.saves.Load(), reg.total()-before)
+	}
+
+	// The cache lost, the registry has every blob: one export, no upload.
 	os.Remove(filepath.Join(f.dir, "push-cache.json"))
 	if _, err := f.push(t, c, prefix+"2", ""); err != nil {
 		t.Fatal(err)
 	}
 	if f.e.saves.Load() != 2 {
 		t.Errorf("push to a new repository without cache: %d saves, want 2", f.e.saves.Load())
+	}
+	if reg.total() != before {
+		t.Errorf("push to a new repository uploaded %d blobs the registry had", reg.total()-before)
 	}
 }
 

@@ -259,6 +259,7 @@ func (b *bench) hoistPush(ctx context.Context, round int) (time.Duration, time.D
 	cold := time.Since(start)
 	ce.saves = 0
 	c, _ = client() // a new process would start with no connections
+	fmt.Fprintln(os.Stderr, "=== AGAIN")
 	start = time.Now()
 	if _, err := publish.Push(ctx, c, ce, o); err != nil {
 		return 0, 0, 0, err
