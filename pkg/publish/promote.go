@@ -71,7 +71,7 @@ type promoteItem struct {
 	src     name.Repository
 	dst     name.Repository
 	srcTags []string
-	desc    *remote.Descriptor
+	desc    *v1.Descriptor
 	target  *tagTarget
 }
 
@@ -111,10 +111,27 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		items[i] = &promoteItem{src: src, dst: dst, step: &PromoteStep{Name: n, Dest: dst.String(), SameRepo: src.String() == dst.String()}}
 	}
 
+	// One session per registry for the many small requests.
+	var srcRepos, dstRepos []name.Repository
+	for _, it := range items {
+		srcRepos = append(srcRepos, it.src)
+		dstRepos = append(dstRepos, it.dst)
+	}
+	dstS, err := c.Session(ctx, dstRepos[0].Registry, srcRepos, dstRepos)
+	if err != nil {
+		return nil, err
+	}
+	srcS := dstS
+	if srcRepos[0].RegistryStr() != dstRepos[0].RegistryStr() {
+		if srcS, err = c.Session(ctx, srcRepos[0].Registry, srcRepos, nil); err != nil {
+			return nil, err
+		}
+	}
+
 	// 1. Choose M from the staging tags.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		var err error
-		it.srcTags, err = c.Tags(ctx, it.src)
+		it.srcTags, err = srcS.Tags(ctx, it.src)
 		return err
 	}); err != nil {
 		return nil, err
@@ -132,7 +149,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	// 2. Resolve each image's staging build to a digest.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		ref := it.src.Tag(plan.Staging)
-		d, err := c.Get(ctx, ref)
+		raw, d, err := srcS.Get(ctx, ref)
 		if err != nil {
 			if errors.Is(err, registry.ErrNotFound) {
 				return fmt.Errorf("promoting %s: %s has no tag %s (M is the minimum over images of each one's highest staging build): push the staging line again so every image has it", o.Base, it.src, plan.Staging)
@@ -142,7 +159,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		it.desc = d
 		it.step.Source = ref.String()
 		it.step.Digest = d.Digest.String()
-		it.target = &tagTarget{name: it.step.Name, repo: it.dst, digest: d.Digest, manifest: rawManifest{d.Manifest, d.MediaType}}
+		it.target = &tagTarget{name: it.step.Name, repo: it.dst, digest: d.Digest, manifest: rawManifest{raw, d.MediaType}}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -155,7 +172,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		existing := it.srcTags
 		if !it.step.SameRepo {
 			var err error
-			if existing, err = c.Tags(ctx, it.dst); err != nil {
+			if existing, err = dstS.Tags(ctx, it.dst); err != nil {
 				return err
 			}
 		}
@@ -170,7 +187,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		if !slices.Contains(existing, o.Base) {
 			return nil
 		}
-		d, err := c.Head(ctx, it.dst.Tag(o.Base))
+		d, err := dstS.Head(ctx, it.dst.Tag(o.Base))
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 		case err != nil:
@@ -237,7 +254,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	for i, it := range items {
 		targets[i] = it.target
 	}
-	if err := writeTags(ctx, c, base, targets); err != nil {
+	if err := writeTags(ctx, dstS, base, targets); err != nil {
 		return plan, fmt.Errorf("promoting %s: %w", plan.Staging, err)
 	}
 	plan.Steps = plan.Steps[:0]

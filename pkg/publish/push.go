@@ -136,9 +136,17 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 
 	// Credentials and permissions first (the write-up's discovery: 404 is a
 	// first push), before any work on the engine.
+	repos := make([]name.Repository, len(items))
+	for i, it := range items {
+		repos[i] = it.repo
+	}
+	sess, err := c.Session(ctx, repos[0].Registry, nil, repos)
+	if err != nil {
+		return nil, err
+	}
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		var err error
-		it.tags, err = c.Tags(ctx, it.repo)
+		it.tags, err = sess.Tags(ctx, it.repo)
 		return err
 	}); err != nil {
 		return nil, err
@@ -150,7 +158,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	for _, it := range items {
 		it.built = fromCache(ch, it.img, &uploads)
 	}
-	if err := checkPresent(ctx, c, items, own); err != nil {
+	if err := checkPresent(ctx, sess, items, own); err != nil {
 		return nil, err
 	}
 
@@ -188,7 +196,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 			logf("warning: could not save the push cache (%v): the next push may export again", err)
 		}
 		// Newly known manifests and blobs: ask the registry again.
-		if err := checkPresent(ctx, c, export, own); err != nil {
+		if err := checkPresent(ctx, sess, export, own); err != nil {
 			return nil, err
 		}
 		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
@@ -259,7 +267,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	for i, it := range items {
 		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
 	}
-	if err := writeTags(ctx, c, o.Version, targets); err != nil {
+	if err := writeTags(ctx, sess, o.Version, targets); err != nil {
 		return nil, err
 	}
 
@@ -306,7 +314,7 @@ func putPushed(ps []lock.Pushed, p lock.Pushed) []lock.Pushed {
 // manifest is there and whether the tag conflicts; a manifest there under
 // that tag with the tested config (e.g. pushed before the push cache was
 // lost, with other compression) is the tested image, and is adopted as is.
-func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, own string) error {
+func checkPresent(ctx context.Context, sess *registry.Session, items []*pushItem, own string) error {
 	return forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		if it.present {
 			return nil
@@ -315,7 +323,7 @@ func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, ow
 			if it.built == nil {
 				return nil
 			}
-			_, err := c.Head(ctx, it.repo.Digest(it.built.digest.String()))
+			_, err := sess.Head(ctx, it.repo.Digest(it.built.digest.String()))
 			if errors.Is(err, registry.ErrNotFound) {
 				return nil
 			}
@@ -324,7 +332,7 @@ func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, ow
 		}
 		ref := it.repo.Tag(own)
 		if it.built != nil {
-			d, err := c.Head(ctx, ref)
+			d, err := sess.Head(ctx, ref)
 			if err == nil && d.Digest == it.built.digest {
 				it.present, it.ownOK = true, true
 				return nil
@@ -333,7 +341,7 @@ func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, ow
 				return err
 			}
 		}
-		d, err := c.Get(ctx, ref)
+		raw, d, err := sess.Get(ctx, ref)
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil // deleted since the listing
 		}
@@ -342,7 +350,7 @@ func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, ow
 		}
 		var cfg string
 		if d.MediaType.IsImage() {
-			if m, err := v1.ParseManifest(bytes.NewReader(d.Manifest)); err == nil {
+			if m, err := v1.ParseManifest(bytes.NewReader(raw)); err == nil {
 				cfg = m.Config.Digest.String()
 			}
 		}
@@ -353,7 +361,7 @@ func checkPresent(ctx context.Context, c *registry.Client, items []*pushItem, ow
 			}
 			return fmt.Errorf("%s: %s is %s (config %s), %s (config %s): %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", it.img.Name, ref, d.Digest, cfg, ours, it.img.ConfigDigest, ErrTagConflict)
 		}
-		it.built = &image{manifest: d.Manifest, digest: d.Digest, mediaType: d.MediaType}
+		it.built = &image{manifest: raw, digest: d.Digest, mediaType: d.MediaType}
 		it.present, it.ownOK = true, true
 		return nil
 	})
@@ -547,7 +555,7 @@ const tagJobs = 16
 // then the floating ones that move forward. A tag absent from the listing
 // is written without a lookup; the immutable ones are read back, so a
 // concurrent writer of another digest is caught.
-func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []*tagTarget) error {
+func writeTags(ctx context.Context, sess *registry.Session, v *semver.Version, ts []*tagTarget) error {
 	var mu sync.Mutex
 	var conflicts []error
 	own := make([]bool, len(ts)) // the immutable tag already names our digest
@@ -566,7 +574,7 @@ func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []
 			return nil
 		}
 		ref := t.repo.Tag(plan[0].Name)
-		d, err := c.Head(ctx, ref)
+		d, err := sess.Head(ctx, ref)
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 		case err != nil:
@@ -595,10 +603,10 @@ func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []
 			return nil
 		}
 		ref := t.repo.Tag(tag)
-		if err := c.Pusher().Put(ctx, ref, t.manifest); err != nil {
-			return registry.Explain("tagging "+t.name+" as "+ref.String(), ref.RegistryStr(), err)
+		if err := sess.Put(ctx, ref, t.manifest.b, t.manifest.mt); err != nil {
+			return fmt.Errorf("tagging %s: %w", t.name, err)
 		}
-		d, err := c.Head(ctx, ref)
+		d, err := sess.Head(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -625,7 +633,7 @@ func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []
 	return forEach(ctx, tagJobs, jobs, func(ctx context.Context, j job) error {
 		ref := j.t.repo.Tag(j.tag)
 		if slices.Contains(j.t.existing, j.tag) {
-			d, err := c.Head(ctx, ref)
+			d, err := sess.Head(ctx, ref)
 			if err == nil && d.Digest == j.t.digest {
 				j.t.record(j.tag, false)
 				return nil
@@ -634,8 +642,8 @@ func writeTags(ctx context.Context, c *registry.Client, v *semver.Version, ts []
 				return err
 			}
 		}
-		if err := c.Pusher().Put(ctx, ref, j.t.manifest); err != nil {
-			return registry.Explain("tagging "+j.t.name+" as "+ref.String(), ref.RegistryStr(), err)
+		if err := sess.Put(ctx, ref, j.t.manifest.b, j.t.manifest.mt); err != nil {
+			return fmt.Errorf("tagging %s: %w", j.t.name, err)
 		}
 		j.t.record(j.tag, true)
 		return nil

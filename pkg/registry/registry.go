@@ -72,10 +72,12 @@ var DefaultBackoff = remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2,
 // Client talks to registries. It is safe for concurrent use and reuses
 // connections and tokens across calls.
 type Client struct {
-	o      Options
-	opts   []remote.Option
-	puller *remote.Puller
-	pusher *remote.Pusher
+	o        Options
+	keychain authn.Keychain
+	base     http.RoundTripper
+	opts     []remote.Option
+	puller   *remote.Puller
+	pusher   *remote.Pusher
 }
 
 // New returns a Client.
@@ -108,7 +110,7 @@ func New(o Options) (*Client, error) {
 		remote.WithJobs(o.Jobs),
 		remote.WithUserAgent(o.UserAgent),
 	}
-	c := &Client{o: o, opts: opts}
+	c := &Client{o: o, opts: opts, keychain: kc, base: &retrying{inner: base, backoff: o.Backoff}}
 	var err error
 	if c.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, fmt.Errorf("setting up registry client: %w", err)
