@@ -28,7 +28,7 @@ type Rootfs struct {
 func (e *Engine) ImportRootfs(ctx context.Context, ref string, r Rootfs) (string, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeRootfs(pw, r)) }()
-	defer pr.Close()
+	defer func() { _ = pr.Close() }()
 	var changes []string
 	for _, kv := range r.Env {
 		changes = append(changes, "ENV "+kv)

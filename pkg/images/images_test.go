@@ -23,9 +23,8 @@ import (
 
 // counting wraps the real builder and counts solves.
 type counting struct {
-	b     Builder
-	n     atomic.Int32
-	names chan string
+	b Builder
+	n atomic.Int32
 }
 
 func (c *counting) Build(ctx context.Context, r engine.BuildRequest, w io.Writer) (engine.BuildResult, error) {

@@ -123,7 +123,8 @@ func (s *session) plan(ctx context.Context) (*plan.Plan, error) {
 	return plan.Make(s.cfg, plan.Options{Version: v, Revision: gi.Revision, Created: created, Source: gi.Origin})
 }
 
-// parallel is HOIST_PARALLEL, else the config's parallel, else the core count.
+// parallel is HOIST_PARALLEL, else the config's parallel, else twice the
+// core count: a solve spends much of its time waiting on the engine's disk.
 func (s *session) parallel() int {
 	if n, err := strconv.Atoi(os.Getenv(envParallel)); err == nil && n > 0 {
 		return n
@@ -131,7 +132,7 @@ func (s *session) parallel() int {
 	if s.cfg.Parallel > 0 {
 		return s.cfg.Parallel
 	}
-	return runtime.NumCPU()
+	return 2 * runtime.NumCPU()
 }
 
 func (s *session) only() []string {
