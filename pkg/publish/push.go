@@ -55,6 +55,9 @@ type PushOptions struct {
 	Progress io.Writer
 	// Parallel bounds concurrent registry work (default 4).
 	Parallel int
+	// DryRun runs the gate, reads the registry and reports the tags it
+	// would write (in Written), writing nothing.
+	DryRun bool
 }
 
 // PushedImage is what Push did for one image.
@@ -150,6 +153,23 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return err
 	}); err != nil {
 		return nil, err
+	}
+
+	if o.DryRun {
+		res := &PushResult{}
+		for _, it := range items {
+			plan, err := tags.Plan(o.Version, it.tags)
+			if err != nil {
+				return nil, err
+			}
+			pi := PushedImage{Name: it.img.Name, Repo: it.repo.String()}
+			for _, t := range plan {
+				pi.Written = append(pi.Written, t.Name)
+			}
+			res.Images = append(res.Images, pi)
+			logf("dry run: %s (%s) -> %s:{%s}", it.img.Name, it.img.ImageID, it.repo, strings.Join(pi.Written, ","))
+		}
+		return res, nil
 	}
 
 	// 2. Assemble what the cache knows, and skip manifests already there.

@@ -379,3 +379,27 @@ func TestPushRefusesTamperedImage(t *testing.T) {
 		t.Errorf("%d blobs uploaded for a tampered image", reg.total())
 	}
 }
+
+func TestPushDryRunWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	img := f.build(t, "app", 512)
+	if err := imagefix.WriteLock(f.lock, "1.0.0-staging.2", img); err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry(t)
+	c := client(t)
+	res, err := Push(context.Background(), c, f.e, PushOptions{LockPath: f.lock, Prefix: reg.host + "/p", WorkDir: f.dir, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(res.Images[0].Written, ","); got != "1.0.0-staging.2,staging" {
+		t.Errorf("dry run plans %s", got)
+	}
+	if reg.total() != 0 || f.e.saves.Load() != 0 || tagDigest(t, c, reg.host+"/p/app", "staging") != "" {
+		t.Errorf("dry run wrote: %d uploads, %d exports", reg.total(), f.e.saves.Load())
+	}
+	l, _ := lock.Read(f.lock)
+	if len(l.Images[0].Pushed) != 0 {
+		t.Errorf("dry run recorded %v in the lock", l.Images[0].Pushed)
+	}
+}

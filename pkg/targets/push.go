@@ -47,7 +47,7 @@ func Push(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	o := publish.PushOptions{LockPath: s.lockPath, Prefix: prefix, WorkDir: filepath.Dir(s.lockPath), Progress: s.out, Parallel: s.parallel()}
+	o := publish.PushOptions{LockPath: s.lockPath, Prefix: prefix, WorkDir: filepath.Dir(s.lockPath), Progress: s.out, Parallel: s.parallel(), DryRun: s.dryRun}
 	if v := os.Getenv(envVersion); v != "" {
 		pv, err := version.Parse(v)
 		if err != nil {
