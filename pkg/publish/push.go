@@ -491,13 +491,17 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 		return err
 	}
 	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] })
-	// Drain what export did not read so the engine finishes cleanly.
-	io.Copy(io.Discard, rc)
-	if cerr := rc.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("exporting from the engine: %w", cerr)
-	}
 	if err != nil {
+		rc.Close()
 		return err
+	}
+	// Read the end of the stream so the engine finishes cleanly.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		rc.Close()
+		return fmt.Errorf("exporting from the engine: %w", err)
+	}
+	if err := rc.Close(); err != nil {
+		return fmt.Errorf("exporting from the engine: %w", err)
 	}
 	ch.put(ex.configs, ex.layers)
 	for _, it := range items {

@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -52,9 +56,10 @@ func capture(t *testing.T, fn func()) (out string) {
 	return ""
 }
 
-func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
-	const user, secret = "ci", "Tr0ub4dor-and-3-hoist"
-	reg := regtest.Distribution(t, user, secret)
+// project builds a tested image "app" and writes a repository around it:
+// hoist.yaml with the given registry section, VERSION 2.3.4 and the lock.
+func project(t *testing.T, registryYAML string) string {
+	t.Helper()
 	e := testenv.Engine(t)
 	b, err := e.Builder(context.Background(), "")
 	if err != nil {
@@ -70,19 +75,25 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	dir := t.TempDir()
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("hoist.yaml", "project: hoisttest\nbuild_dir: build\nregistry:\n  host: "+reg.Host+"\n  repository: org\nimages:\n  - name: app\n    dockerfile: Dockerfile\n")
+	write("hoist.yaml", "project: hoisttest\nbuild_dir: build\nregistry:\n"+registryYAML+"images:\n  - name: app\n    dockerfile: Dockerfile\n")
 	write("Dockerfile", "FROM scratch\n")
 	write("VERSION", "2.3.4\n")
 	if err := imagefix.WriteLock(filepath.Join(dir, "build", "lock.json"), "2.3.4", img); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
+	const user, secret = "ci", "Tr0ub4dor-and-3-hoist"
+	reg := regtest.Distribution(t, user, secret)
+	dir := project(t, "  host: "+reg.Host+"\n  repository: org\n")
 	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
 	t.Setenv("HOIST_VERSION", "2.3.4-staging.1")
 	t.Setenv("HOIST_PR", "")
@@ -104,6 +115,8 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 		{name: "promote dry run", pass: secret, env: map[string]string{"HOIST_DRY_RUN": "1", "HOIST_VERSION": ""}, run: Promote},
 		{name: "promote", pass: secret, env: map[string]string{"HOIST_VERSION": ""}, run: Promote},
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	var out strings.Builder
 	for _, st := range steps {
 		t.Setenv(envRegistryPass, st.pass)
@@ -145,5 +158,64 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	}
 	if errors.Join(errs...) == nil {
 		t.Error("no step failed: the wrong password was accepted")
+	}
+}
+
+// With no registry configured, Push starts the local one (data under the
+// build folder) and Promote uses it: the main job runs on a fresh machine.
+func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
+	if _, err := os.Stat(localregistry.Binary); err != nil {
+		testenv.Need(t, "needs Debian's docker-registry")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := project(t, "  local_port: "+strconv.Itoa(port)+"\n")
+	t.Cleanup(func() { localregistry.Stop(filepath.Join(dir, "build", "registry")) })
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_PR", "")
+	t.Setenv("GITHUB_EVENT_NAME", "")
+	t.Setenv("HOIST_DRY_RUN", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Setenv("HOIST_VERSION", "2.3.4-staging.0")
+	capture(t, func() { err = Push(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOIST_VERSION", "")
+	capture(t, func() { err = Promote(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "build", "registry", "data", "docker")); err != nil {
+		t.Fatalf("no registry data under the build folder: %v", err)
+	}
+	l2, err := lock.Read(filepath.Join(dir, "build", "lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1:" + strconv.Itoa(port) + "/hoisttest/app:2.3.4-staging.0"
+	found := false
+	for _, p := range l2.Images[0].Pushed {
+		found = found || p.Ref == want
+	}
+	if !found {
+		t.Fatalf("lock records %+v, want %s", l2.Images[0].Pushed, want)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/v2/hoisttest/app/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, tag := range []string{"2.3.4-staging.0", "staging", "2.3.4", "2.3", "latest"} {
+		if !strings.Contains(string(body), `"`+tag+`"`) {
+			t.Errorf("local registry tags %s lack %s", body, tag)
+		}
 	}
 }
