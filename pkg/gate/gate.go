@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -118,19 +120,6 @@ func Engine(ctx context.Context, e Inspector, img lock.Image) error {
 		return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
 	}
 	return Compare(img, "engine image "+img.Ref, got.ID, got.DiffIDs)
-}
-
-// Rebuilt is the gate for separate test and push machines: rebuild (from
-// cache) produces the image again, and it must equal what was tested.
-func Rebuilt(ctx context.Context, rebuild func(context.Context, lock.Image) (engine.Image, error), img lock.Image) error {
-	if err := Tested(img); err != nil {
-		return err
-	}
-	got, err := rebuild(ctx, img)
-	if err != nil {
-		return fmt.Errorf("digest gate: rebuilding %s: %w", img.Name, err)
-	}
-	return Compare(img, "rebuilt image", got.ID, got.DiffIDs)
 }
 
 // Registry compares the manifest ref resolves to in a registry (and the
@@ -246,4 +235,44 @@ func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 		errs[i] = Engine(ctx, e, img)
 	}
 	return errs
+}
+
+// RebuiltLock is the gate for separate test and push machines, as the
+// write-up runs it: rebuild writes a fresh build of every image (from the
+// build cache) into the lock file at the path it is given, and each image
+// of the lock at path must come out bit for bit as tested.
+func RebuiltLock(ctx context.Context, path, scratchDir string, rebuild func(ctx context.Context, lockPath string) error) (int, error) {
+	tested, err := lock.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	fresh := filepath.Join(scratchDir, "rebuilt-lock.json")
+	os.Remove(fresh)
+	defer os.Remove(fresh)
+	if err := rebuild(ctx, fresh); err != nil {
+		return 0, fmt.Errorf("digest gate: rebuilding from cache: %w", err)
+	}
+	again, err := lock.Read(fresh)
+	if err != nil {
+		return 0, fmt.Errorf("digest gate: rebuilding from cache: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, img := range tested.Images {
+		if err := Tested(img); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		got, ok := again.Find(img.Name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("digest gate: %s was not rebuilt: is it still in hoist.yaml?", img.Name))
+			continue
+		}
+		if err := Compare(img, "rebuilt image "+got.Ref, got.ImageID, got.DiffIDs); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,42 @@ func TestTested(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "x") {
 				t.Fatalf("Tested = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRebuiltLock(t *testing.T) {
+	id := "sha256:aaa"
+	tested := lock.Image{Name: "api", Ref: "p/api:1", ImageID: id, ConfigDigest: id, DiffIDs: []string{"sha256:1", "sha256:2"}, Test: &lock.Test{Passed: true, ImageID: id}}
+	tests := []struct {
+		name    string
+		rebuilt []lock.Image
+		wantN   int
+		wantErr string
+	}{
+		{name: "same bytes", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: id, DiffIDs: []string{"sha256:1", "sha256:2"}}}, wantN: 1},
+		{name: "cache gave another layer", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: "sha256:bbb", DiffIDs: []string{"sha256:1", "sha256:9"}}}, wantErr: "layer 2 is sha256:9, tested sha256:2"},
+		{name: "not rebuilt", rebuilt: nil, wantErr: "api was not rebuilt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "lock.json")
+			if err := lock.Write(path, &lock.Lock{Images: []lock.Image{tested}}); err != nil {
+				t.Fatal(err)
+			}
+			n, err := RebuiltLock(context.Background(), path, dir, func(_ context.Context, p string) error {
+				return lock.Write(p, &lock.Lock{Images: tc.rebuilt})
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || n != tc.wantN {
+				t.Fatalf("RebuiltLock = %d, %v", n, err)
 			}
 		})
 	}

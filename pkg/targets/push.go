@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hoistci/hoist/pkg/gate"
+	"github.com/hoistci/hoist/pkg/images"
 	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/registry"
@@ -19,6 +20,7 @@ import (
 const (
 	envRegistryUser = "HOIST_REGISTRY_USERNAME" // registry user (CI); else Docker's config and credential helpers
 	envRegistryPass = "HOIST_REGISTRY_PASSWORD" // registry password or token; never printed
+	envGateRebuild  = "HOIST_GATE_REBUILD"      // 1: DigestGate rebuilds from cache and compares (separate test and push machines)
 )
 
 // Push pushes the tested images in the lock file to the registry: blobs and manifests by digest first, tags last.
@@ -64,7 +66,9 @@ func Push(ctx context.Context) error {
 // For each image in the lock file it compares the config digest and layer
 // diff_ids recorded at test time with the engine's image, and, for each
 // reference already pushed, with the manifest and config the registry serves.
-// A mismatch names the image and the layers that differ.
+// A mismatch names the image and the layers that differ. With
+// HOIST_GATE_REBUILD=1 (separate test and push machines) it rebuilds every
+// image from the build cache instead and compares the result.
 func DigestGate(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -75,6 +79,25 @@ func DigestGate(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
+	if truthy(os.Getenv(envGateRebuild)) {
+		n, err := gate.RebuiltLock(ctx, s.lockPath, filepath.Dir(s.lockPath), func(ctx context.Context, lockPath string) error {
+			p, err := s.plan(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := e.Builder(ctx, os.Getenv(envBuildkit))
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			_, err = images.Build(ctx, e, b, p, lockPath, images.Options{Parallel: s.parallel(), PR: s.pr, Only: s.only()})
+			return err
+		})
+		if err == nil {
+			fmt.Fprintf(s.out, "digest gate: %d images rebuilt from cache are the tested ones\n", n)
+		}
+		return err
+	}
 	var c *registry.Client
 	if !s.pr {
 		if c, _, err = s.registry(ctx, s.cfg.Registry.Repository); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/lock"
 )
@@ -217,5 +219,69 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 		if !strings.Contains(string(body), `"`+tag+`"`) {
 			t.Errorf("local registry tags %s lack %s", body, tag)
 		}
+	}
+}
+
+// The write-up's mode for separate test and push machines: DigestGate
+// rebuilds from the build cache and compares with what was tested.
+func TestDigestGateRebuildMode(t *testing.T) {
+	e := testenv.Engine(t)
+	bb := testenv.Binary(t, "busybox", "busybox-static")
+	git := testenv.Binary(t, "git", "git")
+	dir := t.TempDir()
+	proj := testenv.Unique("hoisttest")
+	write := func(name, body string) {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("hoist.yaml", "project: "+proj+"\nbuild_dir: build\nbases:\n  - ref: "+proj+"/busybox:1\n    busybox: "+bb+
+		"\nimages:\n  - name: app\n    context: ctx\n    template: app.tmpl\n    vars: {base: \""+proj+"/busybox:1\"}\n")
+	write("app.tmpl", "FROM {{.base}}\nCOPY app.txt /app.txt\n")
+	write("ctx/app.txt", "tested\n")
+	write("VERSION", "1.0.0\n")
+	write(".gitignore", "build/\n")
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "x"}} {
+		cmd := exec.Command(git, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		e.Remove(context.Background(), proj+"/app:1.0.0")
+		e.Remove(context.Background(), proj+"/busybox:1")
+	})
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_VERSION", "")
+	t.Setenv("HOIST_PR", "")
+	t.Setenv("GITHUB_EVENT_NAME", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var err error
+	if out := capture(t, func() { err = Images(ctx) }); err != nil {
+		t.Fatalf("Images: %v\n%s", err, out)
+	}
+	lockPath := filepath.Join(dir, "build", "lock.json")
+	if err := lock.Update(lockPath, func(l *lock.Lock) error {
+		for i := range l.Images {
+			l.Images[i].Test = &lock.Test{Passed: true, ImageID: l.Images[i].ImageID}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOIST_GATE_REBUILD", "1")
+	if out := capture(t, func() { err = DigestGate(ctx) }); err != nil || !strings.Contains(out, "rebuilt from cache are the tested ones") {
+		t.Fatalf("rebuild gate on unchanged sources: %v\n%s", err, out)
+	}
+	// The push machine's cache or sources differ: the rebuild is refused.
+	write("ctx/app.txt", "not what was tested\n")
+	capture(t, func() { err = DigestGate(ctx) })
+	var me *gate.MismatchError
+	if !errors.As(err, &me) || len(me.Layers) != 1 {
+		t.Fatalf("rebuild gate on changed sources = %v, want one layer named", err)
 	}
 }
