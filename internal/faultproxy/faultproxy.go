@@ -62,15 +62,15 @@ func New(host string, rule Rule) *Proxy {
 			conn, _, err := hj.Hijack()
 			if err == nil {
 				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
+					_ = tc.SetLinger(0) // a reset, not a clean close
 				}
-				conn.Close()
+				_ = conn.Close()
 			}
 			return
 		case f.Status != 0:
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(f.Status)
-			w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`))
+			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`))
 			return
 		case f.Delay > 0:
 			select {

@@ -40,6 +40,6 @@ func Distribution(t testing.TB, user, pass string) *localregistry.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

@@ -44,7 +44,7 @@ type Server struct {
 	Dir     string
 	LogPath string
 	cmd     *exec.Cmd
-	done    chan error
+	done    chan struct{} // closed when the process has exited
 }
 
 // Ensure returns the registry answering on 127.0.0.1:o.Port, starting one
@@ -69,7 +69,7 @@ func Ensure(ctx context.Context, o Options) (*Server, error) {
 	}
 	// No goroutine waits for it: it outlives this process by design. An
 	// early exit shows as a zombie in /proc, which waitReady watches for.
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -79,15 +79,15 @@ func Ensure(ctx context.Context, o Options) (*Server, error) {
 	}()
 	err = waitReady(ctx, host, done, s.LogPath)
 	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // reap it; the failure is already reported
 	}
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Process.Release()
+	_ = cmd.Process.Release() // it lives on by design
 	return s, nil
 }
 
@@ -112,7 +112,7 @@ func Stop(dir string) error {
 }
 
 // watchExit reports on done when process pid has exited (gone or a zombie).
-func watchExit(pid int, done chan<- error, stop <-chan struct{}) {
+func watchExit(pid int, done chan<- struct{}, stop <-chan struct{}) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -123,7 +123,7 @@ func watchExit(pid int, done chan<- error, stop <-chan struct{}) {
 		}
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil || bytes.Contains(b, []byte(") Z ")) {
-			done <- errors.New("process ended")
+			close(done)
 			return
 		}
 	}
@@ -159,13 +159,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Host: host, Dir: o.Dir, LogPath: filepath.Join(o.Dir, "registry.log"), cmd: cmd, done: make(chan error, 1)}
-		go func() { s.done <- cmd.Wait() }()
+		s := &Server{Host: host, Dir: o.Dir, LogPath: filepath.Join(o.Dir, "registry.log"), cmd: cmd, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); close(s.done) }()
 		err = waitReady(ctx, host, s.done, s.LogPath)
 		if err == nil {
 			return s, nil
 		}
-		s.Close()
+		_ = s.Close()
 		// A free port taken between the probe and the bind: try another.
 		if o.Port == 0 && attempt < 3 {
 			continue
@@ -179,11 +179,11 @@ func (s *Server) Close() error {
 	if s.cmd == nil {
 		return nil
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-s.done: // its exit status after a SIGTERM says nothing
 	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
 	s.cmd = nil
@@ -195,7 +195,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -284,7 +284,7 @@ func answers(ctx context.Context, host string) bool {
 		resp.Header.Get("Docker-Distribution-Api-Version") != ""
 }
 
-func waitReady(ctx context.Context, host string, done <-chan error, logPath string) error {
+func waitReady(ctx context.Context, host string, done <-chan struct{}, logPath string) error {
 	deadline := time.NewTimer(20 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -294,8 +294,8 @@ func waitReady(ctx context.Context, host string, done <-chan error, logPath stri
 			return nil
 		}
 		select {
-		case err := <-done:
-			return fmt.Errorf("the local registry on %s exited (%v): see %s", host, err, logPath)
+		case <-done:
+			return fmt.Errorf("the local registry on %s exited: see %s", host, logPath)
 		case <-deadline.C:
 			return fmt.Errorf("the local registry on %s did not answer within 20s: see %s", host, logPath)
 		case <-ctx.Done():

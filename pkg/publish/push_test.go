@@ -92,12 +92,11 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(c int) { s.code = c; s.ResponseWriter.WriteHeader(c) }
 
 type fixture struct {
-	e     *countingEngine
-	b     *engine.Builder
-	base  string
-	dir   string
-	lock  string
-	names []string
+	e    *countingEngine
+	b    *engine.Builder
+	base string
+	dir  string
+	lock string
 }
 
 func newFixture(t *testing.T) *fixture {

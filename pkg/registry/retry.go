@@ -45,7 +45,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ra := retryAfter(resp); ra > wait {
 				wait = ra
 			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // to reuse the connection
 			resp.Body.Close()
 		}
 		d := wait

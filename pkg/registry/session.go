@@ -173,7 +173,7 @@ func (s *Session) Put(ctx context.Context, ref name.Reference, manifest []byte, 
 	if err != nil {
 		return Explain("writing "+ref.String(), ref.Context().RegistryStr(), err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body) // to reuse the connection
 	resp.Body.Close()
 	return nil
 }

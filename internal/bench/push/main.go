@@ -47,12 +47,11 @@ func main() {
 }
 
 type bench struct {
-	e      *engine.Engine
-	tmp    string
-	lock   string
-	imgs   []lock.Image
-	crane  string
-	prefix string
+	e     *engine.Engine
+	tmp   string
+	lock  string
+	imgs  []lock.Image
+	crane string
 }
 
 func run(ctx context.Context, rounds, n, mib int) error {
