@@ -8,12 +8,11 @@
 //     tags (each on an identically seeded registry), with the blob uploads
 //     counted from the registry's access log.
 //
-// Run: go run ./internal/bench/push [-rounds 3] [-images 14] [-mib 4]
+// Run: go run ./internal/bench/push [-rounds 3]
 package main
 
 import (
 	"context"
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
@@ -27,8 +26,10 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/hoistci/hoist/internal/bench/benchutil"
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/images"
 	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/publish"
@@ -37,24 +38,23 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 3, "measurements of each kind; the median is reported")
-	n := flag.Int("images", 14, "images in the matrix")
-	mib := flag.Int("mib", 4, "MiB of distinct layer per image")
 	flag.Parse()
-	if err := run(context.Background(), *rounds, *n, *mib); err != nil {
+	if err := run(context.Background(), *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench push:", err)
 		os.Exit(1)
 	}
 }
 
 type bench struct {
-	e     *engine.Engine
-	tmp   string
-	lock  string
-	imgs  []lock.Image
-	crane string
+	e       *engine.Engine
+	tmp     string
+	lock    string
+	imgs    []lock.Image
+	crane   string
+	cleanup []string // engine references to remove at the end
 }
 
-func run(ctx context.Context, rounds, n, mib int) error {
+func run(ctx context.Context, rounds int) error {
 	e, err := engine.Connect(ctx, engine.Options{})
 	if err != nil {
 		return err
@@ -67,15 +67,16 @@ func run(ctx context.Context, rounds, n, mib int) error {
 	defer os.RemoveAll(tmp)
 	b := &bench{e: e, tmp: tmp, lock: filepath.Join(tmp, "lock.json")}
 
-	fmt.Printf("building %d images (%d MiB distinct layer each, shared busybox base)...\n", n, mib)
-	if err := b.build(ctx, n, mib); err != nil {
-		return err
-	}
+	fmt.Println("building the 14-entry matrix (a distinct ~4 MiB layer each on a shared busybox base) with the Images flow...")
 	defer func() {
-		for _, img := range b.imgs {
-			e.Remove(context.Background(), img.Ref)
+		for _, ref := range b.cleanup {
+			e.Remove(context.Background(), ref)
 		}
 	}()
+	if err := b.build(ctx); err != nil {
+		return err
+	}
+	n := len(b.imgs)
 	fmt.Println("building crane from go-containerregistry v0.20.6 (module cache)...")
 	if b.crane, err = buildCrane(ctx, tmp); err != nil {
 		return err
@@ -108,7 +109,7 @@ func run(ctx context.Context, rounds, n, mib int) error {
 		hoistAgainSaves += saves
 		fmt.Printf("round %d: docker push %v / %v, Push %v / %v, crane copy %v, Promote %v\n", r+1, dc, da, hc, ha, ct, pt)
 	}
-	fmt.Printf("\n%d images x %d MiB, %d rounds, medians (%d cores, %s)\n", n, mib, rounds, runtime.NumCPU(), runtime.Version())
+	fmt.Printf("\n%d images, %d rounds, medians (%d cores, %s)\n", n, rounds, runtime.NumCPU(), runtime.Version())
 	fmt.Printf("| what | anchor | Hoist | ratio | target |\n|---|---|---|---|---|\n")
 	row := func(what string, anchor, hoist []time.Duration, target string) {
 		a, h := median(anchor), median(hoist)
@@ -121,26 +122,36 @@ func run(ctx context.Context, rounds, n, mib int) error {
 	return nil
 }
 
-func (b *bench) build(ctx context.Context, n, mib int) error {
-	bbRef := fmt.Sprintf("hoist-bench/busybox:%d", time.Now().UnixNano())
-	if _, err := b.e.ImportRootfs(ctx, bbRef, engine.BusyboxRootfs("/bin/busybox")); err != nil {
-		return fmt.Errorf("making the busybox base: %w", err)
+// build makes the shared 14-entry matrix (benchutil) with the Images flow
+// and marks every image tested in the lock file.
+func (b *bench) build(ctx context.Context) error {
+	dir := filepath.Join(b.tmp, "repo")
+	cfg, err := benchutil.Matrix(dir, fmt.Sprintf("hoistbench%d", time.Now().UnixNano()%1e6))
+	if err != nil {
+		return err
 	}
-	defer b.e.Remove(context.Background(), bbRef)
+	p, err := benchutil.Plan(cfg)
+	if err != nil {
+		return err
+	}
 	bld, err := b.e.Builder(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer bld.Close()
-	tag := time.Now().UnixNano()
-	for i := 0; i < n; i++ {
-		data := make([]byte, mib<<20)
-		rand.Read(data)
-		name := fmt.Sprintf("img%02d", i)
-		img, err := imagefix.Build(ctx, b.e, bld, bbRef, imagefix.Spec{Name: name, Ref: fmt.Sprintf("hoist-bench/%s:%d", name, tag), Files: map[string][]byte{"payload": data}}, true)
-		if err != nil {
-			return err
-		}
+	b.cleanup = append(b.cleanup, p.Bases[0].Ref)
+	for _, img := range p.Images {
+		b.cleanup = append(b.cleanup, img.Ref)
+	}
+	if _, err := images.Build(ctx, b.e, bld, p, b.lock, images.Options{Parallel: 4}); err != nil {
+		return err
+	}
+	l, err := lock.Read(b.lock)
+	if err != nil {
+		return err
+	}
+	for _, img := range l.Images {
+		img.Test = &lock.Test{Passed: true, ImageID: img.ImageID, At: time.Now().UTC()}
 		b.imgs = append(b.imgs, img)
 	}
 	return nil
@@ -258,7 +269,6 @@ func (b *bench) hoistPush(ctx context.Context, round int) (time.Duration, time.D
 	cold := time.Since(start)
 	ce.saves = 0
 	c, _ = client() // a new process would start with no connections
-	fmt.Fprintln(os.Stderr, "=== AGAIN")
 	start = time.Now()
 	if _, err := publish.Push(ctx, c, ce, o); err != nil {
 		return 0, 0, 0, err
