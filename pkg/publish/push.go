@@ -190,11 +190,6 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 
 	// 4. Export from the engine only images with a blob nobody has.
 	res := &PushResult{}
-	tmp, err := os.MkdirTemp(o.WorkDir, "push-")
-	if err != nil {
-		return nil, fmt.Errorf("pushing: %w", err)
-	}
-	defer os.RemoveAll(tmp)
 	var export []*pushItem
 	for _, it := range items {
 		if it.present {
@@ -205,6 +200,12 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 	}
 	if len(export) > 0 {
+		// Compressed layers wait here for their upload.
+		tmp, err := os.MkdirTemp(o.WorkDir, "push-")
+		if err != nil {
+			return nil, fmt.Errorf("pushing: %w", err)
+		}
+		defer os.RemoveAll(tmp)
 		if err := exportItems(ctx, e, ch, export, tmp, &uploads); err != nil {
 			return nil, err
 		}
@@ -269,9 +270,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 
-	// 7. The gate on what the registry now serves. A manifest that was
-	// already there is our own bytes (its digest is the hash of the manifest
-	// we assembled from the tested config), so only new ones are read back.
+	// 7. The gate on what the registry now serves. A manifest already there
+	// was found either by the digest of the manifest we assembled from the
+	// tested config (so it is those bytes) or under the version's own tag
+	// with the tested config digest checked, so only new ones are read back.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		if it.present {
 			return nil
