@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
 	"github.com/hoistci/hoist/pkg/tags"
 )
@@ -29,7 +32,10 @@ type PromoteOptions struct {
 	// Images are the image names to promote; all must have the staging build.
 	Images []string
 	// DryRun plans and prints, and writes nothing.
-	DryRun   bool
+	DryRun bool
+	// LockPath, when set and the lock file exists, gets the promoted
+	// references added to the images pushed with the promoted digests.
+	LockPath string
 	Progress io.Writer
 	Parallel int
 }
@@ -261,7 +267,38 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	for _, it := range items {
 		plan.Steps = append(plan.Steps, *it.step)
 	}
-	return plan, nil
+	if o.LockPath == "" {
+		return plan, nil
+	}
+	return plan, record(o.LockPath, plan)
+}
+
+// record adds the promoted references to the lock's images that were
+// pushed with the promoted digests. No lock file (a promotion on another
+// machine than the build) is fine.
+func record(path string, plan *PromotePlan) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	now := time.Now().UTC()
+	return lock.Update(path, func(l *lock.Lock) error {
+		for _, st := range plan.Steps {
+			for i := range l.Images {
+				img := &l.Images[i]
+				ours := false
+				for _, p := range img.Pushed {
+					ours = ours || p.Digest == st.Digest
+				}
+				if !ours {
+					continue
+				}
+				for _, t := range st.Tags {
+					img.Pushed = putPushed(img.Pushed, lock.Pushed{Ref: st.Dest + ":" + t, Digest: st.Digest, At: now})
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // copyManifest copies src@d to dst by digest, mounting blobs where the

@@ -134,7 +134,7 @@ func Promote(ctx context.Context) error {
 		return err
 	}
 	to := s.cfg.Registry.PromoteTo
-	o := publish.PromoteOptions{From: from, To: to, Base: p.Version.Base(), DryRun: s.dryRun, Parallel: s.parallel()}
+	o := publish.PromoteOptions{From: from, To: to, Base: p.Version.Base(), DryRun: s.dryRun, Parallel: s.parallel(), LockPath: s.lockPath}
 	for _, img := range p.Images {
 		o.Images = append(o.Images, img.Name)
 	}

@@ -115,7 +115,7 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 		{name: "push", pass: secret, run: Push},
 		{name: "gate", pass: secret, run: DigestGate},
 		{name: "promote dry run", pass: secret, env: map[string]string{"HOIST_DRY_RUN": "1", "HOIST_VERSION": ""}, run: Promote},
-		{name: "promote", pass: secret, env: map[string]string{"HOIST_VERSION": ""}, run: Promote},
+		{name: "promote", pass: secret, env: map[string]string{"HOIST_VERSION": "", "HOIST_DRY_RUN": ""}, run: Promote},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -155,8 +155,12 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Images[0].Pushed) != 3 {
-		t.Errorf("lock records %+v, want the digest, 2.3.4-staging.1 and staging", l.Images[0].Pushed)
+	var refs []string
+	for _, p := range l.Images[0].Pushed {
+		refs = append(refs, p.Ref[strings.LastIndexAny(p.Ref, ":@")+1:])
+	}
+	if got := strings.Join(refs, ","); !strings.HasSuffix(got, ",2.3.4-staging.1,staging,2.3.4,2.3,2,latest") || len(refs) != 7 {
+		t.Errorf("lock records %s, want the digest, the staging tags and (promoted) the release tags", got)
 	}
 	if errors.Join(errs...) == nil {
 		t.Error("no step failed: the wrong password was accepted")
