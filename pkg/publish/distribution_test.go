@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/hoistci/hoist/internal/faultproxy"
 	"github.com/hoistci/hoist/internal/imagefix"
@@ -251,5 +255,49 @@ func TestConcurrentPromotionsAgree(t *testing.T) {
 	after, _ := reg.Counts()
 	if after.Uploads != before.Uploads {
 		t.Errorf("promotions uploaded %d blobs, want none", after.Uploads-before.Uploads)
+	}
+}
+
+// The distribution registry has no referrers API: attachments live under
+// the sha256-<hex> fallback tag, and must travel with a promotion too.
+func TestPromoteReferrersFallbackTag(t *testing.T) {
+	reg := regtest.Distribution(t, "", "")
+	c, err := registry.New(registry.Options{Backoff: testBackoff, Keychain: noKeys{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := reg.Host+"/staging", reg.Host+"/prod"
+	d := seed(t, c, from, map[string][]string{"api": {"5.0.0-staging.0"}})
+	subject := d["api"]["5.0.0-staging.0"]
+	ctx := context.Background()
+	src, _ := name.NewRepository(from + "/api")
+	desc, err := c.Head(ctx, src.Digest(subject.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := mutate.Subject(mutate.ConfigMediaType(empty.Image, types.MediaType("application/vnd.example.sbom+json")), *desc).(v1.Image)
+	attDigest, _ := att.Digest()
+	if err := c.Pusher().Push(ctx, src.Digest(attDigest.String()), att); err != nil {
+		t.Fatal(err)
+	}
+	fallback := "sha256-" + subject.Hex
+	if tagDigest(t, c, from+"/api", fallback) == "" {
+		t.Fatalf("the source has no %s fallback tag: the test proves nothing", fallback)
+	}
+	if _, err := Promote(ctx, c, PromoteOptions{From: from, To: to, Base: "5.0.0", Images: []string{"api"}}); err != nil {
+		t.Fatal(err)
+	}
+	dst, _ := name.NewRepository(to + "/api")
+	idx, err := remote.Referrers(dst.Digest(subject.String()), c.Options(ctx)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != attDigest {
+		t.Fatalf("referrers in prod: %+v, want the attestation %s", im.Manifests, attDigest)
+	}
+	counts, _ := reg.Counts()
+	if counts.Mounts == 0 {
+		t.Errorf("no blob was mounted into prod (registry log: %+v)", counts)
 	}
 }
