@@ -51,8 +51,8 @@ images:
 	t.Setenv(envConfig, filepath.Join(dir, "hoist.yaml"))
 }
 
-// capture returns what fn prints (targets print to standard output).
-func capture(t *testing.T, fn func() error) (string, error) {
+// captureOut returns what fn prints (targets print to standard output).
+func captureOut(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -92,7 +92,7 @@ func TestTestTarget(t *testing.T) {
 	testRepo(t, dir, project, "checks:\n  - {name: fine, run: [sh, -c, 'echo checked > checked.txt']}\n"+clusterSection)
 
 	// Everything passes; Images runs as a dependency.
-	out, err := capture(t, func() error { return Test(ctx) })
+	out, err := captureOut(t, func() error { return Test(ctx) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestTestTarget(t *testing.T) {
 	testRepo(t, dir, project, "checks:\n  - {name: fine, run: [true]}\n")
 	b, _ := os.ReadFile(filepath.Join(dir, "hoist.yaml"))
 	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte(strings.Replace(string(b), "env: [WHO=me]", "env: [WHO=me, FAIL=1]", 1)), 0o644)
-	out, err = capture(t, func() error { return Test(ctx) })
+	out, err = captureOut(t, func() error { return Test(ctx) })
 	if !errors.Is(err, ctest.ErrFailed) || !strings.Contains(err.Error(), "other") || strings.Contains(err.Error(), "good") {
 		t.Fatalf("got %v, want the failure of other only", err)
 	}
@@ -138,7 +138,7 @@ func TestTestTarget(t *testing.T) {
 
 	// A failing static check stops everything before the images.
 	testRepo(t, dir, project, "checks:\n  - {name: lint, run: [sh, -c, 'echo x.go:1: bad; exit 2']}\n  - {name: never, run: [sh, -c, 'touch never']}\n")
-	_, err = capture(t, func() error { return Test(ctx) })
+	_, err = captureOut(t, func() error { return Test(ctx) })
 	var ce *checks.Error
 	if !errors.As(err, &ce) || ce.Name != "lint" || !strings.Contains(err.Error(), "x.go:1: bad") {
 		t.Fatalf("got %v, want check lint to fail with its output", err)
@@ -162,14 +162,14 @@ func TestK3dLoadTarget(t *testing.T) {
 
 	// Not built yet: one clear line.
 	testRepo(t, dir, project, "cluster: {name: "+name+"}\n")
-	_, err := capture(t, func() error { return K3dLoad(ctx) })
+	_, err := captureOut(t, func() error { return K3dLoad(ctx) })
 	if !errors.Is(err, lock.ErrNoLock) {
 		t.Fatalf("before Images: got %v, want the missing lock named", err)
 	}
 	if err := Images(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out, err := capture(t, func() error { return K3dLoad(ctx) })
+	out, err := captureOut(t, func() error { return K3dLoad(ctx) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,14 +188,14 @@ func TestK3dLoadTarget(t *testing.T) {
 			}
 		}
 	}
-	out, err = capture(t, func() error { return K3dLoad(ctx) })
+	out, err = captureOut(t, func() error { return K3dLoad(ctx) })
 	if err != nil || !strings.Contains(out, "0 sent") || !strings.Contains(out, "2 already there") {
 		t.Errorf("second load: %v\n%s", err, out)
 	}
 
 	// An image missing from the engine, and an unknown cluster: one line each.
 	e.Remove(ctx, project+"/other:0.4.0")
-	_, err = capture(t, func() error { return K3dLoad(ctx) })
+	_, err = captureOut(t, func() error { return K3dLoad(ctx) })
 	if err == nil || !strings.Contains(err.Error(), "run the Images target") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("image gone: got %v", err)
 	}
@@ -203,7 +203,7 @@ func TestK3dLoadTarget(t *testing.T) {
 	if err := Images(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err = capture(t, func() error { return K3dLoad(ctx) })
+	_, err = captureOut(t, func() error { return K3dLoad(ctx) })
 	if !errors.Is(err, cluster.ErrNoCluster) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("unknown cluster: got %v", err)
 	}
