@@ -133,52 +133,9 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		}()
 	}
 
-	// One question per node: which images it has. A name pointing at a
-	// manifest Hoist wrote tells the config and layers behind it (the
-	// manifest's digest covers them). Only a name of ours pointing at a
-	// manifest someone else wrote needs a second question (which blobs and
-	// configs the node holds), to learn its config.
-	// A node that cannot answer is failed (named in the error); the others
-	// are still loaded.
-	invs, bad := askEach(ctx, api, nodes, []string{"images"})
+	invs, bad := survey(ctx, api, nodes, names, known)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
-	}
-	var ask []int
-	for j := range nodes {
-		if bad[j] != nil {
-			continue
-		}
-		for i := range images {
-			if m, ok := invs[j].images[names[i]]; ok && known[m].Config == "" {
-				ask = append(ask, j)
-				break
-			}
-		}
-	}
-	if len(ask) > 0 {
-		sub := make([]Node, len(ask))
-		for k, j := range ask {
-			sub[k] = nodes[j]
-		}
-		more, errs := askEach(ctx, api, sub, []string{"content"})
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		for k, j := range ask {
-			invs[j].blobs, invs[j].config = more[k].blobs, more[k].config
-			bad[j] = errs[k]
-		}
-	}
-	for j := range nodes {
-		for _, m := range invs[j].images {
-			if k, ok := known[m]; ok {
-				invs[j].blobs[k.Config] = true
-				for _, d := range k.Layers {
-					invs[j].blobs[d] = true
-				}
-			}
-		}
 	}
 	current := func(j, i int) bool {
 		if bad[j] != nil {
@@ -285,6 +242,50 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		known[m] = l
 	}
 	return res, writeState(o.StateFile, known)
+}
+
+// survey asks every node what it holds. One question per node: which images
+// it has. A name pointing at a manifest Hoist wrote tells the config and
+// layers behind it (the manifest's digest covers them). Only a name of ours
+// pointing at a manifest someone else wrote needs a second question (which
+// blobs and configs the node holds), to learn its config. A node that
+// cannot answer gets its error in bad; the others are still loaded.
+func survey(ctx context.Context, api client.APIClient, nodes []Node, names []string, known map[string]loaded) (invs []inventory, bad []error) {
+	invs, bad = askEach(ctx, api, nodes, []string{"images"})
+	var ask []int
+	for j := range nodes {
+		if bad[j] != nil {
+			continue
+		}
+		for _, name := range names {
+			if m, ok := invs[j].images[name]; ok && known[m].Config == "" {
+				ask = append(ask, j)
+				break
+			}
+		}
+	}
+	if len(ask) > 0 && ctx.Err() == nil {
+		sub := make([]Node, len(ask))
+		for k, j := range ask {
+			sub[k] = nodes[j]
+		}
+		more, errs := askEach(ctx, api, sub, []string{"content"})
+		for k, j := range ask {
+			invs[j].blobs, invs[j].config = more[k].blobs, more[k].config
+			bad[j] = errs[k]
+		}
+	}
+	for j := range nodes {
+		for _, m := range invs[j].images {
+			if k, ok := known[m]; ok {
+				invs[j].blobs[k.Config] = true
+				for _, d := range k.Layers {
+					invs[j].blobs[d] = true
+				}
+			}
+		}
+	}
+	return invs, bad
 }
 
 // containerdName is the name containerd records for an engine reference:

@@ -46,7 +46,7 @@ func K3dLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := cluster.Nodes(ctx, cluster.Runtime(), name)
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (s *session) load(ctx context.Context, e *engine.Engine, nodes []cluster.No
 func (s *session) clusterStage(ctx context.Context, e *engine.Engine, p *plan.Plan, imgs []lock.Image) error {
 	name := s.cfg.Cluster.Name
 	rt := cluster.Runtime()
-	nodes, err := cluster.Nodes(ctx, rt, name)
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	if errors.Is(err, cluster.ErrNoCluster) {
 		if perr := cluster.Probe(ctx, e); errors.Is(perr, cluster.ErrCannotRun) {
 			fmt.Fprintf(s.out, "hoist: in-cluster stage skipped: %v\n", perr)
@@ -147,7 +147,7 @@ func (s *session) clusterStage(ctx context.Context, e *engine.Engine, p *plan.Pl
 		if _, err := cluster.Create(ctx, e, rt, s.cfg.Path(s.cfg.Cluster.Config), cluster.CreateOptions{Kubeconfig: s.kubeconfig(), Name: s.cfg.Cluster.Name}); err != nil {
 			return err
 		}
-		nodes, err = cluster.Nodes(ctx, rt, name)
+		nodes, err = cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	}
 	if err != nil {
 		return err

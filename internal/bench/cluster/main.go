@@ -214,7 +214,7 @@ func (b *bench) cluster() (string, []cluster.Node, error) {
 // hoist times what K3dLoad does: find the nodes through k3d, then load.
 func (b *bench) hoist(name string, imgs []cluster.Image, unpack bool) (time.Duration, error) {
 	start := time.Now()
-	nodes, err := cluster.Nodes(b.ctx, cluster.Runtime(), name)
+	nodes, err := cluster.Nodes(b.ctx, cluster.Lister(b.e.API), name)
 	if err != nil {
 		return 0, err
 	}
