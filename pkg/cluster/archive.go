@@ -57,7 +57,7 @@ type sendImage struct {
 
 // smallBlob is the size up to which a blob is held in memory while its digest
 // is computed; bigger ones are spooled to a temporary file.
-const smallBlob = 16 << 20
+var smallBlob int64 = 16 << 20
 
 // rewrite reads a `docker save` archive (either layout: legacy folders with
 // layer.tar, or the OCI layout newer engines write) and writes an OCI-layout

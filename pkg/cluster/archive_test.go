@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+)
+
+type entry struct {
+	name string
+	data []byte
+}
+
+func tarOf(entries ...entry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg})
+		tw.Write(e.data)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func readTar(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name], _ = io.ReadAll(tr)
+	}
+}
+
+// Both layouts `docker save` writes (legacy folders with layer.tar, and the
+// OCI layout of newer engines) give the same archive: only wanted blobs,
+// plus every config, manifest and the index naming the image.
+func TestRewriteLayouts(t *testing.T) {
+	base, own := []byte("base layer"), bytes.Repeat([]byte("own layer "), 200000) // 2 MB
+	defer func(n int64) { smallBlob = n }(smallBlob)
+	smallBlob = 1 << 20 // so the own layer goes through a spool file
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digestOf(base) + `","` + digestOf(own) + `"]}}`)
+	img := sendImage{Name: "docker.io/hoist/demo:1.2.3", ID: digestOf(cfg), DiffIDs: []string{digestOf(base), digestOf(own)}}
+	hex := func(b []byte) string { return strings.TrimPrefix(digestOf(b), "sha256:") }
+	layouts := []struct {
+		name  string
+		saved []byte
+	}{
+		{name: "legacy", saved: tarOf(
+			entry{"aaa/VERSION", []byte("1.0")}, entry{"aaa/json", []byte("{}")}, entry{"aaa/layer.tar", own},
+			entry{"bbb/VERSION", []byte("1.0")}, entry{"bbb/json", []byte("{}")}, entry{"bbb/layer.tar", base},
+			entry{hex(cfg) + ".json", cfg},
+			entry{"manifest.json", []byte(`[{"Config":"` + hex(cfg) + `.json","RepoTags":["hoist/demo:1.2.3"],"Layers":["bbb/layer.tar","aaa/layer.tar"]}]`)},
+			entry{"repositories", []byte("{}")},
+		)},
+		{name: "oci", saved: tarOf(
+			entry{"blobs/sha256/" + hex(base), base}, entry{"blobs/sha256/" + hex(own), own}, entry{"blobs/sha256/" + hex(cfg), cfg},
+			entry{"blobs/sha256/" + hex([]byte("manifest")), []byte("manifest")},
+			entry{"index.json", []byte("{}")}, entry{"oci-layout", []byte("{}")}, entry{"manifest.json", []byte("[]")},
+		)},
+	}
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			var out bytes.Buffer
+			written := map[string]loaded{}
+			// The node has the base already: only the own layer is wanted.
+			blobs, n, err := rewrite(&out, bytes.NewReader(l.saved), []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readTar(t, out.Bytes())
+			if _, ok := got["blobs/sha256/"+hex(base)]; ok {
+				t.Error("the base layer the node has was sent")
+			}
+			if !bytes.Equal(got["blobs/sha256/"+hex(own)], own) || !bytes.Equal(got["blobs/sha256/"+hex(cfg)], cfg) {
+				t.Error("own layer or config missing")
+			}
+			var idx index
+			if err := json.Unmarshal(got["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
+				t.Fatalf("index %s: %v", got["index.json"], err)
+			}
+			md := idx.Manifests[0].Digest
+			if idx.Manifests[0].Annotations["io.containerd.image.name"] != img.Name || idx.Manifests[0].Platform.OS != "linux" {
+				t.Errorf("index entry %+v", idx.Manifests[0])
+			}
+			var m manifest
+			json.Unmarshal(got["blobs/sha256/"+strings.TrimPrefix(md, "sha256:")], &m)
+			if m.Config.Digest != img.ID || len(m.Layers) != 2 || m.Layers[0].Digest != digestOf(base) || m.Layers[1].Size != int64(len(own)) {
+				t.Errorf("manifest %+v", m)
+			}
+			if written[md].Config != img.ID || blobs != 3 || n != int64(len(own)+len(cfg))+int64(len(got["blobs/sha256/"+strings.TrimPrefix(md, "sha256:")])) {
+				t.Errorf("written %v, %d blobs, %d bytes", written, blobs, n)
+			}
+		})
+	}
+
+	t.Run("image changed while loading", func(t *testing.T) {
+		saved := tarOf(entry{"blobs/sha256/" + hex(base), base})
+		_, _, err := rewrite(io.Discard, bytes.NewReader(saved), []sendImage{img}, nil, t.TempDir(), map[string]loaded{})
+		if err == nil || !strings.Contains(err.Error(), "run Images again") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func FuzzRewrite(f *testing.F) {
+	f.Add(tarOf(entry{"x/layer.tar", []byte("abc")}, entry{"c.json", []byte(`{"os":"linux"}`)}))
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, saved []byte) {
+		cfg := []byte(`{"os":"linux"}`)
+		img := sendImage{Name: "docker.io/a/b:1", ID: digestOf(cfg), DiffIDs: []string{digestOf([]byte("abc"))}}
+		// Whatever the input, rewrite fails or writes an archive; it never panics.
+		rewrite(io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{})
+	})
+}
