@@ -24,13 +24,21 @@ type Layer map[string][]byte
 func MakeImage(ctx context.Context, e *engine.Engine, ref string, layers ...Layer) (engine.Image, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	var werr error
 	add := func(name string, b []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
-		tw.Write(b)
+		if werr == nil {
+			werr = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		}
+		if werr == nil {
+			_, werr = tw.Write(b)
+		}
 	}
 	var diffIDs, paths []string
 	for i, l := range layers {
-		lt := layerTar(l)
+		lt, err := layerTar(l)
+		if err != nil {
+			return engine.Image{}, err
+		}
 		s := sha256.Sum256(lt)
 		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(s[:]))
 		p := fmt.Sprintf("l%d.tar", i)
@@ -46,17 +54,25 @@ func MakeImage(ctx context.Context, e *engine.Engine, ref string, layers ...Laye
 	add("config.json", cfg)
 	mf, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": paths}})
 	add("manifest.json", mf)
-	tw.Close()
+	if werr == nil {
+		werr = tw.Close()
+	}
+	if werr != nil {
+		return engine.Image{}, fmt.Errorf("writing the archive of %s: %w", ref, werr)
+	}
 	resp, err := e.API.ImageLoad(ctx, &buf, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		return engine.Image{}, fmt.Errorf("loading %s: %w", ref, err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		return engine.Image{}, fmt.Errorf("loading %s: %w", ref, err)
+	}
 	return e.Inspect(ctx, ref)
 }
 
-func layerTar(l Layer) []byte {
+func layerTar(l Layer) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	names := make([]string, 0, len(l))
@@ -65,9 +81,15 @@ func layerTar(l Layer) []byte {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(l[n])), Typeflag: tar.TypeReg})
-		tw.Write(l[n])
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(l[n])), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(l[n]); err != nil {
+			return nil, err
+		}
 	}
-	tw.Close()
-	return buf.Bytes()
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -117,7 +117,7 @@ func StartNode(ctx context.Context, e *engine.Engine, image, clusterName, role, 
 		return cluster.Node{}, fmt.Errorf("creating stand-in node %s: %w", name, err)
 	}
 	if err := e.API.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
-		Remove(context.Background(), e, name)
+		_ = Remove(context.Background(), e, name)
 		return cluster.Node{}, fmt.Errorf("starting stand-in node %s: %w", name, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -127,7 +127,7 @@ func StartNode(ctx context.Context, e *engine.Engine, image, clusterName, role, 
 			return cluster.Node{Name: name, Role: role}, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			Remove(context.Background(), e, name)
+			_ = Remove(context.Background(), e, name)
 			return cluster.Node{}, fmt.Errorf("stand-in node %s: containerd did not come up: %v", name, err)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -185,7 +185,7 @@ func Cluster(t testing.TB, e *engine.Engine, image string, roles ...string) (str
 	var nodes []cluster.Node
 	for i, role := range roles {
 		cname := fmt.Sprintf("k3d-%s-%s-%d", name, role, i)
-		t.Cleanup(func() { Remove(context.Background(), e, cname) })
+		t.Cleanup(func() { _ = Remove(context.Background(), e, cname) })
 		n, err := StartNode(ctx, e, image, name, role, cname)
 		if err != nil {
 			t.Fatal(err)

@@ -40,7 +40,8 @@ type session struct {
 	resp   types.HijackedResponse
 	stdout bytes.Buffer
 	stderr bytes.Buffer
-	read   chan error // the demultiplexer's result
+	read   chan struct{} // closed when the output has been read
+	rerr   error         // the demultiplexer's result, set before read closes
 	stop   func() bool
 }
 
@@ -61,7 +62,7 @@ func start(ctx context.Context, api client.APIClient, containerID string, cmd []
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", strings.Join(cmd, " "), err)
 	}
-	s := &session{api: api, id: ec.ID, resp: resp, read: make(chan error, 1)}
+	s := &session{api: api, id: ec.ID, resp: resp, read: make(chan struct{})}
 	// Cancelling ctx closes the connection, which unblocks every read and
 	// write on it; the goroutine below then ends.
 	s.stop = context.AfterFunc(ctx, resp.Close)
@@ -71,10 +72,11 @@ func start(ctx context.Context, api client.APIClient, containerID string, cmd []
 		// node died, ctr failed), closing the connection makes writes to
 		// its stdin fail at once instead of blocking the shared stream.
 		resp.Close()
-		s.read <- err
+		s.rerr = err
+		close(s.read)
 	}()
 	if !withStdin {
-		resp.CloseWrite()
+		_ = resp.CloseWrite() // no stdin attached: nothing to end
 	}
 	return s, nil
 }
@@ -88,10 +90,13 @@ func (s *session) Abort() { s.resp.Close() }
 // Wait closes stdin, waits for the command to end and returns its output and
 // exit code.
 func (s *session) Wait(ctx context.Context) (execResult, error) {
-	s.resp.CloseWrite()
+	// End of stdin; on a connection already closed (the command ended
+	// early, or Abort) this fails, and the output below tells why.
+	_ = s.resp.CloseWrite()
 	var rerr error
 	select {
-	case rerr = <-s.read:
+	case <-s.read:
+		rerr = s.rerr
 	case <-ctx.Done():
 		s.resp.Close()
 		<-s.read

@@ -86,7 +86,10 @@ func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 			return res, ctx.Err()
 		}
 		res.PodLogs = filepath.Join(o.WorkDir, "cluster-pods.log")
-		k.podLogs(context.WithoutCancel(ctx), objs, res.PodLogs)
+		if perr := k.podLogs(context.WithoutCancel(ctx), objs, res.PodLogs); perr != nil {
+			res.PodLogs = ""
+			return res, fmt.Errorf("%w (saving the pod logs failed too: %v)", err, perr)
+		}
 		return res, fmt.Errorf("%w (pod logs: %s)", err, res.PodLogs)
 	}
 	if _, err := k.run(ctx, "apply", "-f", out); err != nil {
@@ -170,7 +173,7 @@ func (k kube) wait(ctx context.Context, o Object, timeout time.Duration) error {
 
 // podLogs writes the pods' state, descriptions and logs of every namespace
 // the manifests touch.
-func (k kube) podLogs(ctx context.Context, objs []Object, path string) {
+func (k kube) podLogs(ctx context.Context, objs []Object, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	seen := map[string]bool{}
@@ -193,7 +196,7 @@ func (k kube) podLogs(ctx context.Context, objs []Object, path string) {
 			buf.Write(b)
 		}
 	}
-	os.WriteFile(path, buf.Bytes(), 0o644)
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 func tail(b []byte) string {

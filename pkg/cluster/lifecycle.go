@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 	"github.com/hoistci/hoist/pkg/engine"
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
 	k3dconfig "github.com/k3d-io/k3d/v5/pkg/config"
@@ -71,12 +71,14 @@ func Probe(ctx context.Context, e *engine.Engine) error {
 	if err != nil {
 		return fmt.Errorf("%w: creating a privileged container failed: %v", ErrCannotRun, err)
 	}
-	defer e.API.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
+	defer func() {
+		_ = e.API.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
+	}()
 	err = e.API.ContainerStart(ctx, c.ID, container.StartOptions{})
 	if err == nil || strings.Contains(err.Error(), "no such file") {
 		return nil // privilege granted; only the missing program stopped it
 	}
-	if strings.Contains(err.Error(), "caps") || strings.Contains(err.Error(), "not permitted") || errdefs.IsForbidden(err) {
+	if strings.Contains(err.Error(), "caps") || strings.Contains(err.Error(), "not permitted") || cerrdefs.IsPermissionDenied(err) {
 		return fmt.Errorf("%w: the engine refuses privileged containers, which k3s needs; the in-cluster stage runs in the GitHub workflow (docs/cluster.md)", ErrCannotRun)
 	}
 	return fmt.Errorf("probing the engine for privileged containers: %w", err)

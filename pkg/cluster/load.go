@@ -378,7 +378,11 @@ func (f *fanout) Write(p []byte) (int, error) {
 		return 0, errors.New("every node stopped reading")
 	}
 	if len(live) == 1 {
-		return len(p), live[0].write(p)
+		live[0].write(p)
+		if live[0].err != nil {
+			return 0, errors.New("every node stopped reading")
+		}
+		return len(p), nil
 	}
 	var wg sync.WaitGroup
 	for _, k := range live {
@@ -399,12 +403,11 @@ func (f *fanout) Write(p []byte) (int, error) {
 
 // write sends p to the node; a failure marks the node failed and ends its
 // import, and is reported by wait.
-func (k *sink) write(p []byte) error {
+func (k *sink) write(p []byte) {
 	if _, err := k.s.Write(p); err != nil {
 		k.err = err
 		k.s.Abort()
 	}
-	return nil
 }
 
 func (f *fanout) abort() {
@@ -459,8 +462,12 @@ func readState(path string) map[string]loaded {
 	if path == "" {
 		return m
 	}
-	if b, err := os.ReadFile(path); err == nil {
-		json.Unmarshal(b, &m)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return map[string]loaded{}
 	}
 	return m
 }
@@ -567,6 +574,6 @@ func (st *starting) get() (*session, error) {
 func (st *starting) cancel(ctx context.Context) {
 	if s, err := st.get(); err == nil {
 		s.Abort()
-		s.Wait(context.WithoutCancel(ctx))
+		_, _ = s.Wait(context.WithoutCancel(ctx)) // it read nothing; how it ended does not matter
 	}
 }

@@ -71,7 +71,9 @@ func Resolve(file string, data []byte, refs map[string]string) (Resolved, error)
 			return Resolved{}, fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	enc.Close()
+	if err := enc.Close(); err != nil {
+		return Resolved{}, fmt.Errorf("%s: %w", file, err)
+	}
 	for n := range used {
 		res.Images = append(res.Images, n)
 	}

@@ -157,7 +157,7 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		api.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
+		_ = api.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
 	}()
 	// Attach before starting, so no early output is lost.
 	att, err := api.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
@@ -167,34 +167,37 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 	defer att.Close()
 	stop := context.AfterFunc(tctx, att.Close)
 	defer stop()
-	copied := make(chan error, 1)
+	copied := make(chan struct{})
 	go func() {
-		_, err := stdcopy.StdCopy(log, log, att.Reader)
-		copied <- err
+		// Ends with the connection: when the container exits, or when it is
+		// closed on timeout or cancel. A write error to the log file shows
+		// as a short log; the exit code is what decides.
+		_, _ = stdcopy.StdCopy(log, log, att.Reader)
+		close(copied)
 	}()
 	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		att.Close()
-		<-copied
+		<-copied // the log copy ends with the connection
 		return -1, fmt.Errorf("starting the test of %s: %w", c.Ref, err)
 	}
 	select {
 	case w := <-waitC:
-		<-copied
+		<-copied // the log copy ends with the connection
 		if w.Error != nil {
 			return int(w.StatusCode), fmt.Errorf("waiting for the test of %s: %s", c.Ref, w.Error.Message)
 		}
 		return int(w.StatusCode), nil
 	case err := <-errC:
 		att.Close()
-		<-copied
+		<-copied // the log copy ends with the connection
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
 		}
 		return -1, fmt.Errorf("waiting for the test of %s: %w", c.Ref, err)
 	case <-tctx.Done():
 		att.Close()
-		<-copied
+		<-copied // the log copy ends with the connection
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
 		}
@@ -239,7 +242,7 @@ func Summary(w io.Writer, results []Result) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Name, res, r.ExitCode, r.Duration.Round(10*time.Millisecond), r.Log)
 	}
-	tw.Flush()
+	_ = tw.Flush() // a failing writer shows in the line below as well
 	fmt.Fprintf(w, "%d of %d container tests passed\n", passed, len(results))
 }
 

@@ -122,7 +122,7 @@ func TestTestTarget(t *testing.T) {
 	testRepo(t, dir, project, "checks:\n  - {name: fine, run: [true]}\n")
 	b, _ := os.ReadFile(filepath.Join(dir, "hoist.yaml"))
 	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte(strings.Replace(string(b), "env: [WHO=me]", "env: [WHO=me, FAIL=1]", 1)), 0o644)
-	out, err = captureOut(t, func() error { return Test(ctx) })
+	_, err = captureOut(t, func() error { return Test(ctx) })
 	if !errors.Is(err, ctest.ErrFailed) || !strings.Contains(err.Error(), "other") || strings.Contains(err.Error(), "good") {
 		t.Fatalf("got %v, want the failure of other only", err)
 	}

@@ -76,6 +76,6 @@ func (u unprivileged) exec(ctx context.Context, node *k3d.Node, cmd []string, st
 		if info.ExitCode == 0 {
 			return logs, nil
 		}
-		return logs, fmt.Errorf("Exec process in node '%s' failed with exit code '%d'", node.Name, info.ExitCode)
+		return logs, fmt.Errorf("exec process in node '%s' failed with exit code '%d'", node.Name, info.ExitCode)
 	}
 }
