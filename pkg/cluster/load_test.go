@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,35 @@ func requireLoaded(t *testing.T, e *engine.Engine, nodes []cluster.Node, imgs []
 				t.Errorf("node %s: %s has config %q, want the engine's image ID %s", n.Name, name, got[name], img.ID)
 			}
 		}
+		// Every blob of every image is in the node's content store.
+		check, err := standin.Ctr(context.Background(), e, n.Name, "images", "check")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range imgs {
+			complete := false
+			for _, line := range strings.Split(check, "\n") {
+				if strings.HasPrefix(line, "docker.io/"+img.Ref+" ") {
+					complete = strings.Contains(line, " complete ")
+				}
+			}
+			if !complete {
+				t.Errorf("node %s: ctr images check does not call %s complete:\n%s", n.Name, img.Ref, check)
+			}
+		}
+	}
+}
+
+// requireUnpacks has the node unpack and mount the image, as the kubelet's
+// CRI does when a container first uses an image imported without unpacking.
+func requireUnpacks(t *testing.T, e *engine.Engine, node, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := standin.Ctr(ctx, e, node, "images", "mount", "docker.io/"+ref, "/tmp"); err != nil {
+		t.Fatalf("unpacking %s on %s: %v", ref, node, err)
+	}
+	if _, err := standin.Ctr(ctx, e, node, "images", "unmount", "/tmp"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -139,6 +169,10 @@ func TestLoadIncremental(t *testing.T) {
 				t.Errorf("after changing one image: %d bytes streamed, want about the 64 KiB payload (the 256 KiB base must not be sent)", res.Bytes)
 			}
 			requireLoaded(t, e, nodes, imgs)
+			// Its base layer came from the other images: it still unpacks.
+			for _, n := range nodes {
+				requireUnpacks(t, e, n.Name, changed)
+			}
 
 			// Tagged away on one node (e.g. a node replaced): that node alone
 			// gets it again.
