@@ -48,6 +48,22 @@ func importing(t *testing.T, e *engine.Engine, node string, done <-chan struct{}
 	}
 }
 
+// ingesting waits until node's containerd is receiving a blob of the load.
+func ingesting(t *testing.T, e *engine.Engine, node string, done <-chan struct{}) bool {
+	t.Helper()
+	for {
+		out, err := standin.Ctr(context.Background(), e, node, "content", "active")
+		if err == nil && strings.Count(strings.TrimSpace(out), "\n") >= 1 {
+			return true // a line besides the header
+		}
+		select {
+		case <-done:
+			return false
+		default:
+		}
+	}
+}
+
 func TestLoadNodeDiesMidImport(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
@@ -59,7 +75,7 @@ func TestLoadNodeDiesMidImport(t *testing.T) {
 		_, err = cluster.Load(context.Background(), e.API, nodes, imgs, cluster.LoadOptions{})
 	}()
 	victim := nodes[1]
-	if !importing(t, e, victim.Name, done) {
+	if !ingesting(t, e, victim.Name, done) {
 		t.Fatal("the load ended before the node could be killed; make bigImages bigger")
 	}
 	if kerr := e.API.ContainerKill(context.Background(), victim.Name, "KILL"); kerr != nil {
