@@ -21,6 +21,10 @@ const (
 	Main Line = "main"
 	// Release builds and pushes the version of a vX.Y.Z tag.
 	Release Line = "release"
+	// Local runs the whole pipeline on this machine: staging build, reserve
+	// (in a private repository under the build folder), push to the local
+	// registry, then promote to X.Y.Z there. Nothing shared is touched.
+	Local Line = "local"
 )
 
 // Decision is the line of a run and why.

@@ -54,6 +54,10 @@ type Options struct {
 	// reserved exactly instead of the next free N.
 	Override string
 	Stages   Stages
+	// Local runs the local line: the whole pipeline against the local
+	// registry, reserving on Reserver (a private repository), with no
+	// GitHub release and no tag on the checkout's own remotes.
+	Local bool
 	// SetVersion tells the stages which version to build and push (the
 	// reserved X.Y.Z-staging.N on the staging line).
 	SetVersion func(version string) error
@@ -102,6 +106,17 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}
 	}
 	p.Decision = flow.Decide(ref, o.PR, o.Branches)
+	if o.Local && p.Decision.Line != flow.Verify {
+		p.Decision = flow.Decision{Line: flow.Local, Why: "no registry configured and not in CI: the whole pipeline against the local registry"}
+	}
+	if p.Decision.Line == flow.Local {
+		if err := checkRemote(ctx, o); err != nil {
+			return nil, err
+		}
+		p.Notes = append(p.Notes, "nothing shared is written: staging numbers are reserved in "+o.Reserver.String()+", images go to the local registry")
+		p.local(o)
+		return p, nil
+	}
 	if p.Decision.Line == flow.Verify {
 		if o.Override != "" {
 			return nil, fmt.Errorf("a version override (%s) is for the staging line, and this run builds and tests only (%s)", o.Override, p.Decision.Why)
@@ -272,6 +287,32 @@ func (p *Plan) staging(ctx context.Context, o Options, notes string) error {
 		p.Steps = append(p.Steps, p.publishStep(o, notes, version, version, true, next))
 	}
 	return nil
+}
+
+// local is the staging line and then the main line's promotion, on this
+// machine only.
+func (p *Plan) local(o Options) {
+	base := semver.MustParse(p.Base)
+	var res *gitref.Reservation
+	p.Steps = append(p.Steps, flow.Step{
+		Name:   "Reserve",
+		Writes: []string{"git tag " + p.Base + "-" + gitref.Channel + ".N on " + o.Reserver.String()},
+		Run: func(ctx context.Context) error {
+			var err error
+			if res, err = gitref.Reserve(ctx, o.Reserver, base, p.Commit); err != nil {
+				return err
+			}
+			o.logf("reserved %s at %s", res.Tag, short(p.Commit))
+			if o.SetVersion != nil {
+				return o.SetVersion(res.Tag)
+			}
+			return nil
+		},
+	})
+	p.build(o, func() string { return res.Tag })
+	p.Steps = append(p.Steps,
+		stage("Push", o.Stages.Push, "image tags "+p.Base+"-"+gitref.Channel+".N and staging"),
+		stage("Promote", o.Stages.Promote, "image tags "+strings.Join(releaseTags(base), ", ")+" copied by digest from the staging build"))
 }
 
 func (p *Plan) main(ctx context.Context, o Options, notes string) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/hoistci/hoist/pkg/bump"
@@ -102,6 +104,9 @@ func Release(ctx context.Context) error {
 		return err
 	}
 	o.Stages = s.stages()
+	if err := s.localLine(ctx, &o); err != nil {
+		return err
+	}
 	o.SetVersion = func(v string) error { return os.Setenv(envVersion, v) }
 	p, err := release.Prepare(ctx, o)
 	if err != nil {
@@ -118,8 +123,31 @@ func Release(ctx context.Context) error {
 // is not in this build yet; a run that reaches it stops there.
 func (s *session) stages() release.Stages {
 	return release.Stages{
-		Images: func(ctx context.Context) error { _, err := s.images(ctx); return err },
+		Images:     func(ctx context.Context) error { _, err := s.images(ctx); return err },
+		DigestGate: DigestGate,
+		Push:       Push,
+		Promote:    Promote,
 	}
+}
+
+// localLine switches a run to the local line when nothing says it is for
+// a shared line: not in CI, no GITHUB_REF, no registry configured (so the
+// local registry is used). Staging numbers are then reserved in a private
+// bare repository under the build folder, never on the checkout's remotes.
+func (s *session) localLine(ctx context.Context, o *release.Options) error {
+	if s.ci || s.pr || os.Getenv(envRef) != "" || s.cfg.Registry.Host != "" {
+		return nil
+	}
+	bare := filepath.Join(s.cfg.Path(s.cfg.BuildDir), "reservations.git")
+	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
+		if out, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", bare).CombinedOutput(); err != nil {
+			return fmt.Errorf("creating the local reservation repository %s: %v: %s", bare, err, out)
+		}
+	}
+	o.Local = true
+	o.Reserver = &gitref.Git{Dir: s.cfg.Dir, Remote: bare}
+	o.GitHub = nil
+	return nil
 }
 
 // releaseOptions reads the release settings: config, token and ref.

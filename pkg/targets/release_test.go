@@ -3,11 +3,15 @@ package targets
 import (
 	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -190,15 +194,21 @@ func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	}
 }
 
-func TestReleaseTargetStopsAtMissingStage(t *testing.T) {
+func TestReleaseMainWithoutStagingBuildTagsNothing(t *testing.T) {
 	dir, bare := releaseRepo(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	cfg := filepath.Join(dir, "hoist.yaml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("registry: {host: "+strings.TrimPrefix(srv.URL, "http://")+", repository: rel, insecure: true}\n")...), 0o644)
+	run(t, dir, "git", "commit", "-q", "-am", "registry")
 	t.Setenv(envRef, "refs/heads/main")
 	run(t, dir, "git", "checkout", "-q", "-b", "main")
 	_, err := stdout(t, func() error { return Release(context.Background()) })
-	if err == nil || !strings.Contains(err.Error(), "Promote: stage not available") {
+	if err == nil || !strings.Contains(err.Error(), "Promote: promoting 0.3.0: app has no 0.3.0-staging.N tag: push the staging line for 0.3.0 first") {
 		t.Fatalf("err = %v", err)
 	}
 	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != "" {
-		t.Fatalf("tags created after a missing stage: %s", tags)
+		t.Fatalf("tags created after a failed promotion: %s", tags)
 	}
 }
