@@ -126,8 +126,10 @@ func (s *session) test(ctx context.Context) error {
 		return err
 	}
 	var cases []ctest.Case
+	var untested []string
 	for i, pi := range p.Images {
 		if pi.Test == nil {
+			untested = append(untested, pi.Name)
 			continue
 		}
 		cases = append(cases, ctest.Case{
@@ -135,7 +137,11 @@ func (s *session) test(ctx context.Context) error {
 			Command: pi.Test.Command, Network: pi.Test.Network, Timeout: pi.Test.Timeout, Env: pi.Test.Env,
 		})
 	}
-	fmt.Fprintf(s.out, "hoist: container tests of %d images (%d without a test)\n", len(cases), len(p.Images)-len(cases))
+	fmt.Fprintf(s.out, "hoist: container tests of %d images\n", len(cases))
+	if len(untested) > 0 {
+		// The lock records no test for them, so Push refuses them.
+		fmt.Fprintf(s.out, "hoist: no test command (add test: in hoist.yaml; Push refuses untested images): %s\n", strings.Join(untested, ", "))
+	}
 	if _, err := ctest.Run(ctx, e.API, cases, ctest.Options{
 		LogDir: s.logDir(), Parallel: s.parallel(), LockPath: s.lockPath, Summary: s.out,
 	}); err != nil {
