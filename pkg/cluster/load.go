@@ -50,8 +50,8 @@ type Image struct {
 
 // LoadOptions tune Load.
 type LoadOptions struct {
-	// TempDir holds layers while their digest is computed (default: the
-	// system's temporary folder).
+	// TempDir holds layers over 16 MiB while their digest is computed
+	// (smaller ones stay in memory; default: the system's temporary folder).
 	TempDir string
 	// StateFile remembers the manifests Hoist wrote, with the config and
 	// layers each names (e.g. build/hoist/cluster-manifests.json). A node's
@@ -232,16 +232,16 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("loading images into %s: %w", strings.Join(res.Nodes, ", "), ctx.Err())
 	}
-	if nodeErrs = append(badErrs, nodeErrs...); len(nodeErrs) > 0 {
-		return res, errors.Join(nodeErrs...)
-	}
 	if werr != nil {
-		return res, fmt.Errorf("streaming images to the nodes: %w", werr)
+		return res, errors.Join(append(append(badErrs, nodeErrs...), fmt.Errorf("streaming images to the nodes: %w", werr))...)
 	}
+	// The archive was whole, so its manifests are worth remembering even
+	// when a node failed: the others hold them now.
 	for m, l := range written {
 		known[m] = l
 	}
-	return res, writeState(o.StateFile, known)
+	serr := writeState(o.StateFile, known)
+	return res, errors.Join(append(append(badErrs, nodeErrs...), serr)...)
 }
 
 // survey asks every node what it holds. One question per node: which images
