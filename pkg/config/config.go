@@ -572,6 +572,16 @@ func (c *Config) validate() error {
 			return e(c.Scan.Line, "scan severity %q: use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", s)
 		}
 	}
+	for _, s := range c.Scan.Scanners {
+		switch s {
+		case "vuln", "secret", "misconfig", "license":
+		default:
+			return e(c.Scan.Line, "scan scanner %q: use vuln, secret, misconfig or license", s)
+		}
+	}
+	if c.Scan.Timeout < 0 {
+		return e(c.Scan.Line, "scan timeout %s: use a positive duration such as 10m", c.Scan.Timeout)
+	}
 	for _, ig := range c.Scan.Ignore {
 		if ig.ID == "" || ig.Reason == "" {
 			return e(ig.Line, "a scan ignore entry needs an id and a reason")

@@ -80,7 +80,7 @@ func checkBolt(path string) error {
 	}
 	head := make([]byte, 4096)
 	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("trivy.db is unreadable: %v", err)
 	}
 	m, ok := boltMeta(head[:n])
