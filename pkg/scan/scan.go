@@ -485,4 +485,3 @@ func appendFile(path, s string) error {
 	}
 	return werr
 }
-

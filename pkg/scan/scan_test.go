@@ -88,7 +88,7 @@ func newFixture(t *testing.T, images map[string]map[string]string, files map[str
 	f := &fixture{e: e, dbDir: dbDir, lockPath: filepath.Join(dir, "build", "lock.json"), out: filepath.Join(dir, "build", "scan"), images: map[string]lock.Image{}}
 	l := &lock.Lock{Project: "scantest", Version: "1.0.0", Created: time.Now()}
 	for name, pkgs := range images {
-		ref := testenv.Unique("hoist-scantest/"+name+":")
+		ref := testenv.Unique("hoist-scantest/" + name + ":")
 		id, err := scantest.DebianImage(ctx, e, ref, pkgs, files[name])
 		if err != nil {
 			t.Fatalf("making image %s: %v", name, err)
