@@ -2,7 +2,11 @@ module github.com/hoistci/hoist/tools/trivy
 
 go 1.22.9
 
-require github.com/aquasecurity/trivy v0.58.0
+require (
+	github.com/aquasecurity/trivy v0.58.0
+	github.com/aquasecurity/trivy-db v0.0.0-20241120092622-333d808d7e45
+	go.etcd.io/bbolt v1.3.11
+)
 
 require (
 	cloud.google.com/go v0.112.1 // indirect
@@ -54,7 +58,6 @@ require (
 	github.com/aquasecurity/table v1.8.0 // indirect
 	github.com/aquasecurity/tml v0.6.1 // indirect
 	github.com/aquasecurity/trivy-checks v1.4.0 // indirect
-	github.com/aquasecurity/trivy-db v0.0.0-20241120092622-333d808d7e45 // indirect
 	github.com/aquasecurity/trivy-java-db v0.0.0-20240109071736-184bd7481d48 // indirect
 	github.com/aquasecurity/trivy-kubernetes v0.6.7-0.20241101182546-89bffc3932bc // indirect
 	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
@@ -327,7 +330,6 @@ require (
 	github.com/yashtewari/glob-intersection v0.2.0 // indirect
 	github.com/zclconf/go-cty v1.15.0 // indirect
 	github.com/zclconf/go-cty-yaml v1.1.0 // indirect
-	go.etcd.io/bbolt v1.3.11 // indirect
 	go.mongodb.org/mongo-driver v1.14.0 // indirect
 	go.opencensus.io v0.24.0 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.56.0 // indirect
