@@ -61,6 +61,7 @@ func TestScanBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatal("Run succeeded on bad input")
 			}
+			t.Logf("error: %v", err)
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %q, want it to contain %q", err, tt.wantErr)
 			}

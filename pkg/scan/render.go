@@ -64,11 +64,11 @@ func writeImageTable(w io.Writer, r ImageResult, all bool) {
 	if os == "" {
 		os = "no OS detected"
 	}
-	fmt.Fprintf(w, "%-11s %s  %s  %s  (%d blocking, %d ignored, %d below threshold)\n", status(r), r.Name, r.Ref, os, r.count(Blocking), r.count(Ignored), r.count(Below))
 	if r.Err != nil {
-		fmt.Fprintf(w, "            %v\n", r.Err)
+		fmt.Fprintf(w, "%-11s %s  %s\n            %v\n", status(r), r.Name, r.Ref, r.Err)
 		return
 	}
+	fmt.Fprintf(w, "%-11s %s  %s  %s  (%d blocking, %d ignored, %d below threshold)\n", status(r), r.Name, r.Ref, os, r.count(Blocking), r.count(Ignored), r.count(Below))
 	rows := 0
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range r.Findings {
@@ -76,7 +76,7 @@ func writeImageTable(w io.Writer, r ImageResult, all bool) {
 			continue
 		}
 		if rows == 0 {
-			fmt.Fprintln(tw, "            SEVERITY\tID\tPACKAGE\tINSTALLED\tFIXED\tVERDICT\t")
+			fmt.Fprintln(tw, "            SEVERITY\tID\tPACKAGE\tINSTALLED\tFIXED\tVERDICT")
 		}
 		rows++
 		pkg, inst, fixed := f.Package, f.Installed, f.Fixed
@@ -90,7 +90,7 @@ func writeImageTable(w io.Writer, r ImageResult, all bool) {
 		if f.Reason != "" {
 			v += ": " + f.Reason
 		}
-		fmt.Fprintf(tw, "            %s\t%s\t%s\t%s\t%s\t%s\t\n", f.Severity, f.ID, pkg, inst, fixed, v)
+		fmt.Fprintf(tw, "            %s\t%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, pkg, inst, fixed, v)
 	}
 	tw.Flush()
 }
@@ -101,6 +101,10 @@ func Markdown(res *Result) string {
 	fmt.Fprintf(&b, "## Image scan\n\n%s, %s\n\n", res.Scanner, res.DB)
 	b.WriteString("| Image | Result | Blocking | Ignored | Below threshold |\n|---|---|---|---|---|\n")
 	for _, r := range res.Images {
+		if r.Err != nil {
+			fmt.Fprintf(&b, "| %s | %s | - | - | - |\n", mdCell(r.Name), mdStatus(r))
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d |\n", mdCell(r.Name), mdStatus(r), r.count(Blocking), r.count(Ignored), r.count(Below))
 	}
 	var blocking, ignored strings.Builder

@@ -127,7 +127,7 @@ func basePolicy() scan.Policy {
 // report, the step summary, and that the secret never leaks.
 func TestScanGate(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{
-		"vulnerable": {"openssl": "3.0.11-1~deb12u1", "libc6": "2.36-9+deb12u9"},
+		"vulnerable": {"openssl": "3.0.11-1~deb12u1", "libc6": "2.36-9+deb12u4"},
 		"clean":      {"openssl": "3.0.15-1~deb12u1", "libc6": "2.36-9+deb12u4"},
 		"ignored":    {"zlib1g": "1:1.2.13.dfsg-1"},
 		"expired":    {"curl": "7.88.1-10+deb12u5"},

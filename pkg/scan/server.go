@@ -134,18 +134,43 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// last returns the last meaningful line (Trivy's FATAL/ERROR line if any).
+// last returns Trivy's last error as one line: the FATAL or ERROR line and
+// the detail lines under it, without the timestamp and level.
 func (t *tailBuffer) last() string {
 	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); strings.Contains(l, "FATAL") || strings.Contains(l, "ERROR") {
-			return l
+	for _, l := range lines {
+		if strings.HasPrefix(l, "panic: ") {
+			return "trivy crashed: " + strings.TrimSpace(l)
 		}
 	}
-	if len(lines) == 0 || lines[len(lines)-1] == "" {
+	from := len(lines) - 1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "\tFATAL\t") || strings.Contains(lines[i], "\tERROR\t") {
+			from = i
+			break
+		}
+	}
+	var parts []string
+	for _, l := range lines[max(from, 0):] {
+		f := strings.Split(strings.TrimSpace(l), "\t")
+		if len(f) >= 3 && (f[1] == "FATAL" || f[1] == "ERROR") {
+			f = f[2:] // timestamp, level
+			if f[0] == "Fatal error" && len(f) > 1 {
+				f = f[1:]
+			}
+		}
+		if s := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.Join(f, " ")), "* ")); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	s := strings.Join(parts, " ")
+	if s == "" {
 		return "no output"
 	}
-	return strings.TrimSpace(lines[len(lines)-1])
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
 }
 
 // execTrivy prepares one Trivy client run against the server.
