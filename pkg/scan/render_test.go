@@ -93,9 +93,9 @@ func TestReportFindings(t *testing.T) {
 		got[f.ID+" "+f.Package] = f.Verdict
 	}
 	want := map[string]Verdict{
-		"CVE-2099-1001 openssl":                Blocking,
-		"CVE-2099-1002 libc6":                  Below,
-		"CVE-2099-1003 zlib1g":                 Ignored,
+		"CVE-2099-1001 openssl":               Blocking,
+		"CVE-2099-1002 libc6":                 Below,
+		"CVE-2099-1003 zlib1g":                Ignored,
 		"aws-access-key-id /app/settings.env": Blocking,
 	}
 	if len(got) != len(want) {
