@@ -167,9 +167,12 @@ type Scan struct {
 	// Trivy is the pinned Trivy version.
 	Trivy string `yaml:"trivy"`
 	// DBDir is an offline vulnerability DB folder; set, Trivy never downloads.
-	DBDir   string        `yaml:"db_dir"`
-	Timeout time.Duration `yaml:"timeout"`
-	Line    int           `yaml:"-"`
+	DBDir string `yaml:"db_dir"`
+	// DBRepository is where Trivy downloads its DB from when DBDir is not
+	// set, e.g. a mirror (default: Trivy's own, ghcr.io/aquasecurity/trivy-db).
+	DBRepository string        `yaml:"db_repository"`
+	Timeout      time.Duration `yaml:"timeout"`
+	Line         int           `yaml:"-"`
 }
 
 // Ignore accepts one finding until it expires.
@@ -615,7 +618,7 @@ func knownKeys(typ string) []string {
 	case "Cluster":
 		return []string{"name", "config", "manifests", "test", "timeout"}
 	case "Scan":
-		return []string{"severity", "ignore_unfixed", "ignore", "scanners", "trivy", "db_dir", "timeout"}
+		return []string{"severity", "ignore_unfixed", "ignore", "scanners", "trivy", "db_dir", "db_repository", "timeout"}
 	case "Ignore":
 		return []string{"id", "package", "reason", "expires"}
 	case "Release":

@@ -36,6 +36,9 @@ func TestScanBadInput(t *testing.T) {
 		{name: "missing DB", change: func(o *scan.Options, _ *lock.Lock) { o.DBDir = filepath.Join(t.TempDir(), "nope") }, wantErr: "does not exist: point scan.db_dir (or HOIST_TRIVY_DB) at a folder"},
 		{name: "corrupt DB", change: func(o *scan.Options, _ *lock.Lock) { o.DBDir = corrupt }, wantErr: "trivy.db is corrupt"},
 		{name: "truncated DB", change: func(o *scan.Options, _ *lock.Lock) { o.DBDir = truncated }, wantErr: "trivy.db is truncated"},
+		{name: "DB download fails", change: func(o *scan.Options, _ *lock.Lock) {
+			o.DBDir, o.CacheDir, o.DBRepository = "", t.TempDir(), "127.0.0.1:1/trivy-db"
+		}, wantErr: "failed to download vulnerability DB"},
 		{name: "image not in the lock file", change: func(o *scan.Options, _ *lock.Lock) { o.Images = []string{"nope"} }, wantErr: `image "nope" is not in the lock file (it has clean)`},
 		{name: "bad policy", change: func(o *scan.Options, _ *lock.Lock) { o.Policy.Severity = []string{"SEVERE"} }, wantErr: `severity "SEVERE"`},
 		{name: "image gone from the engine", change: func(_ *scan.Options, l *lock.Lock) { l.Images[0].Ref = "hoist-scantest/gone:never" }, wantErr: "from the lock file is not in the engine: run the Images target again", wantIs: scan.ErrNotScanned, notScanned: true},

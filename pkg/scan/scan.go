@@ -57,6 +57,9 @@ type Options struct {
 	// DBDir is an offline DB folder (trivy.db and metadata.json). Set, Trivy
 	// never downloads anything.
 	DBDir string
+	// DBRepository is the OCI repository the DB is downloaded from when
+	// DBDir is empty (default: Trivy's own).
+	DBRepository string
 	// OutDir receives the reports, one set per image (e.g. build/hoist/scan).
 	OutDir string
 	// Parallel bounds the scans running at once (default: the core count).
@@ -148,7 +151,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	workDir := filepath.Join(o.OutDir, ".trivy-workdir")
-	srv, err := startServer(ctx, tool.Path, o.CacheDir, workDir, offline)
+	srv, err := startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
 	if err != nil {
 		if offline {
 			return nil, fmt.Errorf("starting trivy with the offline DB %s: %w", o.DBDir, err)

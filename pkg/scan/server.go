@@ -29,7 +29,7 @@ type server struct {
 
 // startServer starts trivy server and waits until it answers. The DB is
 // opened (and, online, downloaded) before it listens.
-func startServer(ctx context.Context, bin, cacheDir, workDir string, offline bool) (*server, error) {
+func startServer(ctx context.Context, bin, cacheDir, workDir string, offline bool, dbRepo string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -40,6 +40,8 @@ func startServer(ctx context.Context, bin, cacheDir, workDir string, offline boo
 	args := []string{"server", "--listen", "127.0.0.1:" + port, "--cache-dir", cacheDir, "--cache-backend", "memory", "--quiet"}
 	if offline {
 		args = append(args, "--skip-db-update")
+	} else if dbRepo != "" {
+		args = append(args, "--db-repository", dbRepo)
 	}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = workDir

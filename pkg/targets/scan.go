@@ -41,7 +41,7 @@ func Scan(ctx context.Context) error {
 		LockPath: s.lockPath, Policy: policy, Engine: e, DockerHost: e.API.DaemonHost(),
 		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: toolsDir()},
 		CacheDir: filepath.Join(userCache(), "hoist", "trivy"), OutDir: out,
-		Parallel: s.cfg.Parallel, Timeout: s.cfg.Scan.Timeout, Out: s.out,
+		DBRepository: s.cfg.Scan.DBRepository, Parallel: s.cfg.Parallel, Timeout: s.cfg.Scan.Timeout, Out: s.out,
 		StepSummary: os.Getenv(envStepSummary),
 	}
 	if v := os.Getenv(envScanImages); v != "" {

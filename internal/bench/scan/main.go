@@ -125,9 +125,10 @@ func run(rounds, parallel int) error {
 		for _, ref := range refs {
 			cmd := exec.CommandContext(ctx, tool.Path, "image", "--cache-dir", cacheDir, "--skip-db-update", "--offline-scan", "--skip-java-db-update",
 				"--scanners", "vuln,secret", "--quiet", "--image-src", "docker", ref)
-			cmd.Stdout = io.Discard
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return 0, fmt.Errorf("trivy image %s: %v: %s", ref, err, out)
+			var stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+			if err := cmd.Run(); err != nil {
+				return 0, fmt.Errorf("trivy image %s: %v: %s", ref, err, stderr.String())
 			}
 		}
 		return time.Since(start), nil
