@@ -1,0 +1,60 @@
+package scan
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/internal/scantest"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/trivy"
+)
+
+// TestServerCrash kills the real trivy server under a scan: the image's
+// result is an error naming the crash, never findings (so never a pass).
+func TestServerCrash(t *testing.T) {
+	e := testenv.Engine(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	cache, _ := os.UserCacheDir()
+	tool, err := trivy.Ensure(ctx, trivy.Options{Dir: filepath.Join(cache, "hoist", "tools")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dbDir, err := scantest.WriteDB(ctx, testenv.RepoRoot(t), filepath.Join(dir, "db-src"), []scantest.Advisory{
+		{Source: "debian 12", Package: "openssl", ID: "CVE-2099-1001", Fixed: "3.0.15-1~deb12u1", Severity: "HIGH"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testenv.Unique("hoist-scantest/crash:")
+	id, err := scantest.DebianImage(ctx, e, ref, map[string]string{"openssl": "3.0.11-1~deb12u1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	cacheDir := filepath.Join(dir, "cache")
+	if _, err := prepareOfflineDB(dbDir, cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(ctx, tool.Path, cacheDir, dir, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.cmd.Process.Kill()
+	<-srv.done
+	o := Options{Engine: e, DockerHost: e.API.DaemonHost(), CacheDir: cacheDir, OutDir: dir, Timeout: time.Minute,
+		Policy: Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}}}
+	r := scanImage(ctx, o, srv, tool, lock.Image{Name: "crash", Ref: ref, ImageID: id}, true, dir)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "trivy server stopped during the scan (signal: killed)") {
+		t.Fatalf("result err %v, findings %v: want the crash named", r.Err, r.Findings)
+	}
+	if r.Passed() {
+		t.Fatal("an image scanned against a crashed server passed")
+	}
+}
