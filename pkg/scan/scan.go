@@ -164,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s, %d at once\n", len(images), res.Scanner, res.DB, o.Parallel)
+	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s, %d at once\n", len(images), res.Scanner, res.DB, min(o.Parallel, len(images)))
 
 	res.Images = make([]ImageResult, len(images))
 	sem := make(chan struct{}, o.Parallel)
