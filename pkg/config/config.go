@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,9 @@ type Check struct {
 // engine, for machines that cannot pull.
 type Base struct {
 	Ref string `yaml:"ref"`
+	// Busybox is a host busybox binary (Debian's busybox-static: /bin/busybox);
+	// it is placed at /bin/busybox with the usual applets linked to it.
+	Busybox string `yaml:"busybox"`
 	// Files maps a path in the image to a host path (e.g. /bin/busybox: /bin/busybox).
 	Files map[string]string `yaml:"files"`
 	// Links maps a path in the image to a symlink target (e.g. /bin/sh: busybox).
@@ -240,6 +244,9 @@ func Parse(file, dir string, data []byte) (*Config, error) {
 		}
 		return nil, yamlError(file, err)
 	}
+	if doc := root.Content; len(doc) > 0 && doc[0].Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: doc[0].Line, Msg: "the config must be a mapping of keys (project, images, …): see docs/config.md"}
+	}
 	c := &Config{}
 	d2 := yaml.NewDecoder(bytes.NewReader(data))
 	d2.KnownFields(true)
@@ -270,7 +277,7 @@ func yamlError(file string, err error) error {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		fmt.Sscanf(m[1], "%d", &line)
+		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
 	if m := notFound.FindStringSubmatch(msg); m != nil {
@@ -503,8 +510,13 @@ func (c *Config) validate() error {
 		if b.Ref == "" {
 			return e(b.Line, "a base needs a ref, e.g. ref: %s/busybox:1", c.Project)
 		}
-		if len(b.Files) == 0 {
-			return e(b.Line, "base %s has no files: add files, e.g. {/bin/busybox: /bin/busybox}", b.Ref)
+		if len(b.Files) == 0 && b.Busybox == "" {
+			return e(b.Line, "base %s has no files: add busybox: /bin/busybox or files: {/IN/IMAGE: /ON/HOST}", b.Ref)
+		}
+		if b.Busybox != "" {
+			if _, err := os.Stat(c.Path(b.Busybox)); err != nil {
+				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
+			}
 		}
 		for in, host := range b.Files {
 			if !strings.HasPrefix(in, "/") {
@@ -610,7 +622,7 @@ func knownKeys(typ string) []string {
 	case "Matrix":
 		return []string{"axes", "include", "exclude"}
 	case "Base":
-		return []string{"ref", "files", "links", "dirs", "env"}
+		return []string{"ref", "busybox", "files", "links", "dirs", "env"}
 	case "Check":
 		return []string{"name", "run"}
 	case "Registry":

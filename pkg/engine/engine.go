@@ -10,9 +10,9 @@ import (
 	"io"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 )
 
 // ErrNoEngine means no Docker Engine answered.
@@ -46,7 +46,7 @@ func Connect(ctx context.Context, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("creating Docker client: %w", err)
 	}
 	if _, err := api.Ping(ctx); err != nil {
-		api.Close()
+		_ = api.Close()
 		return nil, fmt.Errorf("%w at %s: %v", ErrNoEngine, api.DaemonHost(), err)
 	}
 	return &Engine{API: api}, nil
@@ -68,7 +68,7 @@ type Image struct {
 func (e *Engine) Inspect(ctx context.Context, ref string) (Image, error) {
 	ii, err := e.API.ImageInspect(ctx, ref)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return Image{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
 		}
 		return Image{}, fmt.Errorf("inspecting %s: %w", ref, err)
@@ -112,7 +112,7 @@ func (e *Engine) Tag(ctx context.Context, source, target string) error {
 // Remove deletes an image reference (untagging; the image goes when unused).
 func (e *Engine) Remove(ctx context.Context, ref string) error {
 	_, err := e.API.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
-	if err != nil && !errdefs.IsNotFound(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("removing %s: %w", ref, err)
 	}
 	return nil

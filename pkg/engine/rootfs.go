@@ -18,6 +18,8 @@ type Rootfs struct {
 	Links map[string]string // path in the image -> symlink target
 	Dirs  []string          // empty folders
 	Env   []string          // KEY=VALUE
+	// Labels are set on the image (Hoist records the inputs hash there).
+	Labels map[string]string
 }
 
 // ImportRootfs builds the tarball for r and imports it as ref. Entries are
@@ -26,10 +28,13 @@ type Rootfs struct {
 func (e *Engine) ImportRootfs(ctx context.Context, ref string, r Rootfs) (string, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeRootfs(pw, r)) }()
-	defer pr.Close()
+	defer func() { _ = pr.Close() }()
 	var changes []string
 	for _, kv := range r.Env {
 		changes = append(changes, "ENV "+kv)
+	}
+	for _, k := range sortedKeys(r.Labels) {
+		changes = append(changes, fmt.Sprintf("LABEL %s=%q", k, r.Labels[k]))
 	}
 	return e.Import(ctx, pr, ref, changes)
 }

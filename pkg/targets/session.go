@@ -8,10 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/gitinfo"
+	"github.com/hoistci/hoist/pkg/plan"
+	"github.com/hoistci/hoist/pkg/version"
 	"github.com/hoistci/hoist/scripts"
 )
 
@@ -86,4 +92,63 @@ func (s *session) engine(ctx context.Context) (*engine.Engine, error) {
 		return nil, fmt.Errorf("%v; bringing one up failed (%v): install and start Docker Engine, then run again", err, rerr)
 	}
 	return engine.Connect(ctx, engine.Options{})
+}
+
+// Environment variables for the build.
+const (
+	envVersion = "HOIST_VERSION" // build this version instead of VERSION's (e.g. 1.2.3-staging.4)
+	envRebuild = "HOIST_REBUILD" // 1: no cache, re-make local bases, pull remote ones
+	envVerbose = "HOIST_VERBOSE" // 1: show BuildKit's full progress
+	envOnly    = "HOIST_IMAGES"  // comma-separated image names to limit the work to
+)
+
+// plan reads VERSION (or HOIST_VERSION) and git, and expands the config.
+func (s *session) plan(ctx context.Context) (*plan.Plan, error) {
+	vf := s.cfg.Path(s.cfg.VersionFile)
+	var v version.Version
+	var err error
+	if o := os.Getenv(envVersion); o != "" {
+		if v, err = version.Parse(o); err != nil {
+			return nil, fmt.Errorf("%s: %w", envVersion, err)
+		}
+	} else if v, err = version.ReadFile(vf); err != nil {
+		return nil, err
+	}
+	gi := gitinfo.Read(ctx, s.cfg.Dir)
+	created := gi.Time
+	if created.IsZero() {
+		// Outside a checkout there is no commit time to keep labels reproducible.
+		created = time.Now().UTC().Truncate(time.Second)
+	}
+	return plan.Make(s.cfg, plan.Options{Version: v, Revision: gi.Revision, Created: created, Source: gi.Origin})
+}
+
+// parallel is HOIST_PARALLEL, else the config's parallel, else twice the
+// core count: a solve spends much of its time waiting on the engine's disk.
+func (s *session) parallel() int {
+	if n, err := strconv.Atoi(os.Getenv(envParallel)); err == nil && n > 0 {
+		return n
+	}
+	if s.cfg.Parallel > 0 {
+		return s.cfg.Parallel
+	}
+	return 2 * runtime.NumCPU()
+}
+
+func (s *session) only() []string {
+	var out []string
+	for _, n := range strings.Split(os.Getenv(envOnly), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func relPath(base, p string) (string, error) {
+	r, err := filepath.Rel(base, p)
+	if err != nil || strings.HasPrefix(r, "..") {
+		return p, err
+	}
+	return r, nil
 }

@@ -1,0 +1,106 @@
+// Package benchutil holds what the side-by-side benchmarks share: a
+// 14-entry matrix (7 Python versions × cpu/cuda, a distinct ~4 MiB layer each
+// on one local busybox base) and timing helpers.
+package benchutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/hoistci/hoist/pkg/config"
+	"github.com/hoistci/hoist/pkg/plan"
+	"github.com/hoistci/hoist/pkg/version"
+)
+
+// MatrixTemplate makes one distinct ~4 MiB layer per entry.
+const MatrixTemplate = `FROM {{.base}}
+ARG PYTHON_VERSION
+ENV PYTHON_VERSION=${PYTHON_VERSION} RUNTIME={{.runtime}}
+RUN head -c 4194304 /dev/urandom > /payload-{{.python}}-{{.runtime}}
+CMD ["sh", "-c", "test -s /payload-$PYTHON_VERSION-$RUNTIME"]
+`
+
+// Matrix writes a repository with the 14-entry matrix under dir and returns
+// its config. Image names are PROJECT/bench-RUNTIME-pyPYTHON:1.0.0.
+func Matrix(dir, project string) (*config.Config, error) {
+	files := map[string]string{
+		"PYTHON_VERSIONS": "3.7\n3.8\n3.9\n3.10\n3.11\n3.12\n3.13\n",
+		"bench.tmpl":      MatrixTemplate,
+		"ctx/.keep":       "",
+		"hoist.yaml": fmt.Sprintf(`project: %[1]s
+build_dir: build
+bases:
+  - ref: %[1]s/busybox:1
+    busybox: /bin/busybox
+images:
+  - name: bench-{{.runtime}}-py{{.python}}
+    context: ctx
+    template: bench.tmpl
+    vars: {base: "%[1]s/busybox:1"}
+    matrix:
+      axes:
+        python: {file: PYTHON_VERSIONS}
+        runtime: [cpu, cuda]
+    args: {PYTHON_VERSION: "{{.python}}"}
+    test:
+      command: [sh, -c, 'test -s /payload-$PYTHON_VERSION-$RUNTIME']
+`, project),
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return config.Load(filepath.Join(dir, "hoist.yaml"))
+}
+
+// Plan expands cfg at version 1.0.0 with fixed labels.
+func Plan(cfg *config.Config) (*plan.Plan, error) {
+	v, _ := version.Parse("1.0.0")
+	return plan.Make(cfg, plan.Options{Version: v, Revision: "bench", Created: time.Unix(1700000000, 0), Source: "https://example.com/bench"})
+}
+
+// Time runs fn and returns how long it took.
+func Time(fn func() error) (time.Duration, error) {
+	start := time.Now()
+	err := fn()
+	return time.Since(start), err
+}
+
+// Median of ds.
+func Median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// Run runs a command, returning its combined output in the error.
+func Run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return nil
+}
+
+// Report prints one comparison line and whether it meets the target ratio.
+func Report(what string, hoist, anchor time.Duration, anchorName string, target float64) bool {
+	ratio := hoist.Seconds() / anchor.Seconds()
+	ok := ratio <= target
+	verdict := "ok"
+	if !ok {
+		verdict = "MISSED"
+	}
+	fmt.Printf("%-34s hoist %7.3fs   %-22s %7.3fs   ratio %.3f (target <= %.2f) %s\n",
+		what, hoist.Seconds(), anchorName, anchor.Seconds(), ratio, target, verdict)
+	return ok
+}

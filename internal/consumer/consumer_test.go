@@ -1,0 +1,85 @@
+// Package consumer proves an outside repository can use Hoist: a new module
+// whose magefile imports Hoist's targets builds with mage, needing no
+// replace directive but the one pointing at this checkout (consumers never
+// inherit replaces, so Hoist's own pins must build together as they are).
+package consumer
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hoistci/hoist/internal/testenv"
+)
+
+func TestOutsideModuleImportsTargets(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(gomod), "\nreplace") {
+		t.Fatalf("Hoist's go.mod has a replace directive; consumers would not inherit it")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module example.com/consumer\n\ngo 1.26\n\nrequire github.com/hoistci/hoist v0.0.0\n\nreplace github.com/hoistci/hoist => " + root + "\n",
+		"mage.go": `//go:build ignore
+
+package main
+
+import (
+	"os"
+
+	"github.com/magefile/mage/mage"
+)
+
+func main() { os.Exit(mage.Main()) }
+`,
+		"magefiles/magefile.go": `//go:build mage
+
+package main
+
+import (
+	"fmt"
+
+	//mage:import
+	_ "github.com/hoistci/hoist/pkg/targets"
+)
+
+// Hello is the consumer's own target beside Hoist's.
+func Hello() { fmt.Println("hello") }
+`,
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("mod", "tidy")
+	out := run("run", "mage.go", "-l")
+	for _, want := range []string{"hello", "images"} {
+		if !strings.Contains(strings.ToLower(out), want) {
+			t.Errorf("mage -l in the consumer does not list %q:\n%s", want, out)
+		}
+	}
+	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if n := strings.Count(string(mod), "replace"); n != 1 {
+		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)
+	}
+}

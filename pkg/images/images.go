@@ -1,0 +1,359 @@
+// Package images builds a plan's images with BuildKit, never pushing:
+// local bases first, then every entry, several at once, skipping any entry
+// whose inputs are unchanged and whose image the engine already has. The
+// results are written to the run's lock file in one atomic step.
+package images
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/plan"
+)
+
+// Engine is what Images needs of the Docker Engine.
+type Engine interface {
+	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
+}
+
+// Builder runs one BuildKit solve.
+type Builder interface {
+	Build(ctx context.Context, r engine.BuildRequest, progress io.Writer) (engine.BuildResult, error)
+}
+
+// Options tune a build.
+type Options struct {
+	// Parallel bounds concurrent solves (at least 1).
+	Parallel int
+	// Rebuild ignores the cache and re-makes local bases; remote bases are
+	// pulled again (the write-ups' REBUILD_BASE).
+	Rebuild bool
+	// PR marks fork/pull-request mode: no cache is exported. Hoist never
+	// exports cache to a registry from Images, so this only records intent.
+	PR bool
+	// Network for RUN steps: none (default) or host.
+	Network string
+	// Progress receives one line per image with its state and time; nil is silent.
+	Progress io.Writer
+	// BuildLog, when set, also receives BuildKit's full progress for every
+	// image (interleaved); per-image logs are always written under LogDir.
+	BuildLog io.Writer
+	// LogDir holds build-NAME.log files (default BuildDir/logs).
+	LogDir string
+	// Only limits the build to these image names (all when empty).
+	Only []string
+}
+
+// State is what happened to one image.
+type State string
+
+// States of an image after Build.
+const (
+	Built     State = "built"
+	Unchanged State = "unchanged"
+	Failed    State = "FAILED"
+)
+
+// Result is one image's outcome.
+type Result struct {
+	Image    plan.Image
+	State    State
+	Duration time.Duration
+	Locked   lock.Image
+	Err      error
+}
+
+// BuildError is returned when one or more images failed; it names the first
+// failure and its log, and carries them all.
+type BuildError struct {
+	Failed []Result
+	Total  int
+	LogDir string
+}
+
+func (e *BuildError) Error() string {
+	f := e.Failed[0]
+	return fmt.Sprintf("%d of %d images failed to build; first: %s: %v (log: %s)",
+		len(e.Failed), e.Total, f.Image.Name, f.Err, logPath(e.LogDir, f.Image.Name))
+}
+
+func logPath(dir, name string) string {
+	return filepath.Join(dir, "build-"+name+".log")
+}
+
+// Build builds p's images and, when all succeed, writes them to the lock at
+// lockPath. A failure leaves the lock as it was.
+func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath string, o Options) ([]Result, error) {
+	if o.Parallel < 1 {
+		o.Parallel = 1
+	}
+	if o.LogDir == "" {
+		o.LogDir = filepath.Join(p.BuildDir, "logs")
+	}
+	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating log folder: %w", err)
+	}
+	pr := &printer{w: o.Progress}
+	localBases := map[string]bool{}
+	for _, base := range p.Bases {
+		localBases[base.Ref] = true
+		if err := makeBase(ctx, e, base, o.Rebuild, pr); err != nil {
+			return nil, err
+		}
+	}
+	h := &plan.Hasher{Resolve: func(ctx context.Context, ref string) (string, error) {
+		img, err := e.Inspect(ctx, ref)
+		if errors.Is(err, engine.ErrNotFound) {
+			return "", nil
+		}
+		return img.ID, err
+	}}
+	todo := p.Images
+	if len(o.Only) > 0 {
+		todo = nil
+		want := map[string]bool{}
+		for _, n := range o.Only {
+			want[n] = true
+		}
+		for _, img := range p.Images {
+			if want[img.Name] {
+				todo = append(todo, img)
+				delete(want, img.Name)
+			}
+		}
+		for n := range want {
+			return nil, fmt.Errorf("image %q is not in the plan: run `mage -l`/see hoist.yaml for the names", n)
+		}
+	}
+
+	results := make([]Result, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Parallel)
+	for i, img := range todo {
+		g.Go(func() error {
+			results[i] = buildOne(gctx, e, b, h, img, localBases, o, pr)
+			// One image failing does not stop the others: a maintainer sees
+			// every broken entry in one run. Only cancellation stops them.
+			return ctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return results, fmt.Errorf("building images: %w", err)
+	}
+	var failed []Result
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) > 0 {
+		for _, r := range failed {
+			pr.tail(r.Image.Name, logPath(o.LogDir, r.Image.Name))
+		}
+		return results, &BuildError{Failed: failed, Total: len(results), LogDir: o.LogDir}
+	}
+	if err := lock.Update(lockPath, func(l *lock.Lock) error {
+		l.Project, l.Version, l.Revision = p.Project, p.Version.Plain(), p.Revision
+		l.Created = time.Now().UTC()
+		for _, r := range results {
+			img := r.Locked
+			if prev, ok := l.Find(img.Name); ok && prev.ImageID == img.ImageID {
+				// Same bytes as before: what was learned about them still holds.
+				img.Test, img.Cluster, img.Scan, img.Pushed = prev.Test, prev.Cluster, prev.Scan, prev.Pushed
+			}
+			l.Put(img)
+		}
+		if len(o.Only) == 0 {
+			// Drop images that left the plan.
+			keep := l.Images[:0]
+			for _, li := range l.Images {
+				for _, r := range results {
+					if r.Image.Name == li.Name {
+						keep = append(keep, li)
+						break
+					}
+				}
+			}
+			l.Images = keep
+		}
+		return nil
+	}); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
+	start := time.Now()
+	r := Result{Image: img}
+	fail := func(err error) Result {
+		r.State, r.Err, r.Duration = Failed, err, time.Since(start)
+		pr.line(r)
+		return r
+	}
+	sum, err := h.Inputs(ctx, img)
+	if err != nil {
+		return fail(err)
+	}
+	if !o.Rebuild {
+		if cur, err := e.Inspect(ctx, img.Ref); err == nil && cur.Labels[plan.LabelInputs] == sum {
+			r.State, r.Duration = Unchanged, time.Since(start)
+			r.Locked = locked(img, cur, sum, true)
+			pr.line(r)
+			return r
+		}
+	}
+	labels := make(map[string]string, len(img.Labels)+1)
+	for k, v := range img.Labels {
+		labels[k] = v
+	}
+	labels[plan.LabelInputs] = sum
+	pull := o.Rebuild
+	if pull {
+		df, _ := os.ReadFile(img.Dockerfile)
+		for _, ref := range plan.FromRefs(df, img.Args) {
+			if localBases[ref] {
+				// A base made on this machine cannot be pulled; it was re-made instead.
+				pull = false
+			}
+		}
+	}
+	logFile := logPath(o.LogDir, img.Name)
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return fail(fmt.Errorf("creating build log: %w", err))
+	}
+	var w io.Writer = lf
+	if o.BuildLog != nil {
+		w = io.MultiWriter(lf, &prefixWriter{w: o.BuildLog, prefix: img.Name + " | "})
+	}
+	_, err = b.Build(ctx, engine.BuildRequest{
+		ContextDir: img.ContextDir,
+		Dockerfile: img.Dockerfile,
+		Tags:       []string{img.Ref},
+		Args:       img.Args,
+		Labels:     labels,
+		NoCache:    o.Rebuild,
+		Pull:       pull,
+		Target:     img.Target,
+		Network:    o.Network,
+	}, w)
+	lf.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
+		}
+		return fail(err)
+	}
+	cur, err := e.Inspect(ctx, img.Ref)
+	if err != nil {
+		return fail(fmt.Errorf("reading the built image: %w", err))
+	}
+	r.State, r.Duration = Built, time.Since(start)
+	r.Locked = locked(img, cur, sum, false)
+	pr.line(r)
+	return r
+}
+
+func locked(img plan.Image, cur engine.Image, sum string, skipped bool) lock.Image {
+	return lock.Image{
+		Name:         img.Name,
+		Ref:          img.Ref,
+		Entry:        img.Entry,
+		ImageID:      cur.ID,
+		ConfigDigest: cur.ID,
+		DiffIDs:      cur.DiffIDs,
+		Labels:       cur.Labels,
+		InputsHash:   sum,
+		Built:        time.Now().UTC(),
+		Skipped:      skipped,
+	}
+}
+
+// makeBase imports a local base unless the engine has it with the same hash.
+func makeBase(ctx context.Context, e Engine, b plan.Base, rebuild bool, pr *printer) error {
+	start := time.Now()
+	if !rebuild {
+		if cur, err := e.Inspect(ctx, b.Ref); err == nil && cur.Labels[plan.LabelInputs] == b.Hash {
+			return nil
+		}
+	}
+	rf := b.Rootfs
+	rf.Labels = map[string]string{plan.LabelInputs: b.Hash}
+	if _, err := e.ImportRootfs(ctx, b.Ref, rf); err != nil {
+		return fmt.Errorf("making base %s: %w", b.Ref, err)
+	}
+	pr.printf("  %-9s %-40s %6.2fs\n", "base", b.Ref, time.Since(start).Seconds())
+	return nil
+}
+
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) printf(f string, a ...any) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, f, a...)
+}
+
+func (p *printer) line(r Result) {
+	p.printf("  %-9s %-40s %6.2fs\n", r.State, r.Image.Name, r.Duration.Seconds())
+}
+
+// tail shows the last lines of a failed image's build log.
+func (p *printer) tail(name, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	p.printf("--- %s: last lines of %s\n", name, path)
+	for _, l := range lines {
+		p.printf("    %s\n", l)
+	}
+}
+
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    bytes.Buffer
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.Write(b)
+	for {
+		i := bytes.IndexByte(p.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		line := p.buf.Next(i + 1)
+		if _, err := fmt.Fprintf(p.w, "%s%s", p.prefix, line); err != nil {
+			return len(b), err
+		}
+	}
+	return len(b), nil
+}

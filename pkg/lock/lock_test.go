@@ -1,0 +1,78 @@
+package lock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestUpdateConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "build", "lock.json")
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := Update(path, func(l *Lock) error {
+				l.Put(Image{Name: fmt.Sprintf("img-%02d", i)})
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	l, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Images) != 20 {
+		t.Fatalf("lost updates: %d images, want 20", len(l.Images))
+	}
+	if l.Images[0].Name != "img-00" || l.Images[19].Name != "img-19" {
+		t.Fatalf("images not sorted: %s … %s", l.Images[0].Name, l.Images[19].Name)
+	}
+}
+
+func TestUpdateFailureWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock.json")
+	if err := Update(path, func(l *Lock) error { l.Project = "a"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	boom := errors.New("boom")
+	if err := Update(path, func(l *Lock) error { l.Project = "b"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("a failed update changed the file")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".lock.json.") {
+			t.Fatalf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Read(filepath.Join(dir, "none.json")); !errors.Is(err, ErrNoLock) {
+		t.Fatalf("missing: err = %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{half"), 0o644)
+	if _, err := Read(bad); err == nil || !strings.Contains(err.Error(), "run the Images target again") {
+		t.Fatalf("corrupt: err = %v", err)
+	}
+	old := filepath.Join(dir, "old.json")
+	os.WriteFile(old, []byte(`{"schema": 99}`), 0o644)
+	if _, err := Read(old); err == nil || !strings.Contains(err.Error(), "lock schema 99") {
+		t.Fatalf("schema: err = %v", err)
+	}
+}
