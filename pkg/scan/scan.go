@@ -52,7 +52,9 @@ type Options struct {
 	// Its Progress defaults to Out.
 	Trivy trivy.Options
 	// CacheDir is Trivy's cache folder; an online DB is downloaded into
-	// CacheDir/db. Required.
+	// CacheDir/db. Required. With DBDir set, OutDir/trivy-cache is used
+	// instead, linking its db/ to DBDir, so a downloaded DB is never mixed
+	// with an offline one.
 	CacheDir string
 	// DBDir is an offline DB folder (trivy.db and metadata.json). Set, Trivy
 	// never downloads anything.
@@ -132,6 +134,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// The DB first: it is cheap to check and a bad one must stop everything.
 	offline := o.DBDir != ""
 	if offline {
+		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
 		if res.DB, err = prepareOfflineDB(o.DBDir, o.CacheDir); err != nil {
 			return nil, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/hoistci/hoist/pkg/scan"
 	"github.com/hoistci/hoist/pkg/trivy"
@@ -14,14 +13,19 @@ import (
 const (
 	envTrivyDB     = "HOIST_TRIVY_DB"      // offline vulnerability DB folder (overrides scan.db_dir)
 	envToolsDir    = "HOIST_TOOLS_DIR"     // where pinned tools are built (default: user cache/hoist/tools)
-	envScanImages  = "HOIST_SCAN_IMAGES"   // comma-separated image names; default all in the lock file
 	envStepSummary = "GITHUB_STEP_SUMMARY" // GitHub's job summary file
 )
 
-// Scan checks every image in the lock file with the pinned Trivy against the
-// scan policy in hoist.yaml, records the findings in the lock file, writes
-// reports (table, JSON, SARIF, Markdown) under the build folder's scan/ and
-// fails listing image, package, versions and ID when the policy is breached.
+// Scan checks every image in the lock file with the pinned Trivy against the policy in hoist.yaml; it fails listing image, package, versions and ID.
+//
+// Findings are recorded in the lock file; reports (Trivy's JSON, SARIF, a
+// table and Markdown) go to the build folder's scan/, one set per image, and
+// the Markdown summary is appended to $GITHUB_STEP_SUMMARY when set. Trivy
+// comes from PATH when its version matches scan.trivy, else it is built once
+// into HOIST_TOOLS_DIR (default ~/.cache/hoist/tools).
+//
+// Environment: HOIST_TRIVY_DB (offline DB folder; no download),
+// HOIST_IMAGES=a,b (only these), HOIST_PARALLEL=N, HOIST_TOOLS_DIR.
 func Scan(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -36,32 +40,25 @@ func Scan(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	out := filepath.Join(s.cfg.Path(s.cfg.BuildDir), "scan")
-	o := scan.Options{
-		LockPath: s.lockPath, Policy: policy, Engine: e, DockerHost: e.API.DaemonHost(),
-		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: toolsDir()},
-		CacheDir: filepath.Join(userCache(), "hoist", "trivy"), OutDir: out,
-		DBRepository: s.cfg.Scan.DBRepository, Parallel: s.cfg.Parallel, Timeout: s.cfg.Scan.Timeout, Out: s.out,
-		StepSummary: os.Getenv(envStepSummary),
+	cache, dbDir := userCache(), os.Getenv(envTrivyDB)
+	if dbDir == "" && s.cfg.Scan.DBDir != "" {
+		dbDir = s.cfg.Path(s.cfg.Scan.DBDir)
 	}
-	if v := os.Getenv(envScanImages); v != "" {
-		o.Images = strings.Split(v, ",")
-	}
-	if o.DBDir = os.Getenv(envTrivyDB); o.DBDir == "" && s.cfg.Scan.DBDir != "" {
-		o.DBDir = s.cfg.Path(s.cfg.Scan.DBDir)
-	}
-	if o.DBDir != "" {
-		o.CacheDir = filepath.Join(out, "trivy-cache")
-	}
-	_, err = scan.Run(ctx, o)
+	_, err = scan.Run(ctx, scan.Options{
+		LockPath: s.lockPath, Images: s.only(), Policy: policy, Engine: e, DockerHost: e.API.DaemonHost(),
+		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: envOr(envToolsDir, filepath.Join(cache, "hoist", "tools"))},
+		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: s.cfg.Scan.DBRepository,
+		OutDir: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "scan"), Parallel: s.parallel(), Timeout: s.cfg.Scan.Timeout,
+		Out: s.out, StepSummary: os.Getenv(envStepSummary),
+	})
 	return err
 }
 
-func toolsDir() string {
-	if d := os.Getenv(envToolsDir); d != "" {
-		return d
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
 	}
-	return filepath.Join(userCache(), "hoist", "tools")
+	return def
 }
 
 func userCache() string {
