@@ -68,7 +68,11 @@ func writeImageTable(w io.Writer, r ImageResult, all bool) {
 		fmt.Fprintf(w, "%-11s %s  %s\n            %v\n", status(r), r.Name, r.Ref, r.Err)
 		return
 	}
-	fmt.Fprintf(w, "%-11s %s  %s  %s  (%d blocking, %d ignored, %d below threshold)\n", status(r), r.Name, r.Ref, os, r.count(Blocking), r.count(Ignored), r.count(Below))
+	cached := ""
+	if r.Cached {
+		cached = ", unchanged: earlier scan reused"
+	}
+	fmt.Fprintf(w, "%-11s %s  %s  %s  (%d blocking, %d ignored, %d below threshold%s)\n", status(r), r.Name, r.Ref, os, r.count(Blocking), r.count(Ignored), r.count(Below), cached)
 	rows := 0
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range r.Findings {

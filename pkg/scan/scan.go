@@ -75,6 +75,9 @@ type Options struct {
 	StepSummary string
 	// Now is the clock for ignore expiry (default time.Now).
 	Now func() time.Time
+	// Rescan scans every image even when an earlier scan of the same image
+	// with the same Trivy, scanners and DB could be reused.
+	Rescan bool
 }
 
 // ImageResult is the outcome for one image.
@@ -85,6 +88,7 @@ type ImageResult struct {
 	OS       string // e.g. "debian 12.2", empty when none was detected
 	Findings []Finding
 	Reports  []string
+	Cached   bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
 	Err      error // the scan could not run
 	Duration time.Duration
 }
@@ -148,46 +152,91 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Scanner = tool.String()
-	for _, d := range []string{o.OutDir, o.CacheDir, filepath.Join(o.OutDir, ".trivy-workdir")} {
+	workDir := filepath.Join(o.OutDir, ".trivy-workdir")
+	for _, d := range []string{o.OutDir, o.CacheDir, workDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	workDir := filepath.Join(o.OutDir, ".trivy-workdir")
-	srv, err := startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
-	if err != nil {
-		if offline {
-			return nil, fmt.Errorf("starting trivy with the offline DB %s: %w", o.DBDir, err)
+	var srv *server
+	defer func() {
+		if srv != nil {
+			srv.stop()
 		}
-		return nil, fmt.Errorf("%w: Trivy could not get its vulnerability DB; where the network is closed set scan.db_dir (or HOIST_TRIVY_DB) to an offline DB folder", err)
+	}()
+	start := func() error {
+		if err := waitDBFree(ctx, filepath.Join(o.CacheDir, "db", "trivy.db"), o.Out); err != nil {
+			return err
+		}
+		srv, err = startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
+		switch {
+		case err != nil && offline:
+			return fmt.Errorf("starting trivy with the offline DB %s: %w", o.DBDir, err)
+		case err != nil:
+			return fmt.Errorf("%w: Trivy could not get its vulnerability DB; where the network is closed set scan.db_dir (or HOIST_TRIVY_DB) to an offline DB folder", err)
+		}
+		return nil
 	}
-	defer srv.stop()
 	if !offline {
+		// Online, the server downloads or refreshes the DB before it answers,
+		// so the DB is known (and cached results keyed on it) only then.
+		if err := start(); err != nil {
+			return nil, err
+		}
 		if res.DB, err = CheckDB(filepath.Join(o.CacheDir, "db")); err != nil {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s, %d at once\n", len(images), res.Scanner, res.DB, min(o.Parallel, len(images)))
+	cache := resultCache{dir: filepath.Join(o.CacheDir, "hoist-results"), off: o.Rescan}
+	cache.key, err = cacheKey(tool.Version, o.Policy.Scanners, offline, o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
 
+	// Each image must still be what the lock file recorded; an image already
+	// scanned with this Trivy, these scanners and this exact DB is not
+	// scanned again (its report is reused; the policy is applied afresh).
 	res.Images = make([]ImageResult, len(images))
+	var todo []int
+	for i, img := range images {
+		r := &res.Images[i]
+		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+		if r.Err = checkImage(ctx, o.Engine, img); r.Err != nil {
+			continue
+		}
+		if cache.load(r, filepath.Join(o.OutDir, img.Name+".trivy.json")) {
+			continue
+		}
+		todo = append(todo, i)
+	}
+	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s: %d to scan, %d at once, %d unchanged since their last scan\n",
+		len(images), res.Scanner, res.DB, len(todo), min(o.Parallel, max(len(todo), 1)), len(images)-len(todo)-countErr(res.Images))
+	if len(todo) > 0 && srv == nil {
+		if err := start(); err != nil {
+			return nil, err
+		}
+	}
 	sem := make(chan struct{}, o.Parallel)
 	var wg sync.WaitGroup
-	for i, img := range images {
+	for _, i := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				res.Images[i] = ImageResult{Name: img.Name, Ref: img.Ref, Err: ctx.Err()}
+				res.Images[i].Err = ctx.Err()
 				return
 			}
 			defer func() { <-sem }()
-			res.Images[i] = scanImage(ctx, o, srv, tool, img, offline, workDir)
+			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], offline, workDir)
+			cache.store(res.Images[i])
 		}()
 	}
 	wg.Wait()
-	srv.stop()
+	if srv != nil {
+		srv.stop()
+	}
 
 	// Policy, reports and the lock, in image order.
 	now := o.Now()
@@ -320,6 +369,32 @@ func prepareOfflineDB(dbDir, cacheDir string) (DBInfo, error) {
 	return info, nil
 }
 
+// checkImage makes sure the engine still has the image the lock file
+// recorded under its reference: Hoist scans exactly what was built.
+func checkImage(ctx context.Context, e Inspector, img lock.Image) error {
+	got, err := e.Inspect(ctx, img.Ref)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("%s (%s) from the lock file is not in the engine: run the Images target again", img.Name, img.Ref)
+	}
+	if err != nil {
+		return err
+	}
+	if img.ImageID != "" && got.ID != img.ImageID {
+		return fmt.Errorf("%s: the engine's %s is %s but the lock file recorded %s: run the Images target again", img.Name, img.Ref, short(got.ID), short(img.ImageID))
+	}
+	return nil
+}
+
+func countErr(rs []ImageResult) int {
+	n := 0
+	for _, r := range rs {
+		if r.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // scanImage runs one Trivy client for img and reads its JSON report.
 func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, offline bool, workDir string) ImageResult {
 	start := time.Now()
@@ -328,17 +403,6 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 		r.Err = err
 		r.Duration = time.Since(start)
 		return r
-	}
-	// Scan exactly what the lock file recorded: the tag must still name it.
-	got, err := o.Engine.Inspect(ctx, img.Ref)
-	if errors.Is(err, engine.ErrNotFound) {
-		return fail(fmt.Errorf("%s (%s) from the lock file is not in the engine: run the Images target again", img.Name, img.Ref))
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if img.ImageID != "" && got.ID != img.ImageID {
-		return fail(fmt.Errorf("%s: the engine's %s is %s but the lock file recorded %s: run the Images target again", img.Name, img.Ref, short(got.ID), short(img.ImageID)))
 	}
 	jsonPath := filepath.Join(o.OutDir, img.Name+".trivy.json")
 	os.Remove(jsonPath) // a stale report must never be read as this scan's
@@ -361,7 +425,7 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	defer cancel()
 	var log tailBuffer
 	cmd := execTrivy(sctx, tool.Path, args, workDir, srv.token, &log)
-	err = cmd.Run()
+	err := cmd.Run()
 	r.Duration = time.Since(start)
 	if err != nil {
 		switch {
@@ -386,12 +450,16 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	if img.ImageID != "" && rep.Metadata.ImageID != img.ImageID {
 		return fail(fmt.Errorf("scanning %s: trivy scanned %s, not the image %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ImageID)))
 	}
+	fillResult(&r, rep)
+	r.Reports = []string{jsonPath}
+	return r
+}
+
+func fillResult(r *ImageResult, rep *Report) {
 	if rep.Metadata.OS != nil {
 		r.OS = strings.TrimSpace(rep.Metadata.OS.Family + " " + rep.Metadata.OS.Name)
 	}
 	r.Findings = rep.Findings()
-	r.Reports = []string{jsonPath}
-	return r
 }
 
 func short(id string) string {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,5 +279,74 @@ func TestScanGate(t *testing.T) {
 	}
 	if strings.Contains(out.String(), fakeKey) || strings.Contains(msg, fakeKey) {
 		t.Error("terminal output or error contains the secret")
+	}
+}
+
+// TestScanReusesUnchanged scans an image, scans it again (the report is
+// reused and the gate still fails), then changes the DB: the image is
+// scanned again and, with the advisory gone, passes. Rescan forces a scan.
+func TestScanReusesUnchanged(t *testing.T) {
+	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.11-1~deb12u1"}}, nil)
+	o := f.options(t, basePolicy())
+	cached := func() bool {
+		t.Helper()
+		res, err := scan.Run(t.Context(), o)
+		if len(res.Images) != 1 {
+			t.Fatalf("Run: %v", err)
+		}
+		return res.Images[0].Cached
+	}
+	if cached() {
+		t.Fatal("first scan reused a report")
+	}
+	res, err := scan.Run(t.Context(), o)
+	if !errors.Is(err, scan.ErrBreached) || !res.Images[0].Cached {
+		t.Fatalf("second scan: cached=%v err=%v, want the earlier report reused and the gate failing", res.Images[0].Cached, err)
+	}
+	o.Rescan = true
+	if cached() {
+		t.Fatal("Rescan reused a report")
+	}
+	o.Rescan = false
+	// A new DB (here: without the advisory) means a new scan.
+	if _, err := scantest.WriteDB(t.Context(), testenv.RepoRoot(t), filepath.Dir(f.dbDir), []scantest.Advisory{
+		{Source: "debian 12", Package: "bash", ID: "CVE-2099-1009", Fixed: "5.3", Severity: "HIGH"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = scan.Run(t.Context(), o)
+	if err != nil || res.Images[0].Cached || !res.Images[0].Passed() {
+		t.Fatalf("after a DB change: cached=%v err=%v, want a fresh scan that passes", res.Images[0].Cached, err)
+	}
+}
+
+// TestScanWaitsForHeldDB holds the DB file's lock the way a running Trivy
+// does: the scan says it waits, then runs once the lock is released.
+func TestScanWaitsForHeldDB(t *testing.T) {
+	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.15-1~deb12u1"}}, nil)
+	db, err := os.Open(filepath.Join(f.dbDir, "trivy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(time.Second)
+		syscall.Flock(int(db.Fd()), syscall.LOCK_UN)
+	}()
+	o := f.options(t, basePolicy())
+	var out bytes.Buffer
+	o.Out = &out
+	_, err = scan.Run(t.Context(), o)
+	<-done
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "another Trivy holds the vulnerability DB") {
+		t.Fatalf("no waiting notice:\n%s", out.String())
 	}
 }
