@@ -5,9 +5,12 @@
 package scantest
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/trivy"
 )
@@ -90,20 +94,11 @@ func DebianImage(ctx context.Context, e *engine.Engine, ref string, pkgs map[str
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	var status strings.Builder
-	names := make([]string, 0, len(pkgs))
-	for n := range pkgs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 100\nMaintainer: Debian <debian@example.invalid>\nArchitecture: amd64\nVersion: %s\nDescription: %s for tests\n\n", n, pkgs[n], n)
-	}
 	content := map[string]string{
 		"/etc/debian_version": "12.2\n",
 		"/etc/os-release": "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n" +
 			"VERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n",
-		"/var/lib/dpkg/status": status.String(),
+		"/var/lib/dpkg/status": DpkgStatus(pkgs),
 	}
 	for p, c := range files {
 		content[p] = c
@@ -119,4 +114,55 @@ func DebianImage(ctx context.Context, e *engine.Engine, ref string, pkgs map[str
 		r.Files[p] = host
 	}
 	return e.ImportRootfs(ctx, ref, r)
+}
+
+// DpkgStatus is a /var/lib/dpkg/status listing the packages (name -> version).
+func DpkgStatus(pkgs map[string]string) string {
+	names := make([]string, 0, len(pkgs))
+	for n := range pkgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 100\nMaintainer: Debian <debian@example.invalid>\nArchitecture: amd64\nVersion: %s\nDescription: %s for tests\n\n", n, pkgs[n], n)
+	}
+	return b.String()
+}
+
+// AddLayer makes ref from base plus one layer holding files (path ->
+// content), the way a Dockerfile's COPY on a shared base does: a container
+// is created (never started), the files copied in, and it is committed.
+func AddLayer(ctx context.Context, e *engine.Engine, base, ref string, files map[string]string) (string, error) {
+	c, err := e.API.ContainerCreate(ctx, &container.Config{Image: base, Cmd: []string{"/bin/true"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		return "", fmt.Errorf("creating a container from %s: %w", base, err)
+	}
+	defer e.API.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(p, "/"), Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
+			return "", err
+		}
+		if _, err := io.WriteString(tw, files[p]); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := e.API.CopyToContainer(ctx, c.ID, "/", &buf, container.CopyToContainerOptions{}); err != nil {
+		return "", fmt.Errorf("copying files into %s: %w", ref, err)
+	}
+	resp, err := e.API.ContainerCommit(ctx, c.ID, container.CommitOptions{Reference: ref})
+	if err != nil {
+		return "", fmt.Errorf("committing %s: %w", ref, err)
+	}
+	return resp.ID, nil
 }

@@ -14,6 +14,7 @@ const (
 	envTrivyDB     = "HOIST_TRIVY_DB"      // offline vulnerability DB folder (overrides scan.db_dir)
 	envToolsDir    = "HOIST_TOOLS_DIR"     // where pinned tools are built (default: user cache/hoist/tools)
 	envStepSummary = "GITHUB_STEP_SUMMARY" // GitHub's job summary file
+	envRescan      = "HOIST_RESCAN"        // 1: scan even images unchanged since their last scan
 )
 
 // Scan checks every image in the lock file with the pinned Trivy against the policy in hoist.yaml; it fails listing image, package, versions and ID.
@@ -24,8 +25,12 @@ const (
 // comes from PATH when its version matches scan.trivy, else it is built once
 // into HOIST_TOOLS_DIR (default ~/.cache/hoist/tools).
 //
+// An image already scanned with the same Trivy, scanners and DB (same image
+// ID) is not scanned again: its report is reused and the policy re-applied.
+//
 // Environment: HOIST_TRIVY_DB (offline DB folder; no download),
-// HOIST_IMAGES=a,b (only these), HOIST_PARALLEL=N, HOIST_TOOLS_DIR.
+// HOIST_IMAGES=a,b (only these), HOIST_PARALLEL=N, HOIST_RESCAN=1 (scan
+// everything again), HOIST_TOOLS_DIR.
 func Scan(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -49,7 +54,7 @@ func Scan(ctx context.Context) error {
 		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: envOr(envToolsDir, filepath.Join(cache, "hoist", "tools"))},
 		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: s.cfg.Scan.DBRepository,
 		OutDir: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "scan"), Parallel: s.parallel(), Timeout: s.cfg.Scan.Timeout,
-		Out: s.out, StepSummary: os.Getenv(envStepSummary),
+		Out: s.out, StepSummary: os.Getenv(envStepSummary), Rescan: truthy(os.Getenv(envRescan)),
 	})
 	return err
 }
