@@ -30,7 +30,7 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 3, "timed rounds of each side (alternating)")
-	parallel := flag.Int("parallel", 0, "scans at once for Hoist (0: core count)")
+	parallel := flag.Int("parallel", 0, "scans at once for Hoist (0: 2 x cores, the Scan target's default)")
 	flag.Parse()
 	if err := run(*rounds, *parallel); err != nil {
 		fmt.Fprintln(os.Stderr, "bench scan:", err)
@@ -120,7 +120,7 @@ func run(rounds, parallel int) error {
 	}
 	img, _ := e.Inspect(ctx, scanned[0])
 	if parallel <= 0 {
-		parallel = runtime.NumCPU()
+		parallel = 2 * runtime.NumCPU()
 	}
 	fmt.Printf("images: %d, each ~%.1f MiB; %s; %d cores; hoist scans %d at once\n", len(scanned), float64(img.Size)/(1<<20), tool, runtime.NumCPU(), parallel)
 
