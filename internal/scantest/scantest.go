@@ -138,7 +138,7 @@ func AddLayer(ctx context.Context, e *engine.Engine, base, ref string, files map
 	if err != nil {
 		return "", fmt.Errorf("creating a container from %s: %w", base, err)
 	}
-	defer e.API.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+	defer func() { _ = e.API.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) }()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	paths := make([]string, 0, len(files))

@@ -93,7 +93,7 @@ func (c resultCache) store(r ImageResult) {
 	if err != nil || os.MkdirAll(c.dir, 0o755) != nil {
 		return
 	}
-	lock.WriteFileAtomic(c.path(r.ImageID), b)
+	_ = lock.WriteFileAtomic(c.path(r.ImageID), b)
 }
 
 // waitDBFree waits while another Trivy holds the DB file: Trivy locks it
@@ -108,7 +108,7 @@ func waitDBFree(ctx context.Context, path string, out io.Writer) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
 		if err == nil {
-			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			return nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {

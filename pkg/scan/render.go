@@ -96,7 +96,7 @@ func writeImageTable(w io.Writer, r ImageResult, all bool) {
 		}
 		fmt.Fprintf(tw, "            %s\t%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, pkg, inst, fixed, v)
 	}
-	tw.Flush()
+	_ = tw.Flush()
 }
 
 // Markdown is the run's summary for people and for $GITHUB_STEP_SUMMARY.

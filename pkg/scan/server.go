@@ -93,11 +93,11 @@ func (s *server) stop() {
 		return
 	default:
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
 	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
 }
@@ -107,8 +107,10 @@ func freePort() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("finding a free loopback port for trivy server: %w", err)
 	}
-	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
+	if err := l.Close(); err != nil {
+		return "", fmt.Errorf("freeing the loopback port for trivy server: %w", err)
+	}
 	return port, nil
 }
 
