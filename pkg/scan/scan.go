@@ -209,8 +209,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		todo = append(todo, i)
 	}
-	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s: %d to scan, %d at once, %d unchanged since their last scan\n",
-		len(images), res.Scanner, res.DB, len(todo), min(o.Parallel, max(len(todo), 1)), len(images)-len(todo)-countErr(res.Images))
+	plan := fmt.Sprintf("scanning %d, %d at once", len(todo), min(o.Parallel, len(todo)))
+	if len(todo) == 0 {
+		plan = "nothing to scan"
+	}
+	if n := len(images) - len(todo) - countErr(res.Images); n > 0 {
+		plan += fmt.Sprintf("; %d unchanged since their last scan", n)
+	}
+	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s: %s\n", len(images), res.Scanner, res.DB, plan)
 	if len(todo) > 0 && srv == nil {
 		if err := start(); err != nil {
 			return nil, err
