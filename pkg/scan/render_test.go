@@ -175,3 +175,17 @@ func TestTrivyErrorLine(t *testing.T) {
 		})
 	}
 }
+
+func FuzzTrivyErrorLine(f *testing.F) {
+	f.Add("2026-11-21T05:31:22Z\tFATAL\tFatal error\timage scan error: 1 error occurred:\n\t* docker error\n")
+	f.Add("panic: boom\n")
+	f.Add("\t\t\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		var tb tailBuffer
+		tb.Write([]byte(s))
+		got := tb.last()
+		if got == "" || strings.Contains(got, "\n") || len(got) > 700 {
+			t.Fatalf("last() = %q: want one non-empty, bounded line", got)
+		}
+	})
+}

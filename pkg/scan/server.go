@@ -30,6 +30,17 @@ type server struct {
 // startServer starts trivy server and waits until it answers. The DB is
 // opened (and, online, downloaded) before it listens.
 func startServer(ctx context.Context, bin, cacheDir, workDir string, offline bool, dbRepo string) (*server, error) {
+	// The free port is found by listening and closing, so another process
+	// may take it in between: try again on a new port when that happens.
+	for try := 0; ; try++ {
+		s, err := startServerOnce(ctx, bin, cacheDir, workDir, offline, dbRepo)
+		if err == nil || try == 2 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+	}
+}
+
+func startServerOnce(ctx context.Context, bin, cacheDir, workDir string, offline bool, dbRepo string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -144,7 +155,11 @@ func (t *tailBuffer) last() string {
 	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
 	for _, l := range lines {
 		if strings.HasPrefix(l, "panic: ") {
-			return "trivy crashed: " + strings.TrimSpace(l)
+			l = strings.TrimSpace(l)
+			if len(l) > 600 {
+				l = l[:600] + "…"
+			}
+			return "trivy crashed: " + l
 		}
 	}
 	from := len(lines) - 1
