@@ -96,6 +96,20 @@ func (c resultCache) store(r ImageResult) {
 	_ = lock.WriteFileAtomic(c.path(r.ImageID), b)
 }
 
+// prune removes reports older than a week: the online DB changes daily, so
+// older entries can no longer match and would only pile up.
+func (c resultCache) prune(now time.Time) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > 7*24*time.Hour {
+			os.Remove(filepath.Join(c.dir, e.Name()))
+		}
+	}
+}
+
 // waitDBFree waits while another Trivy holds the DB file: Trivy locks it
 // exclusively for its whole run and a second one would wait silently.
 func waitDBFree(ctx context.Context, path string, out io.Writer) error {

@@ -192,6 +192,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache.prune(time.Now())
 
 	// Each image must still be what the lock file recorded; an image already
 	// scanned with this Trivy, these scanners and this exact DB is not
