@@ -83,3 +83,19 @@ func Hello() { fmt.Println("hello") }
 		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)
 	}
 }
+
+// TestZeroInstallEntryPoint: `go run mage.go -l` works in this repository
+// (go mod tidy must not drop mage, which only mage.go imports directly).
+func TestZeroInstallEntryPoint(t *testing.T) {
+	cmd := exec.Command("go", "run", "mage.go", "-l")
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go run mage.go -l: %v\n%s", err, out)
+	}
+	for _, target := range []string{"images", "release", "bump"} {
+		if !strings.Contains(string(out), "  "+target+" ") {
+			t.Errorf("mage -l does not list %s:\n%s", target, out)
+		}
+	}
+}

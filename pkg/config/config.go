@@ -198,6 +198,9 @@ type Release struct {
 	GitHub string `yaml:"github"`
 	// GitHubAPI is the API base URL (default https://api.github.com).
 	GitHubAPI string `yaml:"github_api"`
+	// Reserve is where staging versions are reserved by creating their tag:
+	// git (default: a push to Remote) or github (the Git refs API of GitHub).
+	Reserve string `yaml:"reserve"`
 	// StagingBranch and MainBranch choose the line (defaults staging, main).
 	StagingBranch string `yaml:"staging_branch"`
 	MainBranch    string `yaml:"main_branch"`
@@ -473,6 +476,9 @@ func (c *Config) defaults() {
 	if c.Release.MainBranch == "" {
 		c.Release.MainBranch = "main"
 	}
+	if c.Release.Reserve == "" {
+		c.Release.Reserve = "git"
+	}
 }
 
 // Path resolves p (relative to the config's folder) to an absolute path.
@@ -580,6 +586,18 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	switch c.Release.Reserve {
+	case "git":
+	case "github":
+		if c.Release.GitHub == "" {
+			return e(c.Release.Line, "release reserve is github but release.github is not set: add github: OWNER/NAME, or use reserve: git")
+		}
+	default:
+		return e(c.Release.Line, "release reserve %q: use git (a push to the remote) or github (GitHub's Git refs API)", c.Release.Reserve)
+	}
+	if c.Release.StagingBranch == c.Release.MainBranch {
+		return e(c.Release.Line, "release staging_branch and main_branch are both %q: they must differ", c.Release.MainBranch)
+	}
 	for _, s := range c.Scan.Severity {
 		switch s {
 		case "UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL":
@@ -634,7 +652,7 @@ func knownKeys(typ string) []string {
 	case "Ignore":
 		return []string{"id", "package", "reason", "expires"}
 	case "Release":
-		return []string{"remote", "changelogs", "github", "github_api", "staging_branch", "main_branch"}
+		return []string{"remote", "changelogs", "github", "github_api", "reserve", "staging_branch", "main_branch"}
 	}
 	return nil
 }

@@ -1,0 +1,278 @@
+// Package gate is the digest gate: it proves that what is about to be pushed
+// (or what a registry now serves) is bit for bit the image that was tested,
+// by comparing the config digest and the layer diff_ids recorded in the lock
+// file with the image in hand.
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/registry"
+)
+
+// ErrUntested means an image has no passing test of its current build.
+var ErrUntested = errors.New("image not tested")
+
+// LayerDiff is one layer position whose diff_id differs; an empty Want or
+// Got means the layer is missing on that side.
+type LayerDiff struct {
+	Index     int
+	Want, Got string
+}
+
+// MismatchError says which image differs from what was tested, where, and how.
+type MismatchError struct {
+	Image      string // lock name
+	Where      string // e.g. "engine image hoist/demo:1.2.3"
+	WantConfig string
+	GotConfig  string
+	Layers     []LayerDiff
+}
+
+func (e *MismatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "digest gate: %s: %s is not the tested image", e.Image, e.Where)
+	if e.WantConfig != e.GotConfig {
+		fmt.Fprintf(&b, "; config %s, tested %s", short(e.GotConfig), short(e.WantConfig))
+	}
+	for _, l := range e.Layers {
+		switch {
+		case l.Want == "":
+			fmt.Fprintf(&b, "; layer %d %s was not tested", l.Index+1, short(l.Got))
+		case l.Got == "":
+			fmt.Fprintf(&b, "; layer %d %s is missing", l.Index+1, short(l.Want))
+		default:
+			fmt.Fprintf(&b, "; layer %d is %s, tested %s", l.Index+1, short(l.Got), short(l.Want))
+		}
+	}
+	b.WriteString(": do not push it; run the Images and Test targets again so the lock file records the image in hand")
+	return b.String()
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// Compare checks a config digest and diff_ids against the lock's record.
+func Compare(img lock.Image, where, gotConfig string, gotDiffIDs []string) error {
+	e := &MismatchError{Image: img.Name, Where: where, WantConfig: img.ConfigDigest, GotConfig: gotConfig}
+	n := max(len(img.DiffIDs), len(gotDiffIDs))
+	for i := 0; i < n; i++ {
+		var want, got string
+		if i < len(img.DiffIDs) {
+			want = img.DiffIDs[i]
+		}
+		if i < len(gotDiffIDs) {
+			got = gotDiffIDs[i]
+		}
+		if want != got {
+			e.Layers = append(e.Layers, LayerDiff{Index: i, Want: want, Got: got})
+		}
+	}
+	if e.WantConfig == e.GotConfig && len(e.Layers) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Tested checks that img passed Test and that the test ran on this build.
+func Tested(img lock.Image) error {
+	switch {
+	case img.Test == nil:
+		return fmt.Errorf("%s (%s) has no test result: %w: run the Test target", img.Name, short(img.ImageID), ErrUntested)
+	case !img.Test.Passed:
+		return fmt.Errorf("%s (%s) failed its test (exit %d, log %s): %w: fix it and run the Test target", img.Name, short(img.ImageID), img.Test.ExitCode, img.Test.Log, ErrUntested)
+	case img.Test.ImageID != img.ImageID:
+		return fmt.Errorf("%s was rebuilt after its test (tested %s, built %s): %w: run the Test target", img.Name, short(img.Test.ImageID), short(img.ImageID), ErrUntested)
+	case img.ConfigDigest != img.ImageID:
+		return fmt.Errorf("%s: lock records config digest %s but image ID %s: the lock file is damaged: run the Images and Test targets again", img.Name, short(img.ConfigDigest), short(img.ImageID))
+	}
+	return nil
+}
+
+// Inspector finds images in an engine.
+type Inspector interface {
+	Inspect(ctx context.Context, ref string) (engine.Image, error)
+}
+
+// Engine compares the engine's image at img.Ref (what would be pushed)
+// with what was tested.
+func Engine(ctx context.Context, e Inspector, img lock.Image) error {
+	if err := Tested(img); err != nil {
+		return err
+	}
+	got, err := e.Inspect(ctx, img.Ref)
+	if err != nil {
+		return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
+	}
+	return Compare(img, "engine image "+img.Ref, got.ID, got.DiffIDs)
+}
+
+// Registry compares the manifest ref resolves to in a registry (and the
+// config it names) with what was tested. It returns the manifest digest.
+func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img lock.Image) (v1.Hash, error) {
+	d, err := c.Get(ctx, ref)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: %w", img.Name, err)
+	}
+	where := "registry manifest " + ref.String() + "@" + d.Digest.String()
+	if !d.MediaType.IsImage() {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)
+	}
+	ri, err := d.Image()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
+	}
+	m, err := ri.Manifest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
+	}
+	// RawConfigFile checks the bytes against the manifest's config digest.
+	raw, err := ri.RawConfigFile()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading the config of %s: %w", img.Name, where, registry.Explain("fetching config", ref.Context().RegistryStr(), err))
+	}
+	var cf struct {
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: the config of %s is not JSON: %w", img.Name, where, err)
+	}
+	if len(m.Layers) != len(cf.RootFS.DiffIDs) {
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: %s lists %d layers but its config %d diff_ids: the manifest is damaged: push again", img.Name, where, len(m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	return d.Digest, Compare(img, where, m.Config.Digest.String(), cf.RootFS.DiffIDs)
+}
+
+// Lock runs the gate on every image of the lock file at path: the engine's
+// image, and (when c is not nil) every reference already pushed. It returns
+// how many checks passed and all mismatches at once.
+func Lock(ctx context.Context, path string, e Inspector, c *registry.Client) (int, error) {
+	l, err := lock.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	if len(l.Images) == 0 {
+		return 0, fmt.Errorf("%s lists no images: run the Images and Test targets first", path)
+	}
+	n := 0
+	var errs []error
+	for _, img := range l.Images {
+		if err := Engine(ctx, e, img); err != nil {
+			errs = append(errs, err)
+		} else {
+			n++
+		}
+		if c == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, p := range img.Pushed {
+			if seen[p.Digest] {
+				continue
+			}
+			seen[p.Digest] = true
+			ref, err := name.ParseReference(p.Ref)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("digest gate: %s: lock records pushed reference %q: %w", img.Name, p.Ref, err))
+				continue
+			}
+			ref = ref.Context().Digest(p.Digest)
+			if _, err := Registry(ctx, c, ref, img); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Resolver resolves many references to image IDs in one call.
+type Resolver interface {
+	IDs(ctx context.Context, refs ...string) (map[string]string, error)
+}
+
+// EngineAll runs Engine on every image, returning one error (or nil) per
+// image. When e is also a Resolver, one call finds every image's ID; an
+// image whose reference names the tested ID is the tested image (the ID is
+// the digest of the config, which lists the layers' diff_ids), and only the
+// others are inspected, to say which layers differ.
+func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
+	errs := make([]error, len(imgs))
+	var ids map[string]string
+	if r, ok := e.(Resolver); ok {
+		refs := make([]string, len(imgs))
+		for i, img := range imgs {
+			refs[i] = img.Ref
+		}
+		ids, _ = r.IDs(ctx, refs...) // on failure, inspect each
+	}
+	for i, img := range imgs {
+		if err := Tested(img); err != nil {
+			errs[i] = err
+			continue
+		}
+		if id, ok := ids[img.Ref]; ok && id == img.ImageID && id == img.ConfigDigest {
+			continue
+		}
+		errs[i] = Engine(ctx, e, img)
+	}
+	return errs
+}
+
+// RebuiltLock is the gate for separate test and push machines, as the
+// write-up runs it: rebuild writes a fresh build of every image (from the
+// build cache) into the lock file at the path it is given, and each image
+// of the lock at path must come out bit for bit as tested.
+func RebuiltLock(ctx context.Context, path, scratchDir string, rebuild func(ctx context.Context, lockPath string) error) (int, error) {
+	tested, err := lock.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	fresh := filepath.Join(scratchDir, "rebuilt-lock.json")
+	os.Remove(fresh)
+	defer os.Remove(fresh)
+	if err := rebuild(ctx, fresh); err != nil {
+		return 0, fmt.Errorf("digest gate: rebuilding from cache: %w", err)
+	}
+	again, err := lock.Read(fresh)
+	if err != nil {
+		return 0, fmt.Errorf("digest gate: rebuilding from cache: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, img := range tested.Images {
+		if err := Tested(img); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		got, ok := again.Find(img.Name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("digest gate: %s was not rebuilt: is it still in hoist.yaml?", img.Name))
+			continue
+		}
+		if err := Compare(img, "rebuilt image "+got.Ref, got.ImageID, got.DiffIDs); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}

@@ -1,0 +1,123 @@
+package publish
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	gzip "github.com/klauspost/compress/gzip"
+)
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+type entry struct {
+	name string
+	body []byte
+}
+
+func tarOf(t testing.TB, es []entry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range es {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.body)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func TestExport(t *testing.T) {
+	layer := []byte(strings.Repeat("layer bytes ", 1000))
+	config := []byte(`{"rootfs":{"type":"layers","diff_ids":["sha256:` + sum(layer) + `"]}}`)
+	other := []byte(`{"other":true}`)
+	tests := []struct {
+		name       string
+		entries    []entry
+		wantConfig bool
+		wantLayer  bool
+		wantErr    string
+	}{
+		{name: "classic layout (engines up to 24)", entries: []entry{
+			{"abc123/VERSION", []byte("1.0")}, {"abc123/json", []byte("{}")}, {"abc123/layer.tar", layer},
+			{sum(config) + ".json", config}, {sum(other) + ".json", other}, {"manifest.json", []byte("[]")},
+		}, wantConfig: true, wantLayer: true},
+		{name: "OCI layout (engines 25 and later)", entries: []entry{
+			{"oci-layout", []byte(`{}`)}, {"blobs/sha256/" + sum(layer), layer}, {"blobs/sha256/" + sum(config), config},
+			{"blobs/sha256/" + sum(other), other}, {"index.json", []byte("{}")},
+		}, wantConfig: true, wantLayer: true},
+		{name: "config whose bytes do not match its name", entries: []entry{
+			{sum(config) + ".json", other},
+		}, wantErr: "damaged"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			id := "sha256:" + sum(config)
+			diff := v1.Hash{Algorithm: "sha256", Hex: sum(layer)}
+			ex, err := export(context.Background(), bytes.NewReader(tarOf(t, tc.entries)), dir, map[string]bool{id: true}, func(d v1.Hash) bool { return d == diff })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ex.configs[id]; !bytes.Equal(got, config) {
+				t.Errorf("config = %q", got)
+			}
+			if len(ex.configs) != 1 {
+				t.Errorf("kept %d configs, want only the wanted one", len(ex.configs))
+			}
+			b, ok := ex.layers[diff]
+			if !ok || len(ex.layers) != 1 {
+				t.Fatalf("layers %v, want only %s", ex.layers, diff)
+			}
+			gz, err := os.ReadFile(b.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if "sha256:"+sum(gz) != b.Digest.String() || int64(len(gz)) != b.Size {
+				t.Errorf("blob %s/%d does not match its file", b.Digest, b.Size)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(gz))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(zr)
+			if !bytes.Equal(raw, layer) {
+				t.Error("compressed layer does not decompress to the layer")
+			}
+		})
+	}
+}
+
+func FuzzExport(f *testing.F) {
+	f.Add(tarOf(f, []entry{{"a/layer.tar", []byte("x")}, {"blobs/sha256/" + sum([]byte("y")), []byte("y")}}))
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		ex, err := export(context.Background(), bytes.NewReader(b), dir, map[string]bool{}, func(v1.Hash) bool { return true })
+		if err != nil {
+			return
+		}
+		for d, bl := range ex.layers {
+			if bl.DiffID != d || bl.Size <= 0 {
+				t.Fatalf("layer %s recorded as %+v", d, bl)
+			}
+		}
+	})
+}

@@ -1,0 +1,351 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/registry"
+	"github.com/hoistci/hoist/pkg/tags"
+)
+
+// PromoteOptions configure Promote.
+type PromoteOptions struct {
+	// From is HOST/REPOSITORY the staging images are in (image NAME at FROM/NAME).
+	From string
+	// To is HOST/REPOSITORY to promote into; empty means From.
+	To string
+	// Base is the release X.Y.Z (VERSION without its prerelease).
+	Base string
+	// Images are the image names to promote; all must have the staging build.
+	Images []string
+	// DryRun plans and prints, and writes nothing.
+	DryRun bool
+	// LockPath, when set and the lock file exists, gets the promoted
+	// references added to the images pushed with the promoted digests.
+	LockPath string
+	Progress io.Writer
+	Parallel int
+}
+
+// PromoteStep is the plan for one image.
+type PromoteStep struct {
+	Name     string
+	Source   string // FROM/NAME:X.Y.Z-staging.M
+	Digest   string
+	Dest     string // TO/NAME
+	Tags     []string
+	SameRepo bool
+	Referrer []string // referrer manifests copied along (another repository only)
+}
+
+// PromotePlan is what Promote does (or, in a dry run, would do).
+type PromotePlan struct {
+	Base    string
+	Staging string // X.Y.Z-staging.M
+	Steps   []PromoteStep
+}
+
+// String prints the plan, one line per image.
+func (p *PromotePlan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "promote %s -> %s\n", p.Staging, p.Base)
+	for _, s := range p.Steps {
+		how := "copy by digest (blobs mounted)"
+		if s.SameRepo {
+			how = "manifest writes only"
+		}
+		fmt.Fprintf(&b, "  %s %s@%s -> %s:{%s} (%s)\n", s.Name, s.Source, s.Digest, s.Dest, strings.Join(s.Tags, ","), how)
+	}
+	return b.String()
+}
+
+type promoteItem struct {
+	step    *PromoteStep
+	src     name.Repository
+	dst     name.Repository
+	srcTags []string
+	desc    *v1.Descriptor
+	target  *tagTarget
+}
+
+// Promote promotes the staging build of o.Base without rebuilding: M is the
+// minimum over images of each image's highest X.Y.Z-staging.N, so every
+// image has it; each image's X.Y.Z-staging.M is copied by digest to X.Y.Z
+// and the floating tags that move forward. In one repository that is
+// manifest writes only; into another, blobs are mounted (copied where the
+// registry refuses a mount) and referrers (signatures, SBOMs, attestations)
+// are copied along. It refuses, before writing any tag, when X.Y.Z exists
+// with another digest. Two promotions of the same version at once end with
+// the same tags.
+func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*PromotePlan, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.To == "" {
+		o.To = o.From
+	}
+	base, err := semver.StrictNewVersion(o.Base)
+	if err != nil || base.Prerelease() != "" || base.Metadata() != "" {
+		return nil, fmt.Errorf("promoting %q: not a release version X.Y.Z: set VERSION to the release", o.Base)
+	}
+	if len(o.Images) == 0 {
+		return nil, errors.New("promoting: no images named: the config lists none")
+	}
+	items := make([]*promoteItem, len(o.Images))
+	for i, n := range o.Images {
+		src, err := c.Repository(o.From + "/" + n)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := c.Repository(o.To + "/" + n)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = &promoteItem{src: src, dst: dst, step: &PromoteStep{Name: n, Dest: dst.String(), SameRepo: src.String() == dst.String()}}
+	}
+
+	// One session per registry for the many small requests.
+	var srcRepos, dstRepos []name.Repository
+	for _, it := range items {
+		srcRepos = append(srcRepos, it.src)
+		dstRepos = append(dstRepos, it.dst)
+	}
+	dstS, err := c.Session(ctx, dstRepos[0].Registry, srcRepos, dstRepos)
+	if err != nil {
+		return nil, err
+	}
+	srcS := dstS
+	if srcRepos[0].RegistryStr() != dstRepos[0].RegistryStr() {
+		if srcS, err = c.Session(ctx, srcRepos[0].Registry, srcRepos, nil); err != nil {
+			return nil, err
+		}
+	}
+
+	// 1. Choose M from the staging tags.
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
+		var err error
+		it.srcTags, err = srcS.Tags(ctx, it.src)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	per := map[string][]string{}
+	for _, it := range items {
+		per[it.step.Name] = it.srcTags
+	}
+	m, err := tags.PromotionN(o.Base, per)
+	if err != nil {
+		return nil, fmt.Errorf("promoting %s: %w", o.Base, err)
+	}
+	plan := &PromotePlan{Base: o.Base, Staging: tags.StagingVersion(o.Base, m)}
+
+	// 2. Resolve each image's staging build to a digest.
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
+		ref := it.src.Tag(plan.Staging)
+		raw, d, err := srcS.Get(ctx, ref)
+		if err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				return fmt.Errorf("promoting %s: %s has no tag %s (M is the minimum over images of each one's highest staging build): push the staging line again so every image has it", o.Base, it.src, plan.Staging)
+			}
+			return err
+		}
+		it.desc = d
+		it.step.Source = ref.String()
+		it.step.Digest = d.Digest.String()
+		it.target = &tagTarget{name: it.step.Name, repo: it.dst, digest: d.Digest, manifest: rawManifest{raw, d.MediaType}}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// 3. Plan the tags (and check X.Y.Z) without writing anything.
+	var mu sync.Mutex
+	var conflicts []error
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
+		existing := it.srcTags
+		if !it.step.SameRepo {
+			var err error
+			if existing, err = dstS.Tags(ctx, it.dst); err != nil {
+				return err
+			}
+		}
+		it.target.existing = existing
+		p, err := tags.Plan(base, existing)
+		if err != nil {
+			return err
+		}
+		for _, t := range p {
+			it.step.Tags = append(it.step.Tags, t.Name)
+		}
+		if !slices.Contains(existing, o.Base) {
+			return nil
+		}
+		d, err := dstS.Head(ctx, it.dst.Tag(o.Base))
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+		case err != nil:
+			return err
+		case d.Digest != it.desc.Digest:
+			mu.Lock()
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, but %s is %s: %w; a release is never rewritten: bump VERSION to release again", it.step.Name, it.dst.Tag(o.Base), d.Digest, it.step.Source, it.desc.Digest, ErrTagConflict))
+			mu.Unlock()
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		plan.Steps = append(plan.Steps, *it.step)
+	}
+	if len(conflicts) > 0 {
+		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w", plan.Staging, errors.Join(conflicts...))
+	}
+	if o.DryRun {
+		return plan, nil
+	}
+
+	// 4. Another repository: the manifest (blobs mounted) and its referrers.
+	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
+		if it.step.SameRepo {
+			return nil
+		}
+		refs, err := copyManifest(ctx, c, it.src, it.dst, it.desc.Digest, true)
+		it.step.Referrer = refs
+		if err != nil {
+			return err
+		}
+		// Tools that predate the referrers API (cosign) attach by tag:
+		// sha256-<hex>.sig, .att, .sbom. They travel with the image too.
+		prefix := it.desc.Digest.Algorithm + "-" + it.desc.Digest.Hex + "."
+		for _, t := range it.srcTags {
+			if !strings.HasPrefix(t, prefix) {
+				continue
+			}
+			d, err := c.Head(ctx, it.src.Tag(t))
+			if err != nil {
+				return err
+			}
+			if _, err := copyManifest(ctx, c, it.src, it.dst, d.Digest, false); err != nil {
+				return err
+			}
+			got, err := c.Get(ctx, it.dst.Digest(d.Digest.String()))
+			if err != nil {
+				return err
+			}
+			if err := c.Pusher().Put(ctx, it.dst.Tag(t), rawManifest{got.Manifest, got.MediaType}); err != nil {
+				return registry.Explain("copying "+t+" to "+it.dst.String(), it.dst.RegistryStr(), err)
+			}
+			it.step.Referrer = append(it.step.Referrer, t)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// 5. Tags last: X.Y.Z everywhere first, then the floating ones.
+	targets := make([]*tagTarget, len(items))
+	for i, it := range items {
+		targets[i] = it.target
+	}
+	if err := writeTags(ctx, dstS, base, targets); err != nil {
+		return plan, fmt.Errorf("promoting %s: %w", plan.Staging, err)
+	}
+	plan.Steps = plan.Steps[:0]
+	for _, it := range items {
+		plan.Steps = append(plan.Steps, *it.step)
+	}
+	if o.LockPath == "" {
+		return plan, nil
+	}
+	return plan, record(o.LockPath, plan)
+}
+
+// record adds the promoted references to the lock's images that were
+// pushed with the promoted digests. No lock file (a promotion on another
+// machine than the build) is fine.
+func record(path string, plan *PromotePlan) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	now := time.Now().UTC()
+	return lock.Update(path, func(l *lock.Lock) error {
+		for _, st := range plan.Steps {
+			for i := range l.Images {
+				img := &l.Images[i]
+				ours := false
+				for _, p := range img.Pushed {
+					ours = ours || p.Digest == st.Digest
+				}
+				if !ours {
+					continue
+				}
+				for _, t := range st.Tags {
+					img.Pushed = putPushed(img.Pushed, lock.Pushed{Ref: st.Dest + ":" + t, Digest: st.Digest, At: now})
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// copyManifest copies src@d to dst by digest, mounting blobs where the
+// registry allows, and (when withReferrers) the manifests referring to it.
+// It returns the referrers copied.
+func copyManifest(ctx context.Context, c *registry.Client, src, dst name.Repository, d v1.Hash, withReferrers bool) ([]string, error) {
+	from := src.Digest(d.String())
+	to := dst.Digest(d.String())
+	desc, err := c.Get(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	var t remote.Taggable
+	switch {
+	case desc.MediaType.IsIndex():
+		t, err = desc.ImageIndex()
+	case desc.MediaType.IsImage():
+		t, err = desc.Image()
+	default:
+		t = desc
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", from, err)
+	}
+	if err := c.Pusher().Push(ctx, to, t); err != nil {
+		return nil, registry.Explain("copying "+from.String()+" to "+to.String(), dst.RegistryStr(), err)
+	}
+	if !withReferrers {
+		return nil, nil
+	}
+	idx, err := remote.Referrers(from, c.Options(ctx)...)
+	if err != nil {
+		if registry.StatusCode(err) == 404 {
+			return nil, nil
+		}
+		return nil, registry.Explain("listing referrers of "+from.String(), src.RegistryStr(), err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers of %s: %w", from, err)
+	}
+	var copied []string
+	for _, r := range im.Manifests {
+		if _, err := copyManifest(ctx, c, src, dst, r.Digest, true); err != nil {
+			return copied, fmt.Errorf("copying referrer %s of %s: %w", r.Digest, from, err)
+		}
+		copied = append(copied, r.Digest.String())
+	}
+	return copied, nil
+}

@@ -1,0 +1,727 @@
+// Package publish ships tested images: Push sends the images recorded in the
+// lock file to a registry (blobs and manifests by digest first, tags last)
+// and Promote copies a staging build to its release tags by digest. Both use
+// the tag policy of package tags and the digest gate of package gate.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/gate"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/registry"
+	"github.com/hoistci/hoist/pkg/tags"
+)
+
+// ErrTagConflict means an immutable tag already names another digest.
+var ErrTagConflict = errors.New("immutable tag already points at another digest")
+
+// Engine is what Push needs of the Docker Engine.
+type Engine interface {
+	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	Save(ctx context.Context, refs ...string) (io.ReadCloser, error)
+}
+
+// PushOptions configure Push.
+type PushOptions struct {
+	// LockPath is the lock file; its images are pushed and their pushed
+	// references recorded in it.
+	LockPath string
+	// Prefix is HOST/REPOSITORY; image NAME goes to PREFIX/NAME.
+	Prefix string
+	// Version decides the tags (release, prerelease or staging); nil means
+	// the version the lock file records.
+	Version *semver.Version
+	// WorkDir holds the push cache and temporary layer files (the build folder).
+	WorkDir string
+	// Progress, when set, receives one line per step.
+	Progress io.Writer
+	// Parallel bounds concurrent registry work (default 4).
+	Parallel int
+	// DryRun runs the gate, reads the registry and reports the tags it
+	// would write (in Written), writing nothing.
+	DryRun bool
+}
+
+// PushedImage is what Push did for one image.
+type PushedImage struct {
+	Name     string
+	Repo     string
+	Digest   string
+	Written  []string // tags written
+	Kept     []string // tags that already pointed at this digest
+	Uploaded int      // blobs uploaded (not mounted, not already there)
+}
+
+// PushResult is what Push did.
+type PushResult struct {
+	Images []PushedImage
+	// Exported reports whether the engine had to export (docker save) images.
+	Exported []string
+}
+
+// one image on its way to the registry.
+type pushItem struct {
+	img     lock.Image
+	repo    name.Repository
+	built   *image   // nil until its config and layer digests are known
+	present bool     // the registry already has the manifest by digest
+	ownOK   bool     // the version's own tag already names it
+	tags    []string // the repository's tags before this push
+}
+
+// Push pushes every image in the lock file. It refuses the whole push when
+// any image is untested or differs from what was tested. Blobs go up once
+// (shared blobs are mounted across repositories), manifests by digest, then
+// the post-push digest gate runs on what the registry serves, and only then
+// are tags written: immutable ones first (refusing any that names another
+// digest), floating ones last and only forward.
+func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*PushResult, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	logf := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "push: "+format+"\n", a...)
+		}
+	}
+	l, err := lock.Read(o.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.Images) == 0 {
+		return nil, fmt.Errorf("%s lists no images: run the Images and Test targets first", o.LockPath)
+	}
+	if o.Version == nil {
+		if o.Version, err = semver.StrictNewVersion(strings.TrimPrefix(l.Version, "v")); err != nil {
+			return nil, fmt.Errorf("%s records version %q, which is not SemVer: run the Images target again", o.LockPath, l.Version)
+		}
+	}
+	vtags, err := tags.For(o.Version)
+	if err != nil {
+		return nil, err
+	}
+	own := vtags[0].Name
+
+	// 1. The gate on what is in hand: tested, and unchanged since.
+	items := make([]*pushItem, len(l.Images))
+	errs := gate.EngineAll(ctx, e, l.Images)
+	for i, img := range l.Images {
+		if errs[i] != nil {
+			continue
+		}
+		repo, err := c.Repository(o.Prefix + "/" + img.Name)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = &pushItem{img: img, repo: repo}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("refusing to push: %w", err)
+	}
+
+	// Credentials and permissions first (the write-up's discovery: 404 is a
+	// first push), before any work on the engine.
+	repos := make([]name.Repository, len(items))
+	for i, it := range items {
+		repos[i] = it.repo
+	}
+	sess, err := c.Session(ctx, repos[0].Registry, nil, repos)
+	if err != nil {
+		return nil, err
+	}
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		var err error
+		it.tags, err = sess.Tags(ctx, it.repo)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	if o.DryRun {
+		res := &PushResult{}
+		for _, it := range items {
+			plan, err := tags.Plan(o.Version, it.tags)
+			if err != nil {
+				return nil, err
+			}
+			pi := PushedImage{Name: it.img.Name, Repo: it.repo.String()}
+			for _, t := range plan {
+				pi.Written = append(pi.Written, t.Name)
+			}
+			res.Images = append(res.Images, pi)
+			logf("dry run: %s (%s) -> %s:{%s}", it.img.Name, it.img.ImageID, it.repo, strings.Join(pi.Written, ","))
+		}
+		return res, nil
+	}
+
+	// 2. Assemble what the cache knows, and skip manifests already there.
+	ch := openCache(filepath.Join(o.WorkDir, "push-cache.json"))
+	var uploads counterSet
+	for _, it := range items {
+		it.built = fromCache(ch, it.img, &uploads)
+	}
+	if err := checkPresent(ctx, sess, items, own); err != nil {
+		return nil, err
+	}
+
+	// 3. Which blobs does the registry lack? Where can it mount the rest from?
+	where, missing, err := locate(ctx, c, o.Parallel, items)
+	if err != nil {
+		return nil, err
+	}
+
+	// 4. Export from the engine only images with a blob nobody has.
+	res := &PushResult{}
+	var export []*pushItem
+	for _, it := range items {
+		if it.present {
+			continue
+		}
+		if it.built == nil || anyMissing(it.built, missing) {
+			export = append(export, it)
+		}
+	}
+	if len(export) > 0 {
+		// Compressed layers wait here for their upload.
+		tmp, err := os.MkdirTemp(o.WorkDir, "push-")
+		if err != nil {
+			return nil, fmt.Errorf("pushing: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if err := exportItems(ctx, e, ch, export, tmp, &uploads); err != nil {
+			return nil, err
+		}
+		for _, it := range export {
+			res.Exported = append(res.Exported, it.img.Name)
+		}
+		logf("exported %d image(s) from the engine: %s", len(export), strings.Join(res.Exported, ", "))
+		if err := ch.save(); err != nil {
+			logf("warning: could not save the push cache (%v): the next push may export again", err)
+		}
+		// Newly known manifests and blobs: ask the registry again.
+		if err := checkPresent(ctx, sess, export, own); err != nil {
+			return nil, err
+		}
+		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
+			return nil, err
+		}
+	}
+
+	// 5. Upload each missing blob once, to the first repository needing it;
+	// the others mount it from there.
+	type up struct {
+		repo name.Repository
+		l    v1.Layer
+	}
+	var ups []up
+	for _, it := range items {
+		if it.present {
+			continue
+		}
+		for _, l := range it.built.layers {
+			d, _ := l.Digest()
+			if missing[d] {
+				ups = append(ups, up{it.repo, l})
+				missing[d] = false
+				where[d] = it.repo
+			}
+		}
+	}
+	if err := forEach(ctx, o.Parallel, ups, func(ctx context.Context, u up) error {
+		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
+			d, _ := u.l.Digest()
+			return registry.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// 6. Manifests by digest (configs go up with them).
+	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
+		if it.present {
+			return nil
+		}
+		ref := it.repo.Digest(it.built.digest.String())
+		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
+			return registry.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
+		}
+		logf("%s: %s", it.img.Name, ref)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// 7. The gate on what the registry now serves. A manifest already there
+	// was found either by the digest of the manifest we assembled from the
+	// tested config (so it is those bytes) or under the version's own tag
+	// with the tested config digest checked, so only new ones are read back.
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		if it.present {
+			return nil
+		}
+		_, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	// 8. Tags, last.
+	targets := make([]*tagTarget, len(items))
+	for i, it := range items {
+		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
+	}
+	if err := writeTags(ctx, sess, o.Version, targets); err != nil {
+		return nil, err
+	}
+
+	now := time.Now().UTC()
+	for i, it := range items {
+		t := targets[i]
+		res.Images = append(res.Images, PushedImage{
+			Name: it.img.Name, Repo: it.repo.String(), Digest: it.built.digest.String(),
+			Written: t.written, Kept: t.kept, Uploaded: uploads.count(it.built),
+		})
+		logf("%s: %s@%s tags %s", it.img.Name, it.repo, it.built.digest, strings.Join(append(append([]string{}, t.written...), t.kept...), ", "))
+	}
+	err = lock.Update(o.LockPath, func(l *lock.Lock) error {
+		for i, it := range items {
+			img, ok := l.Find(it.img.Name)
+			if !ok || img.ImageID != it.img.ImageID {
+				continue // rebuilt meanwhile: its record is not ours to extend
+			}
+			refs := []string{it.repo.Digest(it.built.digest.String()).String()}
+			for _, t := range append(append([]string{}, targets[i].written...), targets[i].kept...) {
+				refs = append(refs, it.repo.Tag(t).String())
+			}
+			for _, r := range refs {
+				img.Pushed = putPushed(img.Pushed, lock.Pushed{Ref: r, Digest: it.built.digest.String(), At: now})
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+func putPushed(ps []lock.Pushed, p lock.Pushed) []lock.Pushed {
+	for i := range ps {
+		if ps[i].Ref == p.Ref {
+			ps[i] = p
+			return ps
+		}
+	}
+	return append(ps, p)
+}
+
+// checkPresent finds which images the registry already has. When the
+// version's own tag exists, one lookup of it tells both whether the
+// manifest is there and whether the tag conflicts; a manifest there under
+// that tag with the tested config (e.g. pushed before the push cache was
+// lost, with other compression) is the tested image, and is adopted as is.
+func checkPresent(ctx context.Context, sess *registry.Session, items []*pushItem, own string) error {
+	return forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+		if it.present {
+			return nil
+		}
+		if !slices.Contains(it.tags, own) {
+			if it.built == nil {
+				return nil
+			}
+			_, err := sess.Head(ctx, it.repo.Digest(it.built.digest.String()))
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			it.present = err == nil
+			return err
+		}
+		ref := it.repo.Tag(own)
+		if it.built != nil {
+			d, err := sess.Head(ctx, ref)
+			if err == nil && d.Digest == it.built.digest {
+				it.present, it.ownOK = true, true
+				return nil
+			}
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return err
+			}
+		}
+		raw, d, err := sess.Get(ctx, ref)
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil // deleted since the listing
+		}
+		if err != nil {
+			return err
+		}
+		var cfg string
+		if d.MediaType.IsImage() {
+			if m, err := v1.ParseManifest(bytes.NewReader(raw)); err == nil {
+				cfg = m.Config.Digest.String()
+			}
+		}
+		if cfg != it.img.ConfigDigest {
+			ours := "the tested image"
+			if it.built != nil {
+				ours = "this push has " + it.built.digest.String()
+			}
+			return fmt.Errorf("%s: %s is %s (config %s), %s (config %s): %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", it.img.Name, ref, d.Digest, cfg, ours, it.img.ConfigDigest, ErrTagConflict)
+		}
+		it.built = &image{manifest: raw, digest: d.Digest, mediaType: d.MediaType}
+		it.present, it.ownOK = true, true
+		return nil
+	})
+}
+
+// fromCache assembles an image from the cache alone, or returns nil.
+func fromCache(ch *cache, img lock.Image, uploads *counterSet) *image {
+	cfg, ok := ch.config(img.ImageID)
+	if !ok {
+		return nil
+	}
+	blobs := make([]*blob, len(img.DiffIDs))
+	for i, d := range img.DiffIDs {
+		b, ok := ch.layer(d)
+		if !ok {
+			return nil
+		}
+		b.onRead = uploads.add
+		blobs[i] = b
+	}
+	built, err := newImage(cfg, blobs)
+	if err != nil {
+		return nil
+	}
+	return built
+}
+
+// locate finds, for each layer blob of images not yet in the registry, a
+// repository that holds it (to mount from), and which blobs none holds.
+func locate(ctx context.Context, c *registry.Client, parallel int, items []*pushItem) (map[v1.Hash]name.Repository, map[v1.Hash]bool, error) {
+	type probe struct {
+		d    v1.Hash
+		repo name.Repository
+	}
+	var probes []probe
+	seen := map[probe]bool{}
+	need := map[v1.Hash]bool{}
+	for _, it := range items {
+		if it.present || it.built == nil {
+			continue
+		}
+		for _, l := range it.built.layers {
+			d, _ := l.Digest()
+			p := probe{d, it.repo}
+			need[d] = true
+			if !seen[p] {
+				seen[p] = true
+				probes = append(probes, p)
+			}
+		}
+	}
+	var mu sync.Mutex
+	where := map[v1.Hash]name.Repository{}
+	err := forEach(ctx, tagJobs, probes, func(ctx context.Context, p probe) error {
+		ok, err := c.HasBlob(ctx, p.repo, p.d)
+		if err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if ok {
+			mu.Lock()
+			where[p.d] = p.repo
+			mu.Unlock()
+		}
+		return nil
+	})
+	missing := map[v1.Hash]bool{}
+	for d := range need {
+		if _, ok := where[d]; !ok {
+			missing[d] = true
+		}
+	}
+	return where, missing, err
+}
+
+func anyMissing(img *image, missing map[v1.Hash]bool) bool {
+	for _, l := range img.layers {
+		d, _ := l.Digest()
+		if missing[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// exportItems streams one `docker save` of the given images (by ID, so the
+// tested bytes and nothing else) and completes each item from it.
+func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, dir string, uploads *counterSet) error {
+	ids := make([]string, 0, len(items))
+	want := map[string]bool{}
+	needDiff := map[v1.Hash]bool{}
+	for _, it := range items {
+		if !want[it.img.ImageID] {
+			ids = append(ids, it.img.ImageID)
+		}
+		want[it.img.ImageID] = true
+		for _, d := range it.img.DiffIDs {
+			if h, err := v1.NewHash(d); err == nil {
+				needDiff[h] = true
+			}
+		}
+	}
+	rc, err := e.Save(ctx, ids...)
+	if err != nil {
+		return err
+	}
+	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] })
+	if err != nil {
+		rc.Close()
+		return err
+	}
+	// Read the end of the stream so the engine finishes cleanly.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		rc.Close()
+		return fmt.Errorf("exporting from the engine: %w", err)
+	}
+	if err := rc.Close(); err != nil {
+		return fmt.Errorf("exporting from the engine: %w", err)
+	}
+	ch.put(ex.configs, ex.layers)
+	for _, it := range items {
+		cfg, ok := ex.configs[it.img.ImageID]
+		if !ok {
+			return fmt.Errorf("exporting %s (%s) from the engine: its config was not in the export: is the engine's store intact? run the Images target", it.img.Name, it.img.ImageID)
+		}
+		blobs := make([]*blob, len(it.img.DiffIDs))
+		for i, d := range it.img.DiffIDs {
+			h, _ := v1.NewHash(d)
+			b, ok := ex.layers[h]
+			if !ok {
+				return fmt.Errorf("exporting %s from the engine: layer %s was not in the export: run the Images target", it.img.Name, d)
+			}
+			nb := *b
+			nb.onRead = uploads.add
+			blobs[i] = &nb
+		}
+		built, err := newImage(cfg, blobs)
+		if err != nil {
+			return err
+		}
+		it.built = built
+	}
+	return nil
+}
+
+// mountable returns img with layers held elsewhere marked mountable from
+// there, so go-containerregistry mounts them instead of uploading.
+func mountable(img *image, repo name.Repository, where map[v1.Hash]name.Repository) *image {
+	cp := *img
+	cp.layers = make([]v1.Layer, len(img.layers))
+	for i, l := range img.layers {
+		d, _ := l.Digest()
+		if from, ok := where[d]; ok && from.String() != repo.String() && from.RegistryStr() == repo.RegistryStr() {
+			cp.layers[i] = &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
+		} else {
+			cp.layers[i] = l
+		}
+	}
+	return &cp
+}
+
+// tagTarget is one manifest to tag in one repository.
+type tagTarget struct {
+	name     string
+	repo     name.Repository
+	digest   v1.Hash
+	manifest rawManifest
+	existing []string // the repository's tags, listed before any write
+	ownOK    bool     // the immutable tag is known to name digest already
+	plan     []tags.Tag
+
+	mu      sync.Mutex
+	written []string
+	kept    []string
+}
+
+func (t *tagTarget) record(tag string, wrote bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wrote {
+		t.written = append(t.written, tag)
+	} else {
+		t.kept = append(t.kept, tag)
+	}
+}
+
+// tagJobs bounds concurrent tag reads and writes: each is one small request.
+const tagJobs = 16
+
+// writeTags writes version v's tags for every target, whose existing tags
+// are already listed: it first checks every immutable tag (so a conflict
+// stops the run before any tag is written), then writes the immutable tags,
+// then the floating ones that move forward. A tag absent from the listing
+// is written without a lookup; the immutable ones are read back, so a
+// concurrent writer of another digest is caught.
+func writeTags(ctx context.Context, sess *registry.Session, v *semver.Version, ts []*tagTarget) error {
+	var mu sync.Mutex
+	var conflicts []error
+	own := make([]bool, len(ts)) // the immutable tag already names our digest
+	err := forEach(ctx, tagJobs, indexes(ts), func(ctx context.Context, i int) error {
+		t := ts[i]
+		plan, err := tags.Plan(v, t.existing)
+		if err != nil {
+			return err
+		}
+		t.plan = plan
+		if t.ownOK {
+			own[i] = true
+			return nil
+		}
+		if !slices.Contains(t.existing, plan[0].Name) {
+			return nil
+		}
+		ref := t.repo.Tag(plan[0].Name)
+		d, err := sess.Head(ctx, ref)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+		case err != nil:
+			return err
+		case d.Digest != t.digest:
+			mu.Lock()
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, this run has %s: %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", t.name, ref, d.Digest, t.digest, ErrTagConflict))
+			mu.Unlock()
+		default:
+			own[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		return fmt.Errorf("no tag was written: %w", errors.Join(conflicts...))
+	}
+	// Immutable tags.
+	err = forEach(ctx, tagJobs, indexes(ts), func(ctx context.Context, i int) error {
+		t := ts[i]
+		tag := t.plan[0].Name
+		if own[i] {
+			t.record(tag, false)
+			return nil
+		}
+		ref := t.repo.Tag(tag)
+		if err := sess.Put(ctx, ref, t.manifest.b, t.manifest.mt); err != nil {
+			return fmt.Errorf("tagging %s: %w", t.name, err)
+		}
+		d, err := sess.Head(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if d.Digest != t.digest {
+			return fmt.Errorf("%s: %s was written at the same time with %s, this run wrote %s: %w; find the other run and bump VERSION", t.name, ref, d.Digest, t.digest, ErrTagConflict)
+		}
+		t.record(tag, true)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Floating tags, each on its own.
+	type job struct {
+		t   *tagTarget
+		tag string
+	}
+	var jobs []job
+	for _, t := range ts {
+		for _, tg := range t.plan[1:] {
+			jobs = append(jobs, job{t, tg.Name})
+		}
+	}
+	return forEach(ctx, tagJobs, jobs, func(ctx context.Context, j job) error {
+		ref := j.t.repo.Tag(j.tag)
+		if slices.Contains(j.t.existing, j.tag) {
+			d, err := sess.Head(ctx, ref)
+			if err == nil && d.Digest == j.t.digest {
+				j.t.record(j.tag, false)
+				return nil
+			}
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return err
+			}
+		}
+		if err := sess.Put(ctx, ref, j.t.manifest.b, j.t.manifest.mt); err != nil {
+			return fmt.Errorf("tagging %s: %w", j.t.name, err)
+		}
+		j.t.record(j.tag, true)
+		return nil
+	})
+}
+
+// counterSet counts distinct blobs read for upload.
+type counterSet struct {
+	mu   sync.Mutex
+	seen map[v1.Hash]bool
+}
+
+func (s *counterSet) add(d v1.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[v1.Hash]bool{}
+	}
+	s.seen[d] = true
+}
+
+func (s *counterSet) count(img *image) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range img.layers {
+		d, _ := l.Digest()
+		if s.seen[d] {
+			n++
+		}
+	}
+	return n
+}
+
+// forEach runs f on each item, at most n at once, and returns the first error.
+func forEach[T any](ctx context.Context, n int, items []T, f func(context.Context, T) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for _, it := range items {
+		g.Go(func() error { return f(ctx, it) })
+	}
+	return g.Wait()
+}
+
+func indexes[T any](s []T) []int {
+	out := make([]int, len(s))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func dirOf(p string) string { return filepath.Dir(p) }

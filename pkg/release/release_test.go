@@ -1,0 +1,633 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/internal/githubtest"
+	"github.com/hoistci/hoist/pkg/flow"
+	"github.com/hoistci/hoist/pkg/github"
+	"github.com/hoistci/hoist/pkg/gitref"
+	"github.com/hoistci/hoist/pkg/lock"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestMain(m *testing.M) {
+	for k, v := range map[string]string{
+		"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1",
+		"GIT_AUTHOR_NAME": "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
+		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
+	} {
+		os.Setenv(k, v)
+	}
+	os.Exit(m.Run())
+}
+
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+const token = "ghp_release_test_token"
+
+// fixture is a repository with a bare remote, a checkout on the staging
+// branch holding VERSION v1.2.3 and its changelog, and a GitHub stand-in.
+type fixture struct {
+	bare, work, sha string
+	gh              *githubtest.Server
+	opts            Options
+	ran             []string
+	version         string // what SetVersion was told
+	failTest        bool
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	f := &fixture{bare: filepath.Join(root, "remote.git"), work: filepath.Join(root, "work")}
+	git(t, root, "init", "-q", "--bare", "-b", "main", f.bare)
+	git(t, root, "init", "-q", "-b", "staging", f.work)
+	write(t, f.work, "VERSION", "v1.2.3\n")
+	write(t, f.work, ".gitignore", "/build/\n")
+	write(t, f.work, "docs/CHANGELOGS/1.2.3.md", "# 1.2.3\n\n<!-- template hint -->\n## Added\n\n- Reservation of staging versions\n")
+	git(t, f.work, "add", ".")
+	git(t, f.work, "commit", "-q", "-m", "1.2.3")
+	git(t, f.work, "remote", "add", "origin", f.bare)
+	git(t, f.work, "push", "-q", "origin", "staging")
+	f.sha = git(t, f.work, "rev-parse", "HEAD")
+	f.gh = githubtest.New(t, "acme/widgets", token)
+	c, err := github.New(f.gh.URL, "acme/widgets", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gitref.Git{Dir: f.work, Remote: "origin"}
+	lockPath := filepath.Join(f.work, "build", "hoist", "lock.json")
+	f.opts = Options{
+		VersionFile: filepath.Join(f.work, "VERSION"),
+		Changelogs:  filepath.Join(f.work, "docs", "CHANGELOGS"),
+		LockPath:    lockPath,
+		Git:         g,
+		Reserver:    g,
+		GitHub:      c,
+		Branches:    flow.Branches{Staging: "staging", Main: "main"},
+		SetVersion:  func(v string) error { f.version = v; return nil },
+	}
+	// The stages record that they ran and write to the lock what the real
+	// stages of the same name write, so the flow's ordering, gate and notes
+	// are exercised end to end without a registry or an engine.
+	rec := func(name string, fn func(l *lock.Lock) error) func(context.Context) error {
+		return func(context.Context) error {
+			f.ran = append(f.ran, name)
+			if fn == nil {
+				return nil
+			}
+			return lock.Update(lockPath, fn)
+		}
+	}
+	v := func() string {
+		if f.version != "" {
+			return f.version
+		}
+		return "1.2.3"
+	}
+	f.opts.Stages = Stages{
+		Images: rec("Images", func(l *lock.Lock) error {
+			l.Version, l.Revision = v(), f.sha
+			l.Images = []lock.Image{{Name: "app", ImageID: "sha256:1111"}, {Name: "worker", ImageID: "sha256:2222"}}
+			return nil
+		}),
+		Test: rec("Test", func(l *lock.Lock) error {
+			for i := range l.Images {
+				l.Images[i].Test = &lock.Test{Passed: !f.failTest || i != 1, ImageID: l.Images[i].ImageID}
+			}
+			return nil
+		}),
+		Scan:       rec("Scan", nil),
+		DigestGate: rec("DigestGate", nil),
+		Push: rec("Push", func(l *lock.Lock) error {
+			for i := range l.Images {
+				img := &l.Images[i]
+				repo := "127.0.0.1:5000/acme/" + img.Name
+				d := "sha256:" + strings.Repeat(string(rune('a'+i)), 64)
+				img.Pushed = append(img.Pushed, lock.Pushed{Ref: repo + "@" + d, Digest: d}, lock.Pushed{Ref: repo + ":" + v(), Digest: d}, lock.Pushed{Ref: repo + ":staging", Digest: d})
+			}
+			return nil
+		}),
+		Promote: rec("Promote", nil),
+	}
+	return f
+}
+
+func write(t testing.TB, dir, name, body string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) remoteTags(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, l := range strings.Split(git(t, f.work, "ls-remote", "--tags", f.bare), "\n") {
+		if fs := strings.Fields(l); len(fs) == 2 {
+			out[strings.TrimPrefix(fs[1], "refs/tags/")] = fs[0]
+		}
+	}
+	return out
+}
+
+func names(steps []flow.Step) string {
+	var s []string
+	for _, st := range steps {
+		s = append(s, st.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestStagingLine(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Decision.Line != flow.Staging || names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,GitHub release" {
+		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
+	}
+	var out bytes.Buffer
+	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if f.version != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+		t.Fatalf("version %q, remote tags %v", f.version, f.remoteTags(t))
+	}
+	rel, ok := f.gh.Releases()["1.2.3-staging.1"]
+	if !ok || !rel.Prerelease || rel.TargetCommitish != f.sha {
+		t.Fatalf("release = %+v (found %v)", rel, ok)
+	}
+	for _, want := range []string{"- Reservation of staging versions", "docker pull 127.0.0.1:5000/acme/app:1.2.3-staging.1", "docker pull 127.0.0.1:5000/acme/worker@sha256:bbbb", "`1.2.3-staging.1`, `staging`"} {
+		if !strings.Contains(rel.Body, want) {
+			t.Fatalf("release body lacks %q:\n%s", want, rel.Body)
+		}
+	}
+	if strings.Contains(rel.Body, "template hint") {
+		t.Fatalf("HTML comment published:\n%s", rel.Body)
+	}
+	// A second run of the line reserves the next number and its own release.
+	f.version = ""
+	p, err = Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.version != "1.2.3-staging.2" || len(f.gh.Releases()) != 2 {
+		t.Fatalf("second run: version %s, releases %v", f.version, f.gh.Releases())
+	}
+}
+
+func TestStagingStopsBeforePushWhenAnImageFails(t *testing.T) {
+	f := newFixture(t)
+	f.failTest = true
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = flow.Run(ctx, &bytes.Buffer{}, p.Steps, false)
+	if err == nil || !strings.Contains(err.Error(), "Gate: nothing pushed: 1 of 2 images not fit to ship: worker failed its test") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(strings.Join(f.ran, ","), "Push") || len(f.gh.Releases()) != 0 {
+		t.Fatalf("ran %v, releases %v", f.ran, f.gh.Releases())
+	}
+}
+
+func TestStagingMissingStageStops(t *testing.T) {
+	f := newFixture(t)
+	f.opts.Stages.Scan = nil
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = flow.Run(ctx, &bytes.Buffer{}, p.Steps, false)
+	if !errors.Is(err, flow.ErrMissing) || strings.Contains(strings.Join(f.ran, ","), "Push") {
+		t.Fatalf("err = %v, ran %v", err, f.ran)
+	}
+}
+
+func TestStagingOverride(t *testing.T) {
+	ctx := context.Background()
+	t.Run("absent", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Override = "1.2.3-staging.99"
+		p, err := Prepare(ctx, f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
+			t.Fatal(err)
+		}
+		if f.version != "1.2.3-staging.99" || f.remoteTags(t)["1.2.3-staging.99"] != f.sha {
+			t.Fatalf("version %s, tags %v", f.version, f.remoteTags(t))
+		}
+	})
+	t.Run("same commit", func(t *testing.T) {
+		f := newFixture(t)
+		git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3-staging.7")
+		f.opts.Override = "1.2.3-staging.7"
+		p, err := Prepare(ctx, f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps[:1], false); err != nil || f.version != "1.2.3-staging.7" {
+			t.Fatalf("err %v, version %s", err, f.version)
+		}
+	})
+	t.Run("other commit", func(t *testing.T) {
+		f := newFixture(t)
+		git(t, f.work, "commit", "-q", "--allow-empty", "-m", "later")
+		other := git(t, f.work, "rev-parse", "HEAD")
+		git(t, f.work, "push", "-q", "origin", other+":refs/tags/1.2.3-staging.7")
+		git(t, f.work, "reset", "-q", "--hard", f.sha)
+		f.opts.Override = "1.2.3-staging.7"
+		_, err := Prepare(ctx, f.opts)
+		if !errors.Is(err, gitref.ErrElsewhere) || f.ran != nil {
+			t.Fatalf("err = %v, ran %v", err, f.ran)
+		}
+		if f.remoteTags(t)["1.2.3-staging.7"] != other {
+			t.Fatal("tag moved")
+		}
+	})
+}
+
+func TestMainLine(t *testing.T) {
+	f := newFixture(t)
+	git(t, f.work, "checkout", "-q", "-b", "main")
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Decision.Line != flow.Main || names(p.Steps) != "Promote,Tag,GitHub release" {
+		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
+	}
+	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.remoteTags(t)["1.2.3"] != f.sha {
+		t.Fatalf("tag 1.2.3 not at %s: %v", f.sha, f.remoteTags(t))
+	}
+	rel := f.gh.Releases()["1.2.3"]
+	if rel.Prerelease || !strings.Contains(rel.Body, "Reservation of staging versions") {
+		t.Fatalf("release = %+v", rel)
+	}
+	// Running main again converges: the tag is already here, the release
+	// is updated in place.
+	p, err = Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil || len(f.gh.Releases()) != 1 {
+		t.Fatalf("second main run: %v, %d releases", err, len(f.gh.Releases()))
+	}
+}
+
+func TestMainRefusesReleaseTagElsewhere(t *testing.T) {
+	f := newFixture(t)
+	git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3")
+	git(t, f.work, "checkout", "-q", "-b", "main")
+	git(t, f.work, "commit", "-q", "--allow-empty", "-m", "later")
+	_, err := Prepare(context.Background(), f.opts)
+	if !errors.Is(err, gitref.ErrElsewhere) || f.ran != nil {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReleaseTagLine(t *testing.T) {
+	f := newFixture(t)
+	git(t, f.work, "tag", "v1.2.3")
+	git(t, f.work, "checkout", "-q", "--detach")
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Decision.Line != flow.Release || names(p.Steps) != "Images,Test,Scan,DigestGate,Gate,Push,GitHub release" {
+		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
+	}
+	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
+		t.Fatal(err)
+	}
+	rel, ok := f.gh.Releases()["v1.2.3"]
+	if !ok || rel.Prerelease || !strings.Contains(rel.Body, "docker pull 127.0.0.1:5000/acme/app:1.2.3\n") {
+		t.Fatalf("release = %+v", rel)
+	}
+	if _, ok := f.remoteTags(t)["1.2.3-staging.1"]; ok || f.version != "" {
+		t.Fatal("a release build reserved a staging version")
+	}
+}
+
+func TestVerifyLineNeverPushes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ref  string
+		pr   bool
+	}{
+		{name: "pull request", ref: "refs/pull/3/merge"},
+		{name: "fork on staging", ref: "refs/heads/staging", pr: true},
+		{name: "feature branch", ref: "refs/heads/feature"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			write(t, f.work, "scratch.txt", "a dirty checkout is fine when nothing is published")
+			f.opts.Ref, f.opts.PR = tt.ref, tt.pr
+			f.opts.GitHub = nil
+			p, err := Prepare(context.Background(), f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Decision.Line != flow.Verify || names(p.Steps) != "Images,Test,Scan" {
+				t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
+			}
+		})
+	}
+}
+
+// TestBadInput: each problem is one line, found before anything runs, and
+// nothing is tagged.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, f *fixture)
+		wantIn string
+		is     error
+	}{
+		{name: "dirty checkout", setup: func(t *testing.T, f *fixture) { write(t, f.work, "docs/CHANGELOGS/1.2.3.md", "edited\n") }, wantIn: "uncommitted change"},
+		{name: "untracked file beside the build folder", setup: func(t *testing.T, f *fixture) {
+			f.opts.BuildDir = "out/hoist"
+			write(t, f.work, "out/hoist/lock.json", "{}")
+			write(t, f.work, "out/other.txt", "x")
+		}, wantIn: "out/other.txt"},
+		{name: "untracked file", setup: func(t *testing.T, f *fixture) { write(t, f.work, "new.go", "package x") }, wantIn: "uncommitted change"},
+		{name: "detached checkout", setup: func(t *testing.T, f *fixture) {
+			git(t, f.work, "checkout", "-q", "--detach")
+			f.opts.Ref = "refs/heads/staging"
+		}, wantIn: "HEAD is detached"},
+		{name: "wrong branch checked out", setup: func(t *testing.T, f *fixture) { f.opts.Ref = "refs/heads/main" }, wantIn: "the run is for branch main but the checkout is on staging"},
+		{name: "missing remote", setup: func(t *testing.T, f *fixture) { git(t, f.work, "remote", "remove", "origin") }, wantIn: "git remote add origin", is: gitref.ErrNoRemote},
+		{name: "remote gone", setup: func(t *testing.T, f *fixture) { os.RemoveAll(f.bare) }, wantIn: "does not appear to be a git repository", is: gitref.ErrNoRemote},
+		{name: "no git credentials", setup: func(t *testing.T, f *fixture) {
+			url := authGitServer(t, f.bare)
+			git(t, f.work, "remote", "set-url", "origin", url)
+		}, wantIn: "give git credentials", is: gitref.ErrAuth},
+		{name: "no GitHub token", setup: func(t *testing.T, f *fixture) {
+			f.opts.GitHub, _ = github.New(f.gh.URL, "acme/widgets", "")
+		}, wantIn: "set HOIST_GITHUB_TOKEN or GITHUB_TOKEN"},
+		{name: "malformed VERSION", setup: func(t *testing.T, f *fixture) { commitFile(t, f, "VERSION", "1.2\n") }, wantIn: "MAJOR.MINOR.PATCH"},
+		{name: "missing changelog", setup: func(t *testing.T, f *fixture) {
+			git(t, f.work, "rm", "-q", "docs/CHANGELOGS/1.2.3.md")
+			git(t, f.work, "commit", "-q", "-m", "rm")
+		}, wantIn: "1.2.3.md is missing"},
+		{name: "override not staging", setup: func(t *testing.T, f *fixture) { f.opts.Override = "1.2.3-rc.1" }, wantIn: "is not X.Y.Z-staging.N"},
+		{name: "override of another version", setup: func(t *testing.T, f *fixture) { f.opts.Override = "1.3.0-staging.1" }, wantIn: "is for 1.3.0 but VERSION is 1.2.3"},
+		{name: "release tag does not match VERSION", setup: func(t *testing.T, f *fixture) {
+			git(t, f.work, "tag", "v1.2.4")
+			git(t, f.work, "checkout", "-q", "--detach")
+		}, wantIn: "tag v1.2.4 does not match VERSION 1.2.3"},
+		{name: "release tag not at HEAD", setup: func(t *testing.T, f *fixture) {
+			git(t, f.work, "tag", "v1.2.3")
+			git(t, f.work, "commit", "-q", "--allow-empty", "-m", "after the tag")
+			git(t, f.work, "checkout", "-q", "--detach")
+			f.opts.Ref = "refs/tags/v1.2.3"
+		}, wantIn: "is not at tag v1.2.3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			tt.setup(t, f)
+			_, err := Prepare(context.Background(), f.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.wantIn) || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantIn)
+			}
+			if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), token) {
+				t.Fatalf("not one clean line: %q", err)
+			}
+			if f.ran != nil || len(f.gh.Calls()) > 0 && strings.Contains(strings.Join(f.gh.Calls(), " "), "POST") {
+				t.Fatalf("something ran: %v %v", f.ran, f.gh.Calls())
+			}
+			if _, err := os.Stat(f.bare); err == nil {
+				if tags := f.remoteTags(t); len(tags) != 0 {
+					t.Fatalf("tags were created: %v", tags)
+				}
+			}
+		})
+	}
+}
+
+// authGitServer serves bare through real git (git http-backend) behind a
+// password the test never gives, and returns its URL.
+func authGitServer(t *testing.T, bare string) string {
+	out, _ := exec.Command("git", "--exec-path").Output()
+	backend := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	h := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "hoist" || p != "right" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/" + filepath.Base(bare)
+}
+
+func commitFile(t *testing.T, f *fixture, name, body string) {
+	write(t, f.work, name, body)
+	git(t, f.work, "commit", "-q", "-am", "change "+name)
+}
+
+// TestBuildFolderIsNotDirt: Hoist's own output, even where .gitignore does
+// not cover it, does not stop a release.
+func TestBuildFolderIsNotDirt(t *testing.T) {
+	f := newFixture(t)
+	f.opts.BuildDir = "out/hoist"
+	write(t, f.work, "out/hoist/lock.json", "{}")
+	if _, err := Prepare(context.Background(), f.opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3-staging.4")
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := flow.Run(ctx, &out, p.Steps, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[1/8] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+	if f.ran != nil || len(f.remoteTags(t)) != 1 || len(f.gh.Releases()) != 0 {
+		t.Fatalf("dry run wrote: ran %v, tags %v", f.ran, f.remoteTags(t))
+	}
+}
+
+func TestReserveAlone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := Reserve(ctx, f.opts, true)
+	if err != nil || r.Next != "1.2.3-staging.1" || len(f.remoteTags(t)) != 0 {
+		t.Fatalf("dry run: %+v, %v", r, err)
+	}
+	r, err = Reserve(ctx, f.opts, false)
+	if err != nil || r.Tag != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+		t.Fatalf("reserve: %+v, %v", r, err)
+	}
+	git(t, f.work, "checkout", "-q", "--detach")
+	if _, err := Reserve(ctx, f.opts, false); err == nil || !strings.Contains(err.Error(), "HEAD is detached") {
+		t.Fatalf("detached: %v", err)
+	}
+}
+
+func TestNotesGolden(t *testing.T) {
+	imgs := []lock.Image{
+		{Name: "worker", Pushed: []lock.Pushed{
+			{Ref: "ghcr.io/acme/widgets/worker@sha256:" + strings.Repeat("b", 64), Digest: "sha256:" + strings.Repeat("b", 64)},
+			{Ref: "ghcr.io/acme/widgets/worker:1.2.3", Digest: "sha256:" + strings.Repeat("b", 64)},
+			{Ref: "ghcr.io/acme/widgets/worker:latest", Digest: "sha256:" + strings.Repeat("b", 64)},
+			{Ref: "ghcr.io/acme/widgets/worker:1.2", Digest: "sha256:" + strings.Repeat("b", 64)},
+			{Ref: "ghcr.io/acme/widgets/worker:1.2.2", Digest: "sha256:" + strings.Repeat("c", 64)},
+		}},
+		{Name: "api", Pushed: []lock.Pushed{
+			{Ref: "localhost:5000/acme/api:1.2.3", Digest: "sha256:" + strings.Repeat("a", 64)},
+			{Ref: "localhost:5000/acme/api:1", Digest: "sha256:" + strings.Repeat("a", 64)},
+		}},
+		{Name: "not-pushed"},
+	}
+	got := Notes("## Added\n\n- Reservation of staging versions\n", "1.2.3", Refs(imgs, "1.2.3"))
+	golden := filepath.Join("testdata", "notes.golden.md")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(golden, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("notes differ from %s (go test -update rewrites it):\n%s", golden, got)
+	}
+	if empty := Notes("", "0.1.0", nil); !strings.Contains(empty, "No release notes were written for 0.1.0") || !strings.Contains(empty, "No image references were recorded") {
+		t.Fatalf("empty notes: %q", empty)
+	}
+}
+
+func TestPublishAgainstGitHub(t *testing.T) {
+	gh := githubtest.New(t, "acme/widgets", token)
+	ctx := context.Background()
+	c, _ := github.New(gh.URL, "acme/widgets", token)
+	sha := strings.Repeat("d", 40)
+	pub, err := Publish(ctx, c, GitHubRelease{Tag: "1.2.3-staging.1", Commit: sha, Name: "1.2.3-staging.1", Body: "one", Prerelease: true})
+	if err != nil || !pub.Created || !strings.HasSuffix(pub.URL, "/releases/tag/1.2.3-staging.1") {
+		t.Fatalf("create: %+v, %v", pub, err)
+	}
+	pub2, err := Publish(ctx, c, GitHubRelease{Tag: "1.2.3-staging.1", Commit: sha, Name: "1.2.3-staging.1", Body: "two", Prerelease: true})
+	if err != nil || pub2.Created || pub2.ID != pub.ID {
+		t.Fatalf("update: %+v, %v", pub2, err)
+	}
+	if r := gh.Releases()["1.2.3-staging.1"]; r.Body != "two" || !r.Prerelease {
+		t.Fatalf("stored %+v", r)
+	}
+	calls := strings.Join(gh.Calls(), "\n")
+	if !strings.Contains(calls, "POST /repos/acme/widgets/releases") || !strings.Contains(calls, "PATCH /repos/acme/widgets/releases/1") {
+		t.Fatalf("calls:\n%s", calls)
+	}
+	for _, tt := range []struct {
+		name, repo, tok string
+		status          int
+		wantIn          string
+	}{
+		{name: "bad token", repo: "acme/widgets", tok: "wrong-token-value", status: http.StatusUnauthorized, wantIn: "401 Bad credentials"},
+		{name: "no token", repo: "acme/widgets", status: http.StatusUnauthorized, wantIn: "401 Requires authentication"},
+		{name: "unknown repository", repo: "acme/nothing", tok: token, status: http.StatusNotFound, wantIn: "check release.github"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := github.New(gh.URL, tt.repo, tt.tok)
+			_, err := Publish(ctx, c, GitHubRelease{Tag: "1.2.4", Commit: sha})
+			if github.StatusOf(err) != tt.status || !strings.Contains(err.Error(), tt.wantIn) {
+				t.Fatalf("err = %v, want %d containing %q", err, tt.status, tt.wantIn)
+			}
+			if tt.tok != "" && strings.Contains(err.Error(), tt.tok) {
+				t.Fatalf("token in error: %v", err)
+			}
+		})
+	}
+}
+
+// TestPublishRace: another run creates the release between this run's GET
+// (404) and POST (422 already_exists); Publish then updates it.
+func TestPublishRace(t *testing.T) {
+	gh := githubtest.New(t, "acme/widgets", token)
+	sha := strings.Repeat("f", 40)
+	gh.After = func(method, path string) {
+		if method == http.MethodGet && strings.HasSuffix(path, "/releases/tags/2.0.0") {
+			gh.After = nil
+			gh.CreateRelease("2.0.0", sha)
+		}
+	}
+	c, _ := github.New(gh.URL, "acme/widgets", token)
+	pub, err := Publish(context.Background(), c, GitHubRelease{Tag: "2.0.0", Commit: sha, Name: "2.0.0", Body: "mine"})
+	if err != nil || pub.Created {
+		t.Fatalf("Publish = %+v, %v", pub, err)
+	}
+	if r := gh.Releases()["2.0.0"]; r.Body != "mine" || len(gh.Releases()) != 1 {
+		t.Fatalf("releases %+v", gh.Releases())
+	}
+	calls := strings.Join(gh.Calls(), ",")
+	if want := "GET /repos/acme/widgets/releases/tags/2.0.0,POST /repos/acme/widgets/releases,GET /repos/acme/widgets/releases/tags/2.0.0,PATCH /repos/acme/widgets/releases/1"; calls != want {
+		t.Fatalf("calls %s\nwant  %s", calls, want)
+	}
+}
+
+// TestPublishCancelled: the GitHub client honours ctx.
+func TestPublishCancelled(t *testing.T) {
+	gh := githubtest.New(t, "acme/widgets", token)
+	c, _ := github.New(gh.URL, "acme/widgets", token)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	if _, err := Publish(ctx, c, GitHubRelease{Tag: "1.0.0", Commit: strings.Repeat("e", 40)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,214 @@
+package targets
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/lock"
+)
+
+// releaseRepo is a committed one-image repository on branch staging with a
+// bare remote, HOIST_CONFIG pointing at it, and git isolated from the
+// machine's config.
+func releaseRepo(t *testing.T) (dir, bare string) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1",
+		"GIT_AUTHOR_NAME": "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
+		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
+		envRef: "", envOverride: "", envDryRun: "", envPR: "", "GITHUB_EVENT_NAME": "", envOutput: "",
+	} {
+		t.Setenv(k, v)
+	}
+	root := t.TempDir()
+	dir, bare = filepath.Join(root, "repo"), filepath.Join(root, "remote.git")
+	files := map[string]string{
+		"VERSION":                  "v0.3.0\n",
+		".gitignore":               "/build/\n",
+		"Dockerfile":               "FROM scratch\n",
+		"hoist.yaml":               "project: rel\nimages:\n  - {name: app, dockerfile: Dockerfile}\n",
+		"docs/CHANGELOGS/0.3.0.md": "# 0.3.0\n\n- first\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, root, "git", "init", "-q", "--bare", bare)
+	run(t, dir, "git", "init", "-q", "-b", "staging")
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "first")
+	run(t, dir, "git", "remote", "add", "origin", bare)
+	run(t, dir, "git", "push", "-q", "origin", "staging")
+	t.Setenv(envConfig, filepath.Join(dir, "hoist.yaml"))
+	return dir, bare
+}
+
+func run(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// stdout runs fn with os.Stdout captured (targets print there).
+func stdout(t *testing.T, fn func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	ferr := fn()
+	os.Stdout = old
+	w.Close()
+	return <-done, ferr
+}
+
+func TestBumpTarget(t *testing.T) {
+	dir, _ := releaseRepo(t)
+	ctx := context.Background()
+	out, err := stdout(t, func() error { return Bump(ctx, "rc") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "VERSION")); string(b) != "v0.3.1-rc.1\n" {
+		t.Fatalf("VERSION = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "docs", "CHANGELOGS", "0.3.1.md")); err != nil || !strings.Contains(out, "v0.3.0 → v0.3.1-rc.1") {
+		t.Fatalf("changelog: %v; output %q", err, out)
+	}
+	if err := Bump(ctx, "beta"); err == nil || !strings.Contains(err.Error(), "would go back") {
+		t.Fatalf("beta after rc: %v", err)
+	}
+	t.Setenv(envDryRun, "1")
+	out, err = stdout(t, func() error { return Bump(ctx, "minor") })
+	if err != nil || !strings.Contains(out, "dry run, nothing written: VERSION v0.3.1-rc.1 → v0.4.0") {
+		t.Fatalf("dry run: %v, %q", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "VERSION")); string(b) != "v0.3.1-rc.1\n" {
+		t.Fatalf("dry run wrote VERSION = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "docs", "CHANGELOGS", "0.4.0.md")); err == nil {
+		t.Fatal("dry run created a changelog")
+	}
+}
+
+func TestReserveTarget(t *testing.T) {
+	dir, bare := releaseRepo(t)
+	ctx := context.Background()
+	output := filepath.Join(t.TempDir(), "github_output")
+	t.Setenv(envOutput, output)
+	out, err := stdout(t, func() error { return Reserve(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := run(t, dir, "git", "rev-parse", "HEAD")
+	if !strings.Contains(out, "reserved 0.3.0-staging.1 at "+sha) {
+		t.Fatalf("output %q", out)
+	}
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+		t.Fatalf("remote tags %q", tags)
+	}
+	if b, _ := os.ReadFile(output); string(b) != "version=0.3.0-staging.1\n" {
+		t.Fatalf("GITHUB_OUTPUT = %q", b)
+	}
+	t.Setenv(envOverride, "0.3.0-staging.1")
+	if err := Reserve(ctx); err != nil {
+		t.Fatalf("override at this commit: %v", err)
+	}
+	run(t, dir, "git", "commit", "-q", "--allow-empty", "-m", "second")
+	if err := Reserve(ctx); err == nil || !strings.Contains(err.Error(), "not at this commit") {
+		t.Fatalf("override at another commit: %v", err)
+	}
+}
+
+func TestReleaseTargetDryRun(t *testing.T) {
+	_, bare := releaseRepo(t)
+	t.Setenv(envDryRun, "1")
+	t.Setenv(envRef, "refs/heads/staging")
+	out, err := stdout(t, func() error { return Release(context.Background()) })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Log("\n" + out)
+	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/7] Reserve: would write git tag 0.3.0-staging.1", "Test (not available in this build"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if tags := run(t, t.TempDir(), "git", "ls-remote", "--tags", bare); tags != "" {
+		t.Fatalf("dry run created tags: %s", tags)
+	}
+}
+
+// TestReleaseTargetStagingBuildsReservedVersion runs the staging line with
+// the real engine: the tag is reserved on the remote, Images builds that
+// very version (the flow hands it over as HOIST_VERSION), and the run stops
+// at the first stage this build does not have, before anything is pushed.
+func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
+	e := testenv.Engine(t)
+	dir, bare := releaseRepo(t)
+	project := testenv.Unique("hoistrel")
+	os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY hello /hello\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte("project: "+project+"\nimages:\n  - {name: app, dockerfile: Dockerfile}\n"), 0o644)
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "image")
+	t.Setenv(envRef, "refs/heads/staging")
+	t.Setenv(envVersion, "")
+	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.1") })
+	out, err := stdout(t, func() error { return Release(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "Test: stage not available") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	sha := run(t, dir, "git", "rev-parse", "HEAD")
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+		t.Fatalf("remote tags %q", tags)
+	}
+	l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 {
+		t.Fatalf("lock = %+v", l)
+	}
+}
+
+func TestReleaseMainWithoutStagingBuildTagsNothing(t *testing.T) {
+	dir, bare := releaseRepo(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	cfg := filepath.Join(dir, "hoist.yaml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("registry: {host: "+strings.TrimPrefix(srv.URL, "http://")+", repository: rel, insecure: true}\n")...), 0o644)
+	run(t, dir, "git", "commit", "-q", "-am", "registry")
+	t.Setenv(envRef, "refs/heads/main")
+	run(t, dir, "git", "checkout", "-q", "-b", "main")
+	_, err := stdout(t, func() error { return Release(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "Promote: promoting 0.3.0: app has no 0.3.0-staging.N tag: push the staging line for 0.3.0 first") {
+		t.Fatalf("err = %v", err)
+	}
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != "" {
+		t.Fatalf("tags created after a failed promotion: %s", tags)
+	}
+}
