@@ -25,11 +25,14 @@ import (
 
 // Advisory is one DB entry (see tools/trivy/trivydb).
 type Advisory struct {
-	Source   string `json:"source"` // e.g. "debian 12"
-	Package  string `json:"package"`
-	ID       string `json:"id"`
-	Fixed    string `json:"fixed"`
-	Severity string `json:"severity"`
+	Source     string   `json:"source"`              // e.g. "debian 12", "pip::GitHub Security Advisory pip"
+	SourceID   string   `json:"source_id,omitempty"` // e.g. ghsa (default: Source's first word)
+	Package    string   `json:"package"`
+	ID         string   `json:"id"`
+	Fixed      string   `json:"fixed,omitempty"`      // OS packages
+	Vulnerable []string `json:"vulnerable,omitempty"` // language packages, e.g. ["<2.31.0"]
+	Patched    []string `json:"patched,omitempty"`
+	Severity   string   `json:"severity"`
 }
 
 var (

@@ -267,8 +267,15 @@ func SARIF(r ImageResult, scanner string) ([]byte, error) {
 		} else {
 			msg = fmt.Sprintf("Image: %s\nPackage: %s\nInstalled Version: %s\nVulnerability %s\nSeverity: %s\nFixed Version: %s", r.Ref, f.Package, f.Installed, f.ID, f.Severity, orDash(f.Fixed))
 		}
+		// Where GitHub shows the alert: the file for secrets and language
+		// packages, the image's repository for OS packages.
 		uri, line := strings.SplitN(r.Ref, ":", 2)[0], 1
-		if f.Kind == KindSecret || !strings.Contains(f.Target, "(") {
+		switch {
+		case f.Kind == KindSecret:
+			uri = strings.TrimPrefix(f.Package, "/")
+		case f.Path != "":
+			uri = strings.TrimPrefix(f.Path, "/")
+		case !strings.Contains(f.Target, "("):
 			uri = strings.TrimPrefix(f.Target, "/")
 		}
 		if f.Line > 0 {

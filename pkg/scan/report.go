@@ -93,7 +93,8 @@ type Finding struct {
 	Fixed     string `json:"fixed,omitempty"`
 	Severity  string `json:"severity"`
 	Title     string `json:"title,omitempty"`
-	Target    string `json:"target"` // what Trivy scanned: OS, lock file, binary or file
+	Target    string `json:"target"`         // what Trivy scanned: OS, lock file, binary or file
+	Path      string `json:"path,omitempty"` // language packages: the file the package was found in
 	URL       string `json:"url,omitempty"`
 	Line      int    `json:"line,omitempty"` // secrets: the line in the file
 
@@ -120,7 +121,7 @@ func (r *Report) Findings() []Finding {
 			out = append(out, Finding{
 				Kind: KindVulnerability, ID: v.VulnerabilityID, Package: pkg,
 				Installed: v.InstalledVersion, Fixed: v.FixedVersion,
-				Severity: normSeverity(v.Severity), Title: v.Title, Target: res.Target, URL: v.PrimaryURL,
+				Severity: normSeverity(v.Severity), Title: v.Title, Target: res.Target, Path: v.PkgPath, URL: v.PrimaryURL,
 			})
 		}
 		for _, s := range res.Secrets {

@@ -27,7 +27,11 @@ var advisories = []scantest.Advisory{
 	{Source: "debian 12", Package: "libc6", ID: "CVE-2099-1002", Fixed: "2.36-9+deb12u9", Severity: "MEDIUM"},
 	{Source: "debian 12", Package: "zlib1g", ID: "CVE-2099-1003", Fixed: "1:1.2.13.dfsg-1+deb12u1", Severity: "CRITICAL"},
 	{Source: "debian 12", Package: "curl", ID: "CVE-2099-1004", Fixed: "7.88.1-10+deb12u9", Severity: "HIGH"},
+	{Source: "pip::GitHub Security Advisory pip", SourceID: "ghsa", Package: "requests", ID: "CVE-2099-2001", Vulnerable: []string{"<2.31.0"}, Patched: []string{"2.31.0"}, Severity: "HIGH"},
 }
+
+// A Python package as pip installs it, for the language-package scan.
+const requestsMetadata = "Metadata-Version: 2.1\nName: requests\nVersion: 2.25.0\nSummary: HTTP for Humans.\nLicense: Apache 2.0\n"
 
 // A key in the format of an AWS access key ID, made up for this test.
 const fakeKey = "AKIAHOISTTESTKEY0042"
@@ -121,10 +125,10 @@ func basePolicy() scan.Policy {
 	return scan.Policy{Severity: []string{"HIGH", "CRITICAL"}, Scanners: []string{"vuln", "secret"}}
 }
 
-// TestScanGate scans four real images with the real Trivy and a DB made for
-// them: one with a HIGH finding (and a secret) that fails the gate, one clean
-// that passes, one whose finding is ignored with a reason, one whose ignore
-// entry expired. It checks the verdicts, the error text, the lock file, every
+// TestScanGate scans real images with the real Trivy and a DB made for them:
+// one with a HIGH finding (and a secret) that fails the gate, one clean that
+// passes, one whose finding is ignored with a reason, one whose ignore entry
+// expired, and one with a vulnerable Python package (a language package). It checks the verdicts, the error text, the lock file, every
 // report, the step summary, and that the secret never leaks.
 func TestScanGate(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{
@@ -132,8 +136,10 @@ func TestScanGate(t *testing.T) {
 		"clean":      {"openssl": "3.0.15-1~deb12u1", "libc6": "2.36-9+deb12u4"},
 		"ignored":    {"zlib1g": "1:1.2.13.dfsg-1"},
 		"expired":    {"curl": "7.88.1-10+deb12u5"},
+		"python":     {"libc6": "2.36-9+deb12u9"},
 	}, map[string]map[string]string{
 		"vulnerable": {"/app/settings.env": "REGION=eu-west-1\nAWS_ACCESS_KEY_ID=" + fakeKey + "\n"},
+		"python":     {"/usr/lib/python3/dist-packages/requests-2.25.0.dist-info/METADATA": requestsMetadata},
 	})
 	p := basePolicy()
 	p.Ignore = []scan.Ignore{
@@ -159,6 +165,7 @@ func TestScanGate(t *testing.T) {
 		"vulnerable: openssl 3.0.11-1~deb12u1 (fixed in 3.0.15-1~deb12u1) CVE-2099-1001 [HIGH]",
 		"vulnerable: secret aws-access-key-id",
 		"expired: curl 7.88.1-10+deb12u5 (fixed in 7.88.1-10+deb12u9) CVE-2099-1004 [HIGH]: ignore entry hoist.yaml:24 expired on 2026-11-01",
+		"python: requests 2.25.0 (fixed in 2.31.0) CVE-2099-2001 [HIGH]",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
@@ -174,7 +181,7 @@ func TestScanGate(t *testing.T) {
 	for _, r := range res.Images {
 		byName[r.Name] = r
 	}
-	want := map[string]bool{"vulnerable": false, "clean": true, "ignored": true, "expired": false}
+	want := map[string]bool{"vulnerable": false, "clean": true, "ignored": true, "expired": false, "python": false}
 	for name, pass := range want {
 		r := byName[name]
 		if r.Passed() != pass || r.Err != nil {
@@ -253,7 +260,7 @@ func TestScanGate(t *testing.T) {
 
 	// The step summary keeps what was there and adds the table.
 	sum, _ := os.ReadFile(o.StepSummary)
-	for _, want := range []string{"# earlier step\n## Image scan", "| vulnerable | ❌ fail | 2 | 0 | 1 |", "| clean | ✅ pass | 0 | 0 | 1 |", "| ignored | ✅ pass | 0 | 1 | 0 |", "### Notices"} {
+	for _, want := range []string{"# earlier step\n## Image scan", "| vulnerable | ❌ fail | 2 | 0 | 1 |", "| clean | ✅ pass | 0 | 0 | 1 |", "| ignored | ✅ pass | 0 | 1 | 0 |", "| python | ❌ fail | 1 | 0 | 0 |", "### Notices"} {
 		if !strings.Contains(string(sum), want) {
 			t.Errorf("step summary lacks %q:\n%s", want, sum)
 		}

@@ -37,13 +37,21 @@ type Spec struct {
 
 // Advisory is one vulnerable package in one data source.
 type Advisory struct {
-	// Source is Trivy's bucket for the OS or ecosystem, e.g. "debian 12".
-	Source   string `json:"source"`
+	// Source is Trivy's bucket for the OS or ecosystem, e.g. "debian 12" or
+	// "pip::GitHub Security Advisory pip".
+	Source string `json:"source"`
+	// SourceID is the data source's ID (default: Source's first word, e.g.
+	// debian; use ghsa for language ecosystems).
+	SourceID string `json:"source_id"`
 	Package  string `json:"package"`
 	ID       string `json:"id"`
-	Fixed    string `json:"fixed"` // empty: not fixed yet
-	Severity string `json:"severity"`
-	Title    string `json:"title"`
+	Fixed    string `json:"fixed"` // OS packages; empty: not fixed yet
+	// Vulnerable and Patched are version ranges, for language packages,
+	// e.g. ["<2.31.0"] and ["2.31.0"].
+	Vulnerable []string `json:"vulnerable"`
+	Patched    []string `json:"patched"`
+	Severity   string   `json:"severity"`
+	Title      string   `json:"title"`
 }
 
 func main() {
@@ -90,11 +98,15 @@ func run(specPath, out string) error {
 			if err != nil {
 				return fmt.Errorf("advisory %s: %w", a.ID, err)
 			}
-			src := types.SourceID(strings.Fields(a.Source)[0])
+			src := types.SourceID(a.SourceID)
+			if src == "" {
+				src = types.SourceID(strings.Fields(a.Source)[0])
+			}
 			if err := dbc.PutDataSource(tx, a.Source, types.DataSource{ID: src, Name: a.Source, URL: "https://example.invalid/" + string(src)}); err != nil {
 				return err
 			}
-			if err := dbc.PutAdvisory(tx, []string{a.Source, a.Package}, a.ID, types.Advisory{FixedVersion: a.Fixed}); err != nil {
+			adv := types.Advisory{FixedVersion: a.Fixed, VulnerableVersions: a.Vulnerable, PatchedVersions: a.Patched}
+			if err := dbc.PutAdvisory(tx, []string{a.Source, a.Package}, a.ID, adv); err != nil {
 				return err
 			}
 			title := a.Title
