@@ -55,8 +55,9 @@ func PolicyFrom(c *config.Config) (Policy, error) {
 	return p, p.Validate()
 }
 
-// knownScanners are the Trivy scanners Hoist can gate on.
-var knownScanners = []string{"vuln", "secret", "misconfig", "license"}
+// knownScanners are the Trivy scanners Hoist gates on. Others (misconfig,
+// license) are refused rather than run with their findings unread.
+var knownScanners = []string{"vuln", "secret"}
 
 // Validate checks the policy, naming the place of a bad entry.
 func (p Policy) Validate() error {
