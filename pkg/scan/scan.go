@@ -137,15 +137,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{}
 	// The DB first: it is cheap to check and a bad one must stop everything.
 	offline := o.DBDir != ""
-	if offline {
-		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
-		if res.DB, err = prepareOfflineDB(o.DBDir, o.CacheDir); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(filepath.Join(o.CacheDir, "db", "trivy.db")); err == nil {
-		if res.DB, err = CheckDB(filepath.Join(o.CacheDir, "db")); err != nil {
-			return nil, fmt.Errorf("%w (delete %s and Trivy downloads a fresh one)", err, filepath.Join(o.CacheDir, "db"))
-		}
+	if res.DB, err = checkDBFirst(&o); err != nil {
+		return nil, err
 	}
 	tool, err := trivy.Ensure(ctx, o.Trivy)
 	if err != nil {
@@ -242,31 +235,45 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	wg.Wait()
 	if srv != nil {
-		srv.stop()
+		srv.stop() // before writing: the run is over for Trivy
 	}
 
-	// Policy, reports and the lock, in image order.
 	now := o.Now()
+	judge(res, o.Policy, now, len(o.Images) > 0)
+	if err := writeReports(o, res, now); err != nil {
+		return res, err
+	}
+	return res, verdict(res)
+}
+
+// judge applies the policy to every scanned image and adds notices about
+// ignore entries: expired ones, and (when every image was scanned) unused ones.
+func judge(res *Result, p Policy, now time.Time, filtered bool) {
 	used := map[int]bool{}
 	for i := range res.Images {
 		r := &res.Images[i]
 		if r.Err != nil {
 			continue
 		}
-		notes, u := o.Policy.Apply(r.Name, r.Findings, now)
+		notes, u := p.Apply(r.Name, r.Findings, now)
 		res.Notices = append(res.Notices, notes...)
 		for k := range u {
 			used[k] = true
 		}
 	}
-	for j, ig := range o.Policy.Ignore {
+	for j, ig := range p.Ignore {
 		switch {
 		case ig.expired(now) && !used[j]:
 			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s expired on %s and matches nothing: remove it", ig.Where, ig, ig.Expires.Format("2006-01-02")))
-		case !used[j] && len(o.Images) == 0:
+		case !used[j] && !filtered:
 			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s matches nothing in any image: remove it once it is no longer needed", ig.Where, ig))
 		}
 	}
+}
+
+// writeReports writes each image's reports, the summary (also to the GitHub
+// step summary), the lock file and the terminal table, in image order.
+func writeReports(o Options, res *Result, now time.Time) error {
 	for i := range res.Images {
 		r := &res.Images[i]
 		if r.Err != nil {
@@ -279,18 +286,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Summary = filepath.Join(o.OutDir, "summary.md")
 	md := Markdown(res)
 	if err := lock.WriteFileAtomic(res.Summary, []byte(md)); err != nil {
-		return res, err
+		return err
 	}
 	if o.StepSummary != "" {
 		if err := appendFile(o.StepSummary, md); err != nil {
-			return res, fmt.Errorf("appending to the GitHub step summary %s: %w", o.StepSummary, err)
+			return fmt.Errorf("appending to the GitHub step summary %s: %w", o.StepSummary, err)
 		}
 	}
 	if err := record(o.LockPath, res, now); err != nil {
-		return res, err
+		return err
 	}
 	WriteTable(o.Out, res)
-	return res, verdict(res)
+	return nil
 }
 
 func (o *Options) defaults() error {
@@ -316,6 +323,25 @@ func (o *Options) defaults() error {
 		o.Now = time.Now
 	}
 	return nil
+}
+
+// checkDBFirst checks the DB before anything runs: an offline DB (and links
+// it into a cache folder of its own under OutDir), or an online DB already
+// downloaded. An online DB not yet downloaded is checked after the download.
+func checkDBFirst(o *Options) (DBInfo, error) {
+	if o.DBDir != "" {
+		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
+		return prepareOfflineDB(o.DBDir, o.CacheDir)
+	}
+	dir := filepath.Join(o.CacheDir, "db")
+	if _, err := os.Stat(filepath.Join(dir, "trivy.db")); err != nil {
+		return DBInfo{}, nil
+	}
+	info, err := CheckDB(dir)
+	if err != nil {
+		return info, fmt.Errorf("%w (delete %s and Trivy downloads a fresh one)", err, dir)
+	}
+	return info, nil
 }
 
 // selectImages picks the images to scan; a name not in the lock file is an error.
