@@ -16,6 +16,7 @@ import (
 
 // TestServerCrash kills the real trivy server under a scan: the image's
 // result is an error naming the crash, never findings (so never a pass).
+// Then a Trivy client fails on its own.
 func TestServerCrash(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
@@ -48,13 +49,33 @@ func TestServerCrash(t *testing.T) {
 	}
 	srv.cmd.Process.Kill()
 	<-srv.done
-	o := Options{Engine: e, DockerHost: e.API.DaemonHost(), CacheDir: cacheDir, OutDir: dir, Timeout: time.Minute,
+	img := lock.Image{Name: "crash", Ref: ref, ImageID: id}
+	layout := filepath.Join(dir, "layout")
+	if err := saveLayout(ctx, e, []lock.Image{img}, layout); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Engine: e, CacheDir: cacheDir, OutDir: dir, Timeout: time.Minute,
 		Policy: Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}}}
-	r := scanImage(ctx, o, srv, tool, lock.Image{Name: "crash", Ref: ref, ImageID: id}, true, dir)
+	r := scanImage(ctx, o, srv, tool, img, layout, true, dir)
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "trivy server stopped during the scan (signal: killed)") {
 		t.Fatalf("result err %v, findings %v: want the crash named", r.Err, r.Findings)
 	}
 	if r.Passed() {
 		t.Fatal("an image scanned against a crashed server passed")
+	}
+
+	// A Trivy client that fails (here: asked for an image the layout does
+	// not hold) is one line with Trivy's own reason, never a pass.
+	srv, err = startServer(ctx, tool.Path, cacheDir, dir, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	r = scanImage(ctx, o, srv, tool, lock.Image{Name: "absent", Ref: ref, ImageID: id}, layout, true, dir)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "scanning absent: trivy failed (exit status 1):") || !strings.Contains(r.Err.Error(), "invalid OCI image ref") || strings.Contains(r.Err.Error(), "\n") {
+		t.Fatalf("result err %v: want one line naming Trivy's failure", r.Err)
+	}
+	if r.Passed() {
+		t.Fatal("an image Trivy failed on passed")
 	}
 }

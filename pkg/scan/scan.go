@@ -32,9 +32,11 @@ var ErrBreached = errors.New("scan policy breached")
 // image never counts as passing.
 var ErrNotScanned = errors.New("images could not be scanned")
 
-// Inspector finds images in the engine.
-type Inspector interface {
+// Engine is what a scan needs of the Docker Engine: finding images and
+// exporting them (*engine.Engine is one).
+type Engine interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	Save(ctx context.Context, refs ...string) (io.ReadCloser, error)
 }
 
 // Options configure Run.
@@ -44,10 +46,8 @@ type Options struct {
 	// Images limits the scan to these image names; empty means all.
 	Images []string
 	Policy Policy
-	// Engine finds the images; DockerHost is the address Trivy reads them
-	// from (e.g. unix:///var/run/docker.sock), empty for Docker's default.
-	Engine     Inspector
-	DockerHost string
+	// Engine finds and exports the images.
+	Engine Engine
 	// Trivy says which Trivy to use and where to build it (see trivy.Ensure).
 	// Its Progress defaults to Out.
 	Trivy trivy.Options
@@ -161,7 +161,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err := waitDBFree(ctx, filepath.Join(o.CacheDir, "db", "trivy.db"), o.Out); err != nil {
 			return err
 		}
-		srv, err = startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
+		s, err := startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
+		srv = s
 		switch {
 		case err != nil && offline:
 			return fmt.Errorf("starting trivy with the offline DB %s: %w", o.DBDir, err)
@@ -211,9 +212,36 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		plan += fmt.Sprintf("; %d unchanged since their last scan", n)
 	}
 	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s: %s\n", len(images), res.Scanner, res.DB, plan)
-	if len(todo) > 0 && srv == nil {
-		if err := start(); err != nil {
-			return nil, err
+	// Export the images to scan (one engine export for all) while the
+	// server starts.
+	layout := ""
+	if len(todo) > 0 {
+		var serr error
+		started := make(chan struct{})
+		go func() {
+			defer close(started)
+			if srv == nil {
+				serr = start()
+			}
+		}()
+		layout, err = os.MkdirTemp(o.OutDir, ".layout-")
+		if err == nil {
+			defer os.RemoveAll(layout)
+			toSave := make([]lock.Image, len(todo))
+			for k, i := range todo {
+				toSave[k] = images[i]
+			}
+			err = saveLayout(ctx, o.Engine, toSave, layout)
+		}
+		<-started
+		if serr != nil {
+			return nil, serr
+		}
+		if err != nil {
+			for _, i := range todo {
+				res.Images[i].Err = fmt.Errorf("exporting %s from the engine: %w", images[i].Name, err)
+			}
+			todo = nil
 		}
 	}
 	sem := make(chan struct{}, o.Parallel)
@@ -229,7 +257,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				return
 			}
 			defer func() { <-sem }()
-			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], offline, workDir)
+			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
 		}()
 	}
@@ -404,7 +432,7 @@ func prepareOfflineDB(dbDir, cacheDir string) (DBInfo, error) {
 
 // checkImage makes sure the engine still has the image the lock file
 // recorded under its reference: Hoist scans exactly what was built.
-func checkImage(ctx context.Context, e Inspector, img lock.Image) error {
+func checkImage(ctx context.Context, e Engine, img lock.Image) error {
 	got, err := e.Inspect(ctx, img.Ref)
 	if errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("%s (%s) from the lock file is not in the engine: run the Images target again", img.Name, img.Ref)
@@ -429,7 +457,7 @@ func countErr(rs []ImageResult) int {
 }
 
 // scanImage runs one Trivy client for img and reads its JSON report.
-func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, offline bool, workDir string) ImageResult {
+func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, layout string, offline bool, workDir string) ImageResult {
 	start := time.Now()
 	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
 	fail := func(err error) ImageResult {
@@ -442,18 +470,14 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	args := []string{"image", "--server", srv.addr,
 		"--scanners", strings.Join(o.Policy.Scanners, ","),
 		"--format", "json", "--output", jsonPath,
-		"--image-src", "docker",
 		"--cache-dir", o.CacheDir,
 		"--timeout", o.Timeout.String(),
 		"--quiet", "--no-progress",
 	}
-	if o.DockerHost != "" {
-		args = append(args, "--docker-host", o.DockerHost)
-	}
 	if offline {
 		args = append(args, "--offline-scan", "--skip-java-db-update")
 	}
-	args = append(args, img.Ref)
+	args = append(args, "--input", layout+"@"+img.Name)
 	sctx, cancel := context.WithTimeout(ctx, o.Timeout+30*time.Second)
 	defer cancel()
 	var log tailBuffer

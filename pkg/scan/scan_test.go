@@ -114,7 +114,7 @@ func newFixture(t *testing.T, images map[string]map[string]string, files map[str
 
 func (f *fixture) options(t *testing.T, p scan.Policy) scan.Options {
 	return scan.Options{
-		LockPath: f.lockPath, Policy: p, Engine: f.e, DockerHost: f.e.API.DaemonHost(),
+		LockPath: f.lockPath, Policy: p, Engine: f.e,
 		Trivy: pinnedTrivy(t), CacheDir: filepath.Join(filepath.Dir(f.out), "trivy-cache"), DBDir: f.dbDir,
 		OutDir: f.out, Parallel: 2, Timeout: 2 * time.Minute,
 		Now: func() time.Time { return time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC) },

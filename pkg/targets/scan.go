@@ -50,7 +50,7 @@ func Scan(ctx context.Context) error {
 		dbDir = s.cfg.Path(s.cfg.Scan.DBDir)
 	}
 	_, err = scan.Run(ctx, scan.Options{
-		LockPath: s.lockPath, Images: s.only(), Policy: policy, Engine: e, DockerHost: e.API.DaemonHost(),
+		LockPath: s.lockPath, Images: s.only(), Policy: policy, Engine: e,
 		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: envOr(envToolsDir, filepath.Join(cache, "hoist", "tools"))},
 		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: s.cfg.Scan.DBRepository,
 		OutDir: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "scan"), Parallel: s.parallel(), Timeout: s.cfg.Scan.Timeout,

@@ -2,7 +2,7 @@
 // a loop of plain `trivy image` calls over the same 14 images with the same
 // DB, against scan.Run (which also writes every report and the lock file).
 //
-//	go run ./internal/bench/scan [-rounds 3] [-parallel 0]
+//	go run ./internal/bench/scan [-rounds 3] [-parallel 0] [-base-libs MiB]
 //
 // It needs the Docker Engine and Go (the pinned Trivy is built once if it is
 // not on PATH). Images and DB are made locally; nothing is pulled.
@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,14 +32,15 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 3, "timed rounds of each side (alternating)")
 	parallel := flag.Int("parallel", 0, "scans at once for Hoist (0: 2 x cores, the Scan target's default)")
+	libMiB := flag.Int("base-libs", 0, "MiB of binary shared libraries added to the shared base layer")
 	flag.Parse()
-	if err := run(*rounds, *parallel); err != nil {
+	if err := run(*rounds, *parallel, *libMiB); err != nil {
 		fmt.Fprintln(os.Stderr, "bench scan:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, parallel int) error {
+func run(rounds, parallel, libMiB int) error {
 	ctx := context.Background()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
@@ -86,6 +88,16 @@ func run(rounds, parallel int) error {
 	baseFiles := map[string]string{"/bin/busybox": string(busybox)}
 	for i := 0; i < 16; i++ {
 		baseFiles[fmt.Sprintf("/usr/lib/python3/stdlib%d.py", i)] = strings.Repeat(fmt.Sprintf("def g%d(x):\n    return x + %d\n", i, i), 5000)
+	}
+	// Binary libraries, as real bases carry: Trivy's secret scanner skips
+	// binary files, so they cost only their export and reading.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < libMiB; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		baseFiles[fmt.Sprintf("/usr/lib/x86_64-linux-gnu/libbench%d.so", i)] = string(b)
 	}
 	base := "hoist-bench/base:" + tag
 	refs = append(refs, base)
@@ -149,7 +161,7 @@ func run(rounds, parallel int) error {
 		out := filepath.Join(work, "build", fmt.Sprintf("scan-%d", round))
 		start := time.Now()
 		_, err := scan.Run(ctx, scan.Options{
-			LockPath: lockPath, Engine: e, DockerHost: e.API.DaemonHost(), Trivy: topts,
+			LockPath: lockPath, Engine: e, Trivy: topts,
 			Policy:   scan.Policy{Severity: []string{"HIGH", "CRITICAL"}, Scanners: []string{"vuln", "secret"}},
 			CacheDir: filepath.Join(out, "trivy-cache"), DBDir: dbDir, OutDir: out, Parallel: parallel,
 		})
