@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -166,7 +165,7 @@ func writeBlob(blobs string, r io.Reader) (descriptor, error) {
 		return descriptor{}, fmt.Errorf("writing the image layout: %w", err)
 	}
 	defer os.Remove(f.Name())
-	var h hash.Hash = sha256.New()
+	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
