@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +78,62 @@ func TestServerCrash(t *testing.T) {
 	}
 	if r.Passed() {
 		t.Fatal("an image Trivy failed on passed")
+	}
+}
+
+// TestSaveLayoutSharesLayers exports two images built on one base with one
+// engine export: the layout holds the base layer once, and each image under
+// its name with the lock file's image ID as its config digest.
+func TestSaveLayoutSharesLayers(t *testing.T) {
+	e := testenv.Engine(t)
+	ctx := t.Context()
+	base := testenv.Unique("hoist-scantest/base:")
+	if _, err := scantest.DebianImage(ctx, e, base, map[string]string{"libc6": "2.36-9+deb12u4"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Remove(context.Background(), base) })
+	var imgs []lock.Image
+	for _, name := range []string{"one", "two"} {
+		ref := testenv.Unique("hoist-scantest/" + name + ":")
+		id, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Remove(context.Background(), ref) })
+		imgs = append(imgs, lock.Image{Name: name, Ref: ref, ImageID: id})
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	if err := saveLayout(ctx, e, imgs, dir); err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Manifests []descriptor `json:"manifests"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err := json.Unmarshal(b, &index); err != nil || len(index.Manifests) != 2 {
+		t.Fatalf("index.json: %v\n%s", err, b)
+	}
+	layers := map[string]int{}
+	for i, m := range index.Manifests {
+		if got := m.Annotations["org.opencontainers.image.ref.name"]; got != imgs[i].Name {
+			t.Errorf("manifest %d named %q, want %q", i, got, imgs[i].Name)
+		}
+		var man ociManifest
+		mb, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(m.Digest, "sha256:")))
+		if err != nil || json.Unmarshal(mb, &man) != nil {
+			t.Fatalf("manifest %s: %v", m.Digest, err)
+		}
+		if man.Config.Digest != imgs[i].ImageID || len(man.Layers) != 2 {
+			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ImageID)
+		}
+		for _, l := range man.Layers {
+			layers[l.Digest]++
+			if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))); err != nil {
+				t.Errorf("layer blob %s: %v", l.Digest, err)
+			}
+		}
+	}
+	if len(layers) != 3 {
+		t.Errorf("%d distinct layers, want 3 (the base once, one per image): %v", len(layers), layers)
 	}
 }
