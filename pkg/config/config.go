@@ -171,9 +171,12 @@ type Scan struct {
 	// Trivy is the pinned Trivy version.
 	Trivy string `yaml:"trivy"`
 	// DBDir is an offline vulnerability DB folder; set, Trivy never downloads.
-	DBDir   string        `yaml:"db_dir"`
-	Timeout time.Duration `yaml:"timeout"`
-	Line    int           `yaml:"-"`
+	DBDir string `yaml:"db_dir"`
+	// DBRepository is where Trivy downloads its DB from when DBDir is not
+	// set, e.g. a mirror (default: Trivy's own, ghcr.io/aquasecurity/trivy-db).
+	DBRepository string        `yaml:"db_repository"`
+	Timeout      time.Duration `yaml:"timeout"`
+	Line         int           `yaml:"-"`
 }
 
 // Ignore accepts one finding until it expires.
@@ -602,6 +605,16 @@ func (c *Config) validate() error {
 			return e(c.Scan.Line, "scan severity %q: use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", s)
 		}
 	}
+	for _, s := range c.Scan.Scanners {
+		switch s {
+		case "vuln", "secret":
+		default:
+			return e(c.Scan.Line, "scan scanner %q: use vuln and/or secret (the gate reads no other Trivy findings)", s)
+		}
+	}
+	if c.Scan.Timeout < 0 {
+		return e(c.Scan.Line, "scan timeout %s: use a positive duration such as 10m", c.Scan.Timeout)
+	}
 	for _, ig := range c.Scan.Ignore {
 		if ig.ID == "" || ig.Reason == "" {
 			return e(ig.Line, "a scan ignore entry needs an id and a reason")
@@ -635,7 +648,7 @@ func knownKeys(typ string) []string {
 	case "Cluster":
 		return []string{"name", "config", "manifests", "test", "timeout"}
 	case "Scan":
-		return []string{"severity", "ignore_unfixed", "ignore", "scanners", "trivy", "db_dir", "timeout"}
+		return []string{"severity", "ignore_unfixed", "ignore", "scanners", "trivy", "db_dir", "db_repository", "timeout"}
 	case "Ignore":
 		return []string{"id", "package", "reason", "expires"}
 	case "Release":

@@ -71,6 +71,8 @@ type Scan struct {
 	At       time.Time `json:"at"`
 	ImageID  string    `json:"image_id"`
 	Scanner  string    `json:"scanner,omitempty"` // e.g. trivy 0.58.0
+	DB       string    `json:"db,omitempty"`      // the vulnerability DB used, e.g. trivy-db v2, updated 2026-11-20 06:00 UTC
+	Error    string    `json:"error,omitempty"`   // why the scan could not run; such a scan never passed
 }
 
 // Finding is one vulnerability or secret found in an image.

@@ -1,0 +1,139 @@
+package scan
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/internal/scantest"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/trivy"
+)
+
+// TestServerCrash kills the real trivy server under a scan: the image's
+// result is an error naming the crash, never findings (so never a pass).
+// Then a Trivy client fails on its own.
+func TestServerCrash(t *testing.T) {
+	e := testenv.Engine(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	cache, _ := os.UserCacheDir()
+	tool, err := trivy.Ensure(ctx, trivy.Options{Dir: filepath.Join(cache, "hoist", "tools")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dbDir, err := scantest.WriteDB(ctx, testenv.RepoRoot(t), filepath.Join(dir, "db-src"), []scantest.Advisory{
+		{Source: "debian 12", Package: "openssl", ID: "CVE-2099-1001", Fixed: "3.0.15-1~deb12u1", Severity: "HIGH"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testenv.Unique("hoist-scantest/crash:")
+	id, err := scantest.DebianImage(ctx, e, ref, map[string]string{"openssl": "3.0.11-1~deb12u1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	cacheDir := filepath.Join(dir, "cache")
+	if _, err := prepareOfflineDB(dbDir, cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(ctx, tool.Path, cacheDir, dir, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.cmd.Process.Kill()
+	<-srv.done
+	img := lock.Image{Name: "crash", Ref: ref, ImageID: id}
+	layout := filepath.Join(dir, "layout")
+	if err := saveLayout(ctx, e, []lock.Image{img}, layout); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Engine: e, CacheDir: cacheDir, OutDir: dir, Timeout: time.Minute,
+		Policy: Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}}}
+	r := scanImage(ctx, o, srv, tool, img, layout, true, dir)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "trivy server stopped during the scan (signal: killed)") {
+		t.Fatalf("result err %v, findings %v: want the crash named", r.Err, r.Findings)
+	}
+	if r.Passed() {
+		t.Fatal("an image scanned against a crashed server passed")
+	}
+
+	// A Trivy client that fails (here: asked for an image the layout does
+	// not hold) is one line with Trivy's own reason, never a pass.
+	srv, err = startServer(ctx, tool.Path, cacheDir, dir, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	r = scanImage(ctx, o, srv, tool, lock.Image{Name: "absent", Ref: ref, ImageID: id}, layout, true, dir)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "scanning absent: trivy failed (exit status 1):") || !strings.Contains(r.Err.Error(), "invalid OCI image ref") || strings.Contains(r.Err.Error(), "\n") {
+		t.Fatalf("result err %v: want one line naming Trivy's failure", r.Err)
+	}
+	if r.Passed() {
+		t.Fatal("an image Trivy failed on passed")
+	}
+}
+
+// TestSaveLayoutSharesLayers exports two images built on one base with one
+// engine export: the layout holds the base layer once, and each image under
+// its name with the lock file's image ID as its config digest.
+func TestSaveLayoutSharesLayers(t *testing.T) {
+	e := testenv.Engine(t)
+	ctx := t.Context()
+	base := testenv.Unique("hoist-scantest/base:")
+	if _, err := scantest.DebianImage(ctx, e, base, map[string]string{"libc6": "2.36-9+deb12u4"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Remove(context.Background(), base) })
+	var imgs []lock.Image
+	for _, name := range []string{"one", "two"} {
+		ref := testenv.Unique("hoist-scantest/" + name + ":")
+		id, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Remove(context.Background(), ref) })
+		imgs = append(imgs, lock.Image{Name: name, Ref: ref, ImageID: id})
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	if err := saveLayout(ctx, e, imgs, dir); err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Manifests []descriptor `json:"manifests"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err := json.Unmarshal(b, &index); err != nil || len(index.Manifests) != 2 {
+		t.Fatalf("index.json: %v\n%s", err, b)
+	}
+	layers := map[string]int{}
+	for i, m := range index.Manifests {
+		if got := m.Annotations["org.opencontainers.image.ref.name"]; got != imgs[i].Name {
+			t.Errorf("manifest %d named %q, want %q", i, got, imgs[i].Name)
+		}
+		var man ociManifest
+		mb, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(m.Digest, "sha256:")))
+		if err != nil || json.Unmarshal(mb, &man) != nil {
+			t.Fatalf("manifest %s: %v", m.Digest, err)
+		}
+		if man.Config.Digest != imgs[i].ImageID || len(man.Layers) != 2 {
+			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ImageID)
+		}
+		for _, l := range man.Layers {
+			layers[l.Digest]++
+			if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))); err != nil {
+				t.Errorf("layer blob %s: %v", l.Digest, err)
+			}
+		}
+	}
+	if len(layers) != 3 {
+		t.Errorf("%d distinct layers, want 3 (the base once, one per image): %v", len(layers), layers)
+	}
+}

@@ -1,0 +1,618 @@
+// Package scan is the vulnerability gate: it scans every image in the lock
+// file with a pinned Trivy, applies the policy from hoist.yaml, records the
+// findings in the lock file and writes reports people and GitHub can read
+// (a terminal table, Trivy's JSON, SARIF and Markdown), one set per image.
+//
+// One `trivy server` on the loopback interface holds the vulnerability DB for
+// the whole run and the images are scanned by Trivy clients at once (bounded).
+// A scan that could not run never counts as a pass.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/trivy"
+)
+
+// ErrBreached means at least one image breaches the policy.
+var ErrBreached = errors.New("scan policy breached")
+
+// ErrNotScanned means at least one image could not be scanned; such an
+// image never counts as passing.
+var ErrNotScanned = errors.New("images could not be scanned")
+
+// Engine is what a scan needs of the Docker Engine: finding images and
+// exporting them (*engine.Engine is one).
+type Engine interface {
+	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	Save(ctx context.Context, refs ...string) (io.ReadCloser, error)
+}
+
+// Options configure Run.
+type Options struct {
+	// LockPath is the lock file (build/hoist/lock.json).
+	LockPath string
+	// Images limits the scan to these image names; empty means all.
+	Images []string
+	Policy Policy
+	// Engine finds and exports the images.
+	Engine Engine
+	// Trivy says which Trivy to use and where to build it (see trivy.Ensure).
+	// Its Progress defaults to Out.
+	Trivy trivy.Options
+	// CacheDir is Trivy's cache folder; an online DB is downloaded into
+	// CacheDir/db. Required. With DBDir set, OutDir/trivy-cache is used
+	// instead, linking its db/ to DBDir, so a downloaded DB is never mixed
+	// with an offline one.
+	CacheDir string
+	// DBDir is an offline DB folder (trivy.db and metadata.json). Set, Trivy
+	// never downloads anything.
+	DBDir string
+	// DBRepository is the OCI repository the DB is downloaded from when
+	// DBDir is empty (default: Trivy's own).
+	DBRepository string
+	// OutDir receives the reports, one set per image (e.g. build/hoist/scan).
+	OutDir string
+	// Parallel bounds the scans running at once (default: the core count).
+	Parallel int
+	// Timeout bounds one image's scan (default 10 minutes).
+	Timeout time.Duration
+	// Out receives the terminal table and progress; nil discards.
+	Out io.Writer
+	// StepSummary, when set, is a file the Markdown summary is appended to
+	// (GitHub's $GITHUB_STEP_SUMMARY).
+	StepSummary string
+	// Now is the clock for ignore expiry (default time.Now).
+	Now func() time.Time
+	// Rescan scans every image even when an earlier scan of the same image
+	// with the same Trivy, scanners and DB could be reused.
+	Rescan bool
+}
+
+// ImageResult is the outcome for one image.
+type ImageResult struct {
+	Name     string
+	Ref      string
+	ImageID  string
+	OS       string // e.g. "debian 12.2", empty when none was detected
+	Findings []Finding
+	Reports  []string
+	Cached   bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
+	Err      error // the scan could not run
+	Duration time.Duration
+}
+
+// Passed reports whether the image was scanned and nothing blocks.
+func (r ImageResult) Passed() bool { return r.Err == nil && r.count(Blocking) == 0 }
+
+func (r ImageResult) count(v Verdict) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Verdict == v {
+			n++
+		}
+	}
+	return n
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Images  []ImageResult
+	Notices []string // expired or unused ignore entries
+	Scanner string   // e.g. trivy 0.58.0
+	DB      DBInfo
+	Summary string // path of summary.md
+}
+
+// Run scans the images of the lock file. It returns ErrBreached (wrapped,
+// listing every blocking finding) when the policy is breached and
+// ErrNotScanned when an image could not be scanned; the lock file and the
+// reports are written in both cases.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if err := o.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	l, err := lock.Read(o.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	images, err := selectImages(l, o.Images)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	// The DB first: it is cheap to check and a bad one must stop everything.
+	offline := o.DBDir != ""
+	if res.DB, err = checkDBFirst(&o); err != nil {
+		return nil, err
+	}
+	tool, err := trivy.Ensure(ctx, o.Trivy)
+	if err != nil {
+		return nil, err
+	}
+	res.Scanner = tool.String()
+	workDir := filepath.Join(o.OutDir, ".trivy-workdir")
+	for _, d := range []string{o.OutDir, o.CacheDir, workDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	var srv *server
+	defer func() {
+		if srv != nil {
+			srv.stop()
+		}
+	}()
+	start := func() error {
+		if err := waitDBFree(ctx, filepath.Join(o.CacheDir, "db", "trivy.db"), o.Out); err != nil {
+			return err
+		}
+		s, err := startServer(ctx, tool.Path, o.CacheDir, workDir, offline, o.DBRepository)
+		srv = s
+		switch {
+		case err != nil && offline:
+			return fmt.Errorf("starting trivy with the offline DB %s: %w", o.DBDir, err)
+		case err != nil:
+			return fmt.Errorf("%w: Trivy could not get its vulnerability DB; where the network is closed set scan.db_dir (or HOIST_TRIVY_DB) to an offline DB folder", err)
+		}
+		return nil
+	}
+	if !offline {
+		// Online, the server downloads or refreshes the DB before it answers,
+		// so the DB is known (and cached results keyed on it) only then.
+		if err := start(); err != nil {
+			return nil, err
+		}
+		if res.DB, err = CheckDB(filepath.Join(o.CacheDir, "db")); err != nil {
+			return nil, err
+		}
+	}
+	cache := resultCache{dir: filepath.Join(o.CacheDir, "hoist-results"), off: o.Rescan}
+	cache.key, err = cacheKey(tool.Version, o.Policy.Scanners, offline, o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	cache.prune(time.Now())
+
+	// Each image must still be what the lock file recorded; an image already
+	// scanned with this Trivy, these scanners and this exact DB is not
+	// scanned again (its report is reused; the policy is applied afresh).
+	res.Images = make([]ImageResult, len(images))
+	var todo []int
+	for i, img := range images {
+		r := &res.Images[i]
+		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+		if r.Err = checkImage(ctx, o.Engine, img); r.Err != nil {
+			continue
+		}
+		if cache.load(r, filepath.Join(o.OutDir, img.Name+".trivy.json")) {
+			continue
+		}
+		todo = append(todo, i)
+	}
+	plan := fmt.Sprintf("scanning %d, %d at once", len(todo), min(o.Parallel, len(todo)))
+	if len(todo) == 0 {
+		plan = "nothing to scan"
+	}
+	if n := len(images) - len(todo) - countErr(res.Images); n > 0 {
+		plan += fmt.Sprintf("; %d unchanged since their last scan", n)
+	}
+	fmt.Fprintf(o.Out, "scan: %d image(s) with %s, %s: %s\n", len(images), res.Scanner, res.DB, plan)
+	// Export the images to scan (one engine export for all) while the
+	// server starts.
+	layout := ""
+	if len(todo) > 0 {
+		var serr error
+		started := make(chan struct{})
+		go func() {
+			defer close(started)
+			if srv == nil {
+				serr = start()
+			}
+		}()
+		layout, err = os.MkdirTemp(o.OutDir, ".layout-")
+		if err == nil {
+			defer os.RemoveAll(layout)
+			toSave := make([]lock.Image, len(todo))
+			for k, i := range todo {
+				toSave[k] = images[i]
+			}
+			err = saveLayout(ctx, o.Engine, toSave, layout)
+		}
+		<-started
+		if serr != nil {
+			return nil, serr
+		}
+		if err != nil {
+			for _, i := range todo {
+				res.Images[i].Err = fmt.Errorf("exporting %s from the engine: %w", images[i].Name, err)
+			}
+			todo = nil
+		}
+	}
+	sem := make(chan struct{}, o.Parallel)
+	var wg sync.WaitGroup
+	for _, i := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				res.Images[i].Err = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
+			cache.store(res.Images[i])
+		}()
+	}
+	wg.Wait()
+	if srv != nil {
+		srv.stop() // before writing: the run is over for Trivy
+	}
+
+	now := o.Now()
+	judge(res, o.Policy, now, len(o.Images) > 0)
+	if err := writeReports(o, res, now); err != nil {
+		return res, err
+	}
+	return res, verdict(res)
+}
+
+// judge applies the policy to every scanned image and adds notices about
+// ignore entries: expired ones, and (when every image was scanned) unused ones.
+func judge(res *Result, p Policy, now time.Time, filtered bool) {
+	used := map[int]bool{}
+	for i := range res.Images {
+		r := &res.Images[i]
+		if r.Err != nil {
+			continue
+		}
+		notes, u := p.Apply(r.Name, r.Findings, now)
+		res.Notices = append(res.Notices, notes...)
+		for k := range u {
+			used[k] = true
+		}
+	}
+	for j, ig := range p.Ignore {
+		switch {
+		case ig.expired(now) && !used[j]:
+			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s expired on %s and matches nothing: remove it", ig.Where, ig, ig.Expires.Format("2006-01-02")))
+		case !used[j] && !filtered:
+			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s matches nothing in any image: remove it once it is no longer needed", ig.Where, ig))
+		}
+	}
+}
+
+// writeReports writes each image's reports, the summary (also to the GitHub
+// step summary), the lock file and the terminal table, in image order.
+func writeReports(o Options, res *Result, now time.Time) error {
+	for i := range res.Images {
+		r := &res.Images[i]
+		if r.Err != nil {
+			continue
+		}
+		if err := writeImageReports(o.OutDir, r, res); err != nil {
+			r.Err = err
+		}
+	}
+	res.Summary = filepath.Join(o.OutDir, "summary.md")
+	md := Markdown(res)
+	if err := lock.WriteFileAtomic(res.Summary, []byte(md)); err != nil {
+		return err
+	}
+	if o.StepSummary != "" {
+		if err := appendFile(o.StepSummary, md); err != nil {
+			return fmt.Errorf("appending to the GitHub step summary %s: %w", o.StepSummary, err)
+		}
+	}
+	if err := record(o.LockPath, res, now); err != nil {
+		return err
+	}
+	WriteTable(o.Out, res)
+	return nil
+}
+
+func (o *Options) defaults() error {
+	if o.LockPath == "" || o.OutDir == "" || o.CacheDir == "" {
+		return errors.New("scan: LockPath, OutDir and CacheDir are required")
+	}
+	if o.Engine == nil {
+		return errors.New("scan: no engine given")
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = runtime.NumCPU()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Trivy.Progress == nil {
+		o.Trivy.Progress = o.Out
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// checkDBFirst checks the DB before anything runs: an offline DB (and links
+// it into a cache folder of its own under OutDir), or an online DB already
+// downloaded. An online DB not yet downloaded is checked after the download.
+func checkDBFirst(o *Options) (DBInfo, error) {
+	if o.DBDir != "" {
+		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
+		return prepareOfflineDB(o.DBDir, o.CacheDir)
+	}
+	dir := filepath.Join(o.CacheDir, "db")
+	if _, err := os.Stat(filepath.Join(dir, "trivy.db")); err != nil {
+		return DBInfo{}, nil
+	}
+	info, err := CheckDB(dir)
+	if err != nil {
+		return info, fmt.Errorf("%w (delete %s and Trivy downloads a fresh one)", err, dir)
+	}
+	return info, nil
+}
+
+// selectImages picks the images to scan; a name not in the lock file is an error.
+func selectImages(l *lock.Lock, names []string) ([]lock.Image, error) {
+	if len(l.Images) == 0 {
+		return nil, errors.New("the lock file lists no images: run the Images target first")
+	}
+	if len(names) == 0 {
+		return l.Images, nil
+	}
+	var out []lock.Image
+	for _, n := range names {
+		img, ok := l.Find(n)
+		if !ok {
+			known := make([]string, len(l.Images))
+			for i, im := range l.Images {
+				known[i] = im.Name
+			}
+			return nil, fmt.Errorf("image %q is not in the lock file (it has %s): fix the name, or run the Images target to build it", n, strings.Join(known, ", "))
+		}
+		out = append(out, *img)
+	}
+	return out, nil
+}
+
+// prepareOfflineDB checks the offline DB and makes cacheDir/db point at it,
+// since Trivy reads its DB from CACHE/db.
+func prepareOfflineDB(dbDir, cacheDir string) (DBInfo, error) {
+	abs, err := filepath.Abs(dbDir)
+	if err != nil {
+		return DBInfo{}, err
+	}
+	dir, err := findDB(abs)
+	if err != nil {
+		return DBInfo{}, err
+	}
+	info, err := CheckDB(dir)
+	if err != nil {
+		return info, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return info, fmt.Errorf("creating %s: %w", cacheDir, err)
+	}
+	link := filepath.Join(cacheDir, "db")
+	if st, err := os.Lstat(link); err == nil && st.Mode()&os.ModeSymlink == 0 {
+		return info, fmt.Errorf("%s is a downloaded DB, not a link to the offline DB %s: use another cache folder for offline scans", link, dir)
+	}
+	if cur, err := os.Readlink(link); err != nil || cur != dir {
+		tmp := link + ".tmp" + fmt.Sprint(os.Getpid())
+		os.Remove(tmp)
+		if err := os.Symlink(dir, tmp); err != nil {
+			return info, fmt.Errorf("linking the offline DB: %w", err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return info, fmt.Errorf("linking the offline DB: %w", err)
+		}
+	}
+	return info, nil
+}
+
+// checkImage makes sure the engine still has the image the lock file
+// recorded under its reference: Hoist scans exactly what was built.
+func checkImage(ctx context.Context, e Engine, img lock.Image) error {
+	got, err := e.Inspect(ctx, img.Ref)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("%s (%s) from the lock file is not in the engine: run the Images target again", img.Name, img.Ref)
+	}
+	if err != nil {
+		return err
+	}
+	if img.ImageID != "" && got.ID != img.ImageID {
+		return fmt.Errorf("%s: the engine's %s is %s but the lock file recorded %s: run the Images target again", img.Name, img.Ref, short(got.ID), short(img.ImageID))
+	}
+	return nil
+}
+
+func countErr(rs []ImageResult) int {
+	n := 0
+	for _, r := range rs {
+		if r.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// scanImage runs one Trivy client for img and reads its JSON report.
+func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, layout string, offline bool, workDir string) ImageResult {
+	start := time.Now()
+	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+	fail := func(err error) ImageResult {
+		r.Err = err
+		r.Duration = time.Since(start)
+		return r
+	}
+	jsonPath := filepath.Join(o.OutDir, img.Name+".trivy.json")
+	os.Remove(jsonPath) // a stale report must never be read as this scan's
+	args := []string{"image", "--server", srv.addr,
+		"--scanners", strings.Join(o.Policy.Scanners, ","),
+		"--format", "json", "--output", jsonPath,
+		"--cache-dir", o.CacheDir,
+		"--timeout", o.Timeout.String(),
+		"--quiet", "--no-progress",
+	}
+	if offline {
+		args = append(args, "--offline-scan", "--skip-java-db-update")
+	}
+	args = append(args, "--input", layout+"@"+img.Name)
+	sctx, cancel := context.WithTimeout(ctx, o.Timeout+30*time.Second)
+	defer cancel()
+	var log tailBuffer
+	cmd := execTrivy(sctx, tool.Path, args, workDir, srv.token, &log)
+	err := cmd.Run()
+	r.Duration = time.Since(start)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fail(fmt.Errorf("scanning %s: %w", img.Name, ctx.Err()))
+		case sctx.Err() != nil || strings.Contains(log.last(), "context deadline exceeded"):
+			return fail(fmt.Errorf("scanning %s: trivy did not finish within %s: raise scan.timeout in hoist.yaml", img.Name, o.Timeout))
+		}
+		if serr := srv.failed(); serr != nil {
+			return fail(fmt.Errorf("scanning %s: %w", img.Name, serr))
+		}
+		return fail(fmt.Errorf("scanning %s: trivy failed (%v): %s", img.Name, err, log.last()))
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return fail(fmt.Errorf("scanning %s: trivy wrote no report: %s", img.Name, log.last()))
+	}
+	rep, err := ParseReport(b)
+	if err != nil {
+		return fail(fmt.Errorf("scanning %s: %w", img.Name, err))
+	}
+	if img.ImageID != "" && rep.Metadata.ImageID != img.ImageID {
+		return fail(fmt.Errorf("scanning %s: trivy scanned %s, not the image %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ImageID)))
+	}
+	fillResult(&r, rep)
+	r.Reports = []string{jsonPath}
+	return r
+}
+
+func fillResult(r *ImageResult, rep *Report) {
+	if rep.Metadata.OS != nil {
+		r.OS = strings.TrimSpace(rep.Metadata.OS.Family + " " + rep.Metadata.OS.Name)
+	}
+	r.Findings = rep.Findings()
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	if id == "" {
+		return "(none)"
+	}
+	return id
+}
+
+// record writes each image's scan into the lock file.
+func record(path string, res *Result, now time.Time) error {
+	return lock.Update(path, func(l *lock.Lock) error {
+		for _, r := range res.Images {
+			img, ok := l.Find(r.Name)
+			if !ok {
+				continue // removed from the lock meanwhile: nothing to record on
+			}
+			s := &lock.Scan{Passed: r.Passed(), At: now.UTC(), ImageID: r.ImageID, Scanner: res.Scanner, Reports: r.Reports, DB: res.DB.String()}
+			if r.Err != nil {
+				s.Error = r.Err.Error()
+			}
+			for _, f := range r.Findings {
+				if f.Verdict == Below {
+					continue
+				}
+				s.Findings = append(s.Findings, lock.Finding{
+					ID: f.ID, Package: f.Package, Installed: f.Installed, Fixed: f.Fixed,
+					Severity: f.Severity, Blocking: f.Verdict == Blocking, Ignored: ignoredReason(f),
+				})
+			}
+			img.Scan = s
+		}
+		return nil
+	})
+}
+
+func ignoredReason(f Finding) string {
+	if f.Verdict == Ignored {
+		return f.Reason
+	}
+	return ""
+}
+
+// verdict turns the results into the run's error: every image that could
+// not be scanned, and every blocking finding, one line each.
+func verdict(res *Result) error {
+	var failed, breached []string
+	for _, r := range res.Images {
+		if r.Err != nil {
+			failed = append(failed, "  "+r.Err.Error())
+			continue
+		}
+		for _, f := range r.Findings {
+			if f.Verdict == Blocking {
+				breached = append(breached, "  "+blockLine(r.Name, f))
+			}
+		}
+	}
+	var errs []error
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%w (%d): an unscanned image never passes:\n%s", ErrNotScanned, len(failed), strings.Join(failed, "\n")))
+	}
+	if len(breached) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d blocking finding(s); fix them, or accept each with a reason and an expiry under scan.ignore in hoist.yaml:\n%s", ErrBreached, len(breached), strings.Join(breached, "\n")))
+	}
+	return errors.Join(errs...)
+}
+
+// blockLine is one blocking finding: image, package, installed, fixed, ID.
+func blockLine(image string, f Finding) string {
+	if f.Kind == KindSecret {
+		return fmt.Sprintf("%s: secret %s (%s) in %s line %d [%s]", image, f.ID, f.Title, f.Package, f.Line, f.Severity)
+	}
+	fixed := "no fix yet"
+	if f.Fixed != "" {
+		fixed = "fixed in " + f.Fixed
+	}
+	s := fmt.Sprintf("%s: %s %s (%s) %s [%s]", image, f.Package, f.Installed, fixed, f.ID, f.Severity)
+	if f.Reason != "" {
+		s += ": " + f.Reason
+	}
+	return s
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, werr := io.WriteString(f, s)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
+}

@@ -1,0 +1,124 @@
+package trivy_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/trivy"
+)
+
+// userTools is the tools folder users and every test share, so the pinned
+// Trivy is built once per machine.
+func userTools(t *testing.T) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "hoist", "tools")
+}
+
+func needGo(t *testing.T) {
+	t.Helper()
+	testenv.Binary(t, "go", "golang-go")
+}
+
+// TestEnsureBuildsOnceAndReuses gets the pinned Trivy (building it when this
+// machine has none), then again: the second call reuses it.
+func TestEnsureBuildsOnceAndReuses(t *testing.T) {
+	needGo(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	o := trivy.Options{Dir: userTools(t), NoPath: true}
+	first, err := trivy.Ensure(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Version != trivy.Pinned || first.Path != trivy.BinaryPath(o.Dir, trivy.Pinned) {
+		t.Fatalf("Ensure = %+v", first)
+	}
+	var progress bytes.Buffer
+	o.Progress = &progress
+	second, err := trivy.Ensure(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Built || second.Path != first.Path || progress.Len() != 0 {
+		t.Fatalf("second Ensure = %+v, progress %q: want the same binary reused silently", second, progress.String())
+	}
+	if v, err := trivy.Version(ctx, second.Path); err != nil || v != trivy.Pinned {
+		t.Fatalf("trivy --version = %q, %v", v, err)
+	}
+}
+
+// TestEnsureUsesPathWhenPinned puts the pinned Trivy on PATH: Ensure takes it
+// and builds nothing into an empty tools folder.
+func TestEnsureUsesPathWhenPinned(t *testing.T) {
+	needGo(t)
+	ctx := t.Context()
+	built, err := trivy.Ensure(ctx, trivy.Options{Dir: userTools(t), NoPath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(built.Path, filepath.Join(bin, "trivy")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	empty := t.TempDir()
+	got, err := trivy.Ensure(ctx, trivy.Options{Dir: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Path != filepath.Join(bin, "trivy") || got.Built {
+		t.Fatalf("Ensure = %+v, want trivy from PATH", got)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("tools folder got %d entries, want none", len(entries))
+	}
+}
+
+// TestEnsureConcurrent has two callers build into an empty tools folder at
+// once: exactly one builds, both get the same working binary, and no
+// temporary file is left behind.
+func TestEnsureConcurrent(t *testing.T) {
+	needGo(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	// The shared build first (on a cold machine: the one long build), so
+	// the two builds below only compile Trivy's main package and link.
+	if _, err := trivy.Ensure(ctx, trivy.Options{Dir: userTools(t), NoPath: true}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	tools := make([]trivy.Tool, 2)
+	errs := make([]error, 2)
+	for i := range tools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tools[i], errs[i] = trivy.Ensure(ctx, trivy.Options{Dir: dir, NoPath: true})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	if tools[0].Path != tools[1].Path || tools[0].Built == tools[1].Built {
+		t.Fatalf("tools %+v: want one build and one reuse of the same path", tools)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "trivy-"+trivy.Pinned && e.Name() != "trivy-"+trivy.Pinned+".lock" {
+			t.Errorf("left behind in the tools folder: %s", e.Name())
+		}
+	}
+}
