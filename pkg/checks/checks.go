@@ -27,7 +27,7 @@ type Options struct {
 	Dir      string    // working folder (the repository root)
 	LogDir   string    // each check's output goes to check-NAME.log here
 	Progress io.Writer // one line per check; nil is silent
-	Env      []string  // extra KEY=VALUE for the commands
+	Env      []string  // the commands' environment, KEY=VALUE; nil inherits this process's
 }
 
 // Error is a failed check: its name, exit code, log and the tail of its output.
@@ -84,7 +84,7 @@ func runOne(ctx context.Context, c Check, o Options) error {
 	var tail tailBuffer
 	cmd := exec.CommandContext(ctx, c.Run[0], c.Run[1:]...)
 	cmd.Dir = o.Dir
-	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.Env = o.Env
 	cmd.Stdout = io.MultiWriter(f, &tail)
 	cmd.Stderr = cmd.Stdout
 	// A check such as go test starts children; on cancel the whole process

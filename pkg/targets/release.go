@@ -124,6 +124,7 @@ func Release(ctx context.Context) error {
 func (s *session) stages() release.Stages {
 	return release.Stages{
 		Images:     func(ctx context.Context) error { _, err := s.images(ctx); return err },
+		Test:       Test,
 		Scan:       Scan,
 		DigestGate: DigestGate,
 		Push:       Push,

@@ -151,7 +151,7 @@ func TestReleaseTargetDryRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Log("\n" + out)
-	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/7] Reserve: would write git tag 0.3.0-staging.1", "Test (not available in this build"} {
+	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/7] Reserve: would write git tag 0.3.0-staging.1", "[3/7] Test\n", "[7/7] Push: would write image tags 0.3.0-staging.1 and staging"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
@@ -171,14 +171,16 @@ func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	project := testenv.Unique("hoistrel")
 	os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY hello /hello\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte("project: "+project+"\nimages:\n  - {name: app, dockerfile: Dockerfile}\n"), 0o644)
+	// The image's test cannot pass (/hello is not a program): the run must
+	// stop at Test, after reserving and building, before anything is pushed.
+	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte("project: "+project+"\nimages:\n  - {name: app, dockerfile: Dockerfile, test: {command: [/hello]}}\n"), 0o644)
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "image")
 	t.Setenv(envRef, "refs/heads/staging")
 	t.Setenv(envVersion, "")
 	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.1") })
 	out, err := stdout(t, func() error { return Release(context.Background()) })
-	if err == nil || !strings.Contains(err.Error(), "Test: stage not available") {
+	if err == nil || !strings.HasPrefix(err.Error(), "Test: ") {
 		t.Fatalf("err = %v\n%s", err, out)
 	}
 	sha := run(t, dir, "git", "rev-parse", "HEAD")
@@ -189,7 +191,7 @@ func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 {
+	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 || img.Test == nil || img.Test.Passed {
 		t.Fatalf("lock = %+v", l)
 	}
 }

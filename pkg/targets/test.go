@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/magefile/mage/mg"
-
 	"github.com/hoistci/hoist/pkg/checks"
 	"github.com/hoistci/hoist/pkg/ctest"
 	"github.com/hoistci/hoist/pkg/engine"
@@ -38,26 +36,13 @@ func Test(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := dep(ctx, Images); err != nil {
+	// Images runs every time, not as a once-per-process mage dependency:
+	// tests always run against what was just built, and an unchanged image
+	// costs one inspect.
+	if _, err := s.images(ctx); err != nil {
 		return err
 	}
 	return s.test(ctx)
-}
-
-// dep runs a target as a mage dependency (once per run) and returns its
-// error rather than mage's panic, so Test also works when called directly.
-func dep(ctx context.Context, fn any) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			e, ok := v.(error)
-			if !ok {
-				panic(v)
-			}
-			err = e
-		}
-	}()
-	mg.CtxDeps(ctx, fn)
-	return nil
 }
 
 func (s *session) logDir() string { return filepath.Join(s.cfg.Path(s.cfg.BuildDir), "logs") }
@@ -71,7 +56,7 @@ func (s *session) checks(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintf(s.out, "hoist: %d static checks\n", len(cs))
-	return checks.Run(ctx, cs, checks.Options{Dir: s.cfg.Dir, LogDir: s.logDir(), Progress: s.out})
+	return checks.Run(ctx, cs, checks.Options{Dir: s.cfg.Dir, LogDir: s.logDir(), Progress: s.out, Env: checkEnv()})
 }
 
 // built pairs each plan image with its lock entry, and checks the engine
@@ -151,4 +136,21 @@ func (s *session) test(ctx context.Context) error {
 		return nil
 	}
 	return s.clusterStage(ctx, e, p, imgs)
+}
+
+// checkEnv is this process's environment without the settings of one run
+// (the version being built, the images picked, a dry run …): static checks
+// are about the source, and a release that reserved X.Y.Z-staging.N must not
+// hand that version to the tests it runs.
+func checkEnv() []string {
+	keep := map[string]bool{envParallel: true, envNoEngineUp: true, "HOIST_TOOLS_DIR": true}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "HOIST_") && !keep[k] {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
