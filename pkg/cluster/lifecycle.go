@@ -23,15 +23,16 @@ import (
 var ErrCannotRun = errors.New("k3s nodes cannot run on this engine")
 
 // ReadConfig reads a k3d config file (apiVersion k3d.io/v1alpha5, kind
-// Simple), as `k3d cluster create --config` does.
-func ReadConfig(path string) (v1alpha5.SimpleConfig, error) {
+// Simple), as `k3d cluster create --config` does, expanding $VARS with
+// getenv as k3d does (nil expands none: the caller decides what it sees).
+func ReadConfig(path string, getenv func(string) string) (v1alpha5.SimpleConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return v1alpha5.SimpleConfig{}, fmt.Errorf("reading the k3d config: %w: create it (see docs/cluster.md)", err)
 	}
 	v := viper.New()
 	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader([]byte(os.ExpandEnv(string(data))))); err != nil {
+	if err := v.ReadConfig(bytes.NewReader([]byte(expand(string(data), getenv)))); err != nil {
 		return v1alpha5.SimpleConfig{}, fmt.Errorf("%s: %w", path, err)
 	}
 	if k := v.GetString("kind"); !strings.EqualFold(k, "simple") {
@@ -91,13 +92,22 @@ type CreateOptions struct {
 	Kubeconfig string
 	// Name, when set, must be the name the config file gives the cluster.
 	Name string
+	// Getenv expands $VARS in the config file (nil: none are expanded).
+	Getenv func(string) string
+}
+
+func expand(s string, getenv func(string) string) string {
+	if getenv == nil {
+		return s
+	}
+	return os.Expand(s, getenv)
 }
 
 // Create creates the cluster described by the k3d config file at path
 // through the k3d library, unless it exists already. It returns
 // ErrCannotRun (wrapped, one line) when this engine cannot run k3s.
 func Create(ctx context.Context, e *engine.Engine, rt runtimes.Runtime, path string, o CreateOptions) (created bool, err error) {
-	simple, err := ReadConfig(path)
+	simple, err := ReadConfig(path, o.Getenv)
 	if err != nil {
 		return false, err
 	}

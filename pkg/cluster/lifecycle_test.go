@@ -14,7 +14,7 @@ import (
 
 func TestReadConfig(t *testing.T) {
 	repo := testenv.RepoRoot(t)
-	cfg, err := cluster.ReadConfig(filepath.Join(repo, "infra", "k3d", "cluster.yaml"))
+	cfg, err := cluster.ReadConfig(filepath.Join(repo, "infra", "k3d", "cluster.yaml"), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestReadConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "cluster.yaml")
 			os.WriteFile(p, []byte(tt.yaml), 0o644)
-			_, err := cluster.ReadConfig(p)
+			_, err := cluster.ReadConfig(p, os.Getenv)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), p) {
 				t.Fatalf("got %v, want an error naming %s and saying %q", err, p, tt.want)
 			}

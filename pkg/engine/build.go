@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 
 	bk "github.com/moby/buildkit/client"
@@ -149,5 +148,3 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	}
 	return br, nil
 }
-
-var _ = os.Stderr

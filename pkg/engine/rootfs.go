@@ -27,8 +27,16 @@ type Rootfs struct {
 // for the same files.
 func (e *Engine) ImportRootfs(ctx context.Context, ref string, r Rootfs) (string, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeRootfs(pw, r)) }()
-	defer func() { _ = pr.Close() }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(writeRootfs(pw, r))
+	}()
+	defer func() {
+		// Closing the reader stops a writer the import left early; wait for it.
+		_ = pr.Close()
+		<-done
+	}()
 	var changes []string
 	for _, kv := range r.Env {
 		changes = append(changes, "ENV "+kv)

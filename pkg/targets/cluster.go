@@ -70,7 +70,7 @@ func (Cluster) Create(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	created, err := cluster.Create(ctx, e, cluster.Runtime(), s.cfg.Path(s.cfg.Cluster.Config), cluster.CreateOptions{Kubeconfig: s.kubeconfig(), Name: s.cfg.Cluster.Name})
+	created, err := cluster.Create(ctx, e, cluster.Runtime(), s.cfg.Path(s.cfg.Cluster.Config), cluster.CreateOptions{Kubeconfig: s.kubeconfig(), Name: s.cfg.Cluster.Name, Getenv: os.Getenv})
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *session) clusterStage(ctx context.Context, e *engine.Engine, p *plan.Pl
 			fmt.Fprintf(s.out, "hoist: in-cluster stage skipped: %v\n", perr)
 			return nil
 		}
-		if _, err := cluster.Create(ctx, e, rt, s.cfg.Path(s.cfg.Cluster.Config), cluster.CreateOptions{Kubeconfig: s.kubeconfig(), Name: s.cfg.Cluster.Name}); err != nil {
+		if _, err := cluster.Create(ctx, e, rt, s.cfg.Path(s.cfg.Cluster.Config), cluster.CreateOptions{Kubeconfig: s.kubeconfig(), Name: s.cfg.Cluster.Name, Getenv: os.Getenv}); err != nil {
 			return err
 		}
 		nodes, err = cluster.Nodes(ctx, cluster.Lister(e.API), name)
