@@ -106,3 +106,28 @@ func TestImagesBadConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestOverridesFromEnvironment(t *testing.T) {
+	tempRepo(t)
+	t.Setenv(envRegistry, "ghcr.io/acme/tools")
+	t.Setenv(envGitHubRepo, "acme/tools")
+	t.Setenv(envGitHubAPI, "http://127.0.0.1:1/api")
+	s, err := newSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.cfg.Registry; r.Host != "ghcr.io" || r.Repository != "acme/tools" {
+		t.Fatalf("registry = %+v", r)
+	}
+	if r := s.cfg.Release; r.GitHub != "acme/tools" || r.GitHubAPI != "http://127.0.0.1:1/api" {
+		t.Fatalf("release = %+v", r)
+	}
+	for env, bad := range map[string]string{envRegistry: "https://ghcr.io/x", envGitHubRepo: "acme"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, bad)
+			if _, err := newSession(); err == nil || !strings.Contains(err.Error(), env) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}

@@ -68,7 +68,42 @@ func newSession() (*session, error) {
 		dryRun: truthy(os.Getenv(envDryRun)),
 	}
 	s.lockPath = filepath.Join(cfg.Path(cfg.BuildDir), "lock.json")
+	if err := overrides(cfg); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Environment variables that point a run at shared services without
+// editing hoist.yaml, e.g. in a workflow: HOIST_REGISTRY=ghcr.io/OWNER/REPO,
+// HOIST_GITHUB_REPO=OWNER/REPO, HOIST_GITHUB_API=https://api.github.com.
+const (
+	envRegistry   = "HOIST_REGISTRY"
+	envGitHubRepo = "HOIST_GITHUB_REPO"
+	envGitHubAPI  = "HOIST_GITHUB_API"
+)
+
+func overrides(cfg *config.Config) error {
+	if r := strings.TrimSpace(os.Getenv(envRegistry)); r != "" {
+		host, repo, _ := strings.Cut(strings.TrimSuffix(r, "/"), "/")
+		if host == "" || strings.Contains(r, "://") || strings.ContainsAny(r, " \t") {
+			return fmt.Errorf("%s=%q: write HOST[/REPOSITORY], e.g. ghcr.io/owner/repo", envRegistry, r)
+		}
+		cfg.Registry.Host = host
+		if repo != "" {
+			cfg.Registry.Repository = repo
+		}
+	}
+	if g := strings.TrimSpace(os.Getenv(envGitHubRepo)); g != "" {
+		if o, r, ok := strings.Cut(g, "/"); !ok || o == "" || r == "" || strings.Contains(r, "/") {
+			return fmt.Errorf("%s=%q: write OWNER/REPO", envGitHubRepo, g)
+		}
+		cfg.Release.GitHub = g
+	}
+	if a := strings.TrimSpace(os.Getenv(envGitHubAPI)); a != "" {
+		cfg.Release.GitHubAPI = a
+	}
+	return nil
 }
 
 // engine connects to the Docker Engine, bringing one up with
