@@ -86,7 +86,7 @@ func Reserve(ctx context.Context) error {
 	return githubOutput("version", r.Tag)
 }
 
-// Release runs the release line of this checkout: staging branch → reserve, build, test, push, prerelease; main → promote, tag X.Y.Z, release; vX.Y.Z tag → build, test, push, release; anything else builds and tests only.
+// Release runs the release line of this checkout: staging branch → reserve, build, test, push, prerelease; main → promote, tag X.Y.Z, release; vX.Y.Z tag → build, test, push, release; other refs build and test only; outside CI with no registry configured, the whole pipeline against a local registry.
 //
 // The line comes from GITHUB_REF (else from git); pull requests and forks
 // (HOIST_PR=1) never push. Everything the line needs is checked first (clean
@@ -94,6 +94,11 @@ func Reserve(ctx context.Context) error {
 // run in order and the first failure stops the run, so nothing is pushed
 // unless every image passed. HOIST_DRY_RUN=1 prints each step and the tags
 // it would write.
+//
+// The local line (not in CI, no GITHUB_REF, no registry.host) is the same
+// staging build and promotion on this machine: staging numbers are reserved
+// in build/hoist/reservations.git, images go to the local registry on
+// 127.0.0.1, and nothing shared (remotes, GitHub) is written.
 func Release(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
