@@ -10,44 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
+
+	"github.com/hoistci/hoist/pkg/dockersave"
 )
-
-// Media types of the manifests Hoist writes: the same Docker schema 2 types
-// containerd records when it imports `docker save` output, so images look
-// the same on a node whichever tool loaded them.
-const (
-	mediaManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaConfig   = "application/vnd.docker.container.image.v1+json"
-	mediaLayer    = "application/vnd.docker.image.rootfs.diff.tar"
-	mediaIndex    = "application/vnd.oci.image.index.v1+json"
-)
-
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	Platform    *platform         `json:"platform,omitempty"`
-}
-
-type platform struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-}
-
-type manifest struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	MediaType     string       `json:"mediaType"`
-	Config        descriptor   `json:"config"`
-	Layers        []descriptor `json:"layers"`
-}
-
-type index struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	MediaType     string       `json:"mediaType"`
-	Manifests     []descriptor `json:"manifests"`
-}
 
 // sendImage is one image to write into the archive.
 type sendImage struct {
@@ -71,7 +36,7 @@ var smallBlob int64 = 16 << 20
 // Every blob is identified by hashing it, so the entry names of the input
 // do not matter. Each manifest written is recorded in manifests.
 func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded) (blobs int, sent int64, err error) {
-	tr := tar.NewReader(saved)
+	sr := dockersave.NewReader(saved)
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}
 	configs := map[string][]byte{}
@@ -91,28 +56,28 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		return err
 	}
 	for {
-		hdr, err := tr.Next()
+		e, err := sr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return blobs, sent, fmt.Errorf("reading the saved images: %w", err)
 		}
-		if hdr.Typeflag != tar.TypeReg || isMetadata(hdr.Name) {
+		if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
 			continue
 		}
-		b, err := hashEntry(tr, hdr.Size, tmpDir)
+		b, err := hashEntry(sr, e.Size, tmpDir)
 		if err != nil {
 			return blobs, sent, err
 		}
-		sizes[b.digest] = hdr.Size
+		sizes[b.digest] = e.Size
 		if needConfig[b.digest] && b.mem != nil {
 			configs[b.digest] = b.mem
 		}
 		if want[b.digest] && !written[b.digest] {
 			r, err := b.open()
 			if err == nil {
-				err = emit(b.digest, hdr.Size, r)
+				err = emit(b.digest, e.Size, r)
 			}
 			b.close()
 			if err != nil {
@@ -122,7 +87,7 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		}
 		b.close()
 	}
-	idx := index{SchemaVersion: 2, MediaType: mediaIndex}
+	idx := dockersave.Index{SchemaVersion: 2, MediaType: dockersave.MediaOCIIndex}
 	for _, img := range images {
 		cfg, ok := configs[img.ID]
 		if !ok {
@@ -140,13 +105,13 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 				return blobs, sent, err
 			}
 		}
-		m := manifest{SchemaVersion: 2, MediaType: mediaManifest, Config: descriptor{MediaType: mediaConfig, Digest: img.ID, Size: int64(len(cfg))}}
+		m := dockersave.Manifest{SchemaVersion: 2, MediaType: dockersave.MediaDockerManifest, Config: dockersave.Descriptor{MediaType: dockersave.MediaDockerConfig, Digest: img.ID, Size: int64(len(cfg))}}
 		for _, d := range img.DiffIDs {
 			size, ok := sizes[d]
 			if !ok {
 				return blobs, sent, fmt.Errorf("the engine's save of %s has no layer %s: the image changed while loading; run Images again", img.Name, d)
 			}
-			m.Layers = append(m.Layers, descriptor{MediaType: mediaLayer, Digest: d, Size: size})
+			m.Layers = append(m.Layers, dockersave.Descriptor{MediaType: dockersave.MediaDockerLayer, Digest: d, Size: size})
 		}
 		mb, _ := json.Marshal(m)
 		md := digestOf(mb)
@@ -156,12 +121,12 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 				return blobs, sent, err
 			}
 		}
-		var p *platform
+		var p *dockersave.Platform
 		if c.OS != "" {
-			p = &platform{Architecture: c.Architecture, OS: c.OS}
+			p = &dockersave.Platform{Architecture: c.Architecture, OS: c.OS}
 		}
-		idx.Manifests = append(idx.Manifests, descriptor{
-			MediaType: mediaManifest, Digest: md, Size: int64(len(mb)), Platform: p,
+		idx.Manifests = append(idx.Manifests, dockersave.Descriptor{
+			MediaType: dockersave.MediaDockerManifest, Digest: md, Size: int64(len(mb)), Platform: p,
 			Annotations: map[string]string{
 				"io.containerd.image.name":          img.Name,
 				"org.opencontainers.image.ref.name": refName(img.Name),
@@ -172,7 +137,7 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", ib}} {
+	}{{"oci-layout", []byte(dockersave.LayoutFile)}, {"index.json", ib}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o444, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
 			return blobs, sent, err
 		}
@@ -181,15 +146,6 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		}
 	}
 	return blobs, sent, tw.Close()
-}
-
-// isMetadata reports entries of a docker save archive that are not blobs.
-func isMetadata(name string) bool {
-	switch path.Base(name) {
-	case "manifest.json", "repositories", "index.json", "oci-layout", "VERSION", "json":
-		return true
-	}
-	return false
 }
 
 // refName is the tag part of a name, as OCI layouts record it.

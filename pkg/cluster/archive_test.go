@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
 type entry struct {
@@ -84,7 +86,7 @@ func TestRewriteLayouts(t *testing.T) {
 			if !bytes.Equal(got["blobs/sha256/"+hex(own)], own) || !bytes.Equal(got["blobs/sha256/"+hex(cfg)], cfg) {
 				t.Error("own layer or config missing")
 			}
-			var idx index
+			var idx dockersave.Index
 			if err := json.Unmarshal(got["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
 				t.Fatalf("index %s: %v", got["index.json"], err)
 			}
@@ -92,7 +94,7 @@ func TestRewriteLayouts(t *testing.T) {
 			if idx.Manifests[0].Annotations["io.containerd.image.name"] != img.Name || idx.Manifests[0].Platform.OS != "linux" {
 				t.Errorf("index entry %+v", idx.Manifests[0])
 			}
-			var m manifest
+			var m dockersave.Manifest
 			json.Unmarshal(got["blobs/sha256/"+strings.TrimPrefix(md, "sha256:")], &m)
 			if m.Config.Digest != img.ID || len(m.Layers) != 2 || m.Layers[0].Digest != digestOf(base) || m.Layers[1].Size != int64(len(own)) {
 				t.Errorf("manifest %+v", m)

@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	gzip "github.com/klauspost/compress/gzip"
+
+	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
 // exported is what one `docker save` stream gave: the configs of the wanted
@@ -31,45 +31,35 @@ type exported struct {
 // by an ID that is not their diff_id) into dir.
 func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string]bool, needLayer func(v1.Hash) bool) (*exported, error) {
 	out := &exported{configs: map[string][]byte{}, layers: map[v1.Hash]*blob{}}
-	tr := tar.NewReader(r)
+	sr := dockersave.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h, err := tr.Next()
+		e, err := sr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the engine's export: %w", err)
 		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		base := path.Base(h.Name)
-		dirName := path.Dir(h.Name)
 		switch {
-		case dirName == "." && strings.HasSuffix(base, ".json") && wantConfigs["sha256:"+strings.TrimSuffix(base, ".json")]:
-			// Classic layout: the config is <hex>.json at the top.
-			if err := keepConfig(out, "sha256:"+strings.TrimSuffix(base, ".json"), tr); err != nil {
+		case (e.Kind == dockersave.Config || e.Kind == dockersave.Blob) && wantConfigs[e.Digest]:
+			if err := keepConfig(out, e.Digest, sr); err != nil {
 				return nil, err
 			}
-		case dirName == "blobs/sha256" && wantConfigs["sha256:"+base]:
-			if err := keepConfig(out, "sha256:"+base, tr); err != nil {
+		case e.Kind == dockersave.Layer:
+			if err := compress(out, sr, dir); err != nil {
 				return nil, err
 			}
-		case base == "layer.tar":
-			if err := compress(out, tr, dir); err != nil {
-				return nil, err
-			}
-		case dirName == "blobs/sha256":
+		case e.Kind == dockersave.Blob:
 			// OCI layout: blobs are named by digest; a layer's digest is
 			// its diff_id. Manifests and indexes are small JSON: skip them.
-			d := v1.Hash{Algorithm: "sha256", Hex: base}
+			d := v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(e.Digest, "sha256:")}
 			if !needLayer(d) {
 				continue
 			}
-			if err := compress(out, tr, dir); err != nil {
+			if err := compress(out, sr, dir); err != nil {
 				return nil, err
 			}
 		}

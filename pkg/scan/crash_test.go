@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/dockersave"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/trivy"
 )
@@ -107,7 +108,7 @@ func TestSaveLayoutSharesLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var index struct {
-		Manifests []descriptor `json:"manifests"`
+		Manifests []dockersave.Descriptor `json:"manifests"`
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err := json.Unmarshal(b, &index); err != nil || len(index.Manifests) != 2 {
@@ -118,7 +119,7 @@ func TestSaveLayoutSharesLayers(t *testing.T) {
 		if got := m.Annotations["org.opencontainers.image.ref.name"]; got != imgs[i].Name {
 			t.Errorf("manifest %d named %q, want %q", i, got, imgs[i].Name)
 		}
-		var man ociManifest
+		var man dockersave.Manifest
 		mb, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(m.Digest, "sha256:")))
 		if err != nil || json.Unmarshal(mb, &man) != nil {
 			t.Fatalf("manifest %s: %v", m.Digest, err)

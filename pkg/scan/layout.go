@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/hoistci/hoist/pkg/dockersave"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -41,62 +40,41 @@ func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) 
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return fmt.Errorf("creating the image layout: %w", err)
 	}
-	files := map[string]descriptor{} // path in the save stream -> its blob
-	links := map[string]string{}     // path -> path it links to
-	var manifest []struct {
-		Config string
-		Layers []string
-	}
-	tr := tar.NewReader(rc)
+	files := map[string]dockersave.Descriptor{} // path in the save stream -> its blob
+	var manifest []dockersave.Image
+	sr := dockersave.NewReader(rc)
 	for {
-		h, err := tr.Next()
+		e, err := sr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return fmt.Errorf("reading the engine's export: %w", err)
 		}
-		name := path.Clean(h.Name)
-		switch h.Typeflag {
-		case tar.TypeSymlink, tar.TypeLink:
-			target := h.Linkname
-			if h.Typeflag == tar.TypeSymlink {
-				target = path.Join(path.Dir(name), h.Linkname)
+		if e.Kind == dockersave.ManifestJSON {
+			if manifest, err = dockersave.DecodeManifest(sr); err != nil {
+				return fmt.Errorf("reading the engine's export manifest: %w", err)
 			}
-			links[name] = path.Clean(target)
-		case tar.TypeReg:
-			if name == "manifest.json" {
-				if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
-					return fmt.Errorf("reading the engine's export manifest: %w", err)
-				}
-				continue
-			}
-			d, err := writeBlob(blobs, tr)
-			if err != nil {
-				return err
-			}
-			files[name] = d
+			continue
 		}
+		d, err := writeBlob(blobs, sr)
+		if err != nil {
+			return err
+		}
+		files[e.Name] = d
 	}
-	resolve := func(p string) (descriptor, error) {
-		p = path.Clean(p)
-		for range 8 {
-			if d, ok := files[p]; ok {
-				return d, nil
-			}
-			t, ok := links[p]
-			if !ok {
-				break
-			}
-			p = t
+	resolve := func(p string) (dockersave.Descriptor, error) {
+		p = sr.Resolve(p)
+		if d, ok := files[p]; ok {
+			return d, nil
 		}
-		return descriptor{}, fmt.Errorf("the engine's export lacks %s", p)
+		return dockersave.Descriptor{}, fmt.Errorf("the engine's export lacks %s", p)
 	}
 	byID := map[string]int{}
 	for i, img := range images {
 		byID[img.ImageID] = i
 	}
-	var index []descriptor
+	var index []dockersave.Descriptor
 	for _, m := range manifest {
 		cfg, err := resolve(m.Config)
 		if err != nil {
@@ -106,21 +84,21 @@ func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) 
 		if !ok {
 			continue // another image under one of the tags: never scanned by name
 		}
-		man := ociManifest{SchemaVersion: 2, MediaType: mediaManifest,
-			Config: descriptor{MediaType: mediaConfig, Digest: cfg.Digest, Size: cfg.Size}, Layers: []descriptor{}}
+		man := dockersave.Manifest{SchemaVersion: 2, MediaType: dockersave.MediaOCIManifest,
+			Config: dockersave.Descriptor{MediaType: dockersave.MediaOCIConfig, Digest: cfg.Digest, Size: cfg.Size}, Layers: []dockersave.Descriptor{}}
 		for _, l := range m.Layers {
 			d, err := resolve(l)
 			if err != nil {
 				return err
 			}
-			man.Layers = append(man.Layers, descriptor{MediaType: mediaLayer, Digest: d.Digest, Size: d.Size})
+			man.Layers = append(man.Layers, dockersave.Descriptor{MediaType: dockersave.MediaOCILayer, Digest: d.Digest, Size: d.Size})
 		}
 		b, _ := json.Marshal(man)
 		md, err := writeBlob(blobs, strings.NewReader(string(b)))
 		if err != nil {
 			return err
 		}
-		index = append(index, descriptor{MediaType: mediaManifest, Digest: md.Digest, Size: md.Size,
+		index = append(index, dockersave.Descriptor{MediaType: dockersave.MediaOCIManifest, Digest: md.Digest, Size: md.Size,
 			Annotations: map[string]string{"org.opencontainers.image.ref.name": images[i].Name}})
 		delete(byID, cfg.Digest)
 	}
@@ -131,38 +109,18 @@ func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) 
 		}
 		return fmt.Errorf("the engine's export lacks %s: run the Images target again", strings.Join(missing, ", "))
 	}
-	ib, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index})
+	ib, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": dockersave.MediaOCIIndex, "manifests": index})
 	if err := os.WriteFile(filepath.Join(dir, "index.json"), ib, 0o644); err != nil {
 		return fmt.Errorf("writing the image layout: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-}
-
-const (
-	mediaManifest = "application/vnd.oci.image.manifest.v1+json"
-	mediaConfig   = "application/vnd.oci.image.config.v1+json"
-	mediaLayer    = "application/vnd.oci.image.layer.v1.tar"
-)
-
-type descriptor struct {
-	MediaType   string            `json:"mediaType,omitempty"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type ociManifest struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	MediaType     string       `json:"mediaType"`
-	Config        descriptor   `json:"config"`
-	Layers        []descriptor `json:"layers"`
+	return os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(dockersave.LayoutFile), 0o644)
 }
 
 // writeBlob stores r under its sha256 in blobs (once per content).
-func writeBlob(blobs string, r io.Reader) (descriptor, error) {
+func writeBlob(blobs string, r io.Reader) (dockersave.Descriptor, error) {
 	f, err := os.CreateTemp(blobs, ".blob-*")
 	if err != nil {
-		return descriptor{}, fmt.Errorf("writing the image layout: %w", err)
+		return dockersave.Descriptor{}, fmt.Errorf("writing the image layout: %w", err)
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
@@ -171,11 +129,11 @@ func writeBlob(blobs string, r io.Reader) (descriptor, error) {
 		err = cerr
 	}
 	if err != nil {
-		return descriptor{}, fmt.Errorf("writing the image layout: %w", err)
+		return dockersave.Descriptor{}, fmt.Errorf("writing the image layout: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if err := os.Rename(f.Name(), filepath.Join(blobs, sum)); err != nil {
-		return descriptor{}, fmt.Errorf("writing the image layout: %w", err)
+		return dockersave.Descriptor{}, fmt.Errorf("writing the image layout: %w", err)
 	}
-	return descriptor{Digest: "sha256:" + sum, Size: n}, nil
+	return dockersave.Descriptor{Digest: "sha256:" + sum, Size: n}, nil
 }
