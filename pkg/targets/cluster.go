@@ -176,6 +176,11 @@ func (s *session) clusterStage(ctx context.Context, e *engine.Engine, p *plan.Pl
 	if ctx.Err() != nil || len(res.Images) == 0 {
 		return err
 	}
+	if err == nil {
+		s.passed++
+	} else {
+		s.failed++
+	}
 	rec := lock.Test{Passed: err == nil, Log: res.PodLogs, Duration: time.Since(start).Round(time.Millisecond).String(), At: time.Now().UTC()}
 	if err == nil {
 		fmt.Fprintf(s.out, "hoist: in-cluster tests passed (%d images)\n", len(res.Images))

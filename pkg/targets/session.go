@@ -31,6 +31,9 @@ type session struct {
 	ci       bool // CI=true
 	pr       bool // fork / pull-request mode: no secret, never push or write shared cache
 	dryRun   bool
+	// passed and failed count the checks and tests this run has judged, for
+	// the closing line of Test.
+	passed, failed int
 }
 
 // Environment variables every target understands.

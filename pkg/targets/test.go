@@ -26,11 +26,19 @@ const envSkipChecks = "HOIST_SKIP_CHECKS" // 1: skip the static checks (e.g. whe
 // build/hoist/logs/test-NAME.log and results to the lock file, which Push
 // requires. No secret is needed and nothing is pushed, so a fork runs the
 // same command as CI. Environment: HOIST_SKIP_CHECKS=1, HOIST_PARALLEL=N.
-func Test(ctx context.Context) error {
+func Test(ctx context.Context) (err error) {
 	s, err := newSession()
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// One closing line in the form every CI reads: checks, container
+		// tests and in-cluster tests judged in this run.
+		if err != nil && s.failed == 0 {
+			s.failed = 1 // the run stopped on something that was not a test
+		}
+		fmt.Fprintf(s.out, "test: %d passed, %d failed\n", s.passed, s.failed)
+	}()
 	if !truthy(os.Getenv(envSkipChecks)) {
 		if err := s.checks(ctx); err != nil {
 			return err
@@ -56,7 +64,20 @@ func (s *session) checks(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintf(s.out, "hoist: %d static checks\n", len(cs))
-	return checks.Run(ctx, cs, checks.Options{Dir: s.cfg.Dir, LogDir: s.logDir(), Progress: s.out, Env: checkEnv()})
+	err := checks.Run(ctx, cs, checks.Options{Dir: s.cfg.Dir, LogDir: s.logDir(), Progress: s.out, Env: checkEnv()})
+	var ce *checks.Error
+	switch {
+	case err == nil:
+		s.passed += len(cs)
+	case errors.As(err, &ce):
+		for i, c := range cs {
+			if c.Name == ce.Name {
+				s.passed += i
+			}
+		}
+		s.failed++
+	}
+	return err
 }
 
 // built pairs each plan image with its lock entry, and checks the engine
@@ -127,9 +148,17 @@ func (s *session) test(ctx context.Context) error {
 		// The lock records no test for them, so Push refuses them.
 		fmt.Fprintf(s.out, "hoist: no test command (add test: in hoist.yaml; Push refuses untested images): %s\n", strings.Join(untested, ", "))
 	}
-	if _, err := ctest.Run(ctx, e.API, cases, ctest.Options{
+	res, err := ctest.Run(ctx, e.API, cases, ctest.Options{
 		LogDir: s.logDir(), Parallel: s.parallel(), LockPath: s.lockPath, Summary: s.out,
-	}); err != nil {
+	})
+	for _, r := range res {
+		if r.Passed {
+			s.passed++
+		} else {
+			s.failed++
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if s.cfg.Cluster.Name == "" {

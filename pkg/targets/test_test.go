@@ -208,3 +208,30 @@ func TestK3dLoadTarget(t *testing.T) {
 		t.Errorf("unknown cluster: got %v", err)
 	}
 }
+
+// TestTestClosingLine: Test ends with one "N passed, M failed" line that CI
+// runners read, counting checks and container tests.
+func TestTestClosingLine(t *testing.T) {
+	e := testenv.Engine(t)
+	project := testenv.Unique("hoistclose")
+	t.Cleanup(func() {
+		for _, r := range []string{"/good:0.4.0", "/other:0.4.0", "/busybox:1"} {
+			e.Remove(context.Background(), project+r)
+		}
+	})
+	last := func(out string) string {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	testRepo(t, t.TempDir(), project, "checks:\n  - {name: one, run: [\"true\"]}\n  - {name: two, run: [\"true\"]}\n")
+	out, err := captureOut(t, func() error { return Test(context.Background()) })
+	if err != nil || last(out) != "test: 4 passed, 0 failed" {
+		t.Fatalf("err = %v, closing line %q", err, last(out))
+	}
+	// A failing check stops the run: the checks before it passed, it failed.
+	testRepo(t, t.TempDir(), project, "checks:\n  - {name: one, run: [\"true\"]}\n  - {name: bad, run: [\"false\"]}\n  - {name: three, run: [\"true\"]}\n")
+	out, err = captureOut(t, func() error { return Test(context.Background()) })
+	if err == nil || last(out) != "test: 1 passed, 1 failed" {
+		t.Fatalf("err = %v, closing line %q", err, last(out))
+	}
+}
