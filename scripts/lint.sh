@@ -6,7 +6,8 @@
 # while the pin in tools/lint/go.mod is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pin=$(awk '$1 == "github.com/golangci/golangci-lint/v2" {print $2}' tools/lint/go.mod)
+pin=$(grep -oE 'github.com/golangci/golangci-lint/v2 v[0-9][^ ]*' tools/lint/go.mod | head -n 1 | cut -d' ' -f2)
+[ -n "$pin" ] || { echo "lint: no golangci-lint version in tools/lint/go.mod" >&2; exit 1; }
 bin=tools/bin/golangci-lint-$pin
 if [ ! -x "$bin" ]; then
   echo "lint: building golangci-lint $pin (once; a few minutes)" >&2
