@@ -2,6 +2,7 @@ package targets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"github.com/hoistci/hoist/pkg/flow"
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
+	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/release"
 )
 
@@ -154,6 +156,18 @@ func (s *session) localLine(ctx context.Context, o *release.Options) error {
 	o.Local = true
 	o.Reserver = &gitref.Git{Dir: s.cfg.Dir, Remote: bare}
 	o.GitHub = nil
+	promote := o.Stages.Promote
+	o.Stages.Promote = func(ctx context.Context) error {
+		err := promote(ctx)
+		if errors.Is(err, publish.ErrTagConflict) {
+			// Run again after a release: this X.Y.Z is out with other bytes
+			// and is never rewritten. The staging build is pushed; say so.
+			fmt.Fprintf(s.out, "release: not promoted: %v\n", err)
+			fmt.Fprintln(s.out, "release: the staging build is pushed; to release it, bump VERSION (go run mage.go bump patch) and run again")
+			return nil
+		}
+		return err
+	}
 	return nil
 }
 
