@@ -27,6 +27,9 @@ func releaseRepo(t *testing.T) (dir, bare string) {
 		"GIT_AUTHOR_NAME": "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
 		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
 		envRef: "", envOverride: "", envDryRun: "", envPR: "", "GITHUB_EVENT_NAME": "", envOutput: "",
+		// Release hands the reserved version to its stages as HOIST_VERSION;
+		// registering it here restores it after the test.
+		envVersion: "",
 	} {
 		t.Setenv(k, v)
 	}
