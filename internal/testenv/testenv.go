@@ -101,3 +101,34 @@ func BusyboxBase(t testing.TB, e *engine.Engine) string {
 	t.Cleanup(func() { e.Remove(context.Background(), ref) })
 	return ref
 }
+
+// GitEnv keeps the machine's git configuration out of tests that run real
+// git, and gives their commits a fixed author.
+var GitEnv = map[string]string{
+	"GIT_CONFIG_GLOBAL":   os.DevNull,
+	"GIT_CONFIG_NOSYSTEM": "1",
+	"GIT_AUTHOR_NAME":     "hoist",
+	"GIT_AUTHOR_EMAIL":    "hoist@example.invalid",
+	"GIT_COMMITTER_NAME":  "hoist",
+	"GIT_COMMITTER_EMAIL": "hoist@example.invalid",
+}
+
+// IsolateGit sets GitEnv in this process; call it from TestMain.
+func IsolateGit() {
+	for k, v := range GitEnv {
+		os.Setenv(k, v)
+	}
+}
+
+// Git runs git in dir and returns its trimmed output, failing the test when
+// git fails.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

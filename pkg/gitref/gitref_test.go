@@ -18,33 +18,18 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hoistci/hoist/internal/githubtest"
+	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/github"
 )
 
 func TestMain(m *testing.M) {
-	// Tests run real git in temporary repositories; keep the user's and the
-	// system's git config out so results do not depend on the machine.
-	for k, v := range map[string]string{
-		"GIT_CONFIG_GLOBAL":   os.DevNull,
-		"GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME":     "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
-		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
-	} {
-		os.Setenv(k, v)
-	}
+	// Tests run real git in temporary repositories; keep the machine's git
+	// config out so results do not depend on it.
+	testenv.IsolateGit()
 	os.Exit(m.Run())
 }
 
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+var git = testenv.Git
 
 // repo makes a bare remote and a checkout with one commit pushed to it.
 func repo(t testing.TB) (bare, work, sha string) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hoistci/hoist/internal/githubtest"
+	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/flow"
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
@@ -25,26 +26,13 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) {
-	for k, v := range map[string]string{
-		"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME": "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
-		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
-	} {
-		os.Setenv(k, v)
-	}
+	// Tests run real git in temporary repositories; keep the machine's git
+	// config out so results do not depend on it.
+	testenv.IsolateGit()
 	os.Exit(m.Run())
 }
 
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+var git = testenv.Git
 
 const token = "ghp_release_test_token"
 

@@ -22,10 +22,10 @@ import (
 // machine's config.
 func releaseRepo(t *testing.T) (dir, bare string) {
 	t.Helper()
+	for k, v := range testenv.GitEnv {
+		t.Setenv(k, v)
+	}
 	for k, v := range map[string]string{
-		"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME": "hoist", "GIT_AUTHOR_EMAIL": "hoist@example.invalid",
-		"GIT_COMMITTER_NAME": "hoist", "GIT_COMMITTER_EMAIL": "hoist@example.invalid",
 		envRef: "", envOverride: "", envDryRun: "", envPR: "", "GITHUB_EVENT_NAME": "", envOutput: "",
 		// Release hands the reserved version to its stages as HOIST_VERSION;
 		// registering it here restores it after the test.

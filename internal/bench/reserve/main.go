@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/hoistci/hoist/internal/testenv"
 	"log"
 	"os"
 	"os/exec"
@@ -29,10 +30,7 @@ func main() {
 	n := flag.Int("n", 32, "concurrent reservations")
 	rounds := flag.Int("rounds", 3, "rounds; the median is reported")
 	flag.Parse()
-	for k, v := range map[string]string{"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"} {
-		os.Setenv(k, v)
-	}
+	testenv.IsolateGit()
 	var hoist, anchor []time.Duration
 	var attempts []int
 	for r := 0; r < *rounds; r++ {
