@@ -116,7 +116,9 @@ var GitEnv = map[string]string{
 // IsolateGit sets GitEnv in this process; call it from TestMain.
 func IsolateGit() {
 	for k, v := range GitEnv {
-		os.Setenv(k, v)
+		if err := os.Setenv(k, v); err != nil {
+			panic("setting " + k + ": " + err.Error())
+		}
 	}
 }
 
