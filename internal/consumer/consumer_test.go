@@ -53,13 +53,7 @@ import (
 func Hello() { fmt.Println("hello") }
 `,
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.WriteFiles(t, dir, files)
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("go", args...)

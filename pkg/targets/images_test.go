@@ -30,13 +30,7 @@ images:
     dockerfile: ctx/Dockerfile
 `, project, bb),
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.WriteFiles(t, dir, files)
 	t.Setenv(envConfig, filepath.Join(dir, "hoist.yaml"))
 	return dir, project
 }

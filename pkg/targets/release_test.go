@@ -42,13 +42,7 @@ func releaseRepo(t *testing.T) (dir, bare string) {
 		"hoist.yaml":               "project: rel\nimages:\n  - {name: app, dockerfile: Dockerfile}\n",
 		"docs/CHANGELOGS/0.3.0.md": "# 0.3.0\n\n- first\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.WriteFiles(t, dir, files)
 	run(t, root, "git", "init", "-q", "--bare", bare)
 	run(t, dir, "git", "init", "-q", "-b", "staging")
 	run(t, dir, "git", "add", ".")

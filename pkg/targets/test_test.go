@@ -41,13 +41,7 @@ images:
     test: {command: [sh, -c, "echo other says $WHO; test -z \"$FAIL\""], env: [WHO=me]}
 %[3]s`, project, bb, extra),
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.WriteFiles(t, dir, files)
 	t.Setenv(envConfig, filepath.Join(dir, "hoist.yaml"))
 }
 
