@@ -149,3 +149,15 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 		}
 	}
 }
+
+// Builder returns a BuildKit client through e's own BuildKit, closed when
+// the test ends.
+func Builder(t testing.TB, e *engine.Engine) *engine.Builder {
+	t.Helper()
+	b, err := e.Builder(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}

@@ -66,11 +66,7 @@ func TestCompare(t *testing.T) {
 // race would: the gate must refuse it and name the layer.
 func TestEngineRefusesTamperedImage(t *testing.T) {
 	e := testenv.Engine(t)
-	b, err := e.Builder(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testenv.Builder(t, e)
 	base := testenv.BusyboxBase(t, e)
 	ref := testenv.Unique("hoist-test/gate:") + "x"
 	t.Cleanup(func() { e.Remove(context.Background(), ref) })

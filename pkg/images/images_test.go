@@ -44,11 +44,7 @@ func newFixture(t *testing.T, template string) *fixture {
 	t.Helper()
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
-	b, err := e.Builder(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testenv.Builder(t, e)
 	f := &fixture{e: e, b: &counting{b: b}, dir: t.TempDir(), project: testenv.Unique("hoisttest")}
 	f.lock = filepath.Join(f.dir, "build", "lock.json")
 	write := func(name, body string) {

@@ -102,11 +102,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	e := testenv.Engine(t)
-	b, err := e.Builder(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testenv.Builder(t, e)
 	f := &fixture{e: &countingEngine{Engine: e}, b: b, base: testenv.BusyboxBase(t, e), dir: t.TempDir()}
 	f.lock = filepath.Join(f.dir, "lock.json")
 	return f

@@ -63,11 +63,7 @@ func capture(t *testing.T, fn func()) (out string) {
 func project(t *testing.T, registryYAML string) string {
 	t.Helper()
 	e := testenv.Engine(t)
-	b, err := e.Builder(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testenv.Builder(t, e)
 	base := testenv.BusyboxBase(t, e)
 	ref := testenv.Unique("hoist-test/target-app:") + "x"
 	t.Cleanup(func() { e.Remove(context.Background(), ref) })
