@@ -131,7 +131,7 @@ func Release(ctx context.Context) error {
 func (s *session) stages() release.Stages {
 	return release.Stages{
 		Images:     func(ctx context.Context) error { _, err := s.images(ctx); return err },
-		Test:       Test,
+		Test:       func(ctx context.Context) error { return s.testStage(ctx, false) },
 		Scan:       Scan,
 		DigestGate: DigestGate,
 		Push:       Push,

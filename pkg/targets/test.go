@@ -26,11 +26,18 @@ const envSkipChecks = "HOIST_SKIP_CHECKS" // 1: skip the static checks (e.g. whe
 // build/hoist/logs/test-NAME.log and results to the lock file, which Push
 // requires. No secret is needed and nothing is pushed, so a fork runs the
 // same command as CI. Environment: HOIST_SKIP_CHECKS=1, HOIST_PARALLEL=N.
-func Test(ctx context.Context) (err error) {
+func Test(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
 		return err
 	}
+	return s.testStage(ctx, true)
+}
+
+// testStage is the Test stage: checks, Images when build is set (the Test
+// target; the release flow has just run Images itself), container tests and
+// the cluster stage.
+func (s *session) testStage(ctx context.Context, build bool) (err error) {
 	defer func() {
 		// One closing line in the form every CI reads: checks, container
 		// tests and in-cluster tests judged in this run.
@@ -47,8 +54,10 @@ func Test(ctx context.Context) (err error) {
 	// Images runs every time, not as a once-per-process mage dependency:
 	// tests always run against what was just built, and an unchanged image
 	// costs one inspect.
-	if _, err := s.images(ctx); err != nil {
-		return err
+	if build {
+		if _, err := s.images(ctx); err != nil {
+			return err
+		}
 	}
 	return s.test(ctx)
 }
