@@ -250,3 +250,16 @@ func (g *Git) TagsAtHead(ctx context.Context) ([]string, error) {
 	}
 	return strings.Fields(out), nil
 }
+
+// CheckPush proves the remote would accept a new tag from this checkout,
+// without creating one: `git push --dry-run` of HEAD to a probe tag
+// contacts the remote (authenticating as a real push does) and runs the
+// checks git can make locally. A server-side hook can still refuse the
+// real push; Reserve reports that with the server's words.
+func (g *Git) CheckPush(ctx context.Context) error {
+	_, _, err := g.run(ctx, "push", "--dry-run", "--porcelain", "--no-verify", g.Remote, "HEAD:refs/tags/hoist-preflight-probe")
+	if err != nil {
+		return fmt.Errorf("checking that %s accepts tags (git push --dry-run): %w", g, g.classify(err))
+	}
+	return nil
+}

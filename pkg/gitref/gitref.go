@@ -301,3 +301,37 @@ func oneLine(s string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Build is one staging build reserved on the remote.
+type Build struct {
+	Tag string // X.Y.Z-staging.N
+	N   uint64
+	SHA string // the commit the reservation tag points at
+}
+
+// StagingBuilds lists base's staging reservations on the remote with the
+// commits they point at, highest N first.
+func StagingBuilds(ctx context.Context, r Reserver, base *semver.Version) ([]Build, error) {
+	base = baseOf(base)
+	prefix := base.String() + "-" + Channel + "."
+	tags, err := r.Tags(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s tags on %s: %w", prefix+"*", r, err)
+	}
+	var out []Build
+	for _, t := range tags {
+		b, n, ok := ParseStaging(t)
+		if !ok || !b.Equal(base) {
+			continue
+		}
+		sha, ok, err := r.Tag(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("reading tag %s on %s: %w", t, r, err)
+		}
+		if ok {
+			out = append(out, Build{Tag: t, N: n, SHA: sha})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N })
+	return out, nil
+}

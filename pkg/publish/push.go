@@ -119,6 +119,13 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 	own := vtags[0].Name
+	// A killed push leaves its export folder behind; the checkout's run
+	// lock says no other push is using one now.
+	if old, _ := filepath.Glob(filepath.Join(o.WorkDir, "push-*")); len(old) > 0 && !o.DryRun {
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
+	}
 
 	// 1. The gate on what is in hand: tested, and unchanged since.
 	items := make([]*pushItem, len(l.Images))

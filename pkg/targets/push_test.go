@@ -184,7 +184,15 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// In CI, no registry configured is refused (TestReleaseInCIWithoutRegistryRefuses).
+	t.Setenv("CI", "true")
 	t.Setenv("HOIST_VERSION", "2.3.4-staging.0")
+	capture(t, func() { err = Push(ctx) })
+	if err == nil || !strings.Contains(err.Error(), "no registry is configured and this is a CI run") {
+		t.Fatalf("push in CI with no registry: %v", err)
+	}
+	// Outside CI, this checkout's local registry is started.
+	t.Setenv("CI", "")
 	capture(t, func() { err = Push(ctx) })
 	if err != nil {
 		t.Fatal(err)
