@@ -157,4 +157,3 @@ func (r *Run) ImageNames(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
-

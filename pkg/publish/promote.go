@@ -50,7 +50,7 @@ type PromoteStep struct {
 	Name     string
 	Source   string // FROM/NAME:X.Y.Z-staging.M
 	Digest   string
-	Dest     string // TO/NAME
+	Dest     string   // TO/NAME
 	Tags     []string // the tags planned
 	Written  []string // of Tags, those this run wrote
 	Kept     []string // of Tags, those already naming Digest
