@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Secret is a value that never prints (passwords, tokens).
@@ -152,6 +154,11 @@ func Read(environ []string) (*Settings, error) {
 	s.GitHubToken = Secret(strings.TrimSpace(tok))
 	ev := get("GITHUB_EVENT_NAME")
 	s.PR = truthy(get("HOIST_PR")) || ev == "pull_request" || ev == "pull_request_target"
+	if s.Version != "" {
+		if _, err := version.Parse(s.Version); err != nil {
+			return nil, fmt.Errorf("HOIST_VERSION: %w", err)
+		}
+	}
 	if p := get("HOIST_PARALLEL"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 1024 {
