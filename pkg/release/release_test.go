@@ -367,6 +367,16 @@ func TestMainLine(t *testing.T) {
 	if p.Decision.Line != flow.Main || names(p.Steps) != "Promote,Tag,GitHub release" || p.Staging != "1.2.3-staging.1" {
 		t.Fatalf("line %s, steps %s, staging %s", p.Decision.Line, names(p.Steps), p.Staging)
 	}
+	// The dry run names the staging build, each image's digest and tags.
+	var dry bytes.Buffer
+	if err := flow.Run(ctx, &dry, p.Steps, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[1/3] Promote: would write\n  127.0.0.1:5000/acme/app:{1.2.3,1.2,1,latest} = sha256:1.2.3-staging.1 (from 127.0.0.1:5000/acme/app:1.2.3-staging.1)", "[2/3] Tag: would write git tag 1.2.3 on "} {
+		if !strings.Contains(dry.String(), want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, dry.String())
+		}
+	}
 	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
 		t.Fatal(err)
 	}
