@@ -22,6 +22,7 @@ import (
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/tags"
 )
 
 // Stages are the pipeline's stages, supplied by the caller (the targets
@@ -312,7 +313,7 @@ func (p *Plan) local(o Options) {
 	p.build(o, func() string { return res.Tag })
 	p.Steps = append(p.Steps,
 		stage("Push", o.Stages.Push, "image tags "+p.Base+"-"+gitref.Channel+".N and staging"),
-		stage("Promote", o.Stages.Promote, "image tags "+strings.Join(releaseTags(base), ", ")+" copied by digest from the staging build"))
+		stage("Promote", o.Stages.Promote, "image tags "+strings.Join(tags.Names(base), ", ")+" copied by digest from the staging build"))
 }
 
 func (p *Plan) main(ctx context.Context, o Options, notes string) error {
@@ -321,7 +322,7 @@ func (p *Plan) main(ctx context.Context, o Options, notes string) error {
 	}
 	version := func() string { return p.Base }
 	p.Steps = append(p.Steps,
-		stage("Promote", o.Stages.Promote, "image tags "+strings.Join(releaseTags(semver.MustParse(p.Base)), ", ")+" copied by digest from the staging build"),
+		stage("Promote", o.Stages.Promote, "image tags "+strings.Join(tags.Names(semver.MustParse(p.Base)), ", ")+" copied by digest from the staging build"),
 		flow.Step{
 			Name:   "Tag",
 			Writes: []string{"git tag " + p.Base + " on " + o.Reserver.String()},
@@ -346,7 +347,7 @@ func (p *Plan) release(ctx context.Context, o Options, notes string) error {
 	}
 	v := p.Version.String()
 	p.build(o, func() string { return v })
-	p.Steps = append(p.Steps, stage("Push", o.Stages.Push, "image tags "+strings.Join(releaseTags(p.Version), ", ")))
+	p.Steps = append(p.Steps, stage("Push", o.Stages.Push, "image tags "+strings.Join(tags.Names(p.Version), ", ")))
 	if o.GitHub != nil {
 		tag := p.Decision.Tag
 		p.Steps = append(p.Steps, p.publishStep(o, notes, func() string { return tag }, func() string { return v }, p.Version.Prerelease() != "", tag))
@@ -402,14 +403,6 @@ func (p *Plan) publishStep(o Options, notes string, tag, version func() string, 
 			return nil
 		},
 	}
-}
-
-// releaseTags are the image tags a version gets (the Push stage's policy).
-func releaseTags(v *semver.Version) []string {
-	if v.Prerelease() != "" {
-		return []string{v.String()}
-	}
-	return []string{v.String(), fmt.Sprintf("%d.%d", v.Major(), v.Minor()), fmt.Sprint(v.Major()), "latest"}
 }
 
 // stage is a step running one of the pipeline's stages.
