@@ -18,6 +18,7 @@ import (
 // Fault is what happens to one request.
 type Fault struct {
 	Status int           // answer this status instead of forwarding
+	Body   string        // with Status: the answer's JSON (default: an UNAVAILABLE error)
 	Reset  bool          // drop the connection (TCP reset) without answering
 	Delay  time.Duration // wait this long, then forward
 	// Hold, when set, keeps the request waiting until the channel is
@@ -78,9 +79,13 @@ func New(host string, rule Rule) *Proxy {
 			}
 			return
 		case f.Status != 0:
+			body := f.Body
+			if body == "" {
+				body = `{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(f.Status)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`))
+			_, _ = w.Write([]byte(body))
 			return
 		case f.Delay > 0:
 			select {

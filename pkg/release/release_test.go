@@ -212,14 +212,14 @@ func TestStagingLine(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if f.version != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+	if f.version != "1.2.3-staging.0" || f.remoteTags(t)["1.2.3-staging.0"] != f.sha {
 		t.Fatalf("version %q, remote tags %v", f.version, f.remoteTags(t))
 	}
-	rel, ok := f.gh.Releases()["1.2.3-staging.1"]
+	rel, ok := f.gh.Releases()["1.2.3-staging.0"]
 	if !ok || !rel.Prerelease || rel.TargetCommitish != f.sha {
 		t.Fatalf("release = %+v (found %v)", rel, ok)
 	}
-	for _, want := range []string{"- Reservation of staging versions", "docker pull 127.0.0.1:5000/acme/app:1.2.3-staging.1", "docker pull 127.0.0.1:5000/acme/worker@sha256:bbbb", "`1.2.3-staging.1`, `staging`"} {
+	for _, want := range []string{"- Reservation of staging versions", "docker pull 127.0.0.1:5000/acme/app:1.2.3-staging.0", "docker pull 127.0.0.1:5000/acme/worker@sha256:bbbb", "`1.2.3-staging.0`, `staging`"} {
 		if !strings.Contains(rel.Body, want) {
 			t.Fatalf("release body lacks %q:\n%s", want, rel.Body)
 		}
@@ -237,7 +237,7 @@ func TestStagingLine(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
 		t.Fatal(err)
 	}
-	if f.version != "1.2.3-staging.1" || len(f.gh.Releases()) != 1 || len(f.remoteTags(t)) != 1 {
+	if f.version != "1.2.3-staging.0" || len(f.gh.Releases()) != 1 || len(f.remoteTags(t)) != 1 {
 		t.Fatalf("second run at the same commit: version %s, releases %v, tags %v", f.version, f.gh.Releases(), f.remoteTags(t))
 	}
 	// A new commit gets the next number and its own prerelease.
@@ -251,7 +251,7 @@ func TestStagingLine(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
 		t.Fatal(err)
 	}
-	if f.version != "1.2.3-staging.2" || len(f.gh.Releases()) != 2 {
+	if f.version != "1.2.3-staging.1" || len(f.gh.Releases()) != 2 {
 		t.Fatalf("new commit: version %s, releases %v", f.version, f.gh.Releases())
 	}
 }
@@ -270,7 +270,7 @@ func TestStagingOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(f.opts.Output)
-	want := "version=1.2.3-staging.1\n" +
+	want := "version=1.2.3-staging.0\n" +
 		"digest_app=127.0.0.1:5000/acme/app@sha256:" + strings.Repeat("a", 64) + "\n" +
 		"digest_worker=127.0.0.1:5000/acme/worker@sha256:" + strings.Repeat("b", 64) + "\n"
 	if string(b) != want {
@@ -471,7 +471,7 @@ func TestReleaseTagLine(t *testing.T) {
 	if !ok || rel.Prerelease || !strings.Contains(rel.Body, "docker pull 127.0.0.1:5000/acme/app:1.2.3\n") {
 		t.Fatalf("release = %+v", rel)
 	}
-	if _, ok := f.remoteTags(t)["1.2.3-staging.1"]; ok || f.version != "" {
+	if _, ok := f.remoteTags(t)["1.2.3-staging.0"]; ok || f.version != "" {
 		t.Fatal("a release build reserved a staging version")
 	}
 }
@@ -643,16 +643,16 @@ func TestReserveAlone(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	r, err := Reserve(ctx, f.opts, true)
-	if err != nil || r.Next != "1.2.3-staging.1" || len(f.remoteTags(t)) != 0 {
+	if err != nil || r.Next != "1.2.3-staging.0" || len(f.remoteTags(t)) != 0 {
 		t.Fatalf("dry run: %+v, %v", r, err)
 	}
 	r, err = Reserve(ctx, f.opts, false)
-	if err != nil || r.Tag != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+	if err != nil || r.Tag != "1.2.3-staging.0" || f.remoteTags(t)["1.2.3-staging.0"] != f.sha {
 		t.Fatalf("reserve: %+v, %v", r, err)
 	}
 	// Again at the same commit: the same number, nothing new.
 	r, err = Reserve(ctx, f.opts, false)
-	if err != nil || r.Tag != "1.2.3-staging.1" || !r.Existing || len(f.remoteTags(t)) != 1 {
+	if err != nil || r.Tag != "1.2.3-staging.0" || !r.Existing || len(f.remoteTags(t)) != 1 {
 		t.Fatalf("reserve again: %+v, %v, tags %v", r, err, f.remoteTags(t))
 	}
 	git(t, f.work, "checkout", "-q", "--detach")

@@ -70,7 +70,7 @@ registry:
 	run(t, dir, "git", "commit", "-q", "-m", "pipeline")
 	t.Cleanup(func() {
 		localregistry.Stop(filepath.Join(dir, "build", "hoist", "registry"))
-		for _, r := range []string{"/app:0.3.0-staging.1", "/app:0.3.0-staging.2", "/busybox:1"} {
+		for _, r := range []string{"/app:0.3.0-staging.0", "/app:0.3.0-staging.1", "/busybox:1"} {
 			e.Remove(context.Background(), project+r)
 		}
 	})
@@ -83,7 +83,7 @@ registry:
 		t.Fatalf("not the local line:\n%s", out)
 	}
 	repo := fmt.Sprintf("127.0.0.1:%d/acme/tools/app", port)
-	staged, err := crane.Digest(repo+":0.3.0-staging.1", crane.Insecure)
+	staged, err := crane.Digest(repo+":0.3.0-staging.0", crane.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ registry:
 		t.Fatalf("the local line tagged the checkout's remote: %s", tags)
 	}
 	private := filepath.Join(dir, "build", "hoist", "reservations.git")
-	if tags := run(t, dir, "git", "ls-remote", "--tags", private); !strings.HasSuffix(tags, "refs/tags/0.3.0-staging.1") {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", private); !strings.HasSuffix(tags, "refs/tags/0.3.0-staging.0") {
 		t.Fatalf("reservation repository tags: %q", tags)
 	}
 
@@ -117,12 +117,12 @@ registry:
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"0.3.0-staging.1: reserved at this commit", "already promoted to 0.3.0: nothing written", "0 tags written", "go run mage.go registry:stop"} {
+	for _, want := range []string{"0.3.0-staging.0: reserved at this commit", "already promoted to 0.3.0: nothing written", "0 tags written", "go run mage.go registry:stop"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("second run does not say %q:\n%s", want, out)
 		}
 	}
-	if tags := run(t, dir, "git", "ls-remote", "--tags", private); strings.Contains(tags, "staging.2") {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", private); strings.Contains(tags, "staging.1") {
 		t.Fatalf("a re-run at the same commit reserved a new number: %s", tags)
 	}
 	// A new commit: the next staging number is built, tested and pushed (its
@@ -138,7 +138,7 @@ registry:
 	if !strings.Contains(out, "release: not promoted:") || !strings.Contains(out, "bump VERSION") {
 		t.Fatalf("third run does not say why it did not promote:\n%s", out)
 	}
-	if _, err := crane.Digest(repo+":0.3.0-staging.2", crane.Insecure); err != nil {
+	if _, err := crane.Digest(repo+":0.3.0-staging.1", crane.Insecure); err != nil {
 		t.Fatalf("second staging build not pushed: %v", err)
 	}
 	if d, _ := crane.Digest(repo+":0.3.0", crane.Insecure); d != staged {

@@ -120,16 +120,16 @@ func TestReserveTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	sha := run(t, dir, "git", "rev-parse", "HEAD")
-	if !strings.Contains(out, "reserved 0.3.0-staging.1 at "+sha) {
+	if !strings.Contains(out, "reserved 0.3.0-staging.0 at "+sha) {
 		t.Fatalf("output %q", out)
 	}
-	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.0" {
 		t.Fatalf("remote tags %q", tags)
 	}
-	if b, _ := os.ReadFile(output); string(b) != "version=0.3.0-staging.1\n" {
+	if b, _ := os.ReadFile(output); string(b) != "version=0.3.0-staging.0\n" {
 		t.Fatalf("GITHUB_OUTPUT = %q", b)
 	}
-	t.Setenv(envOverride, "0.3.0-staging.1")
+	t.Setenv(envOverride, "0.3.0-staging.0")
 	if err := Reserve(ctx); err != nil {
 		t.Fatalf("override at this commit: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestReleaseTargetDryRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Log("\n" + out)
-	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/8] Reserve: would write git tag 0.3.0-staging.1", "[3/8] Test\n", "[7/8] Push: would write image tags 0.3.0-staging.1 and staging on " + host + "/rel", "[8/8] GitHub prerelease skipped: release.github is not set"} {
+	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/8] Reserve: would write git tag 0.3.0-staging.0", "[3/8] Test\n", "[7/8] Push: would write image tags 0.3.0-staging.0 and staging on " + host + "/rel", "[8/8] GitHub prerelease skipped: release.github is not set"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
@@ -191,20 +191,20 @@ func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	withRegistry(t, dir)
 	t.Setenv(envRef, "refs/heads/staging")
 	t.Setenv(envVersion, "")
-	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.1") })
+	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.0") })
 	out, err := stdout(t, func() error { return Release(context.Background()) })
 	if err == nil || !strings.HasPrefix(err.Error(), "Test: ") {
 		t.Fatalf("err = %v\n%s", err, out)
 	}
 	sha := run(t, dir, "git", "rev-parse", "HEAD")
-	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.0" {
 		t.Fatalf("remote tags %q", tags)
 	}
 	l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 || img.Test == nil || img.Test.Passed {
+	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.0" || !ok || img.Ref != project+"/app:0.3.0-staging.0" || len(img.Pushed) != 0 || img.Test == nil || img.Test.Passed {
 		t.Fatalf("lock = %+v", l)
 	}
 }
