@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	"github.com/hoistci/hoist/pkg/gate"
+	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/images"
 	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/registry"
+	"github.com/hoistci/hoist/pkg/release"
 )
 
 // ErrNoRegistryInCI refuses a pushing stage in CI when no registry is
@@ -123,10 +125,21 @@ func (r *Run) DigestGate(ctx context.Context) error {
 	return err
 }
 
-// Promote copies the staging build staging (X.Y.Z-staging.N) of every
-// planned image to X.Y.Z and its floating tags by digest. An empty staging
-// picks the write-up's N: the minimum over images of each one's highest.
-func (r *Run) Promote(ctx context.Context, staging []string, dryRun bool) (*publish.PromotePlan, error) {
+// Promote copies the staging build of VERSION's X.Y.Z that every image has
+// (the write-up's N: the minimum over images of each one's highest) to
+// X.Y.Z and its floating tags by digest, once the staging tags are proven
+// to name the tested digests (release.Tested).
+func (r *Run) Promote(ctx context.Context) (*publish.PromotePlan, error) {
+	g := &gitref.Git{Dir: r.Cfg.Dir, Remote: r.Cfg.Release.Remote}
+	if r.Local() {
+		g.Remote = filepath.Join(r.BuildDir(), "reservations.git")
+	}
+	return r.promote(ctx, nil, func(ctx context.Context, staging string) (map[string]string, error) {
+		return release.Tested(ctx, g, r.LockPath, staging)
+	}, false)
+}
+
+func (r *Run) promote(ctx context.Context, staging []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
 	if r.Set.PR {
 		return nil, errors.New("promote: fork/pull-request mode never pushes")
 	}
@@ -138,7 +151,7 @@ func (r *Run) Promote(ctx context.Context, staging []string, dryRun bool) (*publ
 	if err != nil {
 		return nil, err
 	}
-	o := publish.PromoteOptions{From: from, To: r.Cfg.Registry.PromoteTo, Base: p.Version.Base(), Staging: staging, DryRun: r.Set.DryRun || dryRun, Parallel: r.Parallel(), LockPath: r.LockPath}
+	o := publish.PromoteOptions{From: from, To: r.Cfg.Registry.PromoteTo, Base: p.Version.Base(), Staging: staging, Tested: tested, DryRun: r.Set.DryRun || dryRun, Parallel: r.Parallel(), LockPath: r.LockPath}
 	for _, img := range p.Images {
 		o.Images = append(o.Images, img.Name)
 	}

@@ -104,8 +104,8 @@ func (r *Run) stages() release.Stages {
 		Scan:       r.Scan,
 		DigestGate: r.DigestGate,
 		Push:       r.Push,
-		Promote: func(ctx context.Context, cands []string, dryRun bool) (*publish.PromotePlan, error) {
-			return r.Promote(ctx, cands, dryRun)
+		Promote: func(ctx context.Context, cands []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
+			return r.promote(ctx, cands, tested, dryRun)
 		},
 		CheckRegistry: r.CheckRegistry,
 	}

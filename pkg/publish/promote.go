@@ -36,6 +36,12 @@ type PromoteOptions struct {
 	// the commit being released): the first every image has is promoted.
 	// Empty: the minimum over images of each one's highest N.
 	Staging []string
+	// Tested returns the digests the chosen staging build was tested and
+	// pushed with (image name -> manifest digest). Each image's staging tag
+	// must still name that digest, or nothing is promoted: a tag can be
+	// moved in the registry; what was tested cannot. Nil: no proof is
+	// asked for (tests of the copying itself).
+	Tested func(ctx context.Context, staging string) (map[string]string, error)
 	// DryRun plans and prints, and writes nothing.
 	DryRun bool
 	// LockPath, when set and the lock file exists, gets the promoted
@@ -221,7 +227,28 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		return nil, err
 	}
 
-	// 3. Plan the tags (and check X.Y.Z) without writing anything.
+	// 3. Copy only what was tested: the staging tags must name the digests
+	// recorded when the build was tested and pushed.
+	if o.Tested != nil {
+		want, err := o.Tested(ctx, plan.Staging)
+		if err != nil {
+			return nil, fmt.Errorf("promoting %s: %w", plan.Staging, err)
+		}
+		var bad []string
+		for _, it := range items {
+			switch w := want[it.step.Name]; {
+			case w == "":
+				bad = append(bad, fmt.Sprintf("%s: no tested digest is recorded for it", it.step.Name))
+			case w != it.desc.Digest.String():
+				bad = append(bad, fmt.Sprintf("%s: %s names %s, but the tested build is %s", it.step.Name, it.step.Source, it.desc.Digest, w))
+			}
+		}
+		if len(bad) > 0 {
+			return nil, fmt.Errorf("refusing to promote %s, nothing was written: %s: %w: find who moved the tag; push the staging line of this commit again", plan.Staging, strings.Join(bad, "; "), ErrNotTested)
+		}
+	}
+
+	// 4. Plan the tags (and check X.Y.Z) without writing anything.
 	var mu sync.Mutex
 	var conflicts []error
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
@@ -293,7 +320,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		return plan, nil
 	}
 
-	// 4. Another repository: the manifest (blobs mounted) and its referrers.
+	// 5. Another repository: the manifest (blobs mounted) and its referrers.
 	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
 		if it.step.SameRepo {
 			return nil
@@ -331,7 +358,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		return nil, err
 	}
 
-	// 5. Tags last: X.Y.Z everywhere first, then the floating ones.
+	// 6. Tags last: X.Y.Z everywhere first, then the floating ones.
 	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
 		targets[i] = it.target

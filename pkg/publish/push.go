@@ -30,6 +30,10 @@ import (
 	"github.com/hoistci/hoist/pkg/tags"
 )
 
+// ErrNotTested means a registry tag names a digest other than the one
+// tested: it was moved after the push.
+var ErrNotTested = errors.New("not the tested image")
+
 // ErrTagConflict means an immutable tag already names another digest.
 var ErrTagConflict = errors.New("immutable tag already points at another digest")
 

@@ -29,6 +29,9 @@ func (r *Run) steps() []flow.Step {
 			// Manifests by digest first, tags last; the digests go to
 			// $GITHUB_OUTPUT for later workflow steps.
 			r.pushStep("image tags " + r.Staging + " and staging"),
+			// What was pushed, kept beside the reservation where a moved
+			// registry tag cannot change it: main promotes only these digests.
+			r.recordStep(),
 			// The prerelease, with the digests pushed.
 			r.githubStep(r.Staging, r.Staging, true),
 		}
@@ -69,6 +72,7 @@ func (r *Run) steps() []flow.Step {
 			r.stage("DigestGate", r.o.Stages.DigestGate),
 			r.gateStep(),
 			r.pushStep("image tags " + r.Staging + " and staging"),
+			r.recordStep(),
 			r.promoteStep(),
 		}
 	}

@@ -37,8 +37,9 @@ type Stages struct {
 	DigestGate func(ctx context.Context) error
 	Push       func(ctx context.Context) (*publish.PushResult, error)
 	// Promote promotes the first of candidates (X.Y.Z-staging.N, highest
-	// first) that every image has; dryRun plans and writes nothing.
-	Promote func(ctx context.Context, candidates []string, dryRun bool) (*publish.PromotePlan, error)
+	// first) that every image has, refusing any image whose staging tag no
+	// longer names the digest tested says; dryRun plans and writes nothing.
+	Promote func(ctx context.Context, candidates []string, tested func(ctx context.Context, staging string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error)
 	// CheckRegistry proves the registry answers and accepts pushes with the
 	// run's credentials, and names it.
 	CheckRegistry func(ctx context.Context) (string, error)
@@ -296,7 +297,7 @@ func (r *Run) choosePromotion(ctx context.Context) error {
 		}
 		return fmt.Errorf("commit %s has no staging build of %s (%s): promote only a commit the staging line built and tested: merge staging into %s, or push this commit to %s first", short(r.Commit), r.Base, have, r.Decision.Branch, r.o.Branches.Staging)
 	}
-	plan, err := r.o.Stages.Promote(ctx, r.candidates, true)
+	plan, err := r.o.Stages.Promote(ctx, r.candidates, r.tested, true)
 	if err != nil {
 		return err
 	}
@@ -305,6 +306,12 @@ func (r *Run) choosePromotion(ctx context.Context) error {
 		r.Done = "already promoted: nothing to do"
 	}
 	return nil
+}
+
+// tested is the proof a promotion copies: the digests staging was tested
+// and pushed with.
+func (r *Run) tested(ctx context.Context, staging string) (map[string]string, error) {
+	return Tested(ctx, r.recorder(), r.o.LockPath, staging)
 }
 
 // tagAtHead reports whether the release tag X.Y.Z already points here.

@@ -49,6 +49,19 @@ type fixture struct {
 	registryErr     error
 	pushed          map[string]bool   // staging builds every image has in the registry
 	promoted        map[string]string // image -> staging build promoted to 1.2.3
+	moved           map[string]string // image -> the digest its staging tag was moved to
+}
+
+// staged stands for a staging build of commit sha that every image has in
+// the registry, with its record on the remote, as the staging line leaves it.
+func (f *fixture) staged(t *testing.T, tag, sha string) {
+	t.Helper()
+	git(t, f.work, "push", "-q", "origin", sha+":refs/tags/"+tag)
+	f.pushed[tag] = true
+	rec := fmt.Sprintf(`{"tag": %q, "commit": %q, "images": {"app": "sha256:%s", "worker": "sha256:%s"}}`, tag, sha, tag, tag)
+	if err := (&gitref.Git{Dir: f.work, Remote: "origin"}).PutRecord(context.Background(), tag, sha, []byte(rec)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -131,7 +144,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 		// Promote stands in for the registry: each image has the staging
 		// builds in f.pushed, and a promotion is remembered.
-		Promote: func(ctx context.Context, cands []string, dryRun bool) (*publish.PromotePlan, error) {
+		Promote: func(ctx context.Context, cands []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
 			if !dryRun {
 				f.ran = append(f.ran, "Promote")
 			}
@@ -144,6 +157,21 @@ func newFixture(t *testing.T) *fixture {
 			}
 			if chosen == "" {
 				return nil, fmt.Errorf("promoting: no image has %v", cands)
+			}
+			// As publish.Promote does: the registry's staging tags must name
+			// the tested digests.
+			want, err := tested(ctx, chosen)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range []string{"app", "worker"} {
+				got := "sha256:" + chosen
+				if m := f.moved[n]; m != "" {
+					got = m
+				}
+				if want[n] != got {
+					return nil, fmt.Errorf("refusing to promote %s: %s names %s, but the tested build is %s: %w", chosen, n, got, want[n], publish.ErrNotTested)
+				}
 			}
 			plan := &publish.PromotePlan{Base: "1.2.3", Staging: chosen}
 			for _, n := range []string{"app", "worker"} {
@@ -167,6 +195,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 	}
 	f.pushed = map[string]bool{}
+	f.moved = map[string]string{}
 	return f
 }
 
@@ -205,7 +234,7 @@ func TestStagingLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Decision.Line != flow.Staging || names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,GitHub prerelease" {
+	if p.Decision.Line != flow.Staging || names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,Record,GitHub prerelease" {
 		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
 	}
 	var out bytes.Buffer
@@ -356,8 +385,7 @@ func TestStagingOverride(t *testing.T) {
 
 func TestMainLine(t *testing.T) {
 	f := newFixture(t)
-	git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3-staging.1")
-	f.pushed["1.2.3-staging.1"] = true
+	f.staged(t, "1.2.3-staging.1", f.sha)
 	git(t, f.work, "checkout", "-q", "-b", "main")
 	ctx := context.Background()
 	p, err := Prepare(ctx, f.opts)
@@ -414,11 +442,10 @@ func TestMainLine(t *testing.T) {
 func TestMainPromotesOnlyTheBuildOfHead(t *testing.T) {
 	f := newFixture(t)
 	a := f.sha
-	git(t, f.work, "push", "-q", "origin", a+":refs/tags/1.2.3-staging.1")
+	f.staged(t, "1.2.3-staging.1", a)
 	commitFile(t, f, "README", "b\n")
 	b := git(t, f.work, "rev-parse", "HEAD")
-	git(t, f.work, "push", "-q", "origin", b+":refs/tags/1.2.3-staging.2")
-	f.pushed["1.2.3-staging.1"], f.pushed["1.2.3-staging.2"] = true, true
+	f.staged(t, "1.2.3-staging.2", b)
 	git(t, f.work, "checkout", "-q", "-b", "main", a)
 	ctx := context.Background()
 	p, err := Prepare(ctx, f.opts)
@@ -427,6 +454,17 @@ func TestMainPromotesOnlyTheBuildOfHead(t *testing.T) {
 	}
 	if p.Staging != "1.2.3-staging.1" {
 		t.Fatalf("main at A promotes %s", p.Staging)
+	}
+	// A staging tag moved in the registry after the push: nothing promoted.
+	f.moved["worker"] = "sha256:cuda"
+	if _, err := Prepare(ctx, f.opts); !errors.Is(err, publish.ErrNotTested) || !strings.Contains(err.Error(), "worker names sha256:cuda, but the tested build is sha256:1.2.3-staging.1") {
+		t.Fatalf("moved tag: %v", err)
+	}
+	delete(f.moved, "worker")
+	// No record of the build and no lock: no proof, nothing promoted.
+	git(t, f.work, "push", "-q", "origin", ":refs/hoist/builds/1.2.3-staging.1")
+	if _, err := Prepare(ctx, f.opts); err == nil || !strings.Contains(err.Error(), "no record of what 1.2.3-staging.1 pushed") {
+		t.Fatalf("no record: %v", err)
 	}
 	// main moved to a commit the staging line never built.
 	commitFile(t, f, "HOTFIX", "c\n")
@@ -629,7 +667,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[1/8] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
+	for _, want := range []string{"[1/9] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
 		}

@@ -106,7 +106,7 @@ func (r *Run) promoteStep() flow.Step {
 			if r.Decision.Line == flow.Local {
 				cands = []string{r.Staging}
 			}
-			plan, err := r.o.Stages.Promote(ctx, cands, false)
+			plan, err := r.o.Stages.Promote(ctx, cands, r.tested, false)
 			if r.Decision.Line == flow.Local && errors.Is(err, publish.ErrTagConflict) {
 				// A later commit on a developer's machine: X.Y.Z is out with
 				// other bytes and is never rewritten. The staging build is

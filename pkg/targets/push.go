@@ -55,7 +55,7 @@ func Promote(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	plan, err := r.Promote(ctx, nil, false)
+	plan, err := r.Promote(ctx)
 	if plan != nil {
 		if r.Set.DryRun {
 			fmt.Fprint(r.Out, "dry run, nothing written: ")

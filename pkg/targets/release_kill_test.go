@@ -239,7 +239,7 @@ registry:
 		}
 		return m[1] + m[2]
 	}
-	steps := []string{"Reserve", "Images", "Test", "Scan", "DigestGate", "Gate", "Push", "tags"}
+	steps := []string{"Reserve", "Images", "Test", "Scan", "DigestGate", "Gate", "Push", "tags", "Record"}
 	for i, at := range steps {
 		t.Run("staging/kill at "+at, func(t *testing.T) {
 			testenv.WriteFiles(t, dir, map[string]string{"svc/round": at + "\n"})
