@@ -118,7 +118,11 @@ func (r *Run) DigestGate(ctx context.Context) error {
 			return err
 		}
 	}
-	n, err := gate.Lock(ctx, r.LockPath, e, c)
+	prefix := ""
+	if c != nil {
+		_, prefix, _ = r.Registry(ctx)
+	}
+	n, err := gate.Lock(ctx, r.LockPath, e, c, prefix)
 	if err == nil {
 		r.logf("digest gate: %d checks passed: every image is the tested one", n)
 	}
