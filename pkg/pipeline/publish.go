@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/images"
 	"github.com/hoistci/hoist/pkg/localregistry"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/plan"
 	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/registry"
 	"github.com/hoistci/hoist/pkg/release"
@@ -74,14 +77,28 @@ func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun}
-	if r.Version != "" {
-		v, err := r.VersionOf()
-		if err != nil {
-			return nil, err
-		}
-		o.Version = v.SemVer
+	// The lock is a file: trust it only as far as it matches the plan made
+	// now from hoist.yaml, VERSION and HEAD, and the engine's images carry
+	// the plan's labels.
+	p, err := r.Plan(ctx)
+	if err != nil {
+		return nil, err
 	}
+	l, err := lock.Read(r.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := gate.AgainstPlan(p, l, r.LockPath, r.Set.Images); err != nil {
+		return nil, err
+	}
+	var pushing []string
+	for _, li := range l.Images {
+		pushing = append(pushing, li.Name)
+	}
+	if err := gate.EngineLabels(ctx, e, only(p, pushing)); err != nil {
+		return nil, err
+	}
+	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
 	return publish.Push(ctx, c, e, o)
 }
 
@@ -160,6 +177,18 @@ func (r *Run) promote(ctx context.Context, staging []string, tested func(context
 		o.Images = append(o.Images, img.Name)
 	}
 	return publish.Promote(ctx, c, o)
+}
+
+// only is p limited to the named images.
+func only(p *plan.Plan, names []string) *plan.Plan {
+	q := *p
+	q.Images = nil
+	for _, img := range p.Images {
+		if slices.Contains(names, img.Name) {
+			q.Images = append(q.Images, img)
+		}
+	}
+	return &q
 }
 
 // ImageNames are the planned images' names.

@@ -269,47 +269,46 @@ registry:
 		})
 	}
 
-	// main, fast-forwarded to the last staged commit: killed at each step
-	// and in the middle of the promotion's tag writes.
-	run(t, dir, "git", "checkout", "-q", "-b", "main")
-	head := run(t, dir, "git", "rev-parse", "HEAD")
-	staged := ""
-	for _, l := range strings.Split(run(t, dir, "git", "ls-remote", "--tags", bare), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == head && strings.HasPrefix(f[1], "refs/tags/0.3.0-staging.") {
-			staged = strings.TrimPrefix(f[1], "refs/tags/")
-		}
-	}
-	if staged == "" {
-		t.Fatal("no staging build at the last commit")
-	}
-	for _, at := range []string{"Promote", "tags", "Tag"} {
+	// main, fast-forwarded to a staged commit of a new version each time,
+	// killed at each step and in the middle of the promotion's tag writes.
+	for k, at := range []string{"Promote", "tags", "Tag"} {
 		t.Run("main/kill at "+at, func(t *testing.T) {
-			out, err := release(t, "refs/heads/main", at)
-			if err == nil {
+			v := fmt.Sprintf("0.%d.0", 4+k)
+			run(t, dir, "git", "checkout", "-q", "staging")
+			testenv.WriteFiles(t, dir, map[string]string{"VERSION": v + "\n", "docs/CHANGELOGS/" + v + ".md": "# " + v + "\n\n- more\n"})
+			run(t, dir, "git", "add", ".")
+			run(t, dir, "git", "commit", "-q", "-m", v)
+			if out, err := release(t, "refs/heads/staging", ""); err != nil {
+				t.Fatalf("staging %s: %v\n%s", v, err, out)
+			}
+			run(t, dir, "git", "checkout", "-q", "-B", "main")
+			head := run(t, dir, "git", "rev-parse", "HEAD")
+			staged := v + "-staging.0"
+			if out, err := release(t, "refs/heads/main", at); err == nil {
 				t.Fatalf("the killed run exited 0:\n%s", out)
 			}
-			out, err = release(t, "refs/heads/main", "")
+			out, err := release(t, "refs/heads/main", "")
 			if err != nil {
 				t.Fatalf("re-run after a kill at %s: %v\n%s", at, err, out)
 			}
 			for _, n := range axis {
 				repo := fmt.Sprintf("%s/acme/svc-%s", reg.Host, n)
 				want, _ := crane.Digest(repo+":"+staged, crane.Insecure)
-				for _, tag := range []string{"0.3.0", "0.3", "0", "latest"} {
+				for _, tag := range []string{v, fmt.Sprintf("0.%d", 4+k), "0", "latest"} {
 					if d, err := crane.Digest(repo+":"+tag, crane.Insecure); err != nil || d != want {
 						t.Fatalf("%s:%s = %s, %v; want %s's build %s", repo, tag, d, err, staged, want)
 					}
 				}
 			}
-			if at := tagAt(t, "0.3.0"); at != head {
-				t.Fatalf("0.3.0 at %s, HEAD is %s", at, head)
+			if at := tagAt(t, v); at != head {
+				t.Fatalf("%s at %s, HEAD is %s", v, at, head)
 			}
-			check(t, "0.3.0", head)
+			check(t, v, head)
+			// And once more: nothing to do.
+			out, err = release(t, "refs/heads/main", "")
+			if err != nil || !strings.Contains(out, "already promoted: nothing to do") {
+				t.Fatalf("main again: %v\n%s", err, out)
+			}
 		})
-	}
-	// And once more: nothing to do.
-	out, err := release(t, "refs/heads/main", "")
-	if err != nil || !strings.Contains(out, "already promoted: nothing to do") {
-		t.Fatalf("main again: %v\n%s", err, out)
 	}
 }
