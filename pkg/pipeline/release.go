@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -31,15 +33,46 @@ func (r *Run) Release(ctx context.Context) error {
 		r.logf("release: %s", n)
 	}
 	err = flow.Run(ctx, r.Out, p.Steps, r.Set.DryRun)
-	if !r.Set.DryRun {
-		for _, l := range p.Summary() {
-			r.logf("release: %s", l)
-		}
+	if r.Set.DryRun {
+		return err
 	}
-	if p.Decision.Line == flow.Local && !r.Set.DryRun {
-		r.logf("release: %s", r.localRegistryNote())
+	sum := p.Summary()
+	if p.Decision.Line == flow.Local {
+		sum = append(sum, r.localRegistryNote())
+	}
+	for _, l := range sum {
+		r.logf("release: %s", l)
+	}
+	if serr := r.stepSummary(p, sum, err); err == nil {
+		err = serr
 	}
 	return err
+}
+
+// stepSummary appends the run's summary to the CI job's summary file, when
+// there is one.
+func (r *Run) stepSummary(p *release.Plan, sum []string, runErr error) error {
+	if r.Set.StepSummary == "" {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Release: %s line, commit %.12s\n\n", p.Decision.Line, p.Commit)
+	if runErr != nil {
+		fmt.Fprintf(&b, "**Stopped:** %s\n\n", runErr)
+	}
+	b.WriteString("```\n" + strings.Join(sum, "\n") + "\n```\n")
+	f, err := os.OpenFile(r.Set.StepSummary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing the job summary: %w", err)
+	}
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the job summary: %w", err)
+	}
+	return nil
 }
 
 // Reserve reserves the staging version of HEAD (the Reserve target).
