@@ -198,3 +198,16 @@ func (c *Client) CheckPush(ctx context.Context) error {
 	}
 	return nil
 }
+
+// WebURL is the repository's page: github.com's for the public API, the
+// server's own for GitHub Enterprise (API at https://HOST/api/v3).
+func (c *Client) WebURL() string {
+	u := *c.base
+	switch {
+	case u.Host == "api.github.com":
+		u.Host, u.Path = "github.com", ""
+	default:
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
+	}
+	return strings.TrimSuffix(u.String(), "/") + "/" + c.repo
+}

@@ -412,7 +412,7 @@ func TestMainLine(t *testing.T) {
 		t.Fatalf("tag 1.2.3 not at %s: %v; promoted %v", f.sha, f.remoteTags(t), f.promoted)
 	}
 	rel := f.gh.Releases()["1.2.3"]
-	if rel.Prerelease || !strings.Contains(rel.Body, "Reservation of staging versions") {
+	if rel.Prerelease || !strings.Contains(rel.Body, "Reservation of staging versions") || !strings.Contains(rel.Body, "## Commits in this first release\n\n- 1.2.3 (") || !strings.Contains(rel.Body, "## Contributors") {
 		t.Fatalf("release = %+v", rel)
 	}
 	// Running main again writes nothing, and says so with the digests.
@@ -714,7 +714,12 @@ func TestNotesGolden(t *testing.T) {
 		}},
 		{Name: "not-pushed"},
 	}
-	got := Notes("## Added\n\n- Reservation of staging versions\n", "1.2.3", Refs(imgs, "1.2.3"))
+	hist := &History{Previous: "1.2.2", Current: "1.2.3", Compare: "https://github.com/acme/widgets", Commits: []gitref.Commit{
+		{SHA: strings.Repeat("1", 40), Author: "Ada", Subject: "Reserve staging versions"},
+		{SHA: strings.Repeat("2", 40), Author: "Grace", Subject: "Fix the gate"},
+		{SHA: strings.Repeat("3", 40), Author: "Ada", Subject: "Docs"},
+	}}
+	got := Notes("## Added\n\n- Reservation of staging versions\n", "1.2.3", Refs(imgs, "1.2.3"), hist)
 	golden := filepath.Join("testdata", "notes.golden.md")
 	if *update {
 		os.MkdirAll("testdata", 0o755)
@@ -727,7 +732,7 @@ func TestNotesGolden(t *testing.T) {
 	if got != string(want) {
 		t.Fatalf("notes differ from %s (go test -update rewrites it):\n%s", golden, got)
 	}
-	if empty := Notes("", "0.1.0", nil); !strings.Contains(empty, "No release notes were written for 0.1.0") || !strings.Contains(empty, "No image references were recorded") {
+	if empty := Notes("", "0.1.0", nil, nil); !strings.Contains(empty, "No release notes were written for 0.1.0") || !strings.Contains(empty, "No image references were recorded") {
 		t.Fatalf("empty notes: %q", empty)
 	}
 }

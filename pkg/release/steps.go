@@ -181,7 +181,7 @@ func (r *Run) githubStep(tag, version string, pre bool) flow.Step {
 			if len(refs) == 0 && r.Decision.Line != flow.Main {
 				return fmt.Errorf("no image in %s was pushed as %s: the Push stage records what it pushed; run it before publishing", r.o.LockPath, version)
 			}
-			pub, err := Publish(ctx, r.o.GitHub, GitHubRelease{Tag: tag, Commit: r.Commit, Name: tag, Body: Notes(r.notes, version, refs), Prerelease: pre})
+			pub, err := Publish(ctx, r.o.GitHub, GitHubRelease{Tag: tag, Commit: r.Commit, Name: tag, Body: Notes(r.notes, version, refs, r.history(ctx, tag)), Prerelease: pre})
 			if err != nil {
 				return err
 			}
