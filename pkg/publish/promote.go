@@ -277,7 +277,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 			return err
 		case d.Digest != it.desc.Digest:
 			mu.Lock()
-			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, but %s is %s: %w; a release is never rewritten: bump VERSION to release again", it.step.Name, it.dst.Tag(o.Base), d.Digest, it.step.Source, it.desc.Digest, ErrTagConflict))
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, but %s is %s", it.step.Name, it.dst.Tag(o.Base), d.Digest, it.step.Source, it.desc.Digest))
 			mu.Unlock()
 		}
 		return nil
@@ -288,7 +288,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		plan.Steps = append(plan.Steps, *it.step)
 	}
 	if len(conflicts) > 0 {
-		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w", plan.Staging, errors.Join(conflicts...))
+		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w: a release is never rewritten: bump VERSION to release again", plan.Staging, conflictSummary(conflicts, len(items)))
 	}
 	if o.DryRun {
 		// Which planned tags already name the digest: a promotion with none
