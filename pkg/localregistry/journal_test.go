@@ -58,7 +58,9 @@ func TestJournalReplaysEveryKindOfWrite(t *testing.T) {
 	dir := t.TempDir()
 	j, h := journalled(t, dir)
 	img := string(types.OCIManifestSchema1)
-	m := func(s string) []byte { return []byte(`{"schemaVersion":2,"mediaType":"` + img + `","config":{"digest":"sha256:` + s + `"}}`) }
+	m := func(s string) []byte {
+		return []byte(`{"schemaVersion":2,"mediaType":"` + img + `","config":{"digest":"sha256:` + s + `"}}`)
+	}
 	m1, m2, m3, m4 := m("1"), m("2"), m("3"), m("4")
 	idx := []byte(`{"schemaVersion":2,"mediaType":"` + string(types.OCIImageIndex) + `","manifests":[{"mediaType":"` + img + `","digest":"` + digestOf(m1) + `","size":1}]}`)
 	steps := []struct {
