@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,20 +161,14 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	}
 }
 
-// With no registry configured, Push starts the local one (data under the
-// build folder) and Promote uses it: the main job runs on a fresh machine.
+// With no registry configured, Push starts the checkout's own local
+// registry (data under the build folder, port recorded there) and Promote
+// reuses it: the main job runs on a machine with only Go and an engine.
+// registry:status and registry:stop report and end it.
 func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
-	if _, err := os.Stat(localregistry.Binary); err != nil {
-		testenv.Need(t, "needs Debian's docker-registry")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := project(t, "  local_port: "+strconv.Itoa(port)+"\n")
-	t.Cleanup(func() { localregistry.Stop(filepath.Join(dir, "build", "registry")) })
+	dir := project(t, "")
+	regDir := filepath.Join(dir, "build", "registry")
+	t.Cleanup(func() { localregistry.Stop(context.Background(), regDir) })
 	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
 	t.Setenv("HOIST_PR", "")
 	t.Setenv("GITHUB_EVENT_NAME", "")
@@ -185,6 +177,7 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t.Setenv("HOIST_VERSION", "2.3.4-staging.0")
+	var err error
 	capture(t, func() { err = Push(ctx) })
 	if err != nil {
 		t.Fatal(err)
@@ -194,14 +187,19 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "build", "registry", "data", "docker")); err != nil {
+	if _, err := os.Stat(filepath.Join(regDir, "data", "blobs")); err != nil {
 		t.Fatalf("no registry data under the build folder: %v", err)
 	}
+	port, err := os.ReadFile(filepath.Join(regDir, "port"))
+	if err != nil {
+		t.Fatalf("no port recorded: %v", err)
+	}
+	host := "127.0.0.1:" + strings.TrimSpace(string(port))
 	l2, err := lock.Read(filepath.Join(dir, "build", "lock.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "127.0.0.1:" + strconv.Itoa(port) + "/hoisttest/app:2.3.4-staging.0"
+	want := host + "/hoisttest/app:2.3.4-staging.0"
 	found := false
 	for _, p := range l2.Images[0].Pushed {
 		found = found || p.Ref == want
@@ -209,7 +207,7 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	if !found {
 		t.Fatalf("lock records %+v, want %s", l2.Images[0].Pushed, want)
 	}
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/v2/hoisttest/app/tags/list")
+	resp, err := http.Get("http://" + host + "/v2/hoisttest/app/tags/list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +217,32 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 		if !strings.Contains(string(body), `"`+tag+`"`) {
 			t.Errorf("local registry tags %s lack %s", body, tag)
 		}
+	}
+
+	s, err := newSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if note := s.localRegistryNote(ctx); !strings.Contains(note, "still running at "+host) || !strings.Contains(note, "registry:stop") {
+		t.Errorf("summary note %q", note)
+	}
+	for _, step := range []struct {
+		name   string
+		target func(context.Context) error
+		want   string
+	}{
+		{name: "status", target: Registry{}.Status, want: "local registry running at " + host},
+		{name: "stop", target: Registry{}.Stop, want: "local registry stopped"},
+		{name: "stop again", target: Registry{}.Stop, want: "local registry was not running"},
+		{name: "status after stop", target: Registry{}.Status, want: "local registry not running"},
+	} {
+		out := capture(t, func() { err = step.target(ctx) })
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("%s: %v\n%s\nwant %q", step.name, err, out, step.want)
+		}
+	}
+	if note := s.localRegistryNote(ctx); note != "" {
+		t.Errorf("summary note after stop: %q", note)
 	}
 }
 
