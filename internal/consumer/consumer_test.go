@@ -72,6 +72,8 @@ func Hello() { fmt.Println("hello") }
 			t.Errorf("mage -l in the consumer does not list %q:\n%s", want, out)
 		}
 	}
+	// The local registry's program builds where a consumer's Push runs.
+	run("build", "-o", os.DevNull, "github.com/hoistci/hoist/pkg/localregistry/cmd/hoist-registry")
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if n := strings.Count(string(mod), "replace"); n != 1 {
 		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)
