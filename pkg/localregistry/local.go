@@ -166,11 +166,22 @@ func stop(ctx context.Context, dir string) (bool, error) {
 			return false, fmt.Errorf("stopping the local registry (pid %d): %w", pid, err)
 		}
 		gone, err := waitUnlocked(ctx, lockPath, 10*time.Second)
+		if gone {
+			reap(pid)
+		}
 		if err != nil || gone {
 			return gone, err
 		}
 	}
 	return false, fmt.Errorf("stopping the local registry: pid %d still holds %s after SIGKILL", pid, lockPath)
+}
+
+// reap collects the exit status of pid, an exiting registry, when this
+// process started it (a test, or a run that moved its registry); for any
+// other process it does nothing.
+func reap(pid int) {
+	var ws syscall.WaitStatus
+	_, _ = syscall.Wait4(pid, &ws, 0, nil)
 }
 
 // registryDir is dir made absolute with symbolic links resolved, so one

@@ -318,6 +318,7 @@ func TestKilledRegistryIsRestarted(t *testing.T) {
 	if gone, err := waitUnlocked(ctx, filepath.Join(dir, serverLock), time.Minute); err != nil || !gone {
 		t.Fatalf("pid %d still holds its lock after SIGKILL: %v", s.PID, err)
 	}
+	reap(s.PID)
 	s2 := ensure(t, Options{Dir: dir})
 	if s2.PID == s.PID || s2.Host != s.Host {
 		t.Fatalf("after the kill: %+v, want a new process at %s", s2, s.Host)
@@ -420,4 +421,34 @@ func TestProgramIsReusedUntilHoistChanges(t *testing.T) {
 	if want := "hoist-registry-" + programKey(); filepath.Base(built) != want {
 		t.Fatalf("program %s, want %s", filepath.Base(built), want)
 	}
+}
+
+// A port asked for after the registry started elsewhere (registry.local_port
+// set later): the running one is ended and started there, with its data.
+func TestPinnedPortMovesTheRegistry(t *testing.T) {
+	dir := checkout(t)
+	s := ensure(t, Options{Dir: dir})
+	d := push(t, s.Host, "acme/app", "1")
+	free := httptest.NewServer(http.NotFoundHandler())
+	port, _ := strconv.Atoi(free.URL[strings.LastIndex(free.URL, ":")+1:])
+	free.Close() // a port nothing listens on now
+	moved := ensure(t, Options{Dir: dir, Port: port})
+	if moved.Host != host(port) || moved.PID == s.PID {
+		t.Fatalf("after pinning %d: %+v (was %+v)", port, moved, s)
+	}
+	if _, err := probe(testCtx(t), mustPort(t, s.Host)); !errors.Is(err, errNothing) {
+		t.Fatalf("the registry still answers on its old address %s: %v", s.Host, err)
+	}
+	if got, _ := mustGet(t, moved.Host+"/acme/app:1").Digest(); got != d {
+		t.Fatalf("acme/app:1 is %s after the move, want %s", got, d)
+	}
+}
+
+func mustPort(t *testing.T, h string) int {
+	t.Helper()
+	p, err := strconv.Atoi(strings.TrimPrefix(h, "127.0.0.1:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
