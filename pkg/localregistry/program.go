@@ -21,11 +21,12 @@ import (
 // this very run uses; in another module that imports Hoist the same works.
 const programPackage = "github.com/hoistci/hoist/pkg/localregistry/cmd/hoist-registry"
 
-// programSource is what the program is made of here, so a changed Hoist
-// (a new version, or an edit in Hoist's own checkout) builds a new program
-// and an unchanged one reuses the last.
+// programSource is this package and the command, what the program is made
+// of besides its dependencies, so a changed Hoist (a new version, or an
+// edit in Hoist's own checkout) builds a new program and an unchanged one
+// reuses the last.
 //
-//go:embed serve.go journal.go cmd/hoist-registry/main.go
+//go:embed *.go cmd/hoist-registry/*.go
 var programSource embed.FS
 
 // programKey names one build of the program.

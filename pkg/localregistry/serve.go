@@ -66,14 +66,14 @@ var ErrPortBusy = errors.New("port already in use")
 // journalled under Dir/data, so a registry started again on the same folder
 // serves everything pushed before. One process serves a folder at a time.
 func Serve(ctx context.Context, o ServeOptions) error {
-	dir, err := filepath.Abs(o.Dir)
+	if err := os.MkdirAll(filepath.Join(o.Dir, dataDir, "blobs"), 0o755); err != nil {
+		return fmt.Errorf("serving the local registry: %w", err)
+	}
+	dir, err := registryDir(o.Dir, false) // the name Ensure compares
 	if err != nil {
 		return fmt.Errorf("serving the local registry: %w", err)
 	}
 	data := filepath.Join(dir, dataDir)
-	if err := os.MkdirAll(filepath.Join(data, "blobs"), 0o755); err != nil {
-		return fmt.Errorf("serving the local registry: %w", err)
-	}
 	held, err := tryLock(filepath.Join(dir, serverLock))
 	if err != nil {
 		return fmt.Errorf("serving the local registry: %w", err)
@@ -121,8 +121,10 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	port := l.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(logw, "serving %s on 127.0.0.1:%d (pid %d)\n", dir, port, os.Getpid())
 	if o.Ready != nil {
-		o.Ready(l.Addr().(*net.TCPAddr).Port)
+		o.Ready(port)
 	}
 	select {
 	case err := <-errc:
