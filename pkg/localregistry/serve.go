@@ -107,7 +107,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("serving the local registry: %w", err)
 	}
-	defer j.Close()
+	defer func() { _ = j.Close() }()
 
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(o.Port))
 	if err != nil {
@@ -134,7 +134,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(sctx) // lets a manifest write in flight reach the journal
-	<-errc
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
 	return err
 }
 
