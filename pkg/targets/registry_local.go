@@ -14,7 +14,7 @@ import (
 // and Promote start when no registry is configured.
 type Registry mg.Namespace
 
-// Stop stops this checkout's local registry; its data stays in the build folder for the next start.
+// Stop stops this checkout's local registry; its data stays for the next start.
 func (Registry) Stop(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -32,7 +32,7 @@ func (Registry) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Status says whether this checkout's local registry runs, where, and where its data is.
+// Status says whether this checkout's local registry runs, where, and its data folder.
 func (Registry) Status(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -42,6 +42,7 @@ func (Registry) Status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st.Dir = s.rel(st.Dir)
 	fmt.Fprintln(s.out, "hoist: "+st.String())
 	return nil
 }
