@@ -89,6 +89,8 @@ func Hello() { fmt.Println("hello") }
 			t.Errorf("concurrent run: %s", e)
 		}
 	}
+	// The local registry's program builds where a consumer's Push runs.
+	run("build", "-o", os.DevNull, "github.com/hoistci/hoist/pkg/localregistry/cmd/hoist-registry")
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if n := strings.Count(string(mod), "replace"); n != 1 {
 		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)

@@ -37,8 +37,8 @@ func (r *Run) Release(ctx context.Context) error {
 		return err
 	}
 	sum := p.Summary()
-	if p.Decision.Line == flow.Local {
-		sum = append(sum, r.localRegistryNote())
+	if note := r.localRegistryNote(ctx); note != "" {
+		sum = append(sum, note)
 	}
 	for _, l := range sum {
 		r.logf("release: %s", l)
@@ -183,10 +183,4 @@ func (r *Run) CheckRegistry(ctx context.Context) (string, error) {
 		}
 	}
 	return prefix, nil
-}
-
-// localRegistryNote says the local registry is still running and how to
-// stop it.
-func (r *Run) localRegistryNote() string {
-	return fmt.Sprintf("this checkout's local registry keeps running (data in %s); stop it with: go run mage.go registry:stop", r.Rel(filepath.Join(r.BuildDir(), "registry")))
 }

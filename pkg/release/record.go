@@ -71,9 +71,9 @@ func Tested(ctx context.Context, g *gitref.Git, lockPath, staging string) (map[s
 		}
 		return rec.Images, nil
 	}
-	if !errors.Is(err, gitref.ErrNoRecord) {
-		return nil, err
-	}
+	// No record (or no remote to hold one): the lock of the machine that
+	// pushed it is the other proof.
+	recErr := err
 	l, lerr := lock.Read(lockPath)
 	if lerr == nil && l.Version == staging {
 		out := map[string]string{}
@@ -88,5 +88,9 @@ func Tested(ctx context.Context, g *gitref.Git, lockPath, staging string) (map[s
 			return out, nil
 		}
 	}
-	return nil, fmt.Errorf("no record of what %s pushed (refs/hoist/builds/%s on %s) and no lock file of it here: a promotion copies only digests proven tested: run the staging line of its commit again, which records them", staging, staging, g)
+	why := "there is none"
+	if !errors.Is(recErr, gitref.ErrNoRecord) {
+		why = recErr.Error()
+	}
+	return nil, fmt.Errorf("no record of what %s pushed (refs/hoist/builds/%s: %s) and no lock file of it here: a promotion copies only digests proven tested: run the staging line of its commit again, which records them", staging, staging, why)
 }

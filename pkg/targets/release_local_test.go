@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,9 +24,6 @@ import (
 func TestReleaseLocalLine(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
-	if _, err := os.Stat(localregistry.Binary); err != nil {
-		testenv.Need(t, "needs Debian's docker-registry")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	dir, remote := releaseRepo(t)
@@ -69,7 +65,7 @@ registry:
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "pipeline")
 	t.Cleanup(func() {
-		localregistry.Stop(filepath.Join(dir, "build", "hoist", "registry"))
+		localregistry.Stop(context.Background(), filepath.Join(dir, "build", "hoist", "registry"))
 		for _, r := range []string{"/app:0.3.0-staging.0", "/app:0.3.0-staging.1", "/busybox:1"} {
 			e.Remove(context.Background(), project+r)
 		}
