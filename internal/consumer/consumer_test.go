@@ -31,7 +31,7 @@ func TestOutsideModuleImportsTargets(t *testing.T) {
 	}
 	dir := t.TempDir()
 	files := map[string]string{
-		"go.mod": "module example.com/consumer\n\ngo 1.26\n\nrequire github.com/hoistci/hoist v0.0.0\n\nreplace github.com/hoistci/hoist => " + root + "\n",
+		"go.mod":  "module example.com/consumer\n\ngo 1.26\n\nrequire github.com/hoistci/hoist v0.0.0\n\nreplace github.com/hoistci/hoist => " + root + "\n",
 		"mage.go": string(zeroInstall),
 		"magefiles/magefile.go": `//go:build mage
 
