@@ -2,17 +2,21 @@ package targets
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/hoistci/hoist/internal/faultproxy"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -281,4 +285,40 @@ func TestReleasePreflightFindsARefusingRegistry(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "build", "hoist", "lock.json")); err == nil {
 		t.Fatal("something was built")
 	}
+}
+
+// TestReleasePreflightCost: the preflight's registry check is a fixed
+// handful of requests whatever the number of images: the ping, one blob
+// upload opened and one cancelled.
+func TestReleasePreflightCost(t *testing.T) {
+	dir, _ := releaseRepo(t)
+	reg := regtest.Distribution(t, "", "")
+	var mu sync.Mutex
+	var seen []string
+	proxy := faultproxy.New(reg.Host, func(n int, r *http.Request) faultproxy.Fault {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		return faultproxy.Fault{}
+	})
+	t.Cleanup(proxy.Close)
+	cfg := filepath.Join(dir, "hoist.yaml")
+	var imgs strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&imgs, "  - {name: app%d, dockerfile: Dockerfile}\n", i)
+	}
+	os.WriteFile(cfg, []byte("project: rel\nimages:\n"+imgs.String()+"registry: {host: "+proxy.Host+", repository: rel}\n"), 0o644)
+	run(t, dir, "git", "commit", "-q", "-am", "twelve images")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv(envRef, "refs/heads/staging")
+	t.Setenv(envDryRun, "1")
+	if out, err := stdout(t, func() error { return Release(context.Background()) }); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) > 3 {
+		t.Fatalf("the preflight sent %d requests to the registry for 12 images, want at most 3: %v", len(seen), seen)
+	}
+	t.Logf("preflight requests: %v", seen)
 }
