@@ -89,7 +89,7 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 		return results, fmt.Errorf("container tests: %w", ctx.Err())
 	}
 	if o.LockPath != "" {
-		if err := record(o.LockPath, results); err != nil {
+		if err := record(ctx, o.LockPath, results); err != nil {
 			return results, err
 		}
 	}
@@ -206,8 +206,8 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 }
 
 // record stores each result on its image in the lock file.
-func record(path string, results []Result) error {
-	return lock.Update(path, func(l *lock.Lock) error {
+func record(ctx context.Context, path string, results []Result) error {
+	return lock.UpdateContext(ctx, path, func(l *lock.Lock) error {
 		for _, r := range results {
 			img, ok := l.Find(r.Name)
 			if !ok {

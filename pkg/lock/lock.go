@@ -8,6 +8,7 @@
 package lock
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,14 +133,21 @@ func Read(path string) (*Lock, error) {
 	return &l, nil
 }
 
-// Update reads the lock at path (an empty one if missing), lets fn change it
-// and writes it back atomically, holding an exclusive file lock throughout.
-// When fn fails nothing is written.
+// Update is UpdateContext for callers that have no context: it waits for
+// the file lock for as long as another run holds it.
 func Update(path string, fn func(*Lock) error) error {
+	return UpdateContext(context.Background(), path, fn)
+}
+
+// UpdateContext reads the lock at path (an empty one if missing), lets fn
+// change it and writes it back atomically, holding an exclusive file lock
+// throughout. Waiting for that lock ends when ctx does (mage -t, Ctrl-C),
+// with nothing read or written. When fn fails nothing is written.
+func UpdateContext(ctx context.Context, path string, fn func(*Lock) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	unlock, err := flock(path + ".lck")
+	unlock, err := flock(ctx, path+".lck")
 	if err != nil {
 		return err
 	}
@@ -194,14 +202,37 @@ func WriteFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-func flock(path string) (func(), error) {
+// busy, when set (tests), is called each time flock finds the lock held.
+var busy func(path string)
+
+// flock takes an exclusive advisory lock on path. The kernel's blocking
+// wait cannot be interrupted by a context, so it tries without blocking and
+// waits between tries (1ms, doubling to 50ms) until ctx ends.
+func flock(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if busy != nil {
+			busy(path)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, fmt.Errorf("waiting for %s, held by another Hoist run: %w", path, ctx.Err())
+		case <-t.C:
+		}
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) // closing releases it anyway

@@ -185,7 +185,7 @@ func (s *session) clusterStage(ctx context.Context, e *engine.Engine, p *plan.Pl
 	if err == nil {
 		fmt.Fprintf(s.out, "hoist: in-cluster tests passed (%d images)\n", len(res.Images))
 	}
-	if rerr := lock.Update(s.lockPath, func(l *lock.Lock) error {
+	if rerr := lock.UpdateContext(ctx, s.lockPath, func(l *lock.Lock) error {
 		for _, n := range res.Images {
 			if img, ok := l.Find(n); ok {
 				t := rec
