@@ -147,7 +147,7 @@ func UpdateContext(ctx context.Context, path string, fn func(*Lock) error) error
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	unlock, err := flock(ctx, path+".lck")
+	unlock, err := Acquire(ctx, path+".lck")
 	if err != nil {
 		return err
 	}
@@ -202,13 +202,15 @@ func WriteFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// busy, when set (tests), is called each time flock finds the lock held.
+// busy, when set (tests), is called each time Acquire finds the lock held.
 var busy func(path string)
 
-// flock takes an exclusive advisory lock on path. The kernel's blocking
-// wait cannot be interrupted by a context, so it tries without blocking and
-// waits between tries (1ms, doubling to 50ms) until ctx ends.
-func flock(ctx context.Context, path string) (func(), error) {
+// Acquire takes an exclusive advisory lock on the file at path (created
+// when missing) and returns its release. While another process holds it,
+// Acquire waits until ctx ends. The kernel's blocking wait cannot be
+// interrupted by a context, so it tries without blocking and waits between
+// tries (1ms, doubling to 50ms).
+func Acquire(ctx context.Context, path string) (release func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
@@ -230,7 +232,7 @@ func flock(ctx context.Context, path string) (func(), error) {
 		case <-ctx.Done():
 			t.Stop()
 			f.Close()
-			return nil, fmt.Errorf("waiting for %s, held by another Hoist run: %w", path, ctx.Err())
+			return nil, fmt.Errorf("waiting for %s, held by another process: %w", path, ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -63,7 +63,7 @@ func TestUpdateContextStopsWaiting(t *testing.T) {
 	go func() { <-waiting; cancel() }()
 	called := false
 	err := UpdateContext(ctx, path, func(l *Lock) error { called = true; return nil })
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "held by another Hoist run") || called {
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "held by another process") || called {
 		t.Fatalf("err = %v, fn called %v; want a cancelled wait that names the lock", err, called)
 	}
 	close(release)
