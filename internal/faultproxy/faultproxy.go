@@ -21,6 +21,9 @@ type Fault struct {
 	Body   string        // with Status: the answer's JSON (default: an UNAVAILABLE error)
 	Reset  bool          // drop the connection (TCP reset) without answering
 	Delay  time.Duration // wait this long, then forward
+	// Hold, when set, keeps the request waiting until the channel is
+	// closed (e.g. while the test kills the client), then drops it.
+	Hold <-chan struct{}
 }
 
 // Rule chooses the fault for the n-th request (from 1); the zero Fault
@@ -54,6 +57,13 @@ func New(host string, rule Rule) *Proxy {
 			p.faults++
 		}
 		p.mu.Unlock()
+		if f.Hold != nil {
+			select {
+			case <-f.Hold:
+			case <-r.Context().Done():
+			}
+			f.Reset = true
+		}
 		switch {
 		case f.Reset:
 			hj, ok := w.(http.Hijacker)

@@ -206,41 +206,6 @@ func Check(ctx context.Context, r Reserver, tag, sha string) (exists bool, err e
 	return ok, nil
 }
 
-// StagingAt returns the highest staging tag on the remote that points at
-// sha, for base when base is not nil. Promote uses it to find the staging
-// build of the commit main now points at.
-func StagingAt(ctx context.Context, r Reserver, base *semver.Version, sha string) (string, bool, error) {
-	prefix := ""
-	if base != nil {
-		prefix = version.Base(base).String() + "-" + Channel + "."
-	}
-	tags, err := r.Tags(ctx, prefix)
-	if err != nil {
-		return "", false, fmt.Errorf("listing tags on %s: %w", r, err)
-	}
-	type cand struct {
-		tag string
-		v   *semver.Version
-	}
-	var cs []cand
-	for _, t := range tags {
-		if _, _, ok := ParseStaging(t); ok {
-			cs = append(cs, cand{t, semver.MustParse(t)})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].v.GreaterThan(cs[j].v) })
-	for _, c := range cs {
-		at, ok, err := r.Tag(ctx, c.tag)
-		if err != nil {
-			return "", false, fmt.Errorf("reading tag %s on %s: %w", c.tag, r, err)
-		}
-		if ok && at == sha {
-			return c.tag, true, nil
-		}
-	}
-	return "", false, nil
-}
-
 // ExistsError is ErrExists with where the tag points, when known.
 type ExistsError struct {
 	Tag string
@@ -280,4 +245,38 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// Build is one staging build reserved on the remote.
+type Build struct {
+	Tag string // X.Y.Z-staging.N
+	N   uint64
+	SHA string // the commit the reservation tag points at
+}
+
+// StagingBuilds lists base's staging reservations on the remote with the
+// commits they point at, highest N first.
+func StagingBuilds(ctx context.Context, r Reserver, base *semver.Version) ([]Build, error) {
+	base = version.Base(base)
+	prefix := base.String() + "-" + Channel + "."
+	tags, err := r.Tags(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s tags on %s: %w", prefix+"*", r, err)
+	}
+	var out []Build
+	for _, t := range tags {
+		b, n, ok := ParseStaging(t)
+		if !ok || !b.Equal(base) {
+			continue
+		}
+		sha, ok, err := r.Tag(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("reading tag %s on %s: %w", t, r, err)
+		}
+		if ok {
+			out = append(out, Build{Tag: t, N: n, SHA: sha})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N })
+	return out, nil
 }

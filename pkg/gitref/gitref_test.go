@@ -291,9 +291,10 @@ func TestReserveHintAndStaleHint(t *testing.T) {
 			if err != nil || res.Tag != "1.2.3-staging.6" || res.Attempts != 1 {
 				t.Fatalf("with the hint: %+v, %v; want 1.2.3-staging.6 first time", res, err)
 			}
-			tag, ok, err := StagingAt(ctx, b.r, v123, b.sha)
-			if err != nil || !ok || tag != "1.2.3-staging.6" {
-				t.Fatalf("StagingAt = %s, %v, %v", tag, ok, err)
+			// The builds with their commits, highest first, on both backends.
+			builds, err := StagingBuilds(ctx, b.r, v123)
+			if err != nil || len(builds) != 7 || builds[0].Tag != "1.2.3-staging.6" || builds[0].SHA != b.sha || builds[1].N != 5 || builds[6].N != 0 || builds[6].SHA != b.other {
+				t.Fatalf("StagingBuilds = %+v, %v", builds, err)
 			}
 		})
 	}
