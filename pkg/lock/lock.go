@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 )
 
@@ -133,6 +132,10 @@ func Read(path string) (*Lock, error) {
 	return &l, nil
 }
 
+// waitingHook, when set (tests), is what UpdateContext's Acquire calls on
+// finding the lock held.
+var waitingHook func()
+
 // Update is UpdateContext for callers that have no context: it waits for
 // the file lock for as long as another run holds it.
 func Update(path string, fn func(*Lock) error) error {
@@ -147,11 +150,11 @@ func UpdateContext(ctx context.Context, path string, fn func(*Lock) error) error
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	unlock, err := Acquire(ctx, path+".lck")
+	fl, err := Acquire(ctx, path+".lck", waitingHook)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer fl.Release()
 	l, err := Read(path)
 	if errors.Is(err, ErrNoLock) {
 		l = &Lock{Schema: SchemaVersion}
@@ -200,44 +203,4 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, werr)
 	}
 	return nil
-}
-
-// busy, when set (tests), is called each time Acquire finds the lock held.
-var busy func(path string)
-
-// Acquire takes an exclusive advisory lock on the file at path (created
-// when missing) and returns its release. While another process holds it,
-// Acquire waits until ctx ends. The kernel's blocking wait cannot be
-// interrupted by a context, so it tries without blocking and waits between
-// tries (1ms, doubling to 50ms).
-func Acquire(ctx context.Context, path string) (release func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if busy != nil {
-			busy(path)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s, held by another process: %w", path, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) // closing releases it anyway
-		f.Close()
-	}, nil
 }

@@ -56,9 +56,8 @@ func TestUpdateContextStopsWaiting(t *testing.T) {
 	}()
 	<-held
 	waiting := make(chan struct{})
-	var once sync.Once
-	busy = func(string) { once.Do(func() { close(waiting) }) }
-	t.Cleanup(func() { busy = nil })
+	waitingHook = func() { close(waiting) }
+	t.Cleanup(func() { waitingHook = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-waiting; cancel() }()
 	called := false
@@ -118,4 +117,27 @@ func TestReadErrors(t *testing.T) {
 	if _, err := Read(old); err == nil || !strings.Contains(err.Error(), "lock schema 99") {
 		t.Fatalf("schema: err = %v", err)
 	}
+}
+
+// TestHoldRunWaitsAndNamesTheHolder: a second run is told the holder's
+// PID once, stops waiting when its context ends, and gets the lock once
+// the first run releases it.
+func TestHoldRunWaitsAndNamesTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "build", "run.lock")
+	first, err := HoldRun(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var pids []int
+	_, err = HoldRun(ctx, path, func(pid int) { pids = append(pids, pid); cancel() })
+	if !errors.Is(err, context.Canceled) || len(pids) != 1 || pids[0] != os.Getpid() {
+		t.Fatalf("err = %v, told %v; want a cancelled wait told once of pid %d", err, pids, os.Getpid())
+	}
+	first.Release()
+	second, err := HoldRun(context.Background(), path, func(int) { t.Error("waited for a released lock") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Release()
 }

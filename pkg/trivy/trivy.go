@@ -113,11 +113,11 @@ func Ensure(ctx context.Context, o Options) (Tool, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return Tool{}, fmt.Errorf("creating tools folder: %w", err)
 	}
-	unlock, err := lock.Acquire(ctx, bin+".lock")
+	held, err := lock.Acquire(ctx, bin+".lock", nil)
 	if err != nil {
 		return Tool{}, fmt.Errorf("building trivy %s: %w", ver, err)
 	}
-	defer unlock()
+	defer held.Release()
 	// Another process may have built it while we waited for the lock.
 	if v, err := Version(ctx, bin); err == nil && v == ver {
 		return Tool{Path: bin, Version: ver}, nil
