@@ -43,6 +43,7 @@ type session struct {
 	read   chan struct{} // closed when the output has been read
 	rerr   error         // the demultiplexer's result, set before read closes
 	stop   func() bool
+	stdin  bool // the command reads stdin, so it ends when stdin does
 }
 
 // start runs cmd in the container. withStdin keeps stdin attached for Write.
@@ -62,7 +63,7 @@ func start(ctx context.Context, api client.APIClient, containerID string, cmd []
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", strings.Join(cmd, " "), err)
 	}
-	s := &session{api: api, id: ec.ID, resp: resp, read: make(chan struct{})}
+	s := &session{api: api, id: ec.ID, resp: resp, read: make(chan struct{}), stdin: withStdin}
 	// Cancelling ctx closes the connection, which unblocks every read and
 	// write on it; the goroutine below then ends.
 	s.stop = context.AfterFunc(ctx, resp.Close)
@@ -93,46 +94,58 @@ func (s *session) Wait(ctx context.Context) (execResult, error) {
 	// End of stdin; on a connection already closed (the command ended
 	// early, or Abort) this fails, and the output below tells why.
 	_ = s.resp.CloseWrite()
-	var rerr error
 	select {
 	case <-s.read:
-		rerr = s.rerr
 	case <-ctx.Done():
 		s.resp.Close()
 		<-s.read
-		s.stop()
-		return execResult{}, ctx.Err()
 	}
 	s.stop()
 	s.resp.Close()
 	res := execResult{Stdout: s.stdout.Bytes(), Stderr: s.stderr.Bytes()}
-	if rerr != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
+		if s.stdin {
+			// A command fed on stdin (ctr images import) stops when its
+			// stdin ends; wait for that, within bounds, so a cancelled
+			// load leaves nothing running in the node. The engine may
+			// not have started it yet: wait for it to start, then end.
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = s.exit(ectx, true)
+		}
 		return res, ctx.Err()
 	}
-	// The output ends when the process does; the engine may take a moment
-	// more to record the exit code, so ask again quickly rather than once
-	// a second.
+	code, err := s.exit(ctx, false)
+	if err != nil {
+		return res, err
+	}
+	res.ExitCode = code
+	if s.rerr != nil && !errors.Is(s.rerr, io.EOF) && code == 0 {
+		return res, fmt.Errorf("reading output: %w", s.rerr)
+	}
+	return res, nil
+}
+
+// exit waits for the command to end and returns its exit code; started
+// also waits for the engine to have started it (a process ID). The output
+// ends when the process does, but the engine may take a moment more to
+// record the exit, so it asks again quickly rather than once a second.
+func (s *session) exit(ctx context.Context, started bool) (int, error) {
 	delay := 2 * time.Millisecond
 	for {
 		info, err := s.api.ContainerExecInspect(ctx, s.id)
 		if err != nil {
-			return res, fmt.Errorf("reading the exit code: %w", err)
+			return -1, fmt.Errorf("reading the exit code: %w", err)
 		}
-		if !info.Running {
-			res.ExitCode = info.ExitCode
-			if rerr != nil && !errors.Is(rerr, io.EOF) && res.ExitCode == 0 {
-				return res, fmt.Errorf("reading output: %w", rerr)
-			}
-			return res, nil
+		if !info.Running && (!started || info.Pid != 0) {
+			return info.ExitCode, nil
 		}
 		select {
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return -1, ctx.Err()
 		case <-time.After(delay):
 		}
-		if delay < 100*time.Millisecond {
-			delay *= 2
-		}
+		delay = min(2*delay, 100*time.Millisecond)
 	}
 }
 

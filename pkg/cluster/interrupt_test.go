@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -15,73 +14,54 @@ import (
 	"github.com/hoistci/hoist/pkg/engine"
 )
 
-// bigImages are large enough that a load takes a while, so a test can act
-// while `ctr images import` runs.
-func bigImages(t *testing.T, e *engine.Engine) []cluster.Image {
+// streamImages are two images whose archive takes many writes, so the
+// stream hook (cluster.OnStream) runs with most of it still to send.
+func streamImages(t *testing.T, e *engine.Engine) []cluster.Image {
 	t.Helper()
-	prefix := testenv.Unique("hoist-test/big")
+	prefix := testenv.Unique("hoist-test/stream")
 	base := standin.Layer{"bin/base": random(1 << 20)}
 	return []cluster.Image{
-		makeImage(t, e, prefix+"-a:1", base, standin.Layer{"payload": random(16 << 20)}),
-		makeImage(t, e, prefix+"-b:1", base, standin.Layer{"payload": random(16 << 20)}),
+		makeImage(t, e, prefix+"-a:1", base, standin.Layer{"payload": random(4 << 20)}),
+		makeImage(t, e, prefix+"-b:1", base, standin.Layer{"payload": random(4 << 20)}),
 	}
 }
 
-// importing waits until node runs `ctr images import` and reports whether
-// it saw it before done was closed.
-func importing(t *testing.T, e *engine.Engine, node string, done <-chan struct{}) bool {
+// importsRunning lists the nodes in which ctr images import runs.
+func importsRunning(t *testing.T, e *engine.Engine, nodes []cluster.Node) []string {
 	t.Helper()
-	for {
-		top, err := e.API.ContainerTop(context.Background(), node, nil)
-		if err == nil {
-			for _, p := range top.Processes {
-				if strings.Contains(strings.Join(p, " "), "import") {
-					return true
-				}
+	var out []string
+	for _, n := range nodes {
+		top, err := e.API.ContainerTop(context.Background(), n.Name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range top.Processes {
+			if strings.Contains(strings.Join(p, " "), "import") {
+				out = append(out, n.Name)
+				break
 			}
 		}
-		select {
-		case <-done:
-			return false
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
-}
-
-// ingesting waits until node's containerd is receiving a blob of the load.
-func ingesting(t *testing.T, e *engine.Engine, node string, done <-chan struct{}) bool {
-	t.Helper()
-	for {
-		out, err := standin.Ctr(context.Background(), e, node, "content", "active")
-		if err == nil && strings.Count(strings.TrimSpace(out), "\n") >= 1 {
-			return true // a line besides the header
-		}
-		select {
-		case <-done:
-			return false
-		default:
-		}
-	}
+	return out
 }
 
 func TestLoadNodeDiesMidImport(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
-	imgs := bigImages(t, e)
-	done := make(chan struct{})
-	var err error
-	go func() {
-		defer close(done)
-		_, err = cluster.Load(context.Background(), e.API, nodes, imgs, cluster.LoadOptions{})
-	}()
+	imgs := streamImages(t, e)
 	victim := nodes[1]
-	if !ingesting(t, e, victim.Name, done) {
-		t.Fatal("the load ended before the node could be killed; make bigImages bigger")
+	hooked := false
+	cluster.OnStream(t, func() {
+		// Both nodes are importing the stream, which waits for this.
+		hooked = true
+		if kerr := e.API.ContainerKill(context.Background(), victim.Name, "KILL"); kerr != nil {
+			t.Error(kerr)
+		}
+	})
+	_, err := cluster.Load(context.Background(), e.API, nodes, imgs, cluster.LoadOptions{})
+	if !hooked {
+		t.Fatalf("the load never streamed: %v", err)
 	}
-	if kerr := e.API.ContainerKill(context.Background(), victim.Name, "KILL"); kerr != nil {
-		t.Fatal(kerr)
-	}
-	<-done
 	t.Logf("load: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "node "+victim.Name) {
 		t.Fatalf("got %v, want an error naming node %s", err, victim.Name)
@@ -96,7 +76,7 @@ func TestLoadNodeDiesMidImport(t *testing.T) {
 func TestLoadInterruptedLeavesNothingRunning(t *testing.T) {
 	e := testenv.Engine(t)
 	name, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
-	imgs := bigImages(t, e)
+	imgs := streamImages(t, e)
 	before, err := standin.Containers(context.Background(), e, name)
 	if err != nil {
 		t.Fatal(err)
@@ -108,41 +88,28 @@ func TestLoadInterruptedLeavesNothingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err = cluster.Load(ctx, api.API, nodes, imgs, cluster.LoadOptions{})
-	}()
-	if !importing(t, e, nodes[0].Name, done) {
-		t.Fatal("the load ended before it could be interrupted; make bigImages bigger")
+	defer cancel()
+	hooked := false
+	cluster.OnStream(t, func() {
+		// Mid-stream: every node's import was started and sent a first
+		// chunk, most of the archive still to come; interrupt the load.
+		hooked = true
+		cancel()
+	})
+	_, err = cluster.Load(ctx, api.API, nodes, imgs, cluster.LoadOptions{})
+	if !hooked {
+		t.Fatalf("the load never streamed: %v", err)
 	}
-	cancel()
-	<-done
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	api.Close()
 	goleak.VerifyNone(t, ignore)
 
-	// No import is left running in any node, and no container was added.
-	for _, n := range nodes {
-		gone := false
-		for i := 0; i < 200 && !gone; i++ {
-			top, err := e.API.ContainerTop(context.Background(), n.Name, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gone = true
-			for _, p := range top.Processes {
-				if strings.Contains(strings.Join(p, " "), "import") {
-					gone = false
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if !gone {
-			t.Errorf("node %s still runs ctr images import after the load was interrupted", n.Name)
-		}
+	// Load returned: no import is left running in any node, and no
+	// container was added.
+	if left := importsRunning(t, e, nodes); len(left) > 0 {
+		t.Errorf("ctr images import still runs in %v after the interrupted load returned", left)
 	}
 	after, err := standin.Containers(context.Background(), e, name)
 	if err != nil {

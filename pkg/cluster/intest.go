@@ -50,7 +50,7 @@ func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 		return res, err
 	}
 	rec := lock.Test{Passed: err == nil, Log: res.PodLogs, Duration: time.Since(start).Round(time.Millisecond).String(), At: time.Now().UTC()}
-	if rerr := lock.Update(o.LockPath, func(l *lock.Lock) error {
+	if rerr := lock.UpdateContext(ctx, o.LockPath, func(l *lock.Lock) error {
 		for _, n := range res.Images {
 			if img, ok := l.Find(n); ok {
 				t := rec

@@ -12,20 +12,13 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/client"
-
-	"github.com/hoistci/hoist/pkg/lock"
 )
 
 // Roles of the nodes that take images; k3d's load balancer and registry
@@ -101,16 +94,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	}
 	// What Hoist loaded before: manifest digest -> config and layers.
 	known := readState(o.StateFile)
-	seen := map[string]bool{} // config digests of remembered manifests
-	for _, m := range known {
-		seen[m.Config] = true
-	}
-	var unknown []string // refs of images Hoist has never loaded
-	for _, img := range images {
-		if !seen[img.ID] {
-			unknown = append(unknown, img.Ref)
-		}
-	}
+	unknown := neverLoaded(images, known)
 	// Images Hoist has never loaded anywhere are most likely to be sent:
 	// the engine starts saving them, and the nodes start their imports,
 	// while the nodes are asked what they hold. The save is dropped, and a
@@ -137,57 +121,23 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	current := func(j, i int) bool {
-		if bad[j] != nil {
-			return true // failed already: nothing is sent to it
-		}
-		m, ok := invs[j].images[names[i]]
-		return ok && (known[m].Config == images[i].ID || invs[j].config[m] == images[i].ID)
-	}
 	var badErrs []error
 	for _, err := range bad {
 		if err != nil {
 			badErrs = append(badErrs, err)
 		}
 	}
-
-	// Decide per node what it lacks; the stream carries the union.
-	want := map[string]bool{}
-	var send []sendImage
-	var refs []string
-	var targets []Node
-	for i, img := range images {
-		missing := false
-		for j := range nodes {
-			if current(j, i) {
-				continue
-			}
-			missing = true
-			for _, d := range append([]string{img.ID}, img.DiffIDs...) {
-				if !invs[j].blobs[d] {
-					want[d] = true
-				}
-			}
-		}
-		if !missing {
-			res.Skipped = append(res.Skipped, img.Ref)
-			continue
-		}
-		send = append(send, sendImage{Name: names[i], ID: img.ID, DiffIDs: img.DiffIDs})
-		refs = append(refs, img.Ref)
-	}
-	if len(send) == 0 {
+	plan := decide(images, names, invs, bad, known)
+	res.Skipped = plan.skipped
+	if len(plan.send) == 0 {
 		return res, errors.Join(badErrs...)
 	}
-	for j, n := range nodes {
-		for i := range images {
-			if !current(j, i) {
-				targets = append(targets, n)
-				res.Nodes = append(res.Nodes, n.Name)
-				break
-			}
-		}
+	var targets []Node
+	for _, j := range plan.targets {
+		targets = append(targets, nodes[j])
+		res.Nodes = append(res.Nodes, nodes[j].Name)
 	}
+	refs := plan.refs
 	res.Sent = refs
 
 	if early == nil || !subset(refs, unknown) {
@@ -222,7 +172,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	}
 	var werr error
 	written := map[string]loaded{}
-	res.Blobs, res.Bytes, werr = rewrite(f, saved, send, want, o.TempDir, written)
+	res.Blobs, res.Bytes, werr = rewrite(f, saved, plan.send, plan.want, o.TempDir, written)
 	if werr != nil {
 		// A truncated archive has no index.json, so no node imports half
 		// of it; closing the connections ends every ctr promptly.
@@ -252,19 +202,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 // cannot answer gets its error in bad; the others are still loaded.
 func survey(ctx context.Context, api client.APIClient, nodes []Node, names []string, known map[string]loaded) (invs []inventory, bad []error) {
 	invs, bad = askEach(ctx, api, nodes, []string{"images"})
-	var ask []int
-	for j := range nodes {
-		if bad[j] != nil {
-			continue
-		}
-		for _, name := range names {
-			if m, ok := invs[j].images[name]; ok && known[m].Config == "" {
-				ask = append(ask, j)
-				break
-			}
-		}
-	}
-	if len(ask) > 0 && ctx.Err() == nil {
+	if ask := needContent(invs, bad, names, known); len(ask) > 0 && ctx.Err() == nil {
 		sub := make([]Node, len(ask))
 		for k, j := range ask {
 			sub[k] = nodes[j]
@@ -275,16 +213,7 @@ func survey(ctx context.Context, api client.APIClient, nodes []Node, names []str
 			bad[j] = errs[k]
 		}
 	}
-	for j := range nodes {
-		for _, m := range invs[j].images {
-			if k, ok := known[m]; ok {
-				invs[j].blobs[k.Config] = true
-				for _, d := range k.Layers {
-					invs[j].blobs[d] = true
-				}
-			}
-		}
-	}
+	creditKnown(invs, known)
 	return invs, bad
 }
 
@@ -354,170 +283,6 @@ func askEach(ctx context.Context, api client.APIClient, nodes []Node, lists []st
 	return invs, perNode
 }
 
-// sink is one node's import.
-type sink struct {
-	node string
-	s    *session
-	err  error
-}
-
-// fanout writes one stream to every node's import. Each chunk goes to all
-// nodes at the same time, so they ingest side by side rather than in turn.
-// A node that fails is dropped and remembered; the others go on. It fails
-// only when every node has failed.
-type fanout struct{ sinks []*sink }
-
-func (f *fanout) Write(p []byte) (int, error) {
-	var live []*sink
-	for _, k := range f.sinks {
-		if k.err == nil {
-			live = append(live, k)
-		}
-	}
-	if len(live) == 0 {
-		return 0, errors.New("every node stopped reading")
-	}
-	if len(live) == 1 {
-		live[0].write(p)
-		if live[0].err != nil {
-			return 0, errors.New("every node stopped reading")
-		}
-		return len(p), nil
-	}
-	var wg sync.WaitGroup
-	for _, k := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			k.write(p)
-		}()
-	}
-	wg.Wait()
-	for _, k := range live {
-		if k.err == nil {
-			return len(p), nil
-		}
-	}
-	return 0, errors.New("every node stopped reading")
-}
-
-// write sends p to the node; a failure marks the node failed and ends its
-// import, and is reported by wait.
-func (k *sink) write(p []byte) {
-	if _, err := k.s.Write(p); err != nil {
-		k.err = err
-		k.s.Abort()
-	}
-}
-
-func (f *fanout) abort() {
-	for _, k := range f.sinks {
-		k.s.Abort()
-	}
-}
-
-// wait ends every node's import and returns one error per failed node.
-func (f *fanout) wait(ctx context.Context) []error {
-	errs := make([]error, len(f.sinks))
-	var wg sync.WaitGroup
-	for i, k := range f.sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := k.s.Wait(ctx)
-			switch {
-			case ctx.Err() != nil:
-			case err != nil:
-				errs[i] = fmt.Errorf("node %s: importing images: %w", k.node, err)
-			case r.ExitCode == 137:
-				errs[i] = fmt.Errorf("node %s: ctr images import was killed (exit 137): the node stopped or ran out of memory; check it with docker ps -a and load again", k.node)
-			case r.ExitCode != 0:
-				errs[i] = fmt.Errorf("node %s: ctr images import exited %d: %s", k.node, r.ExitCode, r.tail())
-			case k.err != nil:
-				errs[i] = fmt.Errorf("node %s: the node stopped reading the image stream: %v", k.node, k.err)
-			}
-		}()
-	}
-	wg.Wait()
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Error() < out[j].Error() })
-	return out
-}
-
-// loaded is a manifest Hoist wrote: the config and layers it names.
-type loaded struct {
-	Config string   `json:"config"`
-	Layers []string `json:"layers"`
-}
-
-// readState reads the remembered manifests; a missing or unreadable file is
-// no memory (the load then asks the nodes for more).
-func readState(path string) map[string]loaded {
-	m := map[string]loaded{}
-	if path == "" {
-		return m
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return m
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return map[string]loaded{}
-	}
-	return m
-}
-
-func writeState(path string, m map[string]loaded) error {
-	if path == "" {
-		return nil
-	}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("remembering loaded manifests: %w", err)
-	}
-	return lock.WriteFileAtomic(path, append(b, '\n'))
-}
-
-// saving is a `docker save` under way.
-type saving struct {
-	done   chan struct{}
-	rc     io.ReadCloser
-	err    error
-	cancel context.CancelFunc
-}
-
-func startSave(ctx context.Context, api client.APIClient, refs []string) *saving {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &saving{done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(s.done)
-		s.rc, s.err = api.ImageSave(ctx, refs)
-		if s.err != nil {
-			s.err = fmt.Errorf("saving %s from the engine: %w", strings.Join(refs, ", "), s.err)
-		}
-	}()
-	return s
-}
-
-func (s *saving) stream() (io.Reader, error) {
-	<-s.done
-	return s.rc, s.err
-}
-
-// close ends the save, whether or not it was read.
-func (s *saving) close() {
-	s.cancel()
-	<-s.done
-	if s.rc != nil {
-		s.rc.Close()
-	}
-}
-
 func subset(a, b []string) bool {
 	in := map[string]bool{}
 	for _, x := range b {
@@ -531,14 +296,6 @@ func subset(a, b []string) bool {
 	return true
 }
 
-func importCmd(unpack bool) []string {
-	cmd := append(append([]string{}, ctr...), "images", "import", "--all-platforms")
-	if !unpack {
-		cmd = append(cmd, "--no-unpack")
-	}
-	return append(cmd, "-")
-}
-
 func indexOf(nodes []Node, n Node) int {
 	for j := range nodes {
 		if nodes[j] == n {
@@ -546,34 +303,4 @@ func indexOf(nodes []Node, n Node) int {
 		}
 	}
 	return -1
-}
-
-// starting is an import being started in a node ahead of need.
-type starting struct {
-	done chan struct{}
-	s    *session
-	err  error
-}
-
-func startImport(ctx context.Context, api client.APIClient, n Node, unpack bool) *starting {
-	st := &starting{done: make(chan struct{})}
-	go func() {
-		defer close(st.done)
-		st.s, st.err = start(ctx, api, n.Name, importCmd(unpack), true)
-	}()
-	return st
-}
-
-func (st *starting) get() (*session, error) {
-	<-st.done
-	return st.s, st.err
-}
-
-// cancel ends an import that was not needed: the connection closes before
-// any byte was sent, so ctr reads an empty archive and imports nothing.
-func (st *starting) cancel(ctx context.Context) {
-	if s, err := st.get(); err == nil {
-		s.Abort()
-		_, _ = s.Wait(context.WithoutCancel(ctx)) // it read nothing; how it ended does not matter
-	}
 }

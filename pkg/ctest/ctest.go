@@ -12,13 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -69,27 +70,26 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 		return nil, fmt.Errorf("creating the log folder: %w", err)
 	}
 	results := make([]Result, len(cases))
-	sem := make(chan struct{}, o.Parallel)
-	var wg sync.WaitGroup
+	// A plain group, not WithContext: one failing test must not stop the
+	// others; every test runs and is reported.
+	var g errgroup.Group
+	g.SetLimit(o.Parallel)
 	for i, c := range cases {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-				results[i] = runOne(ctx, api, c, o.LogDir)
-			case <-ctx.Done():
-				results[i] = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Err: ctx.Err()}
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				results[i] = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Err: err}
+				return nil
 			}
-		}()
+			results[i] = runOne(ctx, api, c, o.LogDir)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every function returns nil: results carry the outcomes
 	if ctx.Err() != nil {
 		return results, fmt.Errorf("container tests: %w", ctx.Err())
 	}
 	if o.LockPath != "" {
-		if err := record(o.LockPath, results); err != nil {
+		if err := record(ctx, o.LockPath, results); err != nil {
 			return results, err
 		}
 	}
@@ -206,8 +206,8 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 }
 
 // record stores each result on its image in the lock file.
-func record(path string, results []Result) error {
-	return lock.Update(path, func(l *lock.Lock) error {
+func record(ctx context.Context, path string, results []Result) error {
+	return lock.UpdateContext(ctx, path, func(l *lock.Lock) error {
 		for _, r := range results {
 			img, ok := l.Find(r.Name)
 			if !ok {

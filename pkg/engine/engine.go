@@ -28,8 +28,9 @@ type Engine struct {
 
 // Options configure Connect.
 type Options struct {
-	// Host is the engine address (e.g. unix:///var/run/docker.sock); empty
-	// means the Docker client's defaults (DOCKER_HOST as read by the caller).
+	// Host is the engine address (e.g. unix:///var/run/docker.sock). Empty:
+	// the Docker client reads DOCKER_HOST from the environment itself
+	// (client.WithHostFromEnv), else uses its default socket.
 	Host string
 }
 

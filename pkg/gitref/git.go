@@ -22,10 +22,10 @@ type Git struct {
 	Env []string
 }
 
+// String names the remote as configured (a name such as origin, or a URL
+// with any credentials removed). It runs nothing: every error line calls
+// it, and the URL behind a name is in git's own messages where it matters.
 func (g *Git) String() string {
-	if u, err := g.git(context.Background(), "remote", "get-url", g.Remote); err == nil {
-		return fmt.Sprintf("remote %s (%s)", g.Remote, redact(strings.TrimSpace(u)))
-	}
 	return "remote " + redact(g.Remote)
 }
 

@@ -476,6 +476,42 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// TestGitStringRunsNothing: naming the remote in a message forks no git (a
+// git on PATH that records its calls sees none) and shows no credentials.
+func TestGitStringRunsNothing(t *testing.T) {
+	_, work, _ := repo(t)
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := t.TempDir()
+	calls := filepath.Join(shim, "calls")
+	script := "#!/bin/sh\necho \"$@\" >> " + calls + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(shim, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", shim+string(os.PathListSeparator)+os.Getenv("PATH"))
+	g := &Git{Dir: work, Remote: "origin"}
+	if _, err := g.Tags(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(calls); !strings.Contains(string(b), "ls-remote") {
+		t.Fatalf("the recording git was not used (calls: %q): the test proves nothing", b)
+	}
+	os.Remove(calls)
+	for _, tt := range []struct{ remote, want string }{
+		{remote: "origin", want: "remote origin"},
+		{remote: "https://x-access-token:ghs_secret@github.com/o/r.git", want: "remote https://***@github.com/o/r.git"},
+	} {
+		if got := (&Git{Dir: work, Remote: tt.remote}).String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+	if b, err := os.ReadFile(calls); err == nil {
+		t.Fatalf("String ran git: %q", b)
+	}
+}
+
 func TestRedact(t *testing.T) {
 	got := redact("fatal: unable to access 'https://x-access-token:ghs_abc@github.com/o/r.git/': 403")
 	if strings.Contains(got, "ghs_abc") || !strings.Contains(got, "https://***@github.com") {

@@ -29,7 +29,10 @@ type Engine interface {
 	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
 }
 
-// Builder runs one BuildKit solve.
+// Builder builds one image and leaves it in the engine under the request's
+// tags, where Build reads it back with Inspect (the BuildResult is not
+// used). *engine.Builder does it with one BuildKit solve exported to the
+// engine's image store.
 type Builder interface {
 	Build(ctx context.Context, r engine.BuildRequest, progress io.Writer) (engine.BuildResult, error)
 }

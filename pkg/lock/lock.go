@@ -8,6 +8,7 @@
 package lock
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 )
 
@@ -132,18 +132,29 @@ func Read(path string) (*Lock, error) {
 	return &l, nil
 }
 
-// Update reads the lock at path (an empty one if missing), lets fn change it
-// and writes it back atomically, holding an exclusive file lock throughout.
-// When fn fails nothing is written.
+// waitingHook, when set (tests), is what UpdateContext's Acquire calls on
+// finding the lock held.
+var waitingHook func()
+
+// Update is UpdateContext for callers that have no context: it waits for
+// the file lock for as long as another run holds it.
 func Update(path string, fn func(*Lock) error) error {
+	return UpdateContext(context.Background(), path, fn)
+}
+
+// UpdateContext reads the lock at path (an empty one if missing), lets fn
+// change it and writes it back atomically, holding an exclusive file lock
+// throughout. Waiting for that lock ends when ctx does (mage -t, Ctrl-C),
+// with nothing read or written. When fn fails nothing is written.
+func UpdateContext(ctx context.Context, path string, fn func(*Lock) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	unlock, err := flock(path + ".lck")
+	fl, err := Acquire(ctx, path+".lck", waitingHook)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer fl.Release()
 	l, err := Read(path)
 	if errors.Is(err, ErrNoLock) {
 		l = &Lock{Schema: SchemaVersion}
@@ -192,19 +203,4 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, werr)
 	}
 	return nil
-}
-
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) // closing releases it anyway
-		f.Close()
-	}, nil
 }

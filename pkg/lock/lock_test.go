@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,47 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 	if l.Images[0].Name != "img-00" || l.Images[19].Name != "img-19" {
 		t.Fatalf("images not sorted: %s … %s", l.Images[0].Name, l.Images[19].Name)
+	}
+}
+
+// TestUpdateContextStopsWaiting: a run waiting for the lock another run
+// holds stops when its context ends (mage -t), without reading or writing.
+func TestUpdateContextStopsWaiting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock.json")
+	held := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Update(path, func(l *Lock) error {
+			l.Project = "holder"
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	waiting := make(chan struct{})
+	waitingHook = func() { close(waiting) }
+	t.Cleanup(func() { waitingHook = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-waiting; cancel() }()
+	called := false
+	err := UpdateContext(ctx, path, func(l *Lock) error { called = true; return nil })
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "held by another process") || called {
+		t.Fatalf("err = %v, fn called %v; want a cancelled wait that names the lock", err, called)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The lock is free again: a later update goes through.
+	if err := UpdateContext(context.Background(), path, func(l *Lock) error {
+		if l.Project != "holder" {
+			return fmt.Errorf("project %q, want the holder's", l.Project)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -75,4 +117,27 @@ func TestReadErrors(t *testing.T) {
 	if _, err := Read(old); err == nil || !strings.Contains(err.Error(), "lock schema 99") {
 		t.Fatalf("schema: err = %v", err)
 	}
+}
+
+// TestHoldRunWaitsAndNamesTheHolder: a second run is told the holder's
+// PID once, stops waiting when its context ends, and gets the lock once
+// the first run releases it.
+func TestHoldRunWaitsAndNamesTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "build", "run.lock")
+	first, err := HoldRun(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var pids []int
+	_, err = HoldRun(ctx, path, func(pid int) { pids = append(pids, pid); cancel() })
+	if !errors.Is(err, context.Canceled) || len(pids) != 1 || pids[0] != os.Getpid() {
+		t.Fatalf("err = %v, told %v; want a cancelled wait told once of pid %d", err, pids, os.Getpid())
+	}
+	first.Release()
+	second, err := HoldRun(context.Background(), path, func(int) { t.Error("waited for a released lock") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Release()
 }

@@ -77,7 +77,7 @@ func TestOneRetryLayer(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return s.Put(ctx, r.Tag("3.0.0"), manifest, types.MediaType(mt))
+			return s.Put(ctx, r.Tag("3.0.0"), manifest, mt)
 		}},
 	}
 	faults := map[string]faultproxy.Fault{"503": {Status: http.StatusServiceUnavailable}, "dropped connection": {Reset: true}}

@@ -22,8 +22,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/hoistci/hoist/pkg/lock"
 )
 
 // Pinned is the Trivy release Hoist scans with unless the config says otherwise.
@@ -112,11 +113,11 @@ func Ensure(ctx context.Context, o Options) (Tool, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return Tool{}, fmt.Errorf("creating tools folder: %w", err)
 	}
-	unlock, err := lockFile(ctx, bin+".lock")
+	held, err := lock.Acquire(ctx, bin+".lock", nil)
 	if err != nil {
-		return Tool{}, err
+		return Tool{}, fmt.Errorf("building trivy %s: %w", ver, err)
 	}
-	defer unlock()
+	defer held.Release()
 	// Another process may have built it while we waited for the lock.
 	if v, err := Version(ctx, bin); err == nil && v == ver {
 		return Tool{Path: bin, Version: ver}, nil
@@ -236,34 +237,6 @@ func ParseVersion(out []byte) (string, error) {
 		return v, nil
 	}
 	return "", errors.New("trivy --version printed no version line")
-}
-
-// lockFile takes an exclusive advisory lock, giving up when ctx ends.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for another process building trivy (%s): %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // tailBuffer keeps the last lines written, for error messages.

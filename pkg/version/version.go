@@ -31,9 +31,10 @@ type Version struct {
 	V bool
 }
 
-// strict is SemVer 2.0.0 (with an optional leading v): Masterminds' loose
-// parser also takes "1.2" and "1", and its strict one does not check
-// prerelease identifiers for leading zeros in every version.
+// strict is SemVer 2.0.0's grammar (with an optional leading v). Checked
+// before Masterminds' strict parser, it lets a refusal tell a malformed
+// version from one whose numbers are too large for uint64, which only the
+// parser refuses. (Masterminds' loose parser would take "1.2" and "1".)
 var strict = regexp.MustCompile(`^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
 	`(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?` +
 	`(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
