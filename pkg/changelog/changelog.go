@@ -41,12 +41,10 @@ this file. HTML comments are left out of the published notes. -->
 `
 
 // Base is X.Y.Z of v as text (version.Base): the prerelease and build
-// metadata removed.
-func Base(v *semver.Version) string { return version.Base(v).String() }
 
 // Path is the changelog file of v in dir.
 func Path(dir string, v *semver.Version) string {
-	return filepath.Join(dir, Base(v)+".md")
+	return filepath.Join(dir, version.Base(v).String()+".md")
 }
 
 // Ensure creates the changelog of v from the template when it is missing,
@@ -69,7 +67,7 @@ func Ensure(dir string, v *semver.Version) (path string, created bool, err error
 		return path, false, fmt.Errorf("parsing %s: %w: fix the template", filepath.Join(dir, TemplateFile), err)
 	}
 	var buf bytes.Buffer
-	if err := tpl.Execute(&buf, struct{ Version string }{Base(v)}); err != nil {
+	if err := tpl.Execute(&buf, struct{ Version string }{version.Base(v).String()}); err != nil {
 		return path, false, fmt.Errorf("rendering %s: %w: the template may use only {{.Version}}", filepath.Join(dir, TemplateFile), err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -102,7 +100,7 @@ func Read(dir string, v *semver.Version) (string, error) {
 	path := Path(dir, v)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%w for %s: %s is missing: create it (the Bump target does) and write the release notes", ErrMissing, Base(v), path)
+		return "", fmt.Errorf("%w for %s: %s is missing: create it (the Bump target does) and write the release notes", ErrMissing, version.Base(v).String(), path)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", path, err)
@@ -110,7 +108,7 @@ func Read(dir string, v *semver.Version) (string, error) {
 	text := strings.ReplaceAll(string(b), "\r\n", "\n")
 	text = comment.ReplaceAllString(text, "")
 	lines := strings.Split(text, "\n")
-	if len(lines) > 0 && strings.TrimSpace(lines[0]) == "# "+Base(v) {
+	if len(lines) > 0 && strings.TrimSpace(lines[0]) == "# "+version.Base(v).String() {
 		lines = lines[1:]
 	}
 	var out []string

@@ -68,23 +68,13 @@ type Reservation struct {
 	Attempts int             // tags tried, for the record
 }
 
-// StagingTag is the tag of base's staging build n (version.Staging).
-func StagingTag(base *semver.Version, n uint64) string { return version.Staging(base, n) }
-
-// ParseStaging splits X.Y.Z-staging.N into X.Y.Z and N (version.ParseStaging).
-func ParseStaging(tag string) (base *semver.Version, n uint64, ok bool) {
-	return version.ParseStaging(tag)
-}
-
-// First is the counter of the first staging build of a version.
-const First = version.FirstStaging
 
 // maxAttempts bounds one reservation; reaching it means something other than
 // a race is wrong (e.g. the remote reports every tag as existing).
 const maxAttempts = 1000
 
 // Hint returns the N Reserve tries first for base: one past the highest
-// staging tag of base on the remote (First when there is none). It is only
+// staging tag of base on the remote (version.FirstStaging when there is none). It is only
 // a starting point; Reserve stays correct when it is stale.
 func Hint(ctx context.Context, r Reserver, base *semver.Version) (uint64, error) {
 	base = version.Base(base)
@@ -93,9 +83,9 @@ func Hint(ctx context.Context, r Reserver, base *semver.Version) (uint64, error)
 	if err != nil {
 		return 0, fmt.Errorf("listing %s tags on %s: %w", prefix+"*", r, err)
 	}
-	next := uint64(First)
+	next := uint64(version.FirstStaging)
 	for _, t := range tags {
-		b, n, ok := ParseStaging(t)
+		b, n, ok := version.ParseStaging(t)
 		if ok && b.Equal(base) && n >= next && n < ^uint64(0) {
 			next = n + 1
 		}
@@ -118,7 +108,7 @@ func Reserve(ctx context.Context, r Reserver, base *semver.Version, sha string) 
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("reserving a %s version: %w", base, err)
 		}
-		tag := StagingTag(base, n)
+		tag := version.Staging(base, n)
 		err := r.CreateTag(ctx, tag, sha)
 		if err == nil {
 			return &Reservation{Tag: tag, Version: semver.MustParse(tag), SHA: sha, N: n, Attempts: attempt}, nil
@@ -168,7 +158,7 @@ func ReserveExact(ctx context.Context, r Reserver, tag, sha string) (*Reservatio
 		return nil, fmt.Errorf("tag %q is not a version (%v): write X.Y.Z or X.Y.Z-staging.N", tag, err)
 	}
 	res := &Reservation{Tag: tag, Version: v, SHA: sha, Attempts: 1}
-	if _, n, ok := ParseStaging(tag); ok {
+	if _, n, ok := version.ParseStaging(tag); ok {
 		res.N = n
 	}
 	err = r.CreateTag(ctx, tag, sha)
@@ -265,7 +255,7 @@ func StagingBuilds(ctx context.Context, r Reserver, base *semver.Version) ([]Bui
 	}
 	var out []Build
 	for _, t := range tags {
-		b, n, ok := ParseStaging(t)
+		b, n, ok := version.ParseStaging(t)
 		if !ok || !b.Equal(base) {
 			continue
 		}

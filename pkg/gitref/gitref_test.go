@@ -20,6 +20,7 @@ import (
 	"github.com/hoistci/hoist/internal/githubtest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/github"
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 func TestMain(m *testing.M) {
@@ -267,7 +268,7 @@ func TestReserveHintAndStaleHint(t *testing.T) {
 			b := mk(t)
 			ctx := context.Background()
 			// A first run bootstraps at X.Y.Z-staging.0.
-			if n, err := Hint(ctx, b.r, v123); err != nil || n != 0 || First != 0 {
+			if n, err := Hint(ctx, b.r, v123); err != nil || n != 0 || version.FirstStaging != 0 {
 				t.Fatalf("Hint on a remote with no tags = %d, %v; want 0", n, err)
 			}
 			for _, tag := range []string{"1.2.3-staging.0", "1.2.3-staging.1", "1.2.3-staging.2", "1.2.3-staging.3", "1.2.2-staging.40", "1.2.3-rc.1", "v1.2.3-staging.50"} {

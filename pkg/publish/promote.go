@@ -19,6 +19,7 @@ import (
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
 	"github.com/hoistci/hoist/pkg/tags"
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // PromoteOptions configure Promote.
@@ -185,7 +186,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", o.Base, err)
 	}
-	staging := tags.StagingVersion(o.Base, m)
+	staging := version.StagingTag(o.Base, m)
 	if len(o.Staging) > 0 {
 		var lacking []string
 		chosen := ""
@@ -374,18 +375,18 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	if o.LockPath == "" {
 		return plan, nil
 	}
-	return plan, record(o.LockPath, plan)
+	return plan, record(ctx, o.LockPath, plan)
 }
 
 // record adds the promoted references to the lock's images that were
 // pushed with the promoted digests. No lock file (a promotion on another
 // machine than the build) is fine.
-func record(path string, plan *PromotePlan) error {
+func record(ctx context.Context, path string, plan *PromotePlan) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	now := time.Now().UTC()
-	return lock.Update(path, func(l *lock.Lock) error {
+	return lock.UpdateContext(ctx, path, func(l *lock.Lock) error {
 		for _, st := range plan.Steps {
 			for i := range l.Images {
 				img := &l.Images[i]

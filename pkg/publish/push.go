@@ -316,7 +316,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		})
 		logf("%s: %s@%s tags %s", it.img.Name, it.repo, it.built.digest, strings.Join(append(append([]string{}, t.written...), t.kept...), ", "))
 	}
-	err = lock.Update(o.LockPath, func(l *lock.Lock) error {
+	err = lock.UpdateContext(ctx, o.LockPath, func(l *lock.Lock) error {
 		for i, it := range items {
 			img, ok := l.Find(it.img.Name)
 			if !ok || img.ImageID != it.img.ImageID {

@@ -7,7 +7,6 @@ package release
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,12 +16,12 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/hoistci/hoist/pkg/bump"
 	"github.com/hoistci/hoist/pkg/changelog"
 	"github.com/hoistci/hoist/pkg/flow"
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/publish"
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Stages are the pipeline's stages, supplied by the caller (package
@@ -133,11 +132,11 @@ func (r *Run) logf(format string, a ...any) {
 // right to push there, the staging build a main run promotes). Any failure
 // is one line, and nothing has been built, tagged or pushed.
 func Prepare(ctx context.Context, o Options) (*Plan, error) {
-	vf, err := bump.ReadFile(o.VersionFile)
+	vf, err := version.ReadFile(o.VersionFile)
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{o: o, Version: vf.Version, Base: changelog.Base(vf.Version)}
+	r := &Run{o: o, Version: vf.SemVer, Base: version.Base(vf.SemVer).String()}
 	p := &Plan{Run: r}
 	co, err := o.Git.Inspect(ctx)
 	if err != nil {
@@ -175,7 +174,7 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		if o.GitHub == nil {
 			p.Notes = append(p.Notes, "no GitHub release: release.github is not set in hoist.yaml")
 		}
-		if r.notes, err = changelog.Read(o.Changelogs, vf.Version); err != nil {
+		if r.notes, err = changelog.Read(o.Changelogs, vf.SemVer); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +223,7 @@ func (r *Run) preflight(ctx context.Context) error {
 	case flow.Release:
 		tv, err := semver.StrictNewVersion(strings.TrimPrefix(r.Decision.Tag, "v"))
 		if err != nil || !tv.Equal(r.Version) || tv.Prerelease() != r.Version.Prerelease() {
-			return fmt.Errorf("tag %s does not match VERSION %s: commit the VERSION bump first, then tag that commit", r.Decision.Tag, bump.Format(r.Version, false))
+			return fmt.Errorf("tag %s does not match VERSION %s: commit the VERSION bump first, then tag that commit", r.Decision.Tag, version.Format(r.Version, false))
 		}
 	}
 	return nil
@@ -237,12 +236,12 @@ func (r *Run) preflight(ctx context.Context) error {
 func (r *Run) chooseStaging(ctx context.Context) error {
 	base := semver.MustParse(r.Base)
 	if ov := r.o.Override; ov != "" {
-		b, _, ok := gitref.ParseStaging(ov)
+		b, _, ok := version.ParseStaging(ov)
 		if !ok {
-			return fmt.Errorf("version override %q is not X.Y.Z-%s.N: write e.g. %s-%s.99", ov, gitref.Channel, r.Base, gitref.Channel)
+			return fmt.Errorf("version override %q is not X.Y.Z-%s.N: write e.g. %s-%s.99", ov, version.Channel, r.Base, version.Channel)
 		}
 		if !b.Equal(base) {
-			return fmt.Errorf("version override %s is for %s but VERSION is %s: override within %s-%s.N, or bump VERSION", ov, b, r.Version, r.Base, gitref.Channel)
+			return fmt.Errorf("version override %s is for %s but VERSION is %s: override within %s-%s.N, or bump VERSION", ov, b, r.Version, r.Base, version.Channel)
 		}
 		exists, err := gitref.Check(ctx, r.o.Reserver, ov, r.Commit)
 		if err != nil {
@@ -261,11 +260,11 @@ func (r *Run) chooseStaging(ctx context.Context) error {
 			return nil
 		}
 	}
-	next := uint64(gitref.First)
+	next := uint64(version.FirstStaging)
 	if len(builds) > 0 {
 		next = builds[0].N + 1
 	}
-	r.Staging = gitref.StagingTag(base, next)
+	r.Staging = version.Staging(base, next)
 	return nil
 }
 
@@ -393,8 +392,6 @@ func changes(co *gitref.Checkout, buildDir string) []string {
 	}
 	return out
 }
-
-var errNoStage = errors.New("stage not wired")
 
 func short(sha string) string {
 	if len(sha) > 12 {

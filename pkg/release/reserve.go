@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hoistci/hoist/pkg/bump"
-	"github.com/hoistci/hoist/pkg/changelog"
 	"github.com/hoistci/hoist/pkg/flow"
 	"github.com/hoistci/hoist/pkg/gitref"
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Reservation is what Reserve did, or in a dry run would do.
@@ -24,11 +23,11 @@ type Reservation struct {
 // checkout, a missing remote and an override tag at another commit before
 // creating anything. The version is appended to o.Output as version=….
 func Reserve(ctx context.Context, o Options, dryRun bool) (*Reservation, error) {
-	vf, err := bump.ReadFile(o.VersionFile)
+	vf, err := version.ReadFile(o.VersionFile)
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{o: o, Version: vf.Version, Base: changelog.Base(vf.Version), Decision: flow.Decision{Line: flow.Staging}}
+	r := &Run{o: o, Version: vf.SemVer, Base: version.Base(vf.SemVer).String(), Decision: flow.Decision{Line: flow.Staging}}
 	co, err := o.Git.Inspect(ctx)
 	if err != nil {
 		return nil, err

@@ -152,8 +152,6 @@ func Plan(v *semver.Version, existing []string) ([]Tag, error) {
 	return out, nil
 }
 
-// StagingVersion returns X.Y.Z-staging.N for base X.Y.Z.
-func StagingVersion(base string, n uint64) string { return version.StagingTag(base, n) }
 
 // MaxStaging returns the highest N among tags of the form base-staging.N, and
 // false when there is none.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 func names(ts []Tag) []string {
@@ -162,8 +163,8 @@ func FuzzMaxStaging(f *testing.F) {
 	f.Add("1.2.3", "1.2.3-staging.1,1.2.3-staging.01,1.2.3-staging.x")
 	f.Fuzz(func(t *testing.T, base, existing string) {
 		n, ok := MaxStaging(base, strings.Split(existing, ","))
-		if ok && !slices.Contains(strings.Split(existing, ","), StagingVersion(base, n)) {
-			t.Fatalf("MaxStaging = %d, but %s is not in the list", n, StagingVersion(base, n))
+		if ok && !slices.Contains(strings.Split(existing, ","), version.StagingTag(base, n)) {
+			t.Fatalf("MaxStaging = %d, but %s is not in the list", n, version.StagingTag(base, n))
 		}
 	})
 }
