@@ -68,7 +68,6 @@ type Reservation struct {
 	Attempts int             // tags tried, for the record
 }
 
-
 // maxAttempts bounds one reservation; reaching it means something other than
 // a race is wrong (e.g. the remote reports every tag as existing).
 const maxAttempts = 1000

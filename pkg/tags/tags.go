@@ -152,7 +152,6 @@ func Plan(v *semver.Version, existing []string) ([]Tag, error) {
 	return out, nil
 }
 
-
 // MaxStaging returns the highest N among tags of the form base-staging.N, and
 // false when there is none.
 func MaxStaging(base string, existing []string) (uint64, bool) {
