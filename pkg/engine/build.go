@@ -5,9 +5,21 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 
+	dockercfg "github.com/docker/cli/cli/config"
+
+	"github.com/docker/cli/cli/config/configfile"
+	dockertypes "github.com/docker/cli/cli/config/types"
 	bk "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/secrets"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -23,9 +35,25 @@ type BuildRequest struct {
 	NoCache    bool              // ignore the build cache
 	Pull       bool              // always resolve base images from their registry
 	Target     string            // multi-stage target, optional
-	// Network is the network RUN steps get: "none" (the default; the engines
-	// Hoist targets run without a bridge) or "host".
+	// Network is the network RUN steps get: "default" (BuildKit's own,
+	// the engine's default network, as docker build gives), "none" or
+	// "host". Empty means none.
 	Network string
+	// Contexts are named build contexts: name -> folder, or
+	// docker-image://REF (docker buildx build --build-context).
+	Contexts map[string]string
+	// Secrets are what RUN --mount=type=secret may read, by id.
+	Secrets map[string]Secret
+	// SSH are agents for RUN --mount=type=ssh, by id: one agent socket,
+	// or private key files.
+	SSH map[string][]string
+}
+
+// Secret is one build secret: its value, or a file read when the build
+// asks for it. It travels in the BuildKit session only.
+type Secret struct {
+	Value []byte
+	File  string
 }
 
 // BuildResult is what the solve reported.
@@ -35,7 +63,8 @@ type BuildResult struct {
 
 // Builder dials BuildKit.
 type Builder struct {
-	c *bk.Client
+	c    *bk.Client
+	auth session.Attachable // registry credentials; nil: anonymous pulls
 }
 
 // Builder returns a BuildKit client. With addr empty it uses the BuildKit
@@ -59,6 +88,40 @@ func (e *Engine) Builder(ctx context.Context, addr string) (*Builder, error) {
 		return nil, fmt.Errorf("connecting to BuildKit: %w", err)
 	}
 	return &Builder{c: c}, nil
+}
+
+// Credentials are a user name and password (or token) for one registry.
+type Credentials struct {
+	Username, Password string
+}
+
+// UseRegistryAuth lets builds pull with the credentials of the Docker
+// config folder dockerConfig (config.json with its credential helpers, as
+// docker build uses them; empty: none) plus registries, which take
+// precedence for their hosts. Credentials stay in the BuildKit session:
+// they reach no log, image or label.
+func (b *Builder) UseRegistryAuth(dockerConfig string, registries map[string]Credentials) error {
+	cf := configfile.New("")
+	if dockerConfig != "" {
+		var err error
+		if cf, err = dockercfg.Load(dockerConfig); err != nil {
+			return fmt.Errorf("reading Docker credentials in %s: %w", dockerConfig, err)
+		}
+	}
+	for host, c := range registries {
+		if cf.AuthConfigs == nil {
+			cf.AuthConfigs = map[string]dockertypes.AuthConfig{}
+		}
+		cf.AuthConfigs[host] = dockertypes.AuthConfig{Username: c.Username, Password: c.Password, ServerAddress: host}
+		if cf.CredentialHelpers == nil {
+			cf.CredentialHelpers = map[string]string{}
+		}
+		// An empty helper sends this host to the file store, where the
+		// credentials above are, even when a credsStore is configured.
+		cf.CredentialHelpers[host] = ""
+	}
+	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{ConfigFile: cf})
+	return nil
 }
 
 // Close releases the BuildKit connection.
@@ -92,11 +155,27 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	if r.Pull {
 		attrs["image-resolve-mode"] = "pull"
 	}
-	network := r.Network
-	if network == "" {
-		network = "none"
+	switch r.Network {
+	case "default":
+		// BuildKit's sandbox network: the engine's default, as docker build.
+	case "":
+		attrs["force-network-mode"] = "none"
+	default:
+		attrs["force-network-mode"] = r.Network
 	}
-	attrs["force-network-mode"] = network
+	mounts := map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS}
+	for name, src := range r.Contexts {
+		if strings.HasPrefix(src, "docker-image://") {
+			attrs["context:"+name] = src
+			continue
+		}
+		fs, err := fsutil.NewFS(src)
+		if err != nil {
+			return BuildResult{}, fmt.Errorf("opening build context %s (%s): %w", name, src, err)
+		}
+		mounts["named-"+name] = fs
+		attrs["context:"+name] = "local:named-" + name
+	}
 	if r.Target != "" {
 		attrs["target"] = r.Target
 	}
@@ -107,11 +186,29 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 		name += t
 	}
+	var attach []session.Attachable
+	if b.auth != nil {
+		attach = append(attach, b.auth)
+	}
+	if len(r.Secrets) > 0 {
+		attach = append(attach, secretsprovider.NewSecretProvider(secretStore(r.Secrets)))
+	}
+	if len(r.SSH) > 0 {
+		var confs []sshprovider.AgentConfig
+		for id, paths := range r.SSH {
+			confs = append(confs, sshprovider.AgentConfig{ID: id, Paths: paths})
+		}
+		p, err := sshprovider.NewSSHAgentProvider(confs)
+		if err != nil {
+			return BuildResult{}, fmt.Errorf("forwarding SSH: %w", err)
+		}
+		attach = append(attach, p)
+	}
 	opt := bk.SolveOpt{
-		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		LocalMounts:   mounts,
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
+		Session:       attach,
 	}
 
 	ch := make(chan *bk.SolveStatus)
@@ -119,7 +216,11 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		res, err = b.c.Solve(gctx, nil, opt, ch)
+		// The Dockerfile frontend runs here, in this process, rather than
+		// the one built into the engine: an engine's built-in frontend can
+		// be years old (20.10's has no named contexts), while this one is
+		// the BuildKit version Hoist is built with, the same everywhere.
+		res, err = b.c.Build(gctx, opt, "", builder.Build, ch)
 		return err
 	})
 	g.Go(func() error {
@@ -147,4 +248,23 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 	}
 	return br, nil
+}
+
+// secretStore answers BuildKit's requests for secrets, reading a file
+// secret only when a build asks for it.
+type secretStore map[string]Secret
+
+func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
+	sec, ok := s[id]
+	if !ok {
+		return nil, secrets.ErrNotFound
+	}
+	if sec.File != "" {
+		b, err := os.ReadFile(sec.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading secret %s: %w", id, err)
+		}
+		return b, nil
+	}
+	return sec.Value, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 )
 
@@ -125,4 +126,18 @@ func (e *Engine) Save(ctx context.Context, refs ...string) (io.ReadCloser, error
 		return nil, fmt.Errorf("saving %s: %w", strings.Join(refs, ", "), err)
 	}
 	return rc, nil
+}
+
+// HasDefaultBridge reports whether the engine has its default bridge
+// network, which BuildKit's default network for RUN steps needs. An engine
+// started with --bridge=none has none, and such RUN steps fail.
+func (e *Engine) HasDefaultBridge(ctx context.Context) (bool, error) {
+	_, err := e.API.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+	if err == nil {
+		return true, nil
+	}
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("looking for the engine's bridge network: %w", err)
 }

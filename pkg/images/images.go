@@ -27,6 +27,7 @@ import (
 type Engine interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
 	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
+	HasDefaultBridge(ctx context.Context) (bool, error)
 }
 
 // Builder runs one BuildKit solve.
@@ -44,8 +45,14 @@ type Options struct {
 	// PR marks fork/pull-request mode: no cache is exported. Hoist never
 	// exports cache to a registry from Images, so this only records intent.
 	PR bool
-	// Network for RUN steps: none (default) or host.
-	Network string
+	// EngineBuildKit says the builder is the engine's own BuildKit, whose
+	// default network for RUN steps is the engine's bridge: Build checks
+	// that it exists before an image with network default is built.
+	EngineBuildKit bool
+	// Secrets are the build secrets by id, as hoist.yaml defines them.
+	Secrets map[string]Secret
+	// SSH are the SSH agents by id, as hoist.yaml defines them.
+	SSH map[string]SSH
 	// Progress receives one line per image with its state and time; nil is silent.
 	Progress io.Writer
 	// BuildLog, when set, also receives BuildKit's full progress for every
@@ -55,6 +62,32 @@ type Options struct {
 	LogDir string
 	// Only limits the build to these image names (all when empty).
 	Only []string
+}
+
+// Secret is one build secret as the caller resolved it. Its value never
+// reaches a log, a layer, the lock or the inputs hash.
+type Secret struct {
+	Value []byte // from an environment variable the caller read
+	File  string // or read from this file when the build asks
+	// From says where it comes from, for messages: "environment variable
+	// NPM_TOKEN", "file .npmrc".
+	From string
+	// Withheld, when set, says why the build may not have it and what to
+	// do (e.g. fork/PR mode); a mount that requires it then fails early.
+	Withheld string
+	// Where is its place in the config, e.g. hoist.yaml:7.
+	Where string
+}
+
+// SSH is one SSH agent as the caller resolved it: an agent socket, or key
+// files (absolute paths).
+type SSH struct {
+	Socket string
+	Keys   []string
+	// From says where the socket came from, e.g. "SSH_AUTH_SOCK" (empty
+	// when it was not set).
+	From  string
+	Where string
 }
 
 // State is what happened to one image.
@@ -139,12 +172,13 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		}
 	}
 
+	net := &networks{e: e, check: o.EngineBuildKit, pr: pr}
 	results := make([]Result, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
 	for i, img := range todo {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, img, localBases, o, pr)
+			results[i] = buildOne(gctx, e, b, h, net, img, localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
@@ -196,7 +230,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
 	r := Result{Image: img}
 	fail := func(err error) Result {
@@ -216,6 +250,21 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 			return r
 		}
 	}
+	df, err := os.ReadFile(img.Dockerfile)
+	if err != nil {
+		return fail(fmt.Errorf("reading Dockerfile: %w", err))
+	}
+	uses, err := plan.ReadDockerfile(df, img.Args)
+	if err != nil {
+		return fail(fmt.Errorf("reading %s: %w", img.Dockerfile, err))
+	}
+	req, err := session(ctx, e, img, uses, o)
+	if err != nil {
+		return fail(err)
+	}
+	if req.Network, err = net.resolve(ctx, img.Network); err != nil {
+		return fail(err)
+	}
 	labels := make(map[string]string, len(img.Labels)+1)
 	for k, v := range img.Labels {
 		labels[k] = v
@@ -223,9 +272,8 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 	labels[plan.LabelInputs] = sum
 	pull := o.Rebuild
 	if pull {
-		df, _ := os.ReadFile(img.Dockerfile)
-		for _, ref := range plan.FromRefs(df, img.Args) {
-			if localBases[ref] {
+		for _, u := range uses.Sources {
+			if localBases[u.Name] {
 				// A base made on this machine cannot be pulled; it was re-made instead.
 				pull = false
 			}
@@ -240,17 +288,10 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 	if o.BuildLog != nil {
 		w = io.MultiWriter(lf, &prefixWriter{w: o.BuildLog, prefix: img.Name + " | "})
 	}
-	_, err = b.Build(ctx, engine.BuildRequest{
-		ContextDir: img.ContextDir,
-		Dockerfile: img.Dockerfile,
-		Tags:       []string{img.Ref},
-		Args:       img.Args,
-		Labels:     labels,
-		NoCache:    o.Rebuild,
-		Pull:       pull,
-		Target:     img.Target,
-		Network:    o.Network,
-	}, w)
+	req.ContextDir, req.Dockerfile, req.Tags = img.ContextDir, img.Dockerfile, []string{img.Ref}
+	req.Args, req.Labels, req.Target = img.Args, labels, img.Target
+	req.NoCache, req.Pull = o.Rebuild, pull
+	_, err = b.Build(ctx, req, w)
 	lf.Close()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -20,7 +20,11 @@ import (
 // Environment: HOIST_REBUILD=1 (no cache, re-make bases, pull remote bases),
 // HOIST_PR=1 (fork mode), HOIST_PARALLEL=N, HOIST_IMAGES=a,b (only these),
 // HOIST_VERSION (build another version), HOIST_VERBOSE=1 (BuildKit progress),
-// BUILDKIT_HOST (a buildkitd instead of the engine's).
+// BUILDKIT_HOST (a buildkitd instead of the engine's). Builds pull with
+// Docker's credentials (DOCKER_CONFIG, else ~/.docker) and, for the
+// configured registry, HOIST_REGISTRY_USERNAME/HOIST_REGISTRY_PASSWORD;
+// secrets read the variables hoist.yaml names; ssh entries without socket
+// or keys forward the agent at SSH_AUTH_SOCK.
 func Images(ctx context.Context) error {
 	s, err := newSession()
 	if err != nil {
@@ -47,12 +51,19 @@ func (s *session) images(ctx context.Context) ([]images.Result, error) {
 		return nil, err
 	}
 	defer b.Close()
+	if err := s.registryAuth(b); err != nil {
+		return nil, err
+	}
+	secrets, agents := s.buildSecrets()
 	o := images.Options{
-		Parallel: s.parallel(),
-		Rebuild:  truthy(os.Getenv(envRebuild)),
-		PR:       s.pr,
-		Progress: s.out,
-		Only:     s.only(),
+		Parallel:       s.parallel(),
+		Rebuild:        truthy(os.Getenv(envRebuild)),
+		PR:             s.pr,
+		Progress:       s.out,
+		Only:           s.only(),
+		EngineBuildKit: os.Getenv(envBuildkit) == "",
+		Secrets:        secrets,
+		SSH:            agents,
 	}
 	if truthy(os.Getenv(envVerbose)) {
 		o.BuildLog = s.out
