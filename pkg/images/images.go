@@ -45,10 +45,11 @@ type Options struct {
 	// PR marks fork/pull-request mode: no cache is exported. Hoist never
 	// exports cache to a registry from Images, so this only records intent.
 	PR bool
-	// EngineBuildKit says the builder is the engine's own BuildKit, whose
-	// default network for RUN steps is the engine's bridge: Build checks
-	// that it exists before an image with network default is built.
-	EngineBuildKit bool
+	// RemoteBuildKit says the builder is a buildkitd of its own, not the
+	// engine's BuildKit. The engine's BuildKit gives RUN steps the engine's
+	// bridge as their default network, so without this Build checks that
+	// the bridge exists before an image with network default is built.
+	RemoteBuildKit bool
 	// Secrets are the build secrets by id, as hoist.yaml defines them.
 	Secrets map[string]Secret
 	// SSH are the SSH agents by id, as hoist.yaml defines them.
@@ -172,7 +173,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		}
 	}
 
-	net := &networks{e: e, check: o.EngineBuildKit, pr: pr}
+	net := &networks{e: e, check: !o.RemoteBuildKit, pr: pr}
 	results := make([]Result, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)

@@ -61,7 +61,7 @@ func (s *session) images(ctx context.Context) ([]images.Result, error) {
 		PR:             s.pr,
 		Progress:       s.out,
 		Only:           s.only(),
-		EngineBuildKit: os.Getenv(envBuildkit) == "",
+		RemoteBuildKit: os.Getenv(envBuildkit) != "",
 		Secrets:        secrets,
 		SSH:            agents,
 	}
