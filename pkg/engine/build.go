@@ -210,6 +210,11 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
 		Session:       attach,
 	}
+	if r.Network == "host" {
+		// BuildKit runs a step on the host's network only when the client
+		// grants it, as docker build --network host does.
+		opt.AllowedEntitlements = []string{"network.host"}
+	}
 
 	ch := make(chan *bk.SolveStatus)
 	var res *bk.SolveResponse
