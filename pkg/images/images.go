@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/engine"
@@ -298,7 +299,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 		if ctx.Err() != nil {
 			return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
 		}
-		return fail(err)
+		return fail(pullRefused(err, uses))
 	}
 	cur, err := e.Inspect(ctx, img.Ref)
 	if err != nil {
@@ -308,6 +309,26 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	r.Locked = locked(img, cur, sum, false)
 	pr.line(r)
 	return r
+}
+
+// pullRefused turns a registry's 401 during the build into what to do.
+// BuildKit's answer crosses gRPC as text, so the status is all there is
+// to go on.
+func pullRefused(err error, uses plan.Uses) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "401 Unauthorized") && !strings.Contains(msg, "authorization failed") {
+		return err
+	}
+	var hosts []string
+	seen := map[string]bool{}
+	for _, u := range uses.Sources {
+		if n, perr := reference.ParseNormalizedNamed(u.Name); perr == nil && !seen[reference.Domain(n)] {
+			seen[reference.Domain(n)] = true
+			hosts = append(hosts, reference.Domain(n))
+		}
+	}
+	return fmt.Errorf("pulling a base image from %s was refused (401 Unauthorized): run docker login %s, or, for hoist.yaml's registry, set HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD",
+		strings.Join(hosts, ", "), strings.Join(hosts, " / "))
 }
 
 func locked(img plan.Image, cur engine.Image, sum string, skipped bool) lock.Image {
