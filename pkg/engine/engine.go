@@ -62,7 +62,10 @@ type Image struct {
 	DiffIDs []string          // uncompressed layer digests, bottom first
 	Labels  map[string]string // config labels
 	Tags    []string
-	Size    int64
+	// RepoDigests are the registry references the image came from; none
+	// for an image made or built on this machine, which cannot be pulled.
+	RepoDigests []string
+	Size        int64
 }
 
 // Inspect returns the image known by ref (a tag or an ID).
@@ -74,7 +77,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (Image, error) {
 		}
 		return Image{}, fmt.Errorf("inspecting %s: %w", ref, err)
 	}
-	img := Image{ID: ii.ID, Tags: ii.RepoTags, Size: ii.Size}
+	img := Image{ID: ii.ID, Tags: ii.RepoTags, RepoDigests: ii.RepoDigests, Size: ii.Size}
 	if ii.RootFS.Layers != nil {
 		img.DiffIDs = append([]string(nil), ii.RootFS.Layers...)
 	}

@@ -278,6 +278,9 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 			if localBases[u.Name] {
 				// A base made on this machine cannot be pulled; it was re-made instead.
 				pull = false
+			} else if cur, err := e.Inspect(ctx, u.Name); err == nil && len(cur.RepoDigests) == 0 {
+				// Neither can an image that never came from a registry.
+				pull = false
 			}
 		}
 	}
