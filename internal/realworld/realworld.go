@@ -357,7 +357,7 @@ func makeTarball() ([]byte, error) {
 // the tests the Test target runs.
 func Files(project string, b Bases, indexURL string) map[string]string {
 	return map[string]string{
-		"VERSION": "1.0.0\n",
+		"VERSION":       "1.0.0\n",
 		".dockerignore": "build\n",
 		// The semver write-up's server compiles its binary in a builder
 		// stage and ships only the result.
