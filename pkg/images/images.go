@@ -180,7 +180,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	g.SetLimit(o.Parallel)
 	for i, img := range todo {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, net, img, localBases, o, pr)
+			results[i] = buildOne(gctx, e, b, h, net, p.Dir, img, localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
@@ -232,7 +232,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, root string, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
 	r := Result{Image: img}
 	fail := func(err error) Result {
@@ -260,7 +260,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", img.Dockerfile, err))
 	}
-	req, err := session(ctx, e, img, uses, o)
+	req, err := session(ctx, e, root, img, uses, o)
 	if err != nil {
 		return fail(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,9 +18,13 @@ import (
 // agents, named contexts) against what the config gives, and returns a
 // request carrying exactly that. Every refusal is one line naming the
 // image, the Dockerfile line and the fix.
-func session(ctx context.Context, e Engine, img plan.Image, uses plan.Uses, o Options) (engine.BuildRequest, error) {
+func session(ctx context.Context, e Engine, root string, img plan.Image, uses plan.Uses, o Options) (engine.BuildRequest, error) {
 	req := engine.BuildRequest{Contexts: img.Contexts}
-	at := func(line int) string { return fmt.Sprintf("image %s: %s:%d", img.Name, img.Dockerfile, line) }
+	df := img.Dockerfile
+	if rel, err := filepath.Rel(root, df); err == nil && root != "" && !strings.HasPrefix(rel, "..") {
+		df = rel
+	}
+	at := func(line int) string { return fmt.Sprintf("image %s: %s:%d", img.Name, df, line) }
 	for _, u := range uses.Secrets {
 		s, ok := o.Secrets[u.Name]
 		if !ok {
@@ -66,7 +71,7 @@ func session(ctx context.Context, e Engine, img plan.Image, uses plan.Uses, o Op
 		}
 		req.SSH[u.Name] = paths
 	}
-	if err := checkContexts(ctx, e, img, uses, at); err != nil {
+	if err := checkContexts(ctx, e, img, df, uses, at); err != nil {
 		return req, err
 	}
 	return req, nil
@@ -76,7 +81,7 @@ func session(ctx context.Context, e Engine, img plan.Image, uses plan.Uses, o Op
 // never uses, and a bare name the Dockerfile uses that is neither a stage,
 // nor a context, nor an image, when the image has contexts: both are the
 // same typo seen from either side.
-func checkContexts(ctx context.Context, e Engine, img plan.Image, uses plan.Uses, at func(int) string) error {
+func checkContexts(ctx context.Context, e Engine, img plan.Image, df string, uses plan.Uses, at func(int) string) error {
 	if len(img.Contexts) == 0 {
 		return nil
 	}
@@ -104,7 +109,7 @@ func checkContexts(ctx context.Context, e Engine, img plan.Image, uses plan.Uses
 	for _, name := range defined {
 		if !used[name] {
 			return fmt.Errorf("image %s: context %q in hoist.yaml is named by no FROM, COPY --from or RUN --mount=from in %s (they name: %s): fix the name",
-				img.Name, name, img.Dockerfile, strings.Join(names, ", "))
+				img.Name, name, df, strings.Join(names, ", "))
 		}
 	}
 	return nil

@@ -38,8 +38,10 @@ type Plan struct {
 	Created  time.Time
 	Source   string
 	BuildDir string
-	Bases    []Base
-	Images   []Image
+	// Dir is the folder holding the config; messages show paths from it.
+	Dir    string
+	Bases  []Base
+	Images []Image
 }
 
 // Base is a locally made base image.
@@ -89,6 +91,7 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 		Created:  o.Created.UTC(),
 		Source:   cfg.Source,
 		BuildDir: cfg.Path(cfg.BuildDir),
+		Dir:      cfg.Dir,
 	}
 	if p.Source == "" {
 		p.Source = o.Source
