@@ -30,7 +30,8 @@ type Engine struct {
 // Options configure Connect.
 type Options struct {
 	// Host is the engine address (e.g. unix:///var/run/docker.sock); empty
-	// means the Docker client's defaults (DOCKER_HOST as read by the caller).
+	// means the Docker client's defaults, which the Docker client package
+	// itself reads from DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
 	Host string
 }
 

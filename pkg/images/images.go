@@ -31,7 +31,8 @@ type Engine interface {
 	HasDefaultBridge(ctx context.Context) (bool, error)
 }
 
-// Builder runs one BuildKit solve.
+// Builder builds one image (engine.Builder: one BuildKit build whose
+// Dockerfile frontend runs in this process).
 type Builder interface {
 	Build(ctx context.Context, r engine.BuildRequest, progress io.Writer) (engine.BuildResult, error)
 }
