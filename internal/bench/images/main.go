@@ -36,14 +36,15 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds of each measurement; the median is reported")
 	parallel := flag.Int("parallel", 2*runtime.NumCPU(), "Images' concurrent solves")
+	only := flag.String("set", "", "measure only this set: matrix or realworld (default both)")
 	flag.Parse()
-	if err := run(*rounds, *parallel); err != nil {
+	if err := run(*rounds, *parallel, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench images:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, parallel int) error {
+func run(rounds, parallel int, only string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "hoist-bench-images-")
 	if err != nil {
@@ -96,12 +97,15 @@ func run(rounds, parallel int) error {
 	fmt.Printf("%d rounds (median), Images parallel=%d, %d cores; anchor: docker buildx bake (buildx %s, docker driver)\n", rounds, parallel, runtime.NumCPU(), buildxVersion)
 	ok := true
 	for _, set := range []struct {
-		name string
-		cfg  *config.Config
+		key, name string
+		cfg       *config.Config
 	}{
-		{"14-image matrix", matrix},
-		{"real-world Dockerfiles (compile, pip, npm)", rw},
+		{"matrix", "14-image matrix", matrix},
+		{"realworld", "real-world Dockerfiles (compile, pip, npm)", rw},
 	} {
+		if only != "" && only != set.key {
+			continue
+		}
 		r, err := measure(ctx, e, b, set.cfg, dockerConfig, rounds, parallel)
 		if err != nil {
 			return fmt.Errorf("%s: %w", set.name, err)
@@ -135,6 +139,9 @@ func measure(ctx context.Context, e *engine.Engine, b *engine.Builder, cfg *conf
 		return err
 	}
 	bakeFile := filepath.Join(cfg.Path(cfg.BuildDir), "docker-bake.json")
+	if err := os.MkdirAll(filepath.Dir(bakeFile), 0o755); err != nil {
+		return medians{}, err
+	}
 	if err := writeBake(bakeFile, p); err != nil {
 		return medians{}, err
 	}
