@@ -293,7 +293,7 @@ func ServeIndex(dir string) (*Index, error) {
 		return nil, err
 	}
 	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
-	go srv.Serve(l)
+	go func() { _ = srv.Serve(l) }() // returns http.ErrServerClosed on Close
 	return &Index{URL: "http://" + l.Addr().String(), srv: srv}, nil
 }
 
@@ -313,7 +313,9 @@ func makeWheel() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.Write([]byte(f.body))
+		if _, err := w.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
 		s := sha256.Sum256([]byte(f.body))
 		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.name, base64.RawURLEncoding.EncodeToString(s[:]), len(f.body))
 	}
@@ -322,7 +324,9 @@ func makeWheel() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.Write([]byte(record.String()))
+	if _, err := w.Write([]byte(record.String())); err != nil {
+		return nil, err
+	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
@@ -341,7 +345,9 @@ func makeTarball() ([]byte, error) {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
 			return nil, err
 		}
-		tw.Write([]byte(f.body))
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err

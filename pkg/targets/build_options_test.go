@@ -102,13 +102,13 @@ func TestImagesPrivateBaseWithHoistSettings(t *testing.T) {
 		e.Remove(context.Background(), project+"/app:1.0.0")
 		e.Remove(context.Background(), ref)
 	})
-	out, err := captureOut(t, func() error { return Images(ctx) })
+	_, err = captureOut(t, func() error { return Images(ctx) })
 	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized): run docker login "+reg.Host) {
 		t.Fatalf("without credentials: err = %v", err)
 	}
 	t.Setenv(envRegistryUser, user)
 	t.Setenv(envRegistryPass, pass)
-	out, err = captureOut(t, func() error { return Images(ctx) })
+	out, err := captureOut(t, func() error { return Images(ctx) })
 	if err != nil {
 		t.Fatalf("with HOIST_REGISTRY_USERNAME/PASSWORD: %v", err)
 	}
