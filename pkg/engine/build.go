@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	dockercfg "github.com/docker/cli/cli/config"
@@ -15,6 +16,7 @@ import (
 	dockertypes "github.com/docker/cli/cli/config/types"
 	bk "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/secrets"
@@ -143,6 +145,13 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		return BuildResult{}, fmt.Errorf("opening Dockerfile folder %s: %w", dfDir, err)
 	}
 	attrs := map[string]string{"filename": dfName}
+	if df, err := os.ReadFile(r.Dockerfile); err == nil && builtinSyntax(df) {
+		// "# syntax=docker/dockerfile:1" asks for the stable Dockerfile
+		// frontend, which is the one running here: pulling it would only
+		// add a round trip, and fail on a machine that cannot pull. A
+		// cmdline attribute tells the frontend it was already chosen.
+		attrs["cmdline"] = "docker/dockerfile"
+	}
 	for k, v := range r.Args {
 		attrs["build-arg:"+k] = v
 	}
@@ -254,6 +263,24 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	}
 	return br, nil
 }
+
+// builtinSyntax reports whether a Dockerfile's syntax directive names the
+// stable Dockerfile frontend (docker/dockerfile:1, :1.N or :1.N.M), which
+// is the one linked into Hoist. Labs and other frontends are pulled as
+// BuildKit does.
+func builtinSyntax(df []byte) bool {
+	ref, _, _, ok := parser.DetectSyntax(df)
+	if !ok {
+		return false
+	}
+	name, tag, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(ref, "docker.io/"), "library/"), ":")
+	if name != "docker/dockerfile" {
+		return false
+	}
+	return stableTag.MatchString(tag)
+}
+
+var stableTag = regexp.MustCompile(`^1(\.[0-9]+){0,2}$`)
 
 // secretStore answers BuildKit's requests for secrets, reading a file
 // secret only when a build asks for it.

@@ -384,7 +384,9 @@ func TestExternalImagesAndNamedContexts(t *testing.T) {
 	}
 	makeTools("tool v1\n")
 	r.write(map[string]string{
-		"app/Dockerfile":              "FROM {{base}}\nCOPY --from=" + tools + " /tool /tool\nCOPY --from=lib / /lib/\nCOPY --from=extra /tool /extra\nCOPY . /src/\nRUN test ! -e /src/junk && test -e /src/keep && grep -q v /tool\n",
+		// The syntax line many Dockerfiles carry asks for the frontend Hoist
+		// runs itself; nothing is pulled.
+		"app/Dockerfile":              "# syntax=docker/dockerfile:1\nFROM {{base}}\nCOPY --from=" + tools + " /tool /tool\nCOPY --from=lib / /lib/\nCOPY --from=extra /tool /extra\nCOPY . /src/\nRUN test ! -e /src/junk && test -e /src/keep && grep -q v /tool\n",
 		"app/Dockerfile.dockerignore": "junk\n",
 		"app/junk":                    "dropped by Dockerfile.dockerignore\n",
 		"app/keep":                    "kept\n",
@@ -418,7 +420,7 @@ func TestExternalImagesAndNamedContexts(t *testing.T) {
 	_, _, err := r.build(fmt.Sprintf("images:\n  - {name: app, context: app, dockerfile: app/Dockerfile, contexts: {libs: lib, lib: lib, extra: 'docker-image://%s'}}\n", tools), Options{})
 	oneLine(t, err, "image app", `context "libs" in hoist.yaml is named by no FROM, COPY --from`, "fix the name")
 	_, _, err = r.build(fmt.Sprintf("images:\n  - {name: app, context: app, dockerfile: app/Dockerfile, contexts: {extra: 'docker-image://%s'}}\n", tools), Options{})
-	oneLine(t, err, "image app", "Dockerfile:3", "COPY --from lib names no stage, no context and no image", "contexts are extra")
+	oneLine(t, err, "image app", "Dockerfile:4", "COPY --from lib names no stage, no context and no image", "contexts are extra")
 }
 
 func TestCacheMountReused(t *testing.T) {
