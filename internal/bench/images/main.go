@@ -165,16 +165,20 @@ func measure(ctx context.Context, e *engine.Engine, b *engine.Builder, cfg *conf
 		return medians{}, err
 	}
 	var hc, bc, hw, bw []time.Duration
+	type step struct {
+		into *[]time.Duration
+		fn   func() error
+	}
 	for i := 0; i < rounds; i++ {
-		for _, m := range []struct {
-			into *[]time.Duration
-			fn   func() error
-		}{
-			{&hc, func() error { return hoistBuild(true) }},
-			{&bc, func() error { return bake(true) }},
-			{&hw, func() error { return hoistBuild(false) }},
-			{&bw, func() error { return bake(false) }},
-		} {
+		cold := []step{{&hc, func() error { return hoistBuild(true) }}, {&bc, func() error { return bake(true) }}}
+		warm := []step{{&hw, func() error { return hoistBuild(false) }}, {&bw, func() error { return bake(false) }}}
+		if i%2 == 1 {
+			// Take turns going first, so a machine that gets busier or
+			// quieter during a round favours neither.
+			cold[0], cold[1] = cold[1], cold[0]
+			warm[0], warm[1] = warm[1], warm[0]
+		}
+		for _, m := range append(cold, warm...) {
 			d, err := benchutil.Time(m.fn)
 			if err != nil {
 				return medians{}, err
