@@ -129,7 +129,8 @@ func (b *Builder) UseRegistryAuth(dockerConfig string, registries map[string]Cre
 // Close releases the BuildKit connection.
 func (b *Builder) Close() error { return b.c.Close() }
 
-// Build runs one solve and exports the image into the engine's image store.
+// Build runs one build, its Dockerfile frontend in this process, and
+// exports the image into the engine's image store.
 // Progress goes to w as plain lines (nil discards it).
 func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (BuildResult, error) {
 	ctxFS, err := fsutil.NewFS(r.ContextDir)
