@@ -277,3 +277,23 @@ func TestFromRefs(t *testing.T) {
 		})
 	}
 }
+
+func FuzzReadDockerfile(f *testing.F) {
+	f.Add("FROM a:1 AS b\nRUN --mount=type=secret,id=x,required --mount=type=ssh true\nCOPY --from=b / /\n")
+	f.Add("ARG X=y\nFROM $X\nRUN --mount=from=c:1,target=/c true\n")
+	f.Add("# syntax=docker/dockerfile:1\nFROM scratch\n")
+	f.Add("FROM\n")
+	f.Fuzz(func(t *testing.T, df string) {
+		u, err := ReadDockerfile([]byte(df), map[string]string{"X": "z"})
+		if err != nil {
+			return
+		}
+		for _, us := range [][]Use{u.Sources, u.Secrets, u.SSH} {
+			for _, x := range us {
+				if x.Line < 0 || x.Name == "" && x.Source != "RUN --mount=type=secret" {
+					t.Fatalf("use %+v from %q", x, df)
+				}
+			}
+		}
+	})
+}
