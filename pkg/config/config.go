@@ -231,9 +231,6 @@ func (c *Config) defaults() {
 			c.Images[i].Context = "."
 		}
 	}
-	if c.Registry.LocalPort == 0 {
-		c.Registry.LocalPort = 5000
-	}
 	if c.Cluster.Name != "" {
 		if c.Cluster.Config == "" {
 			c.Cluster.Config = "infra/k3d/cluster.yaml"

@@ -1,20 +1,14 @@
 package targets
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"time"
-
-	"github.com/hoistci/hoist/pkg/images"
-)
+import "context"
 
 // Images builds every image in hoist.yaml locally with BuildKit (never pushes), skipping unchanged ones; HOIST_REBUILD=1 forces a fresh build.
 //
 // Each matrix entry is built through the Docker Engine's own BuildKit, several
 // at once, and recorded in build/hoist/lock.json with its image ID, config
 // digest and layer diff_ids. An entry whose inputs (context files, rendered
-// Dockerfile, arguments, labels, base image IDs) are unchanged and whose
+// Dockerfile, arguments, labels, named contexts, IDs of the images it
+// names) are unchanged and whose
 // image the engine has is not built at all.
 //
 // Environment: HOIST_REBUILD=1 (no cache, re-make bases, pull remote bases),
@@ -26,70 +20,11 @@ import (
 // secrets read the variables hoist.yaml names; ssh entries without socket
 // or keys forward the agent at SSH_AUTH_SOCK.
 func Images(ctx context.Context) error {
-	s, err := newSession()
+	r, err := newRun(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = s.images(ctx)
+	defer r.Close()
+	_, err = r.Images(ctx)
 	return err
-}
-
-// images runs the Images stage; Test, Release and the benchmarks share it.
-func (s *session) images(ctx context.Context) ([]images.Result, error) {
-	start := time.Now()
-	p, err := s.plan(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.engine(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer e.Close()
-	b, err := e.Builder(ctx, os.Getenv(envBuildkit))
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	if err := s.registryAuth(b); err != nil {
-		return nil, err
-	}
-	secrets, agents := s.buildSecrets()
-	o := images.Options{
-		Parallel:       s.parallel(),
-		Rebuild:        truthy(os.Getenv(envRebuild)),
-		PR:             s.pr,
-		Progress:       s.out,
-		Only:           s.only(),
-		RemoteBuildKit: os.Getenv(envBuildkit) != "",
-		Secrets:        secrets,
-		SSH:            agents,
-	}
-	if truthy(os.Getenv(envVerbose)) {
-		o.BuildLog = s.out
-	}
-	fmt.Fprintf(s.out, "hoist: building %d images of %s %s (%d at once)\n", len(p.Images), p.Project, p.Version, o.Parallel)
-	res, err := images.Build(ctx, e, b, p, s.lockPath, o)
-	if err != nil {
-		return res, err
-	}
-	built := 0
-	for _, r := range res {
-		if r.State == images.Built {
-			built++
-		}
-	}
-	fmt.Fprintf(s.out, "hoist: %d images ready (%d built, %d unchanged) in %.1fs; lock: %s\n",
-		len(res), built, len(res)-built, time.Since(start).Seconds(), s.rel(s.lockPath))
-	return res, nil
-}
-
-// rel shows a path relative to the working folder when it is below it.
-func (s *session) rel(p string) string {
-	if wd, err := os.Getwd(); err == nil {
-		if r, err := relPath(wd, p); err == nil {
-			return r
-		}
-	}
-	return p
 }

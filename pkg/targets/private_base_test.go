@@ -15,57 +15,7 @@ import (
 
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
-	"github.com/hoistci/hoist/pkg/config"
 )
-
-func TestBuildSecretsFromEnvironment(t *testing.T) {
-	dir := t.TempDir()
-	testenv.WriteFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "npmrc": "x"})
-	cfg, err := config.Parse("hoist.yaml", dir, []byte(`project: d
-secrets:
-  token: {env: HOIST_TEST_TOKEN}
-  npmrc: {file: npmrc}
-  dsn: {env: HOIST_TEST_DSN, pr: true}
-  unset: {env: HOIST_TEST_UNSET}
-ssh:
-  default:
-  deploy: {socket: /run/deploy.sock}
-images:
-  - {name: a, dockerfile: Dockerfile}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("HOIST_TEST_TOKEN", "tok-value")
-	t.Setenv("HOIST_TEST_DSN", "dsn-value")
-	t.Setenv(envSSHAuthSock, "/run/agent.sock")
-	s := &session{cfg: cfg}
-	secrets, agents := s.buildSecrets()
-	if got := secrets["token"]; string(got.Value) != "tok-value" || got.Withheld != "" || got.Where != "hoist.yaml:3" {
-		t.Errorf("token = %+v", got)
-	}
-	if got := secrets["npmrc"]; got.File != filepath.Join(dir, "npmrc") || got.Value != nil {
-		t.Errorf("npmrc = %+v", got)
-	}
-	if got := secrets["unset"]; !strings.Contains(got.Withheld, "HOIST_TEST_UNSET is not set") {
-		t.Errorf("unset = %+v", got)
-	}
-	if agents["default"].Socket != "/run/agent.sock" || agents["default"].From != envSSHAuthSock || agents["deploy"].Socket != "/run/deploy.sock" {
-		t.Errorf("agents = %+v", agents)
-	}
-	// Fork/PR mode: only what is marked pr: true is passed.
-	s.pr = true
-	secrets, _ = s.buildSecrets()
-	if got := secrets["token"]; got.Value != nil || !strings.Contains(got.Withheld, "fork/PR mode") {
-		t.Errorf("PR mode token = %+v", got)
-	}
-	if got := secrets["npmrc"]; got.File != "" || got.Withheld == "" {
-		t.Errorf("PR mode npmrc = %+v", got)
-	}
-	if got := secrets["dsn"]; string(got.Value) != "dsn-value" || got.Withheld != "" {
-		t.Errorf("PR mode dsn = %+v", got)
-	}
-}
 
 // TestImagesPrivateBaseWithHoistSettings builds FROM a private image with
 // the credentials the Images target reads from HOIST_REGISTRY_USERNAME
@@ -96,7 +46,7 @@ func TestImagesPrivateBaseWithHoistSettings(t *testing.T) {
 		"hoist.yaml":     fmt.Sprintf("project: %s\nimages:\n  - {name: app, context: ctx, dockerfile: ctx/Dockerfile}\n", project),
 	})
 	t.Setenv(envConfig, filepath.Join(dir, "hoist.yaml"))
-	t.Setenv(envDockerConfig, t.TempDir()) // no docker login of this machine
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no docker login of this machine
 	t.Setenv(envRegistry, reg.Host+"/team")
 	t.Cleanup(func() {
 		e.Remove(context.Background(), project+"/app:1.0.0")
