@@ -186,6 +186,11 @@ func measure(ctx context.Context, e *engine.Engine, b *engine.Builder, cfg *conf
 			*m.into = append(*m.into, d)
 		}
 	}
+	for i := range hc {
+		// Every round, so the spread on a shared machine is visible.
+		fmt.Printf("  round %d: cold hoist %.3fs bake %.3fs; unchanged hoist %.3fs bake %.3fs\n",
+			i+1, hc[i].Seconds(), bc[i].Seconds(), hw[i].Seconds(), bw[i].Seconds())
+	}
 	return medians{benchutil.Median(hc), benchutil.Median(bc), benchutil.Median(hw), benchutil.Median(bw)}, nil
 }
 
