@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Object is one Kubernetes object of a manifest, enough to wait for it.

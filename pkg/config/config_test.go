@@ -104,6 +104,17 @@ func TestParseErrors(t *testing.T) {
 		{name: "ignore bad date", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile}\nscan:\n  ignore:\n    - {id: CVE-1, reason: r, expires: soon}\n", want: `expires "soon" is not a date`},
 		{name: "base without files", yaml: "project: d\nbases:\n  - ref: d/b:1\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1 has no files"},
 		{name: "base host file missing", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', busybox: /no/busybox}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "apt-get install busybox-static"},
+		{name: "bad network", yaml: "project: d\nnetwork: bridge\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:1: network: "bridge": use default`},
+		{name: "bad image network", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, network: nat}\n", want: `hoist.yaml:3: image "a": network: "nat"`},
+		{name: "secret with both sources", yaml: "project: d\nsecrets:\n  npmrc: {env: NPMRC, file: .npmrc}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:3: secret "npmrc": set env`},
+		{name: "secret with no source", yaml: "project: d\nsecrets:\n  npmrc:\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:3: secret "npmrc": set env`},
+		{name: "secret unknown key", yaml: "project: d\nsecrets:\n  npmrc: {envv: X}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:3: unknown key "envv" in a secret section`},
+		{name: "ssh key missing", yaml: "project: d\nssh:\n  github: {keys: [nope/id_ed25519]}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:3: ssh "github": key file nope/id_ed25519 does not exist`},
+		{name: "ssh socket and keys", yaml: "project: d\nssh:\n  default: {socket: /s, keys: [Dockerfile]}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "not both"},
+		{name: "context folder missing", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, contexts: {src: nope}}\n", want: `hoist.yaml:3: image "a": context "src": folder nope does not exist`},
+		{name: "context bad scheme", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, contexts: {src: 'https://x/y.git'}}\n", want: `use a folder or docker-image://REF`},
+		{name: "context empty image", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, contexts: {src: 'docker-image://'}}\n", want: `write docker-image://REF`},
+		{name: "wrong type in list", yaml: "project: d\nimages:\n  - name: a\n    dockerfile: Dockerfile\n    test: {command: x}\n", want: `hoist.yaml:5: wrong type: "x" is str, want a list`},
 		{name: "check without run", yaml: "project: d\nchecks:\n  - {name: vet}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: a check needs a name and a run command"},
 	}
 	for _, tt := range tests {
@@ -123,6 +134,50 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("error does not name the file: %q", msg)
 			}
 		})
+	}
+}
+
+func TestParseBuildKeys(t *testing.T) {
+	dir := repo(t)
+	if err := os.Mkdir(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("hoist.yaml", dir, []byte(`project: d
+network: none
+secrets:
+  npmrc: {file: Dockerfile}
+  pip_token: {env: PIP_TOKEN, pr: true}
+ssh:
+  default:
+  deploy: {keys: [Dockerfile]}
+images:
+  - {name: a, dockerfile: Dockerfile, network: host, contexts: {src: src, base: 'docker-image://d/base:1'}}
+  - {name: b, dockerfile: Dockerfile}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.NetworkOf(c.Images[0]); got != NetworkHost {
+		t.Errorf("image a network = %q, want host", got)
+	}
+	if got := c.NetworkOf(c.Images[1]); got != NetworkNone {
+		t.Errorf("image b network = %q, want the top level's none", got)
+	}
+	if s := c.Secrets["pip_token"]; s.Env != "PIP_TOKEN" || !s.PR || s.Line != 5 {
+		t.Errorf("pip_token = %+v", s)
+	}
+	if s, ok := c.SSH["default"]; !ok || s.Line != 7 || s.Socket != "" || len(s.Keys) != 0 {
+		t.Errorf("ssh default = %+v (present %v), want the agent entry at line 7", s, ok)
+	}
+	if c.Images[0].Contexts["base"] != "docker-image://d/base:1" {
+		t.Errorf("contexts = %v", c.Images[0].Contexts)
+	}
+	c, err = Parse("hoist.yaml", dir, []byte("project: d\nimages:\n  - {name: a, dockerfile: Dockerfile}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network != NetworkDefault {
+		t.Errorf("network = %q, want default", c.Network)
 	}
 }
 

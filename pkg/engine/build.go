@@ -5,9 +5,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
+	dockercfg "github.com/docker/cli/cli/config"
+
+	"github.com/docker/cli/cli/config/configfile"
+	dockertypes "github.com/docker/cli/cli/config/types"
 	bk "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/secrets"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -23,9 +37,25 @@ type BuildRequest struct {
 	NoCache    bool              // ignore the build cache
 	Pull       bool              // always resolve base images from their registry
 	Target     string            // multi-stage target, optional
-	// Network is the network RUN steps get: "none" (the default; the engines
-	// Hoist targets run without a bridge) or "host".
+	// Network is the network RUN steps get: "default" (BuildKit's own,
+	// the engine's default network, as docker build gives), "none" or
+	// "host". Empty means none.
 	Network string
+	// Contexts are named build contexts: name -> folder, or
+	// docker-image://REF (docker buildx build --build-context).
+	Contexts map[string]string
+	// Secrets are what RUN --mount=type=secret may read, by id.
+	Secrets map[string]Secret
+	// SSH are agents for RUN --mount=type=ssh, by id: one agent socket,
+	// or private key files.
+	SSH map[string][]string
+}
+
+// Secret is one build secret: its value, or a file read when the build
+// asks for it. It travels in the BuildKit session only.
+type Secret struct {
+	Value []byte
+	File  string
 }
 
 // BuildResult is what the solve reported.
@@ -35,7 +65,8 @@ type BuildResult struct {
 
 // Builder dials BuildKit.
 type Builder struct {
-	c *bk.Client
+	c    *bk.Client
+	auth session.Attachable // registry credentials; nil: anonymous pulls
 }
 
 // Builder returns a BuildKit client. With addr empty it uses the BuildKit
@@ -61,10 +92,45 @@ func (e *Engine) Builder(ctx context.Context, addr string) (*Builder, error) {
 	return &Builder{c: c}, nil
 }
 
+// Credentials are a user name and password (or token) for one registry.
+type Credentials struct {
+	Username, Password string
+}
+
+// UseRegistryAuth lets builds pull with the credentials of the Docker
+// config folder dockerConfig (config.json with its credential helpers, as
+// docker build uses them; empty: none) plus registries, which take
+// precedence for their hosts. Credentials stay in the BuildKit session:
+// they reach no log, image or label.
+func (b *Builder) UseRegistryAuth(dockerConfig string, registries map[string]Credentials) error {
+	cf := configfile.New("")
+	if dockerConfig != "" {
+		var err error
+		if cf, err = dockercfg.Load(dockerConfig); err != nil {
+			return fmt.Errorf("reading Docker credentials in %s: %w", dockerConfig, err)
+		}
+	}
+	for host, c := range registries {
+		if cf.AuthConfigs == nil {
+			cf.AuthConfigs = map[string]dockertypes.AuthConfig{}
+		}
+		cf.AuthConfigs[host] = dockertypes.AuthConfig{Username: c.Username, Password: c.Password, ServerAddress: host}
+		if cf.CredentialHelpers == nil {
+			cf.CredentialHelpers = map[string]string{}
+		}
+		// An empty helper sends this host to the file store, where the
+		// credentials above are, even when a credsStore is configured.
+		cf.CredentialHelpers[host] = ""
+	}
+	b.auth = authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{ConfigFile: cf})
+	return nil
+}
+
 // Close releases the BuildKit connection.
 func (b *Builder) Close() error { return b.c.Close() }
 
-// Build runs one solve and exports the image into the engine's image store.
+// Build runs one build, its Dockerfile frontend in this process, and
+// exports the image into the engine's image store.
 // Progress goes to w as plain lines (nil discards it).
 func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (BuildResult, error) {
 	ctxFS, err := fsutil.NewFS(r.ContextDir)
@@ -80,6 +146,13 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		return BuildResult{}, fmt.Errorf("opening Dockerfile folder %s: %w", dfDir, err)
 	}
 	attrs := map[string]string{"filename": dfName}
+	if df, err := os.ReadFile(r.Dockerfile); err == nil && builtinSyntax(df) {
+		// "# syntax=docker/dockerfile:1" asks for the stable Dockerfile
+		// frontend, which is the one running here: pulling it would only
+		// add a round trip, and fail on a machine that cannot pull. A
+		// cmdline attribute tells the frontend it was already chosen.
+		attrs["cmdline"] = "docker/dockerfile"
+	}
 	for k, v := range r.Args {
 		attrs["build-arg:"+k] = v
 	}
@@ -92,11 +165,27 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	if r.Pull {
 		attrs["image-resolve-mode"] = "pull"
 	}
-	network := r.Network
-	if network == "" {
-		network = "none"
+	switch r.Network {
+	case "default":
+		// BuildKit's sandbox network: the engine's default, as docker build.
+	case "":
+		attrs["force-network-mode"] = "none"
+	default:
+		attrs["force-network-mode"] = r.Network
 	}
-	attrs["force-network-mode"] = network
+	mounts := map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS}
+	for name, src := range r.Contexts {
+		if strings.HasPrefix(src, "docker-image://") {
+			attrs["context:"+name] = src
+			continue
+		}
+		fs, err := fsutil.NewFS(src)
+		if err != nil {
+			return BuildResult{}, fmt.Errorf("opening build context %s (%s): %w", name, src, err)
+		}
+		mounts["named-"+name] = fs
+		attrs["context:"+name] = "local:named-" + name
+	}
 	if r.Target != "" {
 		attrs["target"] = r.Target
 	}
@@ -107,11 +196,34 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 		name += t
 	}
+	var attach []session.Attachable
+	if b.auth != nil {
+		attach = append(attach, b.auth)
+	}
+	if len(r.Secrets) > 0 {
+		attach = append(attach, secretsprovider.NewSecretProvider(secretStore(r.Secrets)))
+	}
+	if len(r.SSH) > 0 {
+		var confs []sshprovider.AgentConfig
+		for id, paths := range r.SSH {
+			confs = append(confs, sshprovider.AgentConfig{ID: id, Paths: paths})
+		}
+		p, err := sshprovider.NewSSHAgentProvider(confs)
+		if err != nil {
+			return BuildResult{}, fmt.Errorf("forwarding SSH: %w", err)
+		}
+		attach = append(attach, p)
+	}
 	opt := bk.SolveOpt{
-		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		LocalMounts:   mounts,
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
+		Session:       attach,
+	}
+	if r.Network == "host" {
+		// BuildKit runs a step on the host's network only when the client
+		// grants it, as docker build --network host does.
+		opt.AllowedEntitlements = []string{"network.host"}
 	}
 
 	ch := make(chan *bk.SolveStatus)
@@ -119,7 +231,11 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		res, err = b.c.Solve(gctx, nil, opt, ch)
+		// The Dockerfile frontend runs here, in this process, rather than
+		// the one built into the engine: an engine's built-in frontend can
+		// be years old (20.10's has no named contexts), while this one is
+		// the BuildKit version Hoist is built with, the same everywhere.
+		res, err = b.c.Build(gctx, opt, "", builder.Build, ch)
 		return err
 	})
 	g.Go(func() error {
@@ -147,4 +263,41 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 	}
 	return br, nil
+}
+
+// builtinSyntax reports whether a Dockerfile's syntax directive names the
+// stable Dockerfile frontend (docker/dockerfile:1, :1.N or :1.N.M), which
+// is the one linked into Hoist. Labs and other frontends are pulled as
+// BuildKit does.
+func builtinSyntax(df []byte) bool {
+	ref, _, _, ok := parser.DetectSyntax(df)
+	if !ok {
+		return false
+	}
+	name, tag, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(ref, "docker.io/"), "library/"), ":")
+	if name != "docker/dockerfile" {
+		return false
+	}
+	return stableTag.MatchString(tag)
+}
+
+var stableTag = regexp.MustCompile(`^1(\.[0-9]+){0,2}$`)
+
+// secretStore answers BuildKit's requests for secrets, reading a file
+// secret only when a build asks for it.
+type secretStore map[string]Secret
+
+func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
+	sec, ok := s[id]
+	if !ok {
+		return nil, secrets.ErrNotFound
+	}
+	if sec.File != "" {
+		b, err := os.ReadFile(sec.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading secret %s: %w", id, err)
+		}
+		return b, nil
+	}
+	return sec.Value, nil
 }

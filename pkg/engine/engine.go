@@ -12,6 +12,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 )
 
@@ -62,7 +63,10 @@ type Image struct {
 	DiffIDs []string          // uncompressed layer digests, bottom first
 	Labels  map[string]string // config labels
 	Tags    []string
-	Size    int64
+	// RepoDigests are the registry references the image came from; none
+	// for an image made or built on this machine, which cannot be pulled.
+	RepoDigests []string
+	Size        int64
 }
 
 // Inspect returns the image known by ref (a tag or an ID).
@@ -74,7 +78,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (Image, error) {
 		}
 		return Image{}, fmt.Errorf("inspecting %s: %w", ref, err)
 	}
-	img := Image{ID: ii.ID, Tags: ii.RepoTags, Size: ii.Size}
+	img := Image{ID: ii.ID, Tags: ii.RepoTags, RepoDigests: ii.RepoDigests, Size: ii.Size}
 	if ii.RootFS.Layers != nil {
 		img.DiffIDs = append([]string(nil), ii.RootFS.Layers...)
 	}
@@ -126,4 +130,18 @@ func (e *Engine) Save(ctx context.Context, refs ...string) (io.ReadCloser, error
 		return nil, fmt.Errorf("saving %s: %w", strings.Join(refs, ", "), err)
 	}
 	return rc, nil
+}
+
+// HasDefaultBridge reports whether the engine has its default bridge
+// network, which BuildKit's default network for RUN steps needs. An engine
+// started with --bridge=none has none, and such RUN steps fail.
+func (e *Engine) HasDefaultBridge(ctx context.Context) (bool, error) {
+	_, err := e.API.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+	if err == nil {
+		return true, nil
+	}
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("looking for the engine's bridge network: %w", err)
 }

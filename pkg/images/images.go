@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/engine"
@@ -27,12 +28,13 @@ import (
 type Engine interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
 	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
+	HasDefaultBridge(ctx context.Context) (bool, error)
 }
 
 // Builder builds one image and leaves it in the engine under the request's
 // tags, where Build reads it back with Inspect (the BuildResult is not
-// used). *engine.Builder does it with one BuildKit solve exported to the
-// engine's image store.
+// used). *engine.Builder does it with one BuildKit build whose Dockerfile
+// frontend runs in this process.
 type Builder interface {
 	Build(ctx context.Context, r engine.BuildRequest, progress io.Writer) (engine.BuildResult, error)
 }
@@ -47,8 +49,15 @@ type Options struct {
 	// PR marks fork/pull-request mode: no cache is exported. Hoist never
 	// exports cache to a registry from Images, so this only records intent.
 	PR bool
-	// Network for RUN steps: none (default) or host.
-	Network string
+	// RemoteBuildKit says the builder is a buildkitd of its own, not the
+	// engine's BuildKit. The engine's BuildKit gives RUN steps the engine's
+	// bridge as their default network, so without this Build checks that
+	// the bridge exists before an image with network default is built.
+	RemoteBuildKit bool
+	// Secrets are the build secrets by id, as hoist.yaml defines them.
+	Secrets map[string]Secret
+	// SSH are the SSH agents by id, as hoist.yaml defines them.
+	SSH map[string]SSH
 	// Progress receives one line per image with its state and time; nil is silent.
 	Progress io.Writer
 	// BuildLog, when set, also receives BuildKit's full progress for every
@@ -58,6 +67,32 @@ type Options struct {
 	LogDir string
 	// Only limits the build to these image names (all when empty).
 	Only []string
+}
+
+// Secret is one build secret as the caller resolved it. Its value never
+// reaches a log, a layer, the lock or the inputs hash.
+type Secret struct {
+	Value []byte // from an environment variable the caller read
+	File  string // or read from this file when the build asks
+	// From says where it comes from, for messages: "environment variable
+	// NPM_TOKEN", "file .npmrc".
+	From string
+	// Withheld, when set, says why the build may not have it and what to
+	// do (e.g. fork/PR mode); a mount that requires it then fails early.
+	Withheld string
+	// Where is its place in the config, e.g. hoist.yaml:7.
+	Where string
+}
+
+// SSH is one SSH agent as the caller resolved it: an agent socket, or key
+// files (absolute paths).
+type SSH struct {
+	Socket string
+	Keys   []string
+	// From says where the socket came from, e.g. "SSH_AUTH_SOCK" (empty
+	// when it was not set).
+	From  string
+	Where string
 }
 
 // State is what happened to one image.
@@ -142,12 +177,13 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		}
 	}
 
+	net := &networks{e: e, check: !o.RemoteBuildKit, pr: pr}
 	results := make([]Result, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
 	for i, img := range todo {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, img, localBases, o, pr)
+			results[i] = buildOne(gctx, e, b, h, net, p.Dir, img, localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
@@ -199,7 +235,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, root string, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
 	r := Result{Image: img}
 	fail := func(err error) Result {
@@ -219,6 +255,21 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 			return r
 		}
 	}
+	df, err := os.ReadFile(img.Dockerfile)
+	if err != nil {
+		return fail(fmt.Errorf("reading Dockerfile: %w", err))
+	}
+	uses, err := plan.ReadDockerfile(df, img.Args)
+	if err != nil {
+		return fail(fmt.Errorf("reading %s: %w", img.Dockerfile, err))
+	}
+	req, err := session(ctx, e, root, img, uses, o)
+	if err != nil {
+		return fail(err)
+	}
+	if req.Network, err = net.resolve(ctx, img.Network); err != nil {
+		return fail(err)
+	}
 	labels := make(map[string]string, len(img.Labels)+1)
 	for k, v := range img.Labels {
 		labels[k] = v
@@ -226,10 +277,12 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 	labels[plan.LabelInputs] = sum
 	pull := o.Rebuild
 	if pull {
-		df, _ := os.ReadFile(img.Dockerfile)
-		for _, ref := range plan.FromRefs(df, img.Args) {
-			if localBases[ref] {
+		for _, u := range uses.Sources {
+			if localBases[u.Name] {
 				// A base made on this machine cannot be pulled; it was re-made instead.
+				pull = false
+			} else if cur, err := e.Inspect(ctx, u.Name); err == nil && len(cur.RepoDigests) == 0 {
+				// Neither can an image that never came from a registry.
 				pull = false
 			}
 		}
@@ -243,23 +296,16 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 	if o.BuildLog != nil {
 		w = io.MultiWriter(lf, &prefixWriter{w: o.BuildLog, prefix: img.Name + " | "})
 	}
-	_, err = b.Build(ctx, engine.BuildRequest{
-		ContextDir: img.ContextDir,
-		Dockerfile: img.Dockerfile,
-		Tags:       []string{img.Ref},
-		Args:       img.Args,
-		Labels:     labels,
-		NoCache:    o.Rebuild,
-		Pull:       pull,
-		Target:     img.Target,
-		Network:    o.Network,
-	}, w)
+	req.ContextDir, req.Dockerfile, req.Tags = img.ContextDir, img.Dockerfile, []string{img.Ref}
+	req.Args, req.Labels, req.Target = img.Args, labels, img.Target
+	req.NoCache, req.Pull = o.Rebuild, pull
+	_, err = b.Build(ctx, req, w)
 	lf.Close()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
 		}
-		return fail(err)
+		return fail(pullRefused(err, uses))
 	}
 	cur, err := e.Inspect(ctx, img.Ref)
 	if err != nil {
@@ -269,6 +315,26 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, img plan
 	r.Locked = locked(img, cur, sum, false)
 	pr.line(r)
 	return r
+}
+
+// pullRefused turns a registry's 401 during the build into what to do.
+// BuildKit's answer crosses gRPC as text, so the status is all there is
+// to go on.
+func pullRefused(err error, uses plan.Uses) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "401 Unauthorized") && !strings.Contains(msg, "authorization failed") {
+		return err
+	}
+	var hosts []string
+	seen := map[string]bool{}
+	for _, u := range uses.Sources {
+		if n, perr := reference.ParseNormalizedNamed(u.Name); perr == nil && !seen[reference.Domain(n)] {
+			seen[reference.Domain(n)] = true
+			hosts = append(hosts, reference.Domain(n))
+		}
+	}
+	return fmt.Errorf("pulling a base image from %s was refused (401 Unauthorized): run docker login %s, or, for hoist.yaml's registry, set HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD",
+		strings.Join(hosts, ", "), strings.Join(hosts, " / "))
 }
 
 func locked(img plan.Image, cur engine.Image, sum string, skipped bool) lock.Image {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/images"
 )
 
@@ -19,18 +20,12 @@ func (r *Run) Images(ctx context.Context) ([]images.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := e.Builder(ctx, r.Set.BuildkitHost)
+	b, o, err := r.builder(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	o := images.Options{
-		Parallel: r.Parallel(),
-		Rebuild:  r.Set.Rebuild,
-		PR:       r.Set.PR,
-		Progress: r.Out,
-		Only:     r.Set.Images,
-	}
+	o.Progress = r.Out
 	if r.Set.Verbose {
 		o.BuildLog = r.Out
 	}
@@ -48,4 +43,28 @@ func (r *Run) Images(ctx context.Context) ([]images.Result, error) {
 	r.logf("hoist: %d images ready (%d built, %d unchanged) in %.1fs; lock: %s",
 		len(res), built, len(res)-built, time.Since(start).Seconds(), r.Rel(r.LockPath))
 	return res, nil
+}
+
+// builder opens a BuildKit client with the run's registry credentials, and
+// the build options every build of this run uses (Images, and DigestGate's
+// rebuild from cache): parallelism, secrets and SSH agents, fork mode.
+func (r *Run) builder(ctx context.Context, e *engine.Engine) (*engine.Builder, images.Options, error) {
+	b, err := e.Builder(ctx, r.Set.BuildkitHost)
+	if err != nil {
+		return nil, images.Options{}, err
+	}
+	if err := r.registryAuth(b); err != nil {
+		b.Close()
+		return nil, images.Options{}, err
+	}
+	secrets, agents := r.buildSecrets()
+	return b, images.Options{
+		Parallel:       r.Parallel(),
+		Rebuild:        r.Set.Rebuild,
+		PR:             r.Set.PR,
+		Only:           r.Set.Images,
+		RemoteBuildKit: r.Set.BuildkitHost != "",
+		Secrets:        secrets,
+		SSH:            agents,
+	}, nil
 }

@@ -116,12 +116,14 @@ func (r *Run) DigestGate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			b, err := e.Builder(ctx, r.Set.BuildkitHost)
+			b, o, err := r.builder(ctx, e)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			_, err = images.Build(ctx, e, b, p, lockPath, images.Options{Parallel: r.Parallel(), PR: r.Set.PR, Only: r.Set.Images})
+			// From cache: a rebuild of the tested inputs, never fresh bases.
+			o.Rebuild = false
+			_, err = images.Build(ctx, e, b, p, lockPath, o)
 			return err
 		})
 		if err == nil {

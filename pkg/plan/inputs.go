@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,12 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/hoistci/hoist/pkg/config"
 )
 
 // Hasher computes inputs hashes, hashing each build context once however
@@ -34,16 +33,25 @@ type ctxHash struct {
 }
 
 // Inputs is the hash of everything that goes into building img: the
-// Dockerfile, arguments, labels, target, the context's files (less what
-// .dockerignore drops) and the IDs of the base images its FROM lines name.
+// Dockerfile, arguments, labels, target, network, the context's files (less
+// what the Dockerfile's .dockerignore drops), each named context (a
+// folder's files, or an image's ID), the IDs of the images its FROM, COPY
+// --from and RUN --mount=from lines name, and the ids of the secrets and
+// SSH agents it mounts. A secret's value is never hashed: the hash must not
+// become a way to test guesses of it, so a new value alone does not make
+// an image changed (HOIST_REBUILD=1 rebuilds).
 // The same inputs give the same hash; any change gives another.
 func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
 	df, err := os.ReadFile(img.Dockerfile)
 	if err != nil {
 		return "", fmt.Errorf("reading Dockerfile of %s: %w", img.Name, err)
 	}
+	uses, err := ReadDockerfile(df, img.Args)
+	if err != nil {
+		return "", fmt.Errorf("image %s: reading %s: %w", img.Name, img.Dockerfile, err)
+	}
 	sum := sha256.New()
-	fmt.Fprintf(sum, "hoist-inputs v1\ndockerfile %d\n", len(df))
+	fmt.Fprintf(sum, "hoist-inputs v2\ndockerfile %d\n", len(df))
 	sum.Write(df)
 	for _, k := range sortedKeys(img.Args) {
 		fmt.Fprintf(sum, "arg %q=%q\n", k, img.Args[k])
@@ -51,17 +59,17 @@ func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
 	for _, k := range sortedKeys(img.Labels) {
 		fmt.Fprintf(sum, "label %q=%q\n", k, img.Labels[k])
 	}
-	fmt.Fprintf(sum, "target %q\n", img.Target)
-	c, err := h.context(img.ContextDir)
+	fmt.Fprintf(sum, "target %q\nnetwork %q\n", img.Target, img.Network)
+	c, err := h.context(img.ContextDir, IgnoreFile(img.ContextDir, img.Dockerfile))
 	if err != nil {
 		return "", fmt.Errorf("hashing build context of %s: %w", img.Name, err)
 	}
 	fmt.Fprintf(sum, "context %s\n", c)
-	for _, ref := range FromRefs(df, img.Args) {
+	resolve := func(ref string) (string, error) {
 		id := ""
 		if h.Resolve != nil {
 			if id, err = h.Resolve(ctx, ref); err != nil {
-				return "", fmt.Errorf("resolving base %s of %s: %w", ref, img.Name, err)
+				return "", fmt.Errorf("resolving image %s of %s: %w", ref, img.Name, err)
 			}
 		}
 		if id == "" {
@@ -69,38 +77,83 @@ func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
 			// all we know; a later run sees the pulled ID and rebuilds once.
 			id = "absent"
 		}
+		return id, nil
+	}
+	for _, name := range sortedKeys(img.Contexts) {
+		src := img.Contexts[name]
+		var got string
+		if ref, ok := strings.CutPrefix(src, config.ImageContextPrefix); ok {
+			got, err = resolve(ref)
+		} else {
+			got, err = h.context(src, filepath.Join(src, ".dockerignore"))
+		}
+		if err != nil {
+			return "", fmt.Errorf("hashing context %s of %s: %w", name, img.Name, err)
+		}
+		fmt.Fprintf(sum, "named context %q %s\n", name, got)
+	}
+	for _, ref := range ids(uses.Sources) {
+		if _, ok := img.Contexts[ref]; ok {
+			continue // a named context, hashed above
+		}
+		id, err := resolve(ref)
+		if err != nil {
+			return "", err
+		}
 		fmt.Fprintf(sum, "from %q %s\n", ref, id)
+	}
+	for _, id := range ids(uses.Secrets) {
+		fmt.Fprintf(sum, "secret %q\n", id)
+	}
+	for _, id := range ids(uses.SSH) {
+		fmt.Fprintf(sum, "ssh %q\n", id)
 	}
 	return "sha256:" + hex.EncodeToString(sum.Sum(nil)), nil
 }
 
-func (h *Hasher) context(dir string) (string, error) {
+// IgnoreFile is the ignore file BuildKit applies to the main context: one
+// named after the Dockerfile (Dockerfile.dockerignore, beside it) when it
+// exists, else the context's .dockerignore.
+func IgnoreFile(contextDir, dockerfile string) string {
+	if p := dockerfile + ".dockerignore"; fileExists(p) {
+		return p
+	}
+	return filepath.Join(contextDir, ".dockerignore")
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func (h *Hasher) context(dir, ignore string) (string, error) {
 	h.mu.Lock()
 	if h.ctxs == nil {
 		h.ctxs = map[string]*ctxHash{}
 	}
-	c, ok := h.ctxs[dir]
+	key := dir + "\x00" + ignore
+	c, ok := h.ctxs[key]
 	if !ok {
 		c = &ctxHash{}
-		h.ctxs[dir] = c
+		h.ctxs[key] = c
 	}
 	h.mu.Unlock()
-	c.once.Do(func() { c.sum, c.err = hashContext(dir) })
+	c.once.Do(func() { c.sum, c.err = hashContext(dir, ignore) })
 	return c.sum, c.err
 }
 
 // hashContext hashes the files BuildKit would send: every file under dir
-// except those .dockerignore excludes.
-func hashContext(dir string) (string, error) {
+// except those the ignore file (when it exists) excludes.
+func hashContext(dir, ignore string) (string, error) {
 	var pm *patternmatcher.PatternMatcher
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
+	if f, err := os.Open(ignore); err == nil {
 		patterns, err := ignorefile.ReadAll(f)
 		f.Close()
 		if err != nil {
-			return "", fmt.Errorf("reading .dockerignore: %w", err)
+			return "", fmt.Errorf("reading %s: %w", ignore, err)
 		}
 		if pm, err = patternmatcher.New(patterns); err != nil {
-			return "", fmt.Errorf("reading .dockerignore: %w", err)
+			return "", fmt.Errorf("reading %s: %w", ignore, err)
 		}
 	}
 	sum := sha256.New()
@@ -157,49 +210,4 @@ func hashContext(dir string) (string, error) {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(sum.Sum(nil)), nil
-}
-
-// FromRefs returns the image references a Dockerfile's FROM lines name,
-// leaving out scratch and earlier stages, with ${ARG}s expanded from args
-// and the ARG defaults before the first FROM.
-func FromRefs(dockerfile []byte, args map[string]string) []string {
-	vars := map[string]string{}
-	stages := map[string]bool{}
-	var refs []string
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(dockerfile))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		switch strings.ToUpper(f[0]) {
-		case "ARG":
-			kv := strings.SplitN(f[1], "=", 2)
-			if v, ok := args[kv[0]]; ok {
-				vars[kv[0]] = v
-			} else if len(kv) == 2 {
-				vars[kv[0]] = strings.Trim(kv[1], `"'`)
-			}
-		case "FROM":
-			i := 1
-			for i < len(f) && strings.HasPrefix(f[i], "--") {
-				i++
-			}
-			if i >= len(f) {
-				continue
-			}
-			ref := os.Expand(f[i], func(k string) string { return vars[k] })
-			if ref != "scratch" && !stages[strings.ToLower(ref)] && !seen[ref] {
-				seen[ref] = true
-				refs = append(refs, ref)
-			}
-			if i+2 < len(f) && strings.EqualFold(f[i+1], "AS") {
-				stages[strings.ToLower(f[i+2])] = true
-			}
-		}
-	}
-	sort.Strings(refs)
-	return refs
 }

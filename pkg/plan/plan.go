@@ -38,8 +38,10 @@ type Plan struct {
 	Created  time.Time
 	Source   string
 	BuildDir string
-	Bases    []Base
-	Images   []Image
+	// Dir is the folder holding the config; messages show paths from it.
+	Dir    string
+	Bases  []Base
+	Images []Image
 }
 
 // Base is a locally made base image.
@@ -60,7 +62,12 @@ type Image struct {
 	Target     string
 	Args       map[string]string
 	Labels     map[string]string // including the OCI labels; not LabelInputs
-	Test       *config.ImageTest
+	// Network is what RUN steps get: default, none or host.
+	Network string
+	// Contexts are named build contexts: name -> absolute folder, or
+	// docker-image://REF.
+	Contexts map[string]string
+	Test     *config.ImageTest
 }
 
 // Options are the run's facts the config does not hold.
@@ -84,6 +91,7 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 		Created:  o.Created.UTC(),
 		Source:   cfg.Source,
 		BuildDir: cfg.Path(cfg.BuildDir),
+		Dir:      cfg.Dir,
 	}
 	if p.Source == "" {
 		p.Source = o.Source
@@ -186,7 +194,18 @@ func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image
 		Target:     ci.Target,
 		Args:       map[string]string{},
 		Labels:     map[string]string{},
+		Network:    cfg.NetworkOf(ci),
 		Test:       ci.Test,
+	}
+	for name, src := range ci.Contexts {
+		if img.Contexts == nil {
+			img.Contexts = map[string]string{}
+		}
+		if strings.HasPrefix(src, config.ImageContextPrefix) {
+			img.Contexts[name] = src
+		} else {
+			img.Contexts[name] = cfg.Path(src)
+		}
 	}
 	for k, v := range ci.Args {
 		if img.Args[k], err = render("arg "+k, v, data); err != nil {

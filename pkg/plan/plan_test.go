@@ -171,6 +171,86 @@ func TestInputsHash(t *testing.T) {
 	}
 }
 
+func TestReadDockerfile(t *testing.T) {
+	df := "# syntax=docker/dockerfile:1\nFROM base:1 AS build\nRUN --mount=type=secret,id=npmrc,required \\\n    --mount=type=ssh \\\n    npm ci\nRUN --mount=type=secret,target=/root/.pip_token pip install .\nFROM scratch\nCOPY --from=src /a /a\n"
+	u, err := ReadDockerfile([]byte(df), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Uses{
+		Sources: []Use{{Name: "base:1", Line: 2, Source: "FROM"}, {Name: "src", Line: 8, Source: "COPY --from"}},
+		Secrets: []Use{{Name: "npmrc", Line: 3, Required: true, Source: "RUN --mount=type=secret"}, {Name: ".pip_token", Line: 6, Source: "RUN --mount=type=secret"}},
+		SSH:     []Use{{Name: "default", Line: 3, Source: "RUN --mount=type=ssh"}},
+	}
+	if !reflect.DeepEqual(u, want) {
+		t.Fatalf("got  %+v\nwant %+v", u, want)
+	}
+	if _, err := ReadDockerfile([]byte("FROM a\nRUN --mount=type=bogus x\n"), nil); err == nil {
+		t.Fatal("a bad mount type parsed")
+	}
+}
+
+func TestInputsNamedContextsAndIgnoreFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	testenvWrite(t, dir, map[string]string{
+		"app/Dockerfile":              "FROM base:1\nCOPY --from=tools:1 /x /x\nCOPY --from=src / /src\nRUN --mount=type=secret,id=tok true\n",
+		"app/Dockerfile.dockerignore": "junk\n",
+		"app/a":                       "1",
+		"lib/b":                       "1",
+	})
+	ids := map[string]string{"base:1": "sha256:b1", "tools:1": "sha256:t1"}
+	hash := func(img Image) string {
+		t.Helper()
+		got, err := (&Hasher{Resolve: func(_ context.Context, ref string) (string, error) { return ids[ref], nil }}).Inputs(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	img := Image{Name: "app", ContextDir: filepath.Join(dir, "app"), Dockerfile: filepath.Join(dir, "app", "Dockerfile"),
+		Contexts: map[string]string{"src": filepath.Join(dir, "lib")}}
+	first := hash(img)
+	ids["tools:1"] = "sha256:t2"
+	if hash(img) == first {
+		t.Error("a new image behind COPY --from did not change the hash")
+	}
+	ids["tools:1"] = "sha256:t1"
+	os.WriteFile(filepath.Join(dir, "lib", "b"), []byte("2"), 0o644)
+	if hash(img) == first {
+		t.Error("a changed file in a named context did not change the hash")
+	}
+	first = hash(img)
+	os.WriteFile(filepath.Join(dir, "app", "junk"), []byte("x"), 0o644)
+	if hash(img) != first {
+		t.Error("a file Dockerfile.dockerignore drops changed the hash")
+	}
+	img.Contexts = map[string]string{"src": "docker-image://src:1"}
+	ids["src:1"] = "sha256:s1"
+	first = hash(img)
+	ids["src:1"] = "sha256:s2"
+	if hash(img) == first {
+		t.Error("a new image behind a docker-image:// context did not change the hash")
+	}
+	img.Network = "host"
+	if hash(img) == first {
+		t.Error("the network did not change the hash")
+	}
+}
+
+func testenvWrite(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestFromRefs(t *testing.T) {
 	tests := []struct {
 		name string
@@ -185,6 +265,9 @@ func TestFromRefs(t *testing.T) {
 		{name: "arg default", df: "ARG BASE=debian:12\nFROM ${BASE}\n", want: []string{"debian:12"}},
 		{name: "arg given", df: "ARG BASE=debian:12\nFROM $BASE\n", args: map[string]string{"BASE": "ubuntu:24.04"}, want: []string{"ubuntu:24.04"}},
 		{name: "two bases sorted", df: "FROM b:1 AS x\nFROM a:1\n", want: []string{"a:1", "b:1"}},
+		{name: "copy from image", df: "FROM a:1 AS build\nFROM scratch\nCOPY --from=build / /\nCOPY --from=tools:2 /bin/x /x\nCOPY --from=0 / /\n", want: []string{"a:1", "tools:2"}},
+		{name: "mount from image", df: "FROM a:1\nRUN --mount=from=cache:3,target=/c true\n", want: []string{"a:1", "cache:3"}},
+		{name: "arg in copy from", df: "ARG T=tools:1\nFROM a:1\nCOPY --from=$T / /\n", args: map[string]string{"T": "tools:9"}, want: []string{"a:1", "tools:9"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,4 +276,24 @@ func TestFromRefs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzReadDockerfile(f *testing.F) {
+	f.Add("FROM a:1 AS b\nRUN --mount=type=secret,id=x,required --mount=type=ssh true\nCOPY --from=b / /\n")
+	f.Add("ARG X=y\nFROM $X\nRUN --mount=from=c:1,target=/c true\n")
+	f.Add("# syntax=docker/dockerfile:1\nFROM scratch\n")
+	f.Add("FROM\n")
+	f.Fuzz(func(t *testing.T, df string) {
+		u, err := ReadDockerfile([]byte(df), map[string]string{"X": "z"})
+		if err != nil {
+			return
+		}
+		for _, us := range [][]Use{u.Sources, u.Secrets, u.SSH} {
+			for _, x := range us {
+				if x.Line < 0 || x.Name == "" && x.Source != "RUN --mount=type=secret" {
+					t.Fatalf("use %+v from %q", x, df)
+				}
+			}
+		}
+	})
 }

@@ -31,9 +31,15 @@ type Settings struct {
 	Rebuild       bool
 	Verbose       bool
 	BuildkitHost  string
-	SkipChecks    bool
-	Unpack        bool
-	GateRebuild   bool
+	// DockerConfig is Docker's config folder, whose credentials builds
+	// pull with (empty: ~/.docker).
+	DockerConfig string
+	// SSHAuthSock is the SSH agent an ssh entry of hoist.yaml with no
+	// socket or keys forwards to builds.
+	SSHAuthSock string
+	SkipChecks  bool
+	Unpack      bool
+	GateRebuild bool
 
 	// Registry is HOIST_REGISTRY split into host and repository.
 	RegistryHost, RegistryRepository string
@@ -84,6 +90,8 @@ var Vars = []Var{
 	{"HOIST_REBUILD", "`1`: no cache; local bases re-made; remote bases pulled again"},
 	{"HOIST_VERBOSE", "`1`: BuildKit's full progress"},
 	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's"},
+	{"DOCKER_CONFIG", "Docker's config folder (default `~/.docker`): builds pull private bases with its credentials and credential helpers, as docker build does"},
+	{"SSH_AUTH_SOCK", "the SSH agent an `ssh:` entry of hoist.yaml with no socket or keys forwards to `RUN --mount=type=ssh`"},
 	{"HOIST_NO_ENGINE_SETUP", "`1`: never install or start an engine"},
 	{"HOIST_SKIP_CHECKS", "`1`: Test skips the static checks"},
 	{"HOIST_UNPACK", "`1`: nodes unpack images at import (default: the kubelet unpacks on first use)"},
@@ -130,6 +138,8 @@ func Read(environ []string) (*Settings, error) {
 		Rebuild:         truthy(get("HOIST_REBUILD")),
 		Verbose:         truthy(get("HOIST_VERBOSE")),
 		BuildkitHost:    get("BUILDKIT_HOST"),
+		DockerConfig:    get("DOCKER_CONFIG"),
+		SSHAuthSock:     get("SSH_AUTH_SOCK"),
 		SkipChecks:      truthy(get("HOIST_SKIP_CHECKS")),
 		Unpack:          truthy(get("HOIST_UNPACK")),
 		GateRebuild:     truthy(get("HOIST_GATE_REBUILD")),

@@ -7,13 +7,18 @@ import "context"
 // Each matrix entry is built through the Docker Engine's own BuildKit, several
 // at once, and recorded in build/hoist/lock.json with its image ID, config
 // digest and layer diff_ids. An entry whose inputs (context files, rendered
-// Dockerfile, arguments, labels, base image IDs) are unchanged and whose
+// Dockerfile, arguments, labels, named contexts, IDs of the images it
+// names) are unchanged and whose
 // image the engine has is not built at all.
 //
 // Environment: HOIST_REBUILD=1 (no cache, re-make bases, pull remote bases),
 // HOIST_PR=1 (fork mode), HOIST_PARALLEL=N, HOIST_IMAGES=a,b (only these),
 // HOIST_VERSION (build another version), HOIST_VERBOSE=1 (BuildKit progress),
-// BUILDKIT_HOST (a buildkitd instead of the engine's).
+// BUILDKIT_HOST (a buildkitd instead of the engine's). Builds pull with
+// Docker's credentials (DOCKER_CONFIG, else ~/.docker) and, for the
+// configured registry, HOIST_REGISTRY_USERNAME/HOIST_REGISTRY_PASSWORD;
+// secrets read the variables hoist.yaml names; ssh entries without socket
+// or keys forward the agent at SSH_AUTH_SOCK.
 func Images(ctx context.Context) error {
 	r, err := newRun(ctx)
 	if err != nil {

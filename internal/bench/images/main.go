@@ -1,22 +1,33 @@
-// Command images compares the Images stage with a plain `docker build` loop
-// over the same generated Dockerfiles, in one run on one engine:
+// Command images compares the Images stage with `docker buildx bake` (all
+// targets in one BuildKit session: the strongest peer) over the same
+// Dockerfiles, in one run on one engine:
 //
 //	go run ./internal/bench/images [-rounds 3]
 //
-// Cold: Images with HOIST_REBUILD semantics (no cache) against `docker build
-// --no-cache`. Nothing changed: Images again against `docker build` again.
+// Two sets: the 14-entry matrix of benchutil, and the write-ups' three
+// kinds of real-world Dockerfile (internal/realworld: a multi-stage Go
+// compile, pip install from a loopback index, npm install from a loopback
+// tarball). Cold: Images with HOIST_REBUILD semantics (no build cache)
+// against `bake --no-cache`. Nothing changed: Images again against bake
+// again. buildx is built from the module proxy at the version tools/buildx
+// pins and used as a CLI plugin of a private DOCKER_CONFIG.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/hoistci/hoist/internal/bench/benchutil"
+	"github.com/hoistci/hoist/internal/realworld"
+	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/images"
 	"github.com/hoistci/hoist/pkg/plan"
@@ -25,22 +36,22 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds of each measurement; the median is reported")
 	parallel := flag.Int("parallel", 2*runtime.NumCPU(), "Images' concurrent solves")
+	only := flag.String("set", "", "measure only this set: matrix or realworld (default both)")
 	flag.Parse()
-	if err := run(*rounds, *parallel); err != nil {
+	if err := run(*rounds, *parallel, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench images:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, parallel int) error {
+func run(rounds, parallel int, only string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "hoist-bench-images-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	project := fmt.Sprintf("hoistbench%d", os.Getpid())
-	cfg, err := benchutil.Matrix(dir, project)
+	dockerConfig, err := buildx(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -54,12 +65,70 @@ func run(rounds, parallel int) error {
 		return err
 	}
 	defer b.Close()
-	p, err := benchutil.Plan(cfg)
+
+	project := fmt.Sprintf("hoistbench%d", os.Getpid())
+	matrixDir := filepath.Join(dir, "matrix")
+	matrix, err := benchutil.Matrix(matrixDir, project)
 	if err != nil {
 		return err
 	}
+	bases, err := realworld.MakeBases(ctx, e)
+	if err != nil {
+		return err
+	}
+	idx, err := realworld.ServeIndex(filepath.Join(dir, "index"))
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	rwDir := filepath.Join(dir, "realworld")
+	for name, body := range realworld.Files(project+"rw", bases, idx.URL) {
+		p := filepath.Join(rwDir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	rw, err := config.Load(filepath.Join(rwDir, "hoist.yaml"))
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("%d rounds (median), Images parallel=%d, %d cores; anchor: docker buildx bake (buildx %s, docker driver)\n", rounds, parallel, runtime.NumCPU(), buildxVersion)
+	ok := true
+	for _, set := range []struct {
+		key, name string
+		cfg       *config.Config
+	}{
+		{"matrix", "14-image matrix", matrix},
+		{"realworld", "real-world Dockerfiles (compile, pip, npm)", rw},
+	} {
+		if only != "" && only != set.key {
+			continue
+		}
+		r, err := measure(ctx, e, b, set.cfg, dockerConfig, rounds, parallel)
+		if err != nil {
+			return fmt.Errorf("%s: %w", set.name, err)
+		}
+		fmt.Println(set.name + ":")
+		ok = benchutil.Report("  cold (no cache)", r.hc, r.bc, "buildx bake --no-cache", 1.0) && ok
+		ok = benchutil.Report("  nothing changed", r.hw, r.bw, "buildx bake", 0.05) && ok
+	}
+	if !ok {
+		os.Exit(2)
+	}
+	return nil
+}
+
+type medians struct{ hc, bc, hw, bw time.Duration }
+
+func measure(ctx context.Context, e *engine.Engine, b *engine.Builder, cfg *config.Config, dockerConfig string, rounds, parallel int) (medians, error) {
+	p, err := benchutil.Plan(cfg)
+	if err != nil {
+		return medians{}, err
+	}
 	defer cleanup(e, p)
-	lockPath := dir + "/build/lock.json"
+	lockPath := filepath.Join(cfg.Path(cfg.BuildDir), "lock.json")
 	hoistBuild := func(rebuild bool) error {
 		// What the Images target does: plan (renders Dockerfiles), then build.
 		p, err := benchutil.Plan(cfg)
@@ -69,92 +138,128 @@ func run(rounds, parallel int) error {
 		_, err = images.Build(ctx, e, b, p, lockPath, images.Options{Parallel: parallel, Rebuild: rebuild})
 		return err
 	}
-	var cli string
-	var buildkit bool
-	dockerLoop := func(noCache bool) error {
-		for _, img := range p.Images {
-			args := []string{"build", "-q", "--network", "none", "-t", img.Ref + "-docker", "-f", img.Dockerfile}
-			if noCache {
-				args = append(args, "--no-cache")
-			}
-			for k, v := range img.Args {
-				args = append(args, "--build-arg", k+"="+v)
-			}
-			cmd := exec.CommandContext(ctx, cli, append(args, img.ContextDir)...)
-			if buildkit {
-				cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=1")
-			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%s %v: %v\n%s", cli, args, err, out)
-			}
+	bakeFile := filepath.Join(cfg.Path(cfg.BuildDir), "docker-bake.json")
+	if err := os.MkdirAll(filepath.Dir(bakeFile), 0o755); err != nil {
+		return medians{}, err
+	}
+	if err := writeBake(bakeFile, p); err != nil {
+		return medians{}, err
+	}
+	bake := func(noCache bool) error {
+		args := []string{"buildx", "bake", "-f", bakeFile, "--load", "--progress", "quiet", "--allow", "network.host"}
+		if noCache {
+			args = append(args, "--no-cache")
+		}
+		cmd := exec.CommandContext(ctx, "docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker %v: %v\n%s", args, err, out)
 		}
 		return nil
 	}
-	// Warm up: the base exists and both builders have seen the Dockerfiles.
+	// Warm up: bases exist, caches and cache mounts are filled for both.
 	if err := hoistBuild(false); err != nil {
-		return err
+		return medians{}, err
 	}
-	cli, buildkit = dockerCLI(ctx, p) // needs the base the warm-up made
-	if err := dockerLoop(false); err != nil {
-		return err
+	if err := bake(false); err != nil {
+		return medians{}, err
 	}
-	var hc, dc, hw, dw []time.Duration
+	var hc, bc, hw, bw []time.Duration
+	type step struct {
+		into *[]time.Duration
+		fn   func() error
+	}
 	for i := 0; i < rounds; i++ {
-		d, err := benchutil.Time(func() error { return hoistBuild(true) })
-		if err != nil {
-			return err
+		cold := []step{{&hc, func() error { return hoistBuild(true) }}, {&bc, func() error { return bake(true) }}}
+		warm := []step{{&hw, func() error { return hoistBuild(false) }}, {&bw, func() error { return bake(false) }}}
+		if i%2 == 1 {
+			// Take turns going first, so a machine that gets busier or
+			// quieter during a round favours neither.
+			cold[0], cold[1] = cold[1], cold[0]
+			warm[0], warm[1] = warm[1], warm[0]
 		}
-		hc = append(hc, d)
-		if d, err = benchutil.Time(func() error { return dockerLoop(true) }); err != nil {
-			return err
+		for _, m := range append(cold, warm...) {
+			d, err := benchutil.Time(m.fn)
+			if err != nil {
+				return medians{}, err
+			}
+			*m.into = append(*m.into, d)
 		}
-		dc = append(dc, d)
-		if d, err = benchutil.Time(func() error { return hoistBuild(false) }); err != nil {
-			return err
-		}
-		hw = append(hw, d)
-		if d, err = benchutil.Time(func() error { return dockerLoop(false) }); err != nil {
-			return err
-		}
-		dw = append(dw, d)
 	}
-	builder := "legacy builder"
-	if buildkit {
-		builder = "BuildKit (DOCKER_BUILDKIT=1)"
+	for i := range hc {
+		// Every round, so the spread on a shared machine is visible.
+		fmt.Printf("  round %d: cold hoist %.3fs bake %.3fs; unchanged hoist %.3fs bake %.3fs\n",
+			i+1, hc[i].Seconds(), bc[i].Seconds(), hw[i].Seconds(), bw[i].Seconds())
 	}
-	fmt.Printf("14 images, ~4 MiB distinct layer each, %d rounds (median), Images parallel=%d, %d cores; anchor: %s build, %s\n", rounds, parallel, runtime.NumCPU(), cli, builder)
-	ok1 := benchutil.Report("cold (no cache)", benchutil.Median(hc), benchutil.Median(dc), "docker build --no-cache", 1.0)
-	ok2 := benchutil.Report("nothing changed", benchutil.Median(hw), benchutil.Median(dw), "docker build", 0.15)
-	if !ok1 || !ok2 {
-		os.Exit(2)
-	}
-	return nil
+	return medians{benchutil.Median(hc), benchutil.Median(bc), benchutil.Median(hw), benchutil.Median(bw)}, nil
 }
 
-// dockerCLI picks the strongest `docker build` this machine has: a CLI that
-// builds with BuildKit (DOCKER_BUILDKIT=1 works without buildx on the 20.10
-// CLI), else the legacy builder.
-func dockerCLI(ctx context.Context, p *plan.Plan) (string, bool) {
-	img := p.Images[0]
-	for _, cli := range []string{"docker", "/usr/bin/docker"} {
-		cmd := exec.CommandContext(ctx, cli, "build", "-q", "--network", "none", "-t", img.Ref+"-probe", "-f", img.Dockerfile, img.ContextDir)
-		cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=1")
-		for k, v := range img.Args {
-			cmd.Args = append(cmd.Args[:len(cmd.Args)-1], "--build-arg", k+"="+v, img.ContextDir)
+// writeBake writes a bake file with one target per planned image: same
+// context, Dockerfile, arguments, labels and network as Images gives it.
+func writeBake(path string, p *plan.Plan) error {
+	type target struct {
+		Context    string            `json:"context"`
+		Dockerfile string            `json:"dockerfile"`
+		Args       map[string]string `json:"args,omitempty"`
+		Labels     map[string]string `json:"labels,omitempty"`
+		Tags       []string          `json:"tags"`
+		Network    string            `json:"network,omitempty"`
+		Target     string            `json:"target,omitempty"`
+	}
+	f := struct {
+		Group  map[string]map[string][]string `json:"group"`
+		Target map[string]target              `json:"target"`
+	}{Group: map[string]map[string][]string{"default": {"targets": nil}}, Target: map[string]target{}}
+	for _, img := range p.Images {
+		network := img.Network
+		if network == "" || network == config.NetworkDefault {
+			network = config.NetworkNone // this engine has no bridge; Images uses none too
 		}
-		if err := cmd.Run(); err == nil {
-			exec.Command(cli, "rmi", img.Ref+"-probe").Run()
-			return cli, true
+		name := strings.NewReplacer(".", "_").Replace(img.Name) // bake allows [a-zA-Z0-9_-]
+		f.Group["default"]["targets"] = append(f.Group["default"]["targets"], name)
+		f.Target[name] = target{Context: img.ContextDir, Dockerfile: img.Dockerfile, Args: img.Args, Labels: img.Labels,
+			Tags: []string{img.Ref + "-bake"}, Network: network, Target: img.Target}
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+const buildxVersion = "v0.19.3"
+
+// buildx builds the pinned buildx from the module proxy (tools/buildx)
+// once per version, and returns a DOCKER_CONFIG folder holding it as a CLI
+// plugin.
+func buildx(ctx context.Context, dir string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, "hoist", "buildx-"+buildxVersion, "docker-buildx")
+	if _, err := os.Stat(bin); err != nil {
+		cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-o", bin, "github.com/docker/buildx/cmd/buildx")
+		cmd.Dir = filepath.Join("tools", "buildx")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building buildx %s from tools/buildx (run from the repository root): %v\n%s", buildxVersion, err, out)
 		}
 	}
-	return "docker", false
+	cfg := filepath.Join(dir, "docker-config")
+	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(bin, filepath.Join(cfg, "cli-plugins", "docker-buildx")); err != nil {
+		return "", err
+	}
+	return cfg, nil
 }
 
 func cleanup(e *engine.Engine, p *plan.Plan) {
 	ctx := context.Background()
 	for _, img := range p.Images {
 		e.Remove(ctx, img.Ref)
-		e.Remove(ctx, img.Ref+"-docker")
+		e.Remove(ctx, img.Ref+"-bake")
 	}
 	for _, b := range p.Bases {
 		e.Remove(ctx, b.Ref)
