@@ -72,8 +72,11 @@ type Base struct {
 	// Dirs are empty folders to create (e.g. /tmp).
 	Dirs []string `yaml:"dirs"`
 	// Env is the image's environment, KEY=VALUE.
-	Env  []string `yaml:"env"`
-	Line int      `yaml:"-"`
+	Env []string `yaml:"env"`
+	// Go maps a path in the image to a Go main package that Hoist compiles
+	// for the engine's Linux (gobase.go).
+	Go   map[string]string `yaml:"go"`
+	Line int               `yaml:"-"`
 }
 
 // Image is one image, or a family of images when it has a matrix.
@@ -516,8 +519,11 @@ func (c *Config) validate() error {
 		if b.Ref == "" {
 			return e(b.Line, "a base needs a ref, e.g. ref: %s/busybox:1", c.Project)
 		}
-		if len(b.Files) == 0 && b.Busybox == "" {
-			return e(b.Line, "base %s has no files: add busybox: /bin/busybox or files: {/IN/IMAGE: /ON/HOST}", b.Ref)
+		if len(b.Files) == 0 && b.Busybox == "" && len(b.Go) == 0 {
+			return e(b.Line, "base %s has no files: add go: {/bin/NAME: ./PACKAGE}, busybox: /bin/busybox or files: {/IN/IMAGE: /ON/HOST}", b.Ref)
+		}
+		if msg := b.checkGo(c); msg != "" {
+			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
 			if _, err := os.Stat(c.Path(b.Busybox)); err != nil {
@@ -640,7 +646,7 @@ func knownKeys(typ string) []string {
 	case "Matrix":
 		return []string{"axes", "include", "exclude"}
 	case "Base":
-		return []string{"ref", "busybox", "files", "links", "dirs", "env"}
+		return []string{"ref", "go", "busybox", "files", "links", "dirs", "env"}
 	case "Check":
 		return []string{"name", "run"}
 	case "Registry":

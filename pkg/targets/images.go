@@ -57,6 +57,9 @@ func (s *session) images(ctx context.Context) ([]images.Result, error) {
 	if truthy(os.Getenv(envVerbose)) {
 		o.BuildLog = s.out
 	}
+	if o.GoArch, o.GoEnv, err = goBaseEnv(ctx, e, p); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(s.out, "hoist: building %d images of %s %s (%d at once)\n", len(p.Images), p.Project, p.Version, o.Parallel)
 	res, err := images.Build(ctx, e, b, p, s.lockPath, o)
 	if err != nil {
