@@ -31,6 +31,13 @@ func Test(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The engine first, brought up when none answers: on a fresh machine the
+	// static checks' own tests need it as much as the container tests do.
+	e, err := s.engine(ctx)
+	if err != nil {
+		return err
+	}
+	e.Close()
 	return s.testStage(ctx, true)
 }
 
