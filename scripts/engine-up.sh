@@ -19,10 +19,14 @@
 # Environment:
 #   HOIST_ENGINE_WAIT  seconds to wait for the engine (default 60)
 #   HOIST_DOCKERD_LOG  where dockerd writes its log (default /var/log/hoist-dockerd.log)
+#   HOIST_DOCKERD_ROOT a folder for a private engine of its own (data, exec
+#                      root, pid file), started on DOCKER_HOST's unix socket
+#                      beside any engine already running on the default one
 set -euo pipefail
 
 wait_s=${HOIST_ENGINE_WAIT:-60}
 log=${HOIST_DOCKERD_LOG:-/var/log/hoist-dockerd.log}
+root_dir=${HOIST_DOCKERD_ROOT:-}
 for_tests=
 case "${1:-}" in
   --for-tests) for_tests=1 ;;
@@ -61,9 +65,11 @@ apt_install() {
   command -v apt-get >/dev/null || { say "no apt-get here: install $* yourself, then run again"; exit 1; }
   local aptlog
   aptlog=$(mktemp "${TMPDIR:-/tmp}/hoist-apt.XXXXXX")
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$aptlog" 2>&1 || {
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >>"$aptlog" 2>&1 || true
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$aptlog" 2>&1 || {
+  # Wait for a package manager another process holds instead of failing.
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120)
+  as_root "${apt[@]}" install -y --no-install-recommends "$@" >"$aptlog" 2>&1 || {
+    as_root "${apt[@]}" update >>"$aptlog" 2>&1 || true
+    as_root "${apt[@]}" install -y --no-install-recommends "$@" >>"$aptlog" 2>&1 || {
       say "apt-get install $* failed; see $aptlog"; exit 1; }
   }
   rm -f "$aptlog"
@@ -105,12 +111,19 @@ if ! command -v dockerd >/dev/null; then
   answers && exit 0 # the package may start its own service
 fi
 
-if ! pgrep -x dockerd >/dev/null; then
-  say "starting dockerd: no Docker Engine answers (log: $log)"
-  as_root mkdir -p "$(dirname "$log")"
-  # No bridge, no iptables, no forwarding: containers get --network none or host only.
-  as_root sh -c 'nohup "$@" >>"'"$log"'" 2>&1 </dev/null &' dockerd \
-    dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false
+# No bridge, no iptables, no forwarding: containers get --network none or host only.
+args=(dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false)
+if [ -n "$root_dir" ]; then
+  case "${DOCKER_HOST:-}" in
+    unix://*) ;;
+    *) say "HOIST_DOCKERD_ROOT needs DOCKER_HOST=unix:///PATH/TO/SOCKET for the private engine"; exit 1 ;;
+  esac
+  args+=(-H "$DOCKER_HOST" --data-root "$root_dir/data" --exec-root "$root_dir/exec" --pidfile "$root_dir/dockerd.pid")
+fi
+if [ -n "$root_dir" ] || ! pgrep -x dockerd >/dev/null; then
+  say "starting dockerd: no Docker Engine answers${DOCKER_HOST:+ at $DOCKER_HOST} (log: $log)"
+  as_root mkdir -p "$(dirname "$log")" ${root_dir:+"$root_dir"}
+  as_root sh -c 'log=$1; shift; nohup "$@" >>"$log" 2>&1 </dev/null &' sh "$log" "${args[@]}"
 fi
 
 for _ in $(seq 1 "$((wait_s * 4))"); do
