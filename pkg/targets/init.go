@@ -9,7 +9,7 @@ import (
 	"github.com/hoistci/hoist/pkg/initrepo"
 )
 
-// Init writes a Hoist pipeline into DIR, a repository with Dockerfiles and no hoist.yaml; it overwrites nothing.
+// Init DIR writes a Hoist pipeline for the Dockerfiles in DIR, overwriting nothing.
 //
 // It writes hoist.yaml (one image per Dockerfile with its folder as the
 // context; a Python × runtime matrix where PYTHON_VERSIONS exists and the

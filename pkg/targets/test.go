@@ -18,7 +18,11 @@ import (
 // Environment variables of Test.
 const envSkipChecks = "HOIST_SKIP_CHECKS" // 1: skip the static checks (e.g. when a CI job ran them already)
 
-// Test runs the static checks, builds the images (Images), tests each image in its own container and, when a k3d cluster is configured and can run here, loads the images into it and runs the in-cluster tests.
+// Test runs static checks, Images, container tests and the in-cluster stage.
+//
+// A Docker Engine is brought up first when none answers. The cluster stage
+// runs when a k3d cluster is configured and can run here: the images are
+// loaded into it and the in-cluster tests run.
 //
 // Static checks (hoist.yaml checks) run first and stop at the first failure.
 // Container tests run each image's test command with no network (unless it
