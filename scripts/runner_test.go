@@ -110,39 +110,8 @@ func TestGitHubRunner(t *testing.T) {
 	goBin := filepath.Dir(mustLookPath(t, "go"))
 	path := "PATH=" + shim + ":" + goBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-	// No sudo yet and no engine at DOCKER_HOST: one line saying what to install.
-	out, err := asUser(ctx, name, home, root, []string{path, "DOCKER_HOST=unix://" + filepath.Join(home, "none.sock")},
-		"bash", filepath.Join(root, "scripts", "engine-up.sh"))
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if err == nil || len(lines) != 1 || !strings.Contains(out, "not root, no sudo") || !strings.Contains(out, "install Docker Engine") {
-		t.Fatalf("no engine, no sudo: want one failing line saying what to install, got %v:\n%s", err, out)
-	}
-
-	asRoot(t, "sh", "-c", fmt.Sprintf("echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s && chmod 0440 /etc/sudoers.d/%s", name, name, name))
-
-	// The engine answers: nothing engine-related is installed or started,
-	// and the host tools are found on PATH whatever dpkg says.
-	out, err = asUser(ctx, name, home, root, []string{path}, "bash", filepath.Join(root, "scripts", "engine-up.sh"), "--for-tests")
-	if err != nil || strings.Contains(out, "installing") || strings.Contains(out, "starting") {
-		t.Fatalf("engine-up.sh --for-tests on a runner: %v\n%s", err, out)
-	}
-
-	// A tool missing from PATH is installed with sudo: a busybox that is not
-	// static stands in for none (apt-get finds busybox-static installed
-	// already, so this machine is left as it was).
-	testenv.WriteFiles(t, shim, map[string]string{"busybox": ""})
-	os.Remove(filepath.Join(shim, "busybox"))
-	if err := os.Symlink(mustLookPath(t, "bash"), filepath.Join(shim, "busybox")); err != nil {
-		t.Fatal(err)
-	}
-	out, err = asUser(ctx, name, home, root, []string{path}, "bash", filepath.Join(root, "scripts", "engine-up.sh"), "--for-tests")
-	if err != nil || !strings.Contains(out, "installing busybox-static with apt-get") {
-		t.Fatalf("engine-up.sh did not install a missing tool with sudo: %v\n%s", err, out)
-	}
-	os.Remove(filepath.Join(shim, "busybox"))
-
-	// The Test target, as the runner's user, in a copy of this repository
-	// whose image names are unique to this run.
+	// A copy of this repository whose image names are unique to this run,
+	// and its targets compiled (by this test's user, whose Go cache is warm).
 	work := filepath.Join(home, "repo")
 	copyRepo(t, root, work)
 	project := testenv.Unique("hoistrunner")
@@ -173,6 +142,45 @@ func TestGitHubRunner(t *testing.T) {
 		t.Fatalf("compiling the targets: %v\n%s", err, b)
 	}
 	asRoot(t, "chown", "-R", name, home)
+
+	// No sudo yet and no engine at DOCKER_HOST: one line saying what to install.
+	out, err := asUser(ctx, name, home, work, []string{path, "DOCKER_HOST=unix://" + filepath.Join(home, "none.sock")},
+		"bash", filepath.Join(work, "scripts", "engine-up.sh"))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err == nil || len(lines) != 1 || !strings.Contains(out, "not root, no sudo") || !strings.Contains(out, "install Docker Engine") {
+		t.Fatalf("no engine, no sudo: want one failing line saying what to install, got %v:\n%s", err, out)
+	}
+	// The same through a target: its own line, then the reason as the error.
+	out, err = asUser(ctx, name, home, work, []string{path, "DOCKER_HOST=unix://" + filepath.Join(home, "none.sock")}, mage, "images")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if err == nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "Error: no Docker Engine answers") || !strings.Contains(lines[1], "install Docker Engine") {
+		t.Fatalf("a target with no engine and no sudo: want its line and one error line saying what to install, got %v:\n%s", err, out)
+	}
+
+	asRoot(t, "sh", "-c", fmt.Sprintf("echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s && chmod 0440 /etc/sudoers.d/%s", name, name, name))
+
+	// The engine answers: nothing engine-related is installed or started,
+	// and the host tools are found on PATH whatever dpkg says.
+	out, err = asUser(ctx, name, home, work, []string{path}, "bash", filepath.Join(work, "scripts", "engine-up.sh"), "--for-tests")
+	if err != nil || strings.Contains(out, "installing") || strings.Contains(out, "starting") {
+		t.Fatalf("engine-up.sh --for-tests on a runner: %v\n%s", err, out)
+	}
+
+	// A tool missing from PATH is installed with sudo: a busybox that is not
+	// static stands in for none (apt-get finds busybox-static installed
+	// already, so this machine is left as it was).
+	testenv.WriteFiles(t, shim, map[string]string{"busybox": ""})
+	os.Remove(filepath.Join(shim, "busybox"))
+	if err := os.Symlink(mustLookPath(t, "bash"), filepath.Join(shim, "busybox")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = asUser(ctx, name, home, work, []string{path}, "bash", filepath.Join(work, "scripts", "engine-up.sh"), "--for-tests")
+	if err != nil || !strings.Contains(out, "installing busybox-static with apt-get") {
+		t.Fatalf("engine-up.sh did not install a missing tool with sudo: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(shim, "busybox"))
+
+	// The Test target, as the runner's user, in the copy of this repository.
 	out, err = asUser(ctx, name, home, work, []string{path, "CI=true", "HOIST_SKIP_CHECKS=1"}, mage, "test")
 	t.Log(out)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"github.com/hoistci/hoist/pkg/gitinfo"
 	"github.com/hoistci/hoist/pkg/plan"
 	"github.com/hoistci/hoist/pkg/version"
-	"github.com/hoistci/hoist/scripts"
 )
 
 // session is what every target starts from: the config, where to print and
@@ -123,11 +121,8 @@ func (s *session) engine(ctx context.Context) (*engine.Engine, error) {
 		return nil, fmt.Errorf("%v: start Docker (on Debian as root: bash scripts/engine-up.sh), or unset %s to let Hoist do it", err, envNoEngineUp)
 	}
 	fmt.Fprintln(s.out, "hoist: no Docker Engine answers; bringing one up with scripts/engine-up.sh (set "+envNoEngineUp+"=1 to stop this)")
-	cmd := exec.CommandContext(ctx, "bash", "-s")
-	cmd.Stdin = strings.NewReader(scripts.EngineUp)
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	if rerr := cmd.Run(); rerr != nil {
-		return nil, fmt.Errorf("%v; bringing one up failed (%v): install and start Docker Engine, then run again", err, rerr)
+	if err := bringUp(ctx, s.out); err != nil {
+		return nil, err
 	}
 	return engine.Connect(ctx, engine.Options{})
 }
