@@ -36,7 +36,7 @@ func bringUp(ctx context.Context, out io.Writer) error {
 		last <- held
 	}()
 	err := cmd.Run()
-	pw.Close()
+	_ = pw.Close() // ends the reader's loop; a pipe close cannot fail
 	held := <-last
 	if err == nil {
 		if held != "" {
