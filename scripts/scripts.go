@@ -4,8 +4,10 @@ package scripts
 
 import _ "embed"
 
-// EngineUp is scripts/engine-up.sh: install (Debian, root) and start a Docker
-// Engine, waiting until it answers. Run it with bash, reading it from stdin.
+// EngineUp is scripts/engine-up.sh: when no Docker Engine answers, install
+// (Debian's docker.io, as root or with sudo) and start one, waiting until it
+// answers; with --for-tests, also the host tools Hoist's own tests use. Run
+// it with bash, reading it from stdin.
 //
 //go:embed engine-up.sh
 var EngineUp string

@@ -64,8 +64,11 @@ type Base struct {
 	// Dirs are empty folders to create (e.g. /tmp).
 	Dirs []string `yaml:"dirs"`
 	// Env is the image's environment, KEY=VALUE.
-	Env  []string `yaml:"env"`
-	Line int      `yaml:"-"`
+	Env []string `yaml:"env"`
+	// Go maps a path in the image to a Go main package that Hoist compiles
+	// for the engine's Linux (gobase.go).
+	Go   map[string]string `yaml:"go"`
+	Line int               `yaml:"-"`
 }
 
 // Image is one image, or a family of images when it has a matrix.

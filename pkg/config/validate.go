@@ -72,8 +72,11 @@ func (c *Config) validate() error {
 		if b.Ref == "" {
 			return e(b.Line, "a base needs a ref, e.g. ref: %s/busybox:1", c.Project)
 		}
-		if len(b.Files) == 0 && b.Busybox == "" {
-			return e(b.Line, "base %s has no files: add busybox: /bin/busybox or files: {/IN/IMAGE: /ON/HOST}", b.Ref)
+		if len(b.Files) == 0 && b.Busybox == "" && len(b.Go) == 0 {
+			return e(b.Line, "base %s has no files: add go: {/bin/NAME: ./PACKAGE}, busybox: /bin/busybox or files: {/IN/IMAGE: /ON/HOST}", b.Ref)
+		}
+		if msg := b.checkGo(c); msg != "" {
+			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
 			if _, err := os.Stat(c.Path(b.Busybox)); err != nil {

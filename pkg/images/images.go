@@ -67,6 +67,10 @@ type Options struct {
 	LogDir string
 	// Only limits the build to these image names (all when empty).
 	Only []string
+	// GoArch is the engine's GOARCH, for the Go binaries of local bases
+	// (engine.Arch); GoEnv is the go command's environment.
+	GoArch string
+	GoEnv  []string
 }
 
 // Secret is one build secret as the caller resolved it. Its value never
@@ -148,6 +152,10 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	localBases := map[string]bool{}
 	for _, base := range p.Bases {
 		localBases[base.Ref] = true
+		base, err := compileGo(ctx, base, p.BuildDir, o)
+		if err != nil {
+			return nil, err
+		}
 		if err := makeBase(ctx, e, base, o.Rebuild, pr); err != nil {
 			return nil, err
 		}

@@ -29,6 +29,16 @@ func (r *Run) Images(ctx context.Context) ([]images.Result, error) {
 	if r.Set.Verbose {
 		o.BuildLog = r.Out
 	}
+	// Local bases with Go programs are compiled for the engine's Linux.
+	for _, b := range p.Bases {
+		if len(b.Go) > 0 {
+			if o.GoArch, err = e.Arch(ctx); err != nil {
+				return nil, err
+			}
+			o.GoEnv = r.Set.Environ
+			break
+		}
+	}
 	r.logf("hoist: building %d images of %s %s (%d at once)", len(p.Images), p.Project, p.Version, o.Parallel)
 	res, err := images.Build(ctx, e, b, p, r.LockPath, o)
 	if err != nil {

@@ -48,7 +48,11 @@ type Plan struct {
 type Base struct {
 	Ref    string
 	Rootfs engine.Rootfs
-	Hash   string // of its files, links, folders and environment
+	Hash   string // of its files, links, folders, environment and Go packages
+	// Go maps a path in the image to a Go main package folder: the binary is
+	// compiled when the base is made (the Images stage), so its bytes join
+	// Hash there.
+	Go map[string]string
 }
 
 // Image is one entry to build.
@@ -116,7 +120,14 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: base %s: %w", cfg.File, b.Line, b.Ref, err)
 		}
-		p.Bases = append(p.Bases, Base{Ref: b.Ref, Rootfs: rf, Hash: h})
+		var gos map[string]string
+		if len(b.Go) > 0 {
+			gos = map[string]string{}
+			for in, pkg := range b.Go {
+				gos[in] = cfg.Path(pkg)
+			}
+		}
+		p.Bases = append(p.Bases, Base{Ref: b.Ref, Rootfs: rf, Hash: h, Go: gos})
 	}
 	seen := map[string]string{}
 	for _, ci := range cfg.Images {

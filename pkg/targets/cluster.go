@@ -6,7 +6,10 @@ import (
 	"github.com/magefile/mage/mg"
 )
 
-// K3dLoad loads the built images into every server and agent node of the k3d cluster named in hoist.yaml, with no registry, sending only what the nodes lack.
+// K3dLoad loads the built images into each k3d node, sending only what the node lacks.
+//
+// Every server and agent node of the k3d cluster named in hoist.yaml gets
+// the images with no registry in between.
 //
 // Nodes are found by k3d's labels. One archive is streamed to all nodes at
 // once into `ctr images import` (no privileged exec); images every node
@@ -26,7 +29,10 @@ func K3dLoad(ctx context.Context) error {
 // Cluster holds the k3d cluster's lifecycle targets.
 type Cluster mg.Namespace
 
-// Create creates the k3d cluster from infra/k3d/cluster.yaml (k3d's own format) through the k3d library, unless it exists; says so in one line where k3s cannot run.
+// Create creates the k3d cluster of infra/k3d/cluster.yaml unless it exists.
+//
+// The file is k3d's own format, read through the k3d library. Where k3s
+// cannot run here, it says so in one line.
 func (Cluster) Create(ctx context.Context) error {
 	r, err := newRun(ctx)
 	if err != nil {
@@ -36,7 +42,7 @@ func (Cluster) Create(ctx context.Context) error {
 	return r.ClusterCreate(ctx)
 }
 
-// Delete deletes the k3d cluster named in hoist.yaml (nothing to do when it does not exist).
+// Delete deletes the k3d cluster named in hoist.yaml, if it exists.
 func (Cluster) Delete(ctx context.Context) error {
 	r, err := newRun(ctx)
 	if err != nil {

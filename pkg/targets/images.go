@@ -2,7 +2,9 @@ package targets
 
 import "context"
 
-// Images builds every image in hoist.yaml locally with BuildKit (never pushes), skipping unchanged ones; HOIST_REBUILD=1 forces a fresh build.
+// Images builds every image locally with BuildKit, skipping unchanged ones; no push.
+//
+// HOIST_REBUILD=1 forces a fresh build.
 //
 // Each matrix entry is built through the Docker Engine's own BuildKit, several
 // at once, and recorded in build/hoist/lock.json with its image ID, config

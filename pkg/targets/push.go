@@ -5,7 +5,10 @@ import (
 	"fmt"
 )
 
-// Push pushes the tested images in the lock file to the registry: blobs and manifests by digest first, tags last.
+// Push pushes the tested images in the lock file by digest, writing tags last.
+//
+// Blobs and manifests go to the registry by digest first; tags are
+// written only once everything is there.
 //
 // Only images that passed Test, unchanged since, are pushed; anything else
 // stops the whole push. Tags follow the version (HOIST_VERSION, else the
@@ -25,7 +28,9 @@ func Push(ctx context.Context) error {
 	return err
 }
 
-// DigestGate proves the images about to be pushed are bit for bit the tested ones, and that pushed ones are what the registry serves.
+// DigestGate proves the images about to be pushed are bit for bit the tested ones.
+//
+// It also proves that images already pushed are what the registry serves.
 //
 // For each image in the lock file it compares the config digest and layer
 // diff_ids recorded at test time with the engine's image, and, for each
@@ -42,7 +47,9 @@ func DigestGate(ctx context.Context) error {
 	return r.DigestGate(ctx)
 }
 
-// Promote promotes the staging build of VERSION's X.Y.Z to X.Y.Z and its floating tags by digest, without rebuilding; HOIST_DRY_RUN=1 prints the plan.
+// Promote copies X.Y.Z-staging.M to X.Y.Z and its floating tags by digest, no rebuild.
+//
+// X.Y.Z is VERSION's; HOIST_DRY_RUN=1 prints the plan.
 //
 // M is the minimum over images of each image's highest X.Y.Z-staging.N (the
 // Release target's main line promotes the build of HEAD instead). In one

@@ -2,7 +2,9 @@ package targets
 
 import "context"
 
-// Scan checks every image in the lock file with the pinned Trivy against the policy in hoist.yaml; it fails listing image, package, versions and ID.
+// Scan checks every built image with the pinned Trivy against hoist.yaml's policy.
+//
+// A failure lists image, package, versions and vulnerability ID.
 //
 // Findings are recorded in the lock file; reports (Trivy's JSON, SARIF, a
 // table and Markdown) go to the build folder's scan/, one set per image, and

@@ -2,7 +2,12 @@ package targets
 
 import "context"
 
-// Test runs the static checks, builds the images (Images), tests each image in its own container and, when a k3d cluster is configured and can run here, loads the images into it and runs the in-cluster tests.
+// Test runs static checks, Images, container tests and the in-cluster stage.
+//
+// A Docker Engine is brought up first when none answers: on a fresh machine
+// the static checks' own tests need it as much as the container tests do.
+// The in-cluster stage runs when a k3d cluster is configured and can run
+// here: the images are loaded into it and the in-cluster tests run.
 //
 // Static checks (hoist.yaml checks) run first and stop at the first failure.
 // Container tests run each image's test command with no network (unless it
@@ -16,5 +21,8 @@ func Test(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
+	if _, err := r.Engine(ctx); err != nil {
+		return err
+	}
 	return r.Test(ctx, true)
 }
