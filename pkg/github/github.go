@@ -203,10 +203,9 @@ func (c *Client) CheckPush(ctx context.Context) error {
 // server's own for GitHub Enterprise (API at https://HOST/api/v3).
 func (c *Client) WebURL() string {
 	u := *c.base
-	switch {
-	case u.Host == "api.github.com":
+	if u.Host == "api.github.com" {
 		u.Host, u.Path = "github.com", ""
-	default:
+	} else {
 		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
 	}
 	return strings.TrimSuffix(u.String(), "/") + "/" + c.repo

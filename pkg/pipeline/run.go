@@ -97,15 +97,13 @@ func New(set *settings.Settings, out io.Writer) (*Run, error) {
 }
 
 // Close releases the engine connection, if one was opened, and the run
-// lock.
-func (r *Run) Close() error {
+// lock. Nothing is lost when closing the engine's client fails.
+func (r *Run) Close() {
 	r.held.Release()
-	if r.eng == nil {
-		return nil
+	if r.eng != nil {
+		_ = r.eng.Close()
+		r.eng = nil
 	}
-	err := r.eng.Close()
-	r.eng = nil
-	return err
 }
 
 // Engine connects to the Docker Engine once per run, bringing one up when

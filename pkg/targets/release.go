@@ -8,7 +8,9 @@ import (
 	"github.com/hoistci/hoist/pkg/bump"
 )
 
-// Bump moves VERSION one step (major, minor, patch, rc, beta, alpha, pre, or an explicit X.Y.Z) and creates docs/CHANGELOGS/X.Y.Z.md when missing.
+// Bump STEP moves VERSION: major, minor, patch, rc, beta, alpha, pre or X.Y.Z.
+//
+// It creates docs/CHANGELOGS/X.Y.Z.md when missing.
 //
 // The file keeps its style (a leading v or not, its line ending). rc, beta
 // and alpha count up (1.2.0-rc.1 → 1.2.0-rc.2) or open a prerelease of the
@@ -29,7 +31,10 @@ func Bump(ctx context.Context, step string) error {
 	return nil
 }
 
-// Reserve reserves X.Y.Z-staging.N for HEAD by creating its git tag on the remote, atomically: the number already at HEAD when there is one, else the next; HOIST_VERSION_OVERRIDE reserves exactly that.
+// Reserve reserves X.Y.Z-staging.N for HEAD as a git tag on the remote, atomically.
+//
+// The number already at HEAD is reused when there is one, else the next is
+// taken; HOIST_VERSION_OVERRIDE reserves exactly that one.
 //
 // The tag is created with a non-forced push (or GitHub's Git refs API with
 // release.reserve: github); when it exists, the next N is tried, so runs
@@ -54,7 +59,9 @@ func Reserve(ctx context.Context) error {
 	return nil
 }
 
-// Release runs the release line of this checkout, stage by stage, stopping at the first failure (see docs/release.md).
+// Release runs this checkout's line: staging, main, a vX.Y.Z tag, verify or local.
+//
+// Stage by stage, stopping at the first failure (see docs/release.md).
 //
 // staging branch → reserve, build, test, push, prerelease; main → promote
 // the staging build of HEAD, tag X.Y.Z, release; vX.Y.Z tag → build, test,
