@@ -64,7 +64,9 @@ func ingesting(t *testing.T, e *engine.Engine, node string, done <-chan struct{}
 	}
 }
 
-func TestLoadNodeDiesMidImport(t *testing.T) {
+func TestLoadNodeDiesMidImport(t *testing.T) { testenv.EachEngine(t, testLoadNodeDiesMidImport) }
+
+func testLoadNodeDiesMidImport(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs := bigImages(t, e)
@@ -94,6 +96,10 @@ func TestLoadNodeDiesMidImport(t *testing.T) {
 }
 
 func TestLoadInterruptedLeavesNothingRunning(t *testing.T) {
+	testenv.EachEngine(t, testLoadInterruptedLeavesNothingRunning)
+}
+
+func testLoadInterruptedLeavesNothingRunning(t *testing.T) {
 	e := testenv.Engine(t)
 	name, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs := bigImages(t, e)

@@ -99,6 +99,10 @@ func requireUnpacks(t *testing.T, e *engine.Engine, node, ref string) {
 }
 
 func TestLoadServerAndAgentFromOneStream(t *testing.T) {
+	testenv.EachEngine(t, testLoadServerAndAgentFromOneStream)
+}
+
+func testLoadServerAndAgentFromOneStream(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs, _ := makeImages(t, e, 3)
@@ -118,7 +122,9 @@ func TestLoadServerAndAgentFromOneStream(t *testing.T) {
 	requireLoaded(t, e, nodes, imgs)
 }
 
-func TestLoadIncremental(t *testing.T) {
+func TestLoadIncremental(t *testing.T) { testenv.EachEngine(t, testLoadIncremental) }
+
+func testLoadIncremental(t *testing.T) {
 	e := testenv.Engine(t)
 	img := standin.Image(t, e)
 	tests := []struct {
@@ -192,6 +198,10 @@ func TestLoadIncremental(t *testing.T) {
 }
 
 func TestLoadSendsOnlyWhatEachNodeLacks(t *testing.T) {
+	testenv.EachEngine(t, testLoadSendsOnlyWhatEachNodeLacks)
+}
+
+func testLoadSendsOnlyWhatEachNodeLacks(t *testing.T) {
 	e := testenv.Engine(t)
 	img := standin.Image(t, e)
 	_, nodes := standin.Cluster(t, e, img, cluster.RoleServer)

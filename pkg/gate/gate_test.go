@@ -65,6 +65,10 @@ func TestCompare(t *testing.T) {
 // one layer and rebuilds it under the same reference, as a stale cache or a
 // race would: the gate must refuse it and name the layer.
 func TestEngineRefusesTamperedImage(t *testing.T) {
+	testenv.EachEngine(t, testEngineRefusesTamperedImage)
+}
+
+func testEngineRefusesTamperedImage(t *testing.T) {
 	e := testenv.Engine(t)
 	b := testenv.Builder(t, e)
 	base := testenv.BusyboxBase(t, e)

@@ -99,7 +99,9 @@ func (f *fixture) plan(t *testing.T) *plan.Plan {
 
 const demoTmpl = "FROM {{.base}}\nCOPY app.txt /app.txt\nRUN echo {{.runtime}} > /runtime\n"
 
-func TestBuildSkipsUnchanged(t *testing.T) {
+func TestBuildSkipsUnchanged(t *testing.T) { testenv.EachEngine(t, testBuildSkipsUnchanged) }
+
+func testBuildSkipsUnchanged(t *testing.T) {
 	f := newFixture(t, demoTmpl)
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -189,7 +191,9 @@ func TestBuildSkipsUnchanged(t *testing.T) {
 	}
 }
 
-func TestBuildFailureKeepsLock(t *testing.T) {
+func TestBuildFailureKeepsLock(t *testing.T) { testenv.EachEngine(t, testBuildFailureKeepsLock) }
+
+func testBuildFailureKeepsLock(t *testing.T) {
 	f := newFixture(t, "FROM {{.base}}\nRUN test {{.runtime}} = cpu || { echo broken-{{.runtime}}; exit 3; }\n")
 	ctx := context.Background()
 	before := []byte(`{"schema": 1, "project": "before", "images": []}` + "\n")
@@ -216,7 +220,9 @@ func TestBuildFailureKeepsLock(t *testing.T) {
 	}
 }
 
-func TestBuildInterrupted(t *testing.T) {
+func TestBuildInterrupted(t *testing.T) { testenv.EachEngine(t, testBuildInterrupted) }
+
+func testBuildInterrupted(t *testing.T) {
 	f := newFixture(t, "FROM {{.base}}\nRUN sleep 30\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(1500*time.Millisecond, cancel)

@@ -19,7 +19,9 @@ import (
 // TestServerCrash kills the real trivy server under a scan: the image's
 // result is an error naming the crash, never findings (so never a pass).
 // Then a Trivy client fails on its own.
-func TestServerCrash(t *testing.T) {
+func TestServerCrash(t *testing.T) { testenv.EachEngine(t, testServerCrash) }
+
+func testServerCrash(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
 	defer cancel()
@@ -85,7 +87,9 @@ func TestServerCrash(t *testing.T) {
 // TestSaveLayoutSharesLayers exports two images built on one base with one
 // engine export: the layout holds the base layer once, and each image under
 // its name with the lock file's image ID as its config digest.
-func TestSaveLayoutSharesLayers(t *testing.T) {
+func TestSaveLayoutSharesLayers(t *testing.T) { testenv.EachEngine(t, testSaveLayoutSharesLayers) }
+
+func testSaveLayoutSharesLayers(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := t.Context()
 	base := testenv.Unique("hoist-scantest/base:")

@@ -130,7 +130,9 @@ func basePolicy() scan.Policy {
 // passes, one whose finding is ignored with a reason, one whose ignore entry
 // expired, and one with a vulnerable Python package (a language package). It checks the verdicts, the error text, the lock file, every
 // report, the step summary, and that the secret never leaks.
-func TestScanGate(t *testing.T) {
+func TestScanGate(t *testing.T) { testenv.EachEngine(t, testScanGate) }
+
+func testScanGate(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{
 		"vulnerable": {"openssl": "3.0.11-1~deb12u1", "libc6": "2.36-9+deb12u4"},
 		"clean":      {"openssl": "3.0.15-1~deb12u1", "libc6": "2.36-9+deb12u4"},
@@ -292,7 +294,9 @@ func TestScanGate(t *testing.T) {
 // TestScanReusesUnchanged scans an image, scans it again (the report is
 // reused and the gate still fails), then changes the DB: the image is
 // scanned again and, with the advisory gone, passes. Rescan forces a scan.
-func TestScanReusesUnchanged(t *testing.T) {
+func TestScanReusesUnchanged(t *testing.T) { testenv.EachEngine(t, testScanReusesUnchanged) }
+
+func testScanReusesUnchanged(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.11-1~deb12u1"}}, nil)
 	o := f.options(t, basePolicy())
 	cached := func() bool {
@@ -329,7 +333,9 @@ func TestScanReusesUnchanged(t *testing.T) {
 
 // TestScanWaitsForHeldDB holds the DB file's lock the way a running Trivy
 // does: the scan says it waits, then runs once the lock is released.
-func TestScanWaitsForHeldDB(t *testing.T) {
+func TestScanWaitsForHeldDB(t *testing.T) { testenv.EachEngine(t, testScanWaitsForHeldDB) }
+
+func testScanWaitsForHeldDB(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.15-1~deb12u1"}}, nil)
 	db, err := os.Open(filepath.Join(f.dbDir, "trivy.db"))
 	if err != nil {

@@ -89,6 +89,10 @@ func project(t *testing.T, registryYAML string) string {
 }
 
 func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
+	testenv.EachEngine(t, testRegistryTargetsNeverPrintThePassword)
+}
+
+func testRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	const user, secret = "ci", "Tr0ub4dor-and-3-hoist"
 	reg := regtest.Distribution(t, user, secret)
 	dir := project(t, "  host: "+reg.Host+"\n  repository: org\n")
@@ -166,6 +170,10 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 // With no registry configured, Push starts the local one (data under the
 // build folder) and Promote uses it: the main job runs on a fresh machine.
 func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
+	testenv.EachEngine(t, testNoRegistryConfiguredUsesALocalOne)
+}
+
+func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	if _, err := os.Stat(localregistry.Binary); err != nil {
 		testenv.Need(t, "needs Debian's docker-registry")
 	}
@@ -224,7 +232,9 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 
 // The write-up's mode for separate test and push machines: DigestGate
 // rebuilds from the build cache and compares with what was tested.
-func TestDigestGateRebuildMode(t *testing.T) {
+func TestDigestGateRebuildMode(t *testing.T) { testenv.EachEngine(t, testDigestGateRebuildMode) }
+
+func testDigestGateRebuildMode(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
 	git := testenv.Binary(t, "git", "git")

@@ -20,7 +20,9 @@ import (
 // hoist.yaml names an offline DB: it fails on the vulnerable image, writes
 // the reports and the step summary; HOIST_TRIVY_DB then points it at a DB
 // without that advisory and it passes.
-func TestScanTarget(t *testing.T) {
+func TestScanTarget(t *testing.T) { testenv.EachEngine(t, testScanTarget) }
+
+func testScanTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := t.Context()
 	repo := t.TempDir()
