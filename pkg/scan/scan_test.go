@@ -332,7 +332,8 @@ func testScanReusesUnchanged(t *testing.T) {
 }
 
 // TestScanWaitsForHeldDB holds the DB file's lock the way a running Trivy
-// does: the scan says it waits, then runs once the lock is released.
+// does: the scan says it waits, and the lock is released only once it has
+// said so (the notice is the hook), after which the scan runs.
 func TestScanWaitsForHeldDB(t *testing.T) { testenv.EachEngine(t, testScanWaitsForHeldDB) }
 
 func testScanWaitsForHeldDB(t *testing.T) {
@@ -345,21 +346,51 @@ func testScanWaitsForHeldDB(t *testing.T) {
 	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	out := &noticeWriter{notice: "another Trivy holds the vulnerability DB", seen: make(chan struct{})}
+	released := make(chan struct{})
 	go func() {
-		defer close(done)
-		time.Sleep(time.Second)
+		defer close(released)
+		select {
+		case <-out.seen:
+		case <-t.Context().Done():
+		}
 		syscall.Flock(int(db.Fd()), syscall.LOCK_UN)
 	}()
 	o := f.options(t, basePolicy())
-	var out bytes.Buffer
-	o.Out = &out
+	o.Out = out
 	_, err = scan.Run(t.Context(), o)
-	<-done
+	<-released
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "another Trivy holds the vulnerability DB") {
+	select {
+	case <-out.seen:
+	default:
 		t.Fatalf("no waiting notice:\n%s", out.String())
 	}
+}
+
+// noticeWriter collects output and closes seen once notice was written.
+type noticeWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	notice string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (w *noticeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.notice) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *noticeWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
