@@ -181,7 +181,8 @@ func (s *session) test(ctx context.Context) error {
 // are about the source, and a release that reserved X.Y.Z-staging.N must not
 // hand that version to the tests it runs.
 func checkEnv() []string {
-	keep := map[string]bool{envParallel: true, envNoEngineUp: true, "HOIST_TOOLS_DIR": true}
+	// HOIST_MODERN_ENGINE: the second engine the engine tests run against.
+	keep := map[string]bool{envParallel: true, envNoEngineUp: true, "HOIST_TOOLS_DIR": true, "HOIST_MODERN_ENGINE": true}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
