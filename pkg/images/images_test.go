@@ -129,7 +129,11 @@ func testBuildSkipsUnchanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if li.ImageID != img.ID || li.ConfigDigest != img.ID || len(li.DiffIDs) != len(img.DiffIDs) || len(li.DiffIDs) < 2 {
+		cfg, err := f.e.ConfigDigest(ctx, li.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.ImageID != img.ID || li.ConfigDigest != cfg || li.Store != string(f.e.Store) || len(li.DiffIDs) != len(img.DiffIDs) || len(li.DiffIDs) < 2 {
 			t.Fatalf("lock entry %+v does not match the engine's image %+v", li, img)
 		}
 		for _, k := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.created", "org.opencontainers.image.revision", plan.LabelEntry, plan.LabelInputs} {

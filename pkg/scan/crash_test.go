@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/dockersave"
@@ -53,7 +54,10 @@ func testServerCrash(t *testing.T) {
 	}
 	srv.cmd.Process.Kill()
 	<-srv.done
-	img := lock.Image{Name: "crash", Ref: ref, ImageID: id}
+	img, err := imagefix.Record(ctx, e, "crash", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
 	layout := filepath.Join(dir, "layout")
 	if err := saveLayout(ctx, e, []lock.Image{img}, layout); err != nil {
 		t.Fatal(err)
@@ -100,12 +104,15 @@ func testSaveLayoutSharesLayers(t *testing.T) {
 	var imgs []lock.Image
 	for _, name := range []string{"one", "two"} {
 		ref := testenv.Unique("hoist-scantest/" + name + ":")
-		id, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name})
-		if err != nil {
+		if _, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { e.Remove(context.Background(), ref) })
-		imgs = append(imgs, lock.Image{Name: name, Ref: ref, ImageID: id})
+		img, err := imagefix.Record(ctx, e, name, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
 	if err := saveLayout(ctx, e, imgs, dir); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/engine"
@@ -94,12 +95,14 @@ func newFixture(t *testing.T, images map[string]map[string]string, files map[str
 	l := &lock.Lock{Project: "scantest", Version: "1.0.0", Created: time.Now()}
 	for name, pkgs := range images {
 		ref := testenv.Unique("hoist-scantest/" + name + ":")
-		id, err := scantest.DebianImage(ctx, e, ref, pkgs, files[name])
-		if err != nil {
+		if _, err := scantest.DebianImage(ctx, e, ref, pkgs, files[name]); err != nil {
 			t.Fatalf("making image %s: %v", name, err)
 		}
 		t.Cleanup(func() { e.Remove(context.Background(), ref) })
-		img := lock.Image{Name: name, Ref: ref, ImageID: id, ConfigDigest: id, Built: time.Now()}
+		img, err := imagefix.Record(ctx, e, name, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
 		l.Put(img)
 		f.images[name] = img
 	}
