@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/hoistci/hoist/pkg/dockersave"
 )
@@ -102,9 +103,17 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		var c struct {
 			Architecture string `json:"architecture"`
 			OS           string `json:"os"`
+			RootFS       struct {
+				DiffIDs []string `json:"diff_ids"`
+			} `json:"rootfs"`
 		}
 		if err := json.Unmarshal(cfg, &c); err != nil {
 			return blobs, sent, fmt.Errorf("reading the config of %s: %w", img.Name, err)
+		}
+		if !slices.Equal(c.RootFS.DiffIDs, img.DiffIDs) {
+			// E.g. a containerd store's image ID given where the config
+			// digest belongs: that names the manifest, not the config.
+			return blobs, sent, fmt.Errorf("%s: blob %s is not the config of the image's layers: load by config digest (on a containerd store the image ID is the manifest's)", img.Name, img.ID)
 		}
 		if !written[img.ID] {
 			if err := emit(img.ID, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
@@ -186,8 +195,8 @@ func hashEntry(r io.Reader, tmpDir string) (*blob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the saved images: %w", err)
 	}
-	h.Write(head)
 	if int64(len(head)) <= smallBlob {
+		h.Write(head)
 		return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), size: int64(len(head)), mem: head}, nil
 	}
 	f, err := os.CreateTemp(tmpDir, "hoist-layer-*")

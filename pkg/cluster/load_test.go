@@ -42,7 +42,7 @@ func makeImage(t *testing.T, e *engine.Engine, ref string, layers ...standin.Lay
 		e.Remove(context.Background(), ref)
 		e.Remove(context.Background(), img.ID)
 	})
-	return cluster.Image{Ref: ref, ID: img.ID, DiffIDs: img.DiffIDs}
+	return cluster.Image{Ref: ref, ID: img.Config, DiffIDs: img.DiffIDs}
 }
 
 func random(n int) []byte {
@@ -52,7 +52,8 @@ func random(n int) []byte {
 }
 
 // requireLoaded checks with ctr on every node that each image's name points
-// at a config whose digest is the engine's image ID.
+// at the image's config (its digest is the engine's image ID only on the
+// classic store).
 func requireLoaded(t *testing.T, e *engine.Engine, nodes []cluster.Node, imgs []cluster.Image) {
 	t.Helper()
 	for _, n := range nodes {
@@ -63,7 +64,7 @@ func requireLoaded(t *testing.T, e *engine.Engine, nodes []cluster.Node, imgs []
 		for _, img := range imgs {
 			name := "docker.io/" + img.Ref
 			if got[name] != img.ID {
-				t.Errorf("node %s: %s has config %q, want the engine's image ID %s", n.Name, name, got[name], img.ID)
+				t.Errorf("node %s: %s has config %q, want the config %s", n.Name, name, got[name], img.ID)
 			}
 		}
 		// Every blob of every image is in the node's content store.
