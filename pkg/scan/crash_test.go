@@ -144,8 +144,8 @@ func testSaveLayoutSharesLayers(t *testing.T) {
 		if err != nil || json.Unmarshal(mb, &man) != nil {
 			t.Fatalf("manifest %s: %v", m.Digest, err)
 		}
-		if man.Config.Digest != imgs[i].ImageID || len(man.Layers) != 2 {
-			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ImageID)
+		if man.Config.Digest != imgs[i].ConfigDigest || len(man.Layers) != 2 {
+			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ConfigDigest)
 		}
 		for _, l := range man.Layers {
 			layers[l.Digest]++

@@ -83,15 +83,18 @@ type Options struct {
 
 // ImageResult is the outcome for one image.
 type ImageResult struct {
-	Name     string
-	Ref      string
-	ImageID  string
-	OS       string // e.g. "debian 12.2", empty when none was detected
-	Findings []Finding
-	Reports  []string
-	Cached   bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
-	Err      error // the scan could not run
-	Duration time.Duration
+	Name    string
+	Ref     string
+	ImageID string
+	// ConfigDigest is the image's identity on either store, and what Trivy
+	// names the image by; scan results are cached under it.
+	ConfigDigest string
+	OS           string // e.g. "debian 12.2", empty when none was detected
+	Findings     []Finding
+	Reports      []string
+	Cached       bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
+	Err          error // the scan could not run
+	Duration     time.Duration
 }
 
 // Passed reports whether the image was scanned and nothing blocks.
@@ -196,7 +199,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var todo []int
 	for i, img := range images {
 		r := &res.Images[i]
-		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
 		if r.Err = checkImage(ctx, o.Engine, img); r.Err != nil {
 			continue
 		}
@@ -383,7 +386,7 @@ func countErr(rs []ImageResult) int {
 // scanImage runs one Trivy client for img and reads its JSON report.
 func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, layout string, offline bool, workDir string) ImageResult {
 	start := time.Now()
-	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
 	fail := func(err error) ImageResult {
 		r.Err = err
 		r.Duration = time.Since(start)
@@ -428,8 +431,10 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	if err != nil {
 		return fail(fmt.Errorf("scanning %s: %w", img.Name, err))
 	}
-	if img.ImageID != "" && rep.Metadata.ImageID != img.ImageID {
-		return fail(fmt.Errorf("scanning %s: trivy scanned %s, not the image %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ImageID)))
+	// Trivy names an image by its config digest, which is the image ID on
+	// the classic store only.
+	if img.ConfigDigest != "" && rep.Metadata.ImageID != img.ConfigDigest {
+		return fail(fmt.Errorf("scanning %s: trivy scanned config %s, not the config %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ConfigDigest)))
 	}
 	fillResult(&r, rep)
 	r.Reports = []string{jsonPath}
