@@ -181,8 +181,8 @@ func testK3dLoadTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, img := range l.Images {
-			if got["docker.io/"+img.Ref] != img.ImageID {
-				t.Errorf("node %s: %s = %q, want %s", n.Name, img.Ref, got["docker.io/"+img.Ref], img.ImageID)
+			if got["docker.io/"+img.Ref] != img.ConfigDigest {
+				t.Errorf("node %s: %s = %q, want the config %s", n.Name, img.Ref, got["docker.io/"+img.Ref], img.ConfigDigest)
 			}
 		}
 	}
