@@ -75,6 +75,7 @@ type Reader struct {
 	tr    *tar.Reader
 	links map[string]string // path -> path it links to
 	buf   *bufio.Reader     // the current blob, peeked at for its compression
+	raw   io.Reader         // the entry as stored
 	cur   io.Reader         // what Read reads: the entry, uncompressed
 	zr    *gzip.Reader      // reused across gzip blobs
 	zd    *zstd.Decoder     // reused across zstd blobs
@@ -108,7 +109,7 @@ func (r *Reader) Next() (Entry, error) {
 		case tar.TypeReg:
 			e := Entry{Name: name, Size: h.Size}
 			e.Kind, e.Digest = classify(name)
-			r.cur, r.open = r.tr, nil
+			r.raw, r.cur, r.open = r.tr, r.tr, nil
 			if e.Kind == Blob {
 				if err := r.sniff(&e); err != nil {
 					return Entry{}, err
@@ -127,7 +128,7 @@ func (r *Reader) sniff(e *Entry) error {
 	} else {
 		r.buf.Reset(r.tr)
 	}
-	r.cur = r.buf
+	r.raw, r.cur = r.buf, r.buf
 	head, err := r.buf.Peek(len(zstdMagic))
 	if err != nil && err != io.EOF {
 		return err
@@ -184,6 +185,14 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return r.cur.Read(p)
+}
+
+// Stored switches the current entry to its bytes as stored (compressed when
+// Compression is set), for a caller that keeps the stored form; call it
+// before the first Read of the entry.
+func (r *Reader) Stored() io.Reader {
+	r.open, r.cur = nil, r.raw
+	return r.raw
 }
 
 // Close releases the decompressors' memory; the stream itself is the

@@ -39,9 +39,10 @@ const maxJSONBlob = 4 << 20
 // 24 and the OCI layout of 25 and later, with layers uncompressed or, from
 // a containerd store, compressed), keeping the config of each image in
 // wantConfigs and compressing each layer whose diff_id needLayer wants into
-// dir. A layer whose diff_id the stream's name does not say (the classic
-// layout names layers by another ID, a containerd store by the compressed
-// digest) is compressed to learn it, and dropped if not wanted.
+// dir (a gzip layer of a containerd store is kept as stored). A layer whose
+// diff_id the stream's name does not say (the classic layout names layers
+// by another ID, a containerd store by the compressed digest) is read whole
+// to learn it, and dropped if not wanted.
 func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string]bool, needLayer func(v1.Hash) bool) (*exported, error) {
 	out := &exported{configs: map[string][]byte{}, layers: map[v1.Hash]*blob{}, manifests: map[string]string{}, indexes: map[string][]string{}}
 	sr := dockersave.NewReader(r)
@@ -60,6 +61,12 @@ func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string
 		switch {
 		case (e.Kind == dockersave.Config || e.Kind == dockersave.Blob) && wantConfigs[e.Digest]:
 			if err := keepConfig(out, e.Digest, sr); err != nil {
+				return nil, err
+			}
+		case e.Kind == dockersave.Blob && e.Compression == dockersave.Gzip:
+			// A containerd store's gzip layer is pushed as stored, as
+			// `docker push` does: no second compression.
+			if err := keepStored(out, sr.Stored(), e.Digest, dir, needLayer); err != nil {
 				return nil, err
 			}
 		case e.Kind == dockersave.Layer, e.Kind == dockersave.Blob && e.Compression != "":
@@ -145,9 +152,7 @@ func keepConfig(out *exported, id string, r io.Reader) error {
 }
 
 // compress gzips one layer tar into dir, learning its diff_id and digest,
-// and keeps it if keep wants that diff_id. The same tar gives the same
-// bytes whichever store saved it, so a pushed manifest does not depend on
-// the engine's store.
+// and keeps it if keep wants that diff_id.
 func compress(out *exported, r io.Reader, dir string, keep func(v1.Hash) bool) error {
 	f, err := os.CreateTemp(dir, "layer-*.tar.gz")
 	if err != nil {
@@ -176,6 +181,49 @@ func compress(out *exported, r io.Reader, dir string, keep func(v1.Hash) bool) e
 	out.layers[d] = &blob{
 		DiffID: d,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(comp.Sum(nil))},
+		Size:   cw.n,
+		path:   filepath.Clean(f.Name()),
+	}
+	return nil
+}
+
+// keepStored keeps a gzip layer as stored, learning its diff_id by
+// uncompressing it on the way, if keep wants that diff_id.
+func keepStored(out *exported, r io.Reader, digest, dir string, keep func(v1.Hash) bool) error {
+	f, err := os.CreateTemp(dir, "layer-*.tar.gz")
+	if err != nil {
+		return fmt.Errorf("reading a layer: %w", err)
+	}
+	comp := sha256.New()
+	cw := &counter{}
+	tee := io.TeeReader(r, io.MultiWriter(f, comp, cw))
+	diff := sha256.New()
+	zr, err := gzip.NewReader(tee)
+	if err == nil {
+		_, err = io.Copy(diff, zr)
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, tee) // whatever follows the gzip stream
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("reading layer %s of the engine's export: %w", digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(comp.Sum(nil)); got != digest {
+		os.Remove(f.Name())
+		return fmt.Errorf("the engine exported layer %s whose digest is %s: the engine's store is damaged", digest, got)
+	}
+	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diff.Sum(nil))}
+	if _, dup := out.layers[d]; dup || !keep(d) {
+		os.Remove(f.Name())
+		return nil
+	}
+	out.layers[d] = &blob{
+		DiffID: d,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(digest, "sha256:")},
 		Size:   cw.n,
 		path:   filepath.Clean(f.Name()),
 	}
