@@ -146,6 +146,18 @@ func EachEngine(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
+// OnModern points DOCKER_HOST at the modern engine for a test about what
+// only a containerd store holds (e.g. an image index with attestations);
+// without one the test skips, and in CI fails.
+func OnModern(t *testing.T) {
+	t.Helper()
+	addr, why := modernEngine()
+	if addr == "" {
+		Need(t, why)
+	}
+	t.Setenv("DOCKER_HOST", addr)
+}
+
 // RepoRoot returns the repository root (the folder holding go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
