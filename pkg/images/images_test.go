@@ -160,6 +160,24 @@ func testBuildSkipsUnchanged(t *testing.T) {
 			t.Fatalf("%s: %s, want unchanged", r.Image.Name, r.State)
 		}
 	}
+	// With the lock gone (a fresh build folder) an unchanged image is
+	// still recorded whole: on a containerd store its config digest is
+	// then read from the engine, not from the lock.
+	before, _ := lock.Read(f.lock)
+	os.Remove(f.lock)
+	if _, err := Build(ctx, f.e, f.b, f.plan(t), f.lock, Options{Parallel: 2}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := lock.Read(f.lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range before.Images {
+		ai, ok := after.Find(li.Name)
+		if !ok || ai.ImageID != li.ImageID || ai.ConfigDigest != li.ConfigDigest || ai.Store != li.Store || !ai.Skipped {
+			t.Fatalf("after losing the lock, %s is recorded as %+v, want %+v", li.Name, ai, li)
+		}
+	}
 
 	// A test result on an unchanged image survives the next Images run.
 	if err := lock.Update(f.lock, func(l *lock.Lock) error {
