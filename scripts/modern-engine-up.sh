@@ -77,7 +77,8 @@ build() {
   local module=$1 version=$2 out=$3 tags=$4 cgo=$5 pkg=$6 dir work
   [ -x "$out" ] && return 0
   say "building $module@$version once into $(dirname "$out") (a few minutes)"
-  dir=$(GOFLAGS=-mod=mod go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  # From / : outside any module, so no go.mod or go.sum is touched.
+  dir=$(cd / && GOFLAGS=-mod=mod GOWORK=off go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -n "$dir" ] || { say "go mod download $module@$version found no folder"; exit 1; }
   work=$(mktemp -d)
   cp -r "$dir/." "$work/"
