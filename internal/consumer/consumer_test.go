@@ -5,6 +5,7 @@
 package consumer
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,21 +24,15 @@ func TestOutsideModuleImportsTargets(t *testing.T) {
 	if strings.Contains(string(gomod), "\nreplace") {
 		t.Fatalf("Hoist's go.mod has a replace directive; consumers would not inherit it")
 	}
+	// The consumer uses this repository's zero-install entry as it is.
+	zeroInstall, err := os.ReadFile(filepath.Join(root, "mage.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	files := map[string]string{
-		"go.mod": "module example.com/consumer\n\ngo 1.26\n\nrequire github.com/hoistci/hoist v0.0.0\n\nreplace github.com/hoistci/hoist => " + root + "\n",
-		"mage.go": `//go:build ignore
-
-package main
-
-import (
-	"os"
-
-	"github.com/magefile/mage/mage"
-)
-
-func main() { os.Exit(mage.Main()) }
-`,
+		"go.mod":  "module example.com/consumer\n\ngo 1.26\n\nrequire github.com/hoistci/hoist v0.0.0\n\nreplace github.com/hoistci/hoist => " + root + "\n",
+		"mage.go": string(zeroInstall),
 		"magefiles/magefile.go": `//go:build mage
 
 package main
@@ -72,6 +67,30 @@ func Hello() { fmt.Println("hello") }
 			t.Errorf("mage -l in the consumer does not list %q:\n%s", want, out)
 		}
 	}
+	// Runs started together all compile the magefile and run the target:
+	// mage's shared generated file and binary are never clobbered.
+	const runs = 6
+	errs := make(chan string, runs)
+	for i := 0; i < runs; i++ {
+		go func() {
+			cmd := exec.Command("go", "run", "mage.go", "hello")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "hello") {
+				errs <- fmt.Sprintf("%v: %s", err, out)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for i := 0; i < runs; i++ {
+		if e := <-errs; e != "" {
+			t.Errorf("concurrent run: %s", e)
+		}
+	}
+	// The local registry's program builds where a consumer's Push runs.
+	run("build", "-o", os.DevNull, "github.com/hoistci/hoist/pkg/localregistry/cmd/hoist-registry")
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if n := strings.Count(string(mod), "replace"); n != 1 {
 		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)

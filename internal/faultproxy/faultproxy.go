@@ -18,8 +18,12 @@ import (
 // Fault is what happens to one request.
 type Fault struct {
 	Status int           // answer this status instead of forwarding
+	Body   string        // with Status: the answer's JSON (default: an UNAVAILABLE error)
 	Reset  bool          // drop the connection (TCP reset) without answering
 	Delay  time.Duration // wait this long, then forward
+	// Hold, when set, keeps the request waiting until the channel is
+	// closed (e.g. while the test kills the client), then drops it.
+	Hold <-chan struct{}
 }
 
 // Rule chooses the fault for the n-th request (from 1); the zero Fault
@@ -53,6 +57,13 @@ func New(host string, rule Rule) *Proxy {
 			p.faults++
 		}
 		p.mu.Unlock()
+		if f.Hold != nil {
+			select {
+			case <-f.Hold:
+			case <-r.Context().Done():
+			}
+			f.Reset = true
+		}
 		switch {
 		case f.Reset:
 			hj, ok := w.(http.Hijacker)
@@ -68,9 +79,13 @@ func New(host string, rule Rule) *Proxy {
 			}
 			return
 		case f.Status != 0:
+			body := f.Body
+			if body == "" {
+				body = `{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(f.Status)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}`))
+			_, _ = w.Write([]byte(body))
 			return
 		case f.Delay > 0:
 			select {

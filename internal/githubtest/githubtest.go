@@ -41,6 +41,10 @@ type Server struct {
 	// After, when set, is called after each request is answered (without
 	// the server's lock held), to play another client acting in between.
 	After func(method, path string)
+	// ReadOnly makes the token one that can read the repository but not
+	// write to it: GET /repos/OWNER/NAME says permissions.push false, and
+	// writes answer 403 as GitHub does.
+	ReadOnly bool
 
 	mu       sync.Mutex
 	refs     map[string]string // refs/tags/X → commit sha, or tag object sha
@@ -157,7 +161,17 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "Bad credentials", "https://docs.github.com/rest")
 		return
 	}
+	if write && s.ReadOnly {
+		fail(w, http.StatusForbidden, "Resource not accessible by personal access token", "https://docs.github.com/rest")
+		return
+	}
 	prefix := "/repos/" + s.Repo + "/"
+	if r.Method == http.MethodGet && r.URL.Path == strings.TrimSuffix(prefix, "/") {
+		// Get a repository: the caller's permissions come with it.
+		reply(w, http.StatusOK, map[string]any{"full_name": s.Repo, "private": true,
+			"permissions": map[string]bool{"admin": false, "maintain": false, "push": !s.ReadOnly, "triage": true, "pull": true}})
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, prefix) {
 		fail(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest")
 		return

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/hoistci/hoist/pkg/engine"
-	"github.com/hoistci/hoist/scripts"
 )
 
 // InCI reports whether CI is set.
@@ -36,31 +34,30 @@ func Need(t testing.TB, why string) {
 	t.Skip(why)
 }
 
-var upOnce sync.Once
+var upMu sync.Mutex
 
 // Engine returns a connection to the local Docker Engine. In CI it first
-// brings one up with scripts/engine-up.sh when none answers.
+// brings one up (engine.Up) when none answers.
 func Engine(t testing.TB) *engine.Engine {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	e, err := engine.Connect(ctx, engine.Options{})
-	if err != nil && InCI() {
-		upOnce.Do(func() {
-			cmd := exec.Command("bash", "-s")
-			cmd.Stdin = strings.NewReader(scripts.EngineUp)
-			out, rerr := cmd.CombinedOutput()
-			if rerr != nil {
-				t.Logf("engine-up.sh: %v\n%s", rerr, out)
-			}
-		})
-		e, err = engine.Connect(ctx, engine.Options{})
-	}
+	upMu.Lock()
+	e, err := engine.Up(ctx, engine.UpOptions{Setup: InCI(), Out: testWriter{t}})
+	upMu.Unlock()
 	if err != nil {
-		Need(t, "needs a Docker Engine: "+err.Error()+" (bash scripts/engine-up.sh starts one)")
+		Need(t, "needs a Docker Engine: "+err.Error())
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// testWriter logs each write through t.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // Binary returns the path of a program on PATH, or skips (fails in CI).
@@ -109,17 +106,13 @@ func modernEngine() (string, string) {
 			modernErr = "no modern engine: set " + EnvModernEngine + "=$(sudo bash scripts/modern-engine-up.sh) to run this against the containerd image store too"
 			return
 		}
-		cmd := exec.Command("bash", "-s")
-		cmd.Stdin = strings.NewReader(scripts.ModernEngineUp)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		lines := strings.Fields(string(out))
-		if err != nil || len(lines) == 0 {
-			modernErr = "scripts/modern-engine-up.sh failed: " + fmt.Sprint(err) + ": " + strings.TrimSpace(stderr.String())
+		var log strings.Builder
+		addr, err := engine.UpModern(context.Background(), &log)
+		if err != nil {
+			modernErr = err.Error() + ": " + strings.TrimSpace(log.String())
 			return
 		}
-		modernAddr = lines[len(lines)-1]
+		modernAddr = addr
 	})
 	return modernAddr, modernErr
 }

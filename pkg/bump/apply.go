@@ -1,6 +1,7 @@
 package bump
 
 import (
+	"fmt"
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/hoistci/hoist/pkg/changelog"
@@ -43,4 +44,21 @@ func Apply(path, changelogs, step string, dryRun bool) (*Result, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Describe is the one line a bump prints: the change and the changelog's
+// state (changelog is the path as it should be shown).
+func (r *Result) Describe(changelog string, dryRun bool) string {
+	note := "exists"
+	switch {
+	case dryRun && !r.ChangelogExists:
+		note = "would be created"
+	case r.ChangelogCreated:
+		note = "created: write the notes there as work lands"
+	}
+	prefix := ""
+	if dryRun {
+		prefix = "dry run, nothing written: "
+	}
+	return fmt.Sprintf("%sVERSION %s → %s; changelog %s %s", prefix, r.From, r.To, changelog, note)
 }

@@ -29,6 +29,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Step is one kind of bump.
@@ -53,31 +55,21 @@ var (
 	ErrOverflow  = errors.New("version number would overflow")
 	ErrDowngrade = errors.New("the new version would not be greater than the current one")
 	ErrStep      = errors.New("unknown bump step")
-	ErrInvalid   = errors.New("invalid version")
+	ErrInvalid   = version.ErrInvalid
 )
 
-// Parse reads a strict semantic version with an optional leading "v" and
-// reports whether the v was there. Loose forms (1.2, 01.2.3, spaces) are
-// refused: VERSION is the single source of the version and must be exact.
+// Parse reads a version the way VERSION holds it (version.Parse) and
+// reports whether it had a leading v.
 func Parse(s string) (v *semver.Version, leadingV bool, err error) {
-	body := s
-	if strings.HasPrefix(body, "v") {
-		body, leadingV = body[1:], true
-	}
-	v, err = semver.StrictNewVersion(body)
+	pv, err := version.Parse(s)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w %q: %v: write MAJOR.MINOR.PATCH[-PRERELEASE], e.g. 1.2.3 or v1.2.3-rc.1", ErrInvalid, s, err)
+		return nil, false, err
 	}
-	return v, leadingV, nil
+	return pv.SemVer, pv.V, nil
 }
 
 // Format writes v in the given style.
-func Format(v *semver.Version, leadingV bool) string {
-	if leadingV {
-		return "v" + v.String()
-	}
-	return v.String()
-}
+func Format(v *semver.Version, leadingV bool) string { return version.Format(v, leadingV) }
 
 // Next returns the version after cur for step, which is one of Steps or an
 // explicit version (with or without a leading v). The result is always

@@ -1,14 +1,14 @@
 package bump
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // File is a VERSION file as read: the version and the style it is written
@@ -20,31 +20,14 @@ type File struct {
 	EOL      string // what ended the line: "\n", "\r\n" or "" (none)
 }
 
-// ReadFile reads a VERSION file: one version on one line.
+// ReadFile reads a VERSION file by version.Load's rule: one version on one
+// line, nothing else.
 func ReadFile(path string) (*File, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading %s: no such file: create it with one version, e.g. echo 0.1.0 > %s", path, filepath.Base(path))
-	}
+	f, err := version.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, err
 	}
-	f := &File{Path: path}
-	line := b
-	switch {
-	case bytes.HasSuffix(line, []byte("\r\n")):
-		f.EOL, line = "\r\n", line[:len(line)-2]
-	case bytes.HasSuffix(line, []byte("\n")):
-		f.EOL, line = "\n", line[:len(line)-1]
-	}
-	if bytes.ContainsAny(line, "\r\n") {
-		return nil, fmt.Errorf("%s: %w: the file must hold one version on one line, nothing else", path, ErrInvalid)
-	}
-	f.Version, f.LeadingV, err = Parse(string(line))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
+	return &File{Path: f.Path, Version: f.Version.SemVer, LeadingV: f.Version.V, EOL: f.EOL}, nil
 }
 
 // String is the version in the file's style, e.g. v1.2.3.

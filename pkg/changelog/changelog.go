@@ -16,6 +16,8 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // ErrMissing means the version has no changelog file.
@@ -38,10 +40,9 @@ this file. HTML comments are left out of the published notes. -->
 ## Fixed
 `
 
-// Base is X.Y.Z of v: the prerelease and build metadata removed.
-func Base(v *semver.Version) string {
-	return semver.New(v.Major(), v.Minor(), v.Patch(), "", "").String()
-}
+// Base is X.Y.Z of v as text (version.Base): the prerelease and build
+// metadata removed.
+func Base(v *semver.Version) string { return version.Base(v).String() }
 
 // Path is the changelog file of v in dir.
 func Path(dir string, v *semver.Version) string {

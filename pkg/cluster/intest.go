@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hoistci/hoist/pkg/lock"
 )
 
 // InClusterOptions describe the in-cluster stage.
@@ -22,6 +24,10 @@ type InClusterOptions struct {
 	Dir        string            // working folder of Test (the repository root)
 	Timeout    time.Duration     // for each wait (default 2m)
 	WorkDir    string            // resolved manifests and pod logs go here
+	// LockPath, when set, gets the result recorded for every image the
+	// manifests ran, as the tested image IDs of ImageIDs (name -> ID).
+	LockPath string
+	ImageIDs map[string]string
 }
 
 // InClusterResult says what ran.
@@ -35,8 +41,31 @@ var ErrNoKubectl = errors.New("kubectl is not installed: install it (https://kub
 
 // InCluster applies the manifests with image references resolved to the
 // just-built images, waits for their workloads, runs the configured test
-// and, on failure, saves the pods' descriptions and logs.
+// and, on failure, saves the pods' descriptions and logs. With o.LockPath
+// set, the outcome is recorded in the lock for each image that ran.
 func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error) {
+	start := time.Now()
+	res, err := inCluster(ctx, o)
+	if o.LockPath == "" || ctx.Err() != nil || len(res.Images) == 0 {
+		return res, err
+	}
+	rec := lock.Test{Passed: err == nil, Log: res.PodLogs, Duration: time.Since(start).Round(time.Millisecond).String(), At: time.Now().UTC()}
+	if rerr := lock.Update(o.LockPath, func(l *lock.Lock) error {
+		for _, n := range res.Images {
+			if img, ok := l.Find(n); ok {
+				t := rec
+				t.ImageID = o.ImageIDs[n]
+				img.Cluster = &t
+			}
+		}
+		return nil
+	}); rerr != nil && err == nil {
+		err = rerr
+	}
+	return res, err
+}
+
+func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error) {
 	var res InClusterResult
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {

@@ -139,7 +139,8 @@ type Registry struct {
 	// Promote names another registry/repository to promote into; empty means
 	// the same repository.
 	PromoteTo string `yaml:"promote_to"`
-	// LocalPort is the port of the on-demand local registry (default 5000).
+	// LocalPort pins the port of the on-demand local registry; 0 (the
+	// default) lets each checkout pick a free one and record it.
 	LocalPort int `yaml:"local_port"`
 	Line      int `yaml:"-"`
 }
@@ -440,9 +441,6 @@ func (c *Config) defaults() {
 		if c.Images[i].Context == "" {
 			c.Images[i].Context = "."
 		}
-	}
-	if c.Registry.LocalPort == 0 {
-		c.Registry.LocalPort = 5000
 	}
 	if c.Cluster.Name != "" {
 		if c.Cluster.Config == "" {

@@ -25,6 +25,9 @@ type Step struct {
 	Writes []string
 	// Run does the work; nil means the stage is not available.
 	Run func(ctx context.Context) error
+	// Skip, when set, is why this step does nothing in this run (e.g. no
+	// GitHub repository configured); it is listed but not run.
+	Skip string
 }
 
 // ErrMissing is the failure of a step with no function.
@@ -39,13 +42,24 @@ func Run(ctx context.Context, w io.Writer, steps []Step, dryRun bool) error {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 		head := fmt.Sprintf("[%d/%d] %s", i+1, len(steps), s.Name)
+		if s.Skip != "" {
+			fmt.Fprintf(w, "%s%s skipped: %s\n", prefix(dryRun), head, s.Skip)
+			continue
+		}
 		if dryRun {
 			line := head
 			if s.Run == nil {
 				line += " (not available in this build: a real run stops here)"
 			}
-			if len(s.Writes) > 0 {
-				line += ": would write " + strings.Join(s.Writes, ", ")
+			switch len(s.Writes) {
+			case 0:
+			case 1:
+				line += ": would write " + s.Writes[0]
+			default:
+				line += ": would write"
+				for _, wr := range s.Writes {
+					line += "\n  " + wr
+				}
 			}
 			fmt.Fprintln(w, "dry run: "+line)
 			continue
@@ -61,6 +75,13 @@ func Run(ctx context.Context, w io.Writer, steps []Step, dryRun bool) error {
 		fmt.Fprintf(w, "[%d/%d] %s done in %.1fs\n", i+1, len(steps), s.Name, time.Since(start).Seconds())
 	}
 	return nil
+}
+
+func prefix(dryRun bool) string {
+	if dryRun {
+		return "dry run: "
+	}
+	return ""
 }
 
 func stop(w io.Writer, rest []Step, err error) error {

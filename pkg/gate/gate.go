@@ -185,9 +185,14 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 }
 
 // Lock runs the gate on every image of the lock file at path: the engine's
-// image, and (when c is not nil) every reference already pushed. It returns
-// how many checks passed and all mismatches at once.
-func Lock(ctx context.Context, path string, e Inspector, c *registry.Client) (int, error) {
+// image, and (when c is not nil) every reference already pushed under
+// prefix (HOST/REPOSITORY of the registry this run targets; pushes the lock
+// recorded elsewhere are not this run's to check). Every tag is resolved,
+// so a tag moved to other bytes fails even when the digest it used to name
+// is intact; each distinct digest's manifest and config are then compared
+// with what was tested. It returns how many checks passed and all
+// mismatches at once.
+func Lock(ctx context.Context, path string, e Inspector, c *registry.Client, prefix string) (int, error) {
 	l, err := lock.Read(path)
 	if err != nil {
 		return 0, err
@@ -208,17 +213,30 @@ func Lock(ctx context.Context, path string, e Inspector, c *registry.Client) (in
 		}
 		seen := map[string]bool{}
 		for _, p := range img.Pushed {
-			if seen[p.Digest] {
+			if prefix != "" && !strings.HasPrefix(p.Ref, prefix+"/") {
 				continue
 			}
-			seen[p.Digest] = true
 			ref, err := name.ParseReference(p.Ref)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("digest gate: %s: lock records pushed reference %q: %w", img.Name, p.Ref, err))
 				continue
 			}
-			ref = ref.Context().Digest(p.Digest)
-			if _, err := Registry(ctx, c, ref, img); err != nil {
+			if tag, ok := ref.(name.Tag); ok {
+				d, err := c.Head(ctx, tag)
+				switch {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err))
+				case d.Digest.String() != p.Digest:
+					errs = append(errs, fmt.Errorf("digest gate: %s: %s names %s, but the tested image was pushed as %s: the tag was moved: find who pushed it; do not promote", img.Name, tag, d.Digest, p.Digest))
+				default:
+					n++
+				}
+			}
+			if seen[p.Digest] {
+				continue
+			}
+			seen[p.Digest] = true
+			if _, err := Registry(ctx, c, ref.Context().Digest(p.Digest), img); err != nil {
 				errs = append(errs, err)
 			} else {
 				n++

@@ -177,3 +177,37 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// CheckPush proves the token may write to the repository (create releases
+// and tags) by reading the repository as the token sees it: GitHub answers
+// GET /repos/OWNER/NAME with the caller's "permissions" (push: write access).
+func (c *Client) CheckPush(ctx context.Context) error {
+	if c.token == "" {
+		return fmt.Errorf("no GitHub token for %s: set HOIST_GITHUB_TOKEN or GITHUB_TOKEN (contents: write)", c.repo)
+	}
+	var repo struct {
+		Permissions *struct {
+			Push bool `json:"push"`
+		} `json:"permissions"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/repos/"+c.repo, nil, &repo); err != nil {
+		return fmt.Errorf("checking the GitHub token's access to %s: %w", c.repo, err)
+	}
+	if repo.Permissions != nil && !repo.Permissions.Push {
+		return fmt.Errorf("the GitHub token can read %s but not write to it: give it contents: write (workflow: permissions: contents: write)", c.repo)
+	}
+	return nil
+}
+
+// WebURL is the repository's page: github.com's for the public API, the
+// server's own for GitHub Enterprise (API at https://HOST/api/v3).
+func (c *Client) WebURL() string {
+	u := *c.base
+	switch {
+	case u.Host == "api.github.com":
+		u.Host, u.Path = "github.com", ""
+	default:
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
+	}
+	return strings.TrimSuffix(u.String(), "/") + "/" + c.repo
+}

@@ -250,3 +250,52 @@ func (g *Git) TagsAtHead(ctx context.Context) ([]string, error) {
 	}
 	return strings.Fields(out), nil
 }
+
+// CheckPush proves the remote would accept a new tag from this checkout,
+// without creating one: `git push --dry-run` of HEAD to a probe tag
+// contacts the remote (authenticating as a real push does) and runs the
+// checks git can make locally. A server-side hook can still refuse the
+// real push; Reserve reports that with the server's words.
+func (g *Git) CheckPush(ctx context.Context) error {
+	_, _, err := g.run(ctx, "push", "--dry-run", "--porcelain", "--no-verify", g.Remote, "HEAD:refs/tags/hoist-preflight-probe")
+	if err != nil {
+		return fmt.Errorf("checking that %s accepts tags (git push --dry-run): %w", g, g.classify(err))
+	}
+	return nil
+}
+
+// Commit is one commit of a release's history.
+type Commit struct {
+	SHA     string
+	Author  string
+	Subject string
+}
+
+// Log lists the commits reachable from to but not from from (all of them
+// when from is empty), newest first, merges left out.
+func (g *Git) Log(ctx context.Context, from, to string) ([]Commit, error) {
+	rng := to
+	if from != "" {
+		rng = from + ".." + to
+	}
+	out, err := g.git(ctx, "log", "--no-merges", "--format=%H%x09%an%x09%s", rng, "--")
+	if err != nil {
+		return nil, fmt.Errorf("listing the commits of %s: %w", rng, err)
+	}
+	var cs []Commit
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.SplitN(l, "\t", 3); len(f) == 3 {
+			cs = append(cs, Commit{SHA: f[0], Author: f[1], Subject: f[2]})
+		}
+	}
+	return cs, nil
+}
+
+// TagsMerged lists the local tags reachable from HEAD.
+func (g *Git) TagsMerged(ctx context.Context) ([]string, error) {
+	out, err := g.git(ctx, "tag", "--list", "--merged", "HEAD")
+	if err != nil {
+		return nil, fmt.Errorf("listing tags: %w", err)
+	}
+	return strings.Fields(out), nil
+}

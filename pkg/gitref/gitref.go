@@ -17,15 +17,16 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Channel is the prerelease name of reserved versions: X.Y.Z-staging.N.
-const Channel = "staging"
+const Channel = version.Channel
 
 // Outcomes callers branch on.
 var (
@@ -67,37 +68,16 @@ type Reservation struct {
 	Attempts int             // tags tried, for the record
 }
 
-// StagingTag is the tag of base's staging build n.
-func StagingTag(base *semver.Version, n uint64) string {
-	return fmt.Sprintf("%d.%d.%d-%s.%d", base.Major(), base.Minor(), base.Patch(), Channel, n)
-}
+// StagingTag is the tag of base's staging build n (version.Staging).
+func StagingTag(base *semver.Version, n uint64) string { return version.Staging(base, n) }
 
-var stagingRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)-` + Channel + `\.(0|[1-9][0-9]*)$`)
-
-// ParseStaging splits X.Y.Z-staging.N into X.Y.Z and N.
+// ParseStaging splits X.Y.Z-staging.N into X.Y.Z and N (version.ParseStaging).
 func ParseStaging(tag string) (base *semver.Version, n uint64, ok bool) {
-	m := stagingRe.FindStringSubmatch(tag)
-	if m == nil {
-		return nil, 0, false
-	}
-	v, err := semver.StrictNewVersion(m[1] + "." + m[2] + "." + m[3])
-	if err != nil {
-		return nil, 0, false
-	}
-	n, err = strconv.ParseUint(m[4], 10, 64)
-	if err != nil {
-		return nil, 0, false
-	}
-	return v, n, true
-}
-
-// baseOf is X.Y.Z of v.
-func baseOf(v *semver.Version) *semver.Version {
-	return semver.New(v.Major(), v.Minor(), v.Patch(), "", "")
+	return version.ParseStaging(tag)
 }
 
 // First is the counter of the first staging build of a version.
-const First = 1
+const First = version.FirstStaging
 
 // maxAttempts bounds one reservation; reaching it means something other than
 // a race is wrong (e.g. the remote reports every tag as existing).
@@ -107,7 +87,7 @@ const maxAttempts = 1000
 // staging tag of base on the remote (First when there is none). It is only
 // a starting point; Reserve stays correct when it is stale.
 func Hint(ctx context.Context, r Reserver, base *semver.Version) (uint64, error) {
-	base = baseOf(base)
+	base = version.Base(base)
 	prefix := base.String() + "-" + Channel + "."
 	tags, err := r.Tags(ctx, prefix)
 	if err != nil {
@@ -129,7 +109,7 @@ func Hint(ctx context.Context, r Reserver, base *semver.Version) (uint64, error)
 // create alone, never on the hint: every successful call gets its own N,
 // however many run at once, on one machine or many.
 func Reserve(ctx context.Context, r Reserver, base *semver.Version, sha string) (*Reservation, error) {
-	base = baseOf(base)
+	base = version.Base(base)
 	n, err := Hint(ctx, r, base)
 	if err != nil {
 		return nil, fmt.Errorf("reserving a %s version: %w", base, err)
@@ -226,41 +206,6 @@ func Check(ctx context.Context, r Reserver, tag, sha string) (exists bool, err e
 	return ok, nil
 }
 
-// StagingAt returns the highest staging tag on the remote that points at
-// sha, for base when base is not nil. Promote uses it to find the staging
-// build of the commit main now points at.
-func StagingAt(ctx context.Context, r Reserver, base *semver.Version, sha string) (string, bool, error) {
-	prefix := ""
-	if base != nil {
-		prefix = baseOf(base).String() + "-" + Channel + "."
-	}
-	tags, err := r.Tags(ctx, prefix)
-	if err != nil {
-		return "", false, fmt.Errorf("listing tags on %s: %w", r, err)
-	}
-	type cand struct {
-		tag string
-		v   *semver.Version
-	}
-	var cs []cand
-	for _, t := range tags {
-		if _, _, ok := ParseStaging(t); ok {
-			cs = append(cs, cand{t, semver.MustParse(t)})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].v.GreaterThan(cs[j].v) })
-	for _, c := range cs {
-		at, ok, err := r.Tag(ctx, c.tag)
-		if err != nil {
-			return "", false, fmt.Errorf("reading tag %s on %s: %w", c.tag, r, err)
-		}
-		if ok && at == sha {
-			return c.tag, true, nil
-		}
-	}
-	return "", false, nil
-}
-
 // ExistsError is ErrExists with where the tag points, when known.
 type ExistsError struct {
 	Tag string
@@ -300,4 +245,38 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// Build is one staging build reserved on the remote.
+type Build struct {
+	Tag string // X.Y.Z-staging.N
+	N   uint64
+	SHA string // the commit the reservation tag points at
+}
+
+// StagingBuilds lists base's staging reservations on the remote with the
+// commits they point at, highest N first.
+func StagingBuilds(ctx context.Context, r Reserver, base *semver.Version) ([]Build, error) {
+	base = version.Base(base)
+	prefix := base.String() + "-" + Channel + "."
+	tags, err := r.Tags(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s tags on %s: %w", prefix+"*", r, err)
+	}
+	var out []Build
+	for _, t := range tags {
+		b, n, ok := ParseStaging(t)
+		if !ok || !b.Equal(base) {
+			continue
+		}
+		sha, ok, err := r.Tag(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("reading tag %s on %s: %w", t, r, err)
+		}
+		if ok {
+			out = append(out, Build{Tag: t, N: n, SHA: sha})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N })
+	return out, nil
 }

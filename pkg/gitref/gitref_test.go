@@ -266,7 +266,11 @@ func TestReserveHintAndStaleHint(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := mk(t)
 			ctx := context.Background()
-			for _, tag := range []string{"1.2.3-staging.1", "1.2.3-staging.2", "1.2.3-staging.3", "1.2.2-staging.40", "1.2.3-rc.1", "v1.2.3-staging.50"} {
+			// A first run bootstraps at X.Y.Z-staging.0.
+			if n, err := Hint(ctx, b.r, v123); err != nil || n != 0 || First != 0 {
+				t.Fatalf("Hint on a remote with no tags = %d, %v; want 0", n, err)
+			}
+			for _, tag := range []string{"1.2.3-staging.0", "1.2.3-staging.1", "1.2.3-staging.2", "1.2.3-staging.3", "1.2.2-staging.40", "1.2.3-rc.1", "v1.2.3-staging.50"} {
 				b.create(tag, b.other)
 			}
 			n, err := Hint(ctx, b.r, v123)
@@ -274,22 +278,23 @@ func TestReserveHintAndStaleHint(t *testing.T) {
 				t.Fatalf("Hint = %d, %v; want 4", n, err)
 			}
 			// Correctness comes from the create: with no hint, Reserve walks
-			// past the three existing tags, even one at this very commit.
+			// past the existing tags, even one at this very commit.
 			b.create("1.2.3-staging.4", b.sha)
 			res, err := Reserve(ctx, staleHint{b.r}, v123, b.sha)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Tag != "1.2.3-staging.5" || res.Attempts != 5 {
-				t.Fatalf("got %s after %d attempts, want 1.2.3-staging.5 after 5", res.Tag, res.Attempts)
+			if res.Tag != "1.2.3-staging.5" || res.Attempts != 6 {
+				t.Fatalf("got %s after %d attempts, want 1.2.3-staging.5 after 6", res.Tag, res.Attempts)
 			}
 			res, err = Reserve(ctx, b.r, semver.MustParse("1.2.3-rc.2"), b.sha)
 			if err != nil || res.Tag != "1.2.3-staging.6" || res.Attempts != 1 {
 				t.Fatalf("with the hint: %+v, %v; want 1.2.3-staging.6 first time", res, err)
 			}
-			tag, ok, err := StagingAt(ctx, b.r, v123, b.sha)
-			if err != nil || !ok || tag != "1.2.3-staging.6" {
-				t.Fatalf("StagingAt = %s, %v, %v", tag, ok, err)
+			// The builds with their commits, highest first, on both backends.
+			builds, err := StagingBuilds(ctx, b.r, v123)
+			if err != nil || len(builds) != 7 || builds[0].Tag != "1.2.3-staging.6" || builds[0].SHA != b.sha || builds[1].N != 5 || builds[6].N != 0 || builds[6].SHA != b.other {
+				t.Fatalf("StagingBuilds = %+v, %v", builds, err)
 			}
 		})
 	}
@@ -401,7 +406,7 @@ func TestGitHTTPAuth(t *testing.T) {
 			g := &Git{Dir: work, Remote: tt.url}
 			res, err := Reserve(ctx, g, v123, sha)
 			if tt.want == nil {
-				if err != nil || res.Tag != "1.2.3-staging.1" {
+				if err != nil || res.Tag != "1.2.3-staging.0" {
 					t.Fatalf("Reserve = %+v, %v", res, err)
 				}
 				if at, ok, _ := (&Git{Dir: work, Remote: bare}).Tag(ctx, res.Tag); !ok || at != sha {
@@ -469,43 +474,6 @@ func TestInspect(t *testing.T) {
 	if _, err := (&Git{Dir: t.TempDir()}).Inspect(ctx); err == nil {
 		t.Fatal("Inspect outside a repository succeeded")
 	}
-}
-
-func TestParseStaging(t *testing.T) {
-	for _, tt := range []struct {
-		tag  string
-		base string
-		n    uint64
-		ok   bool
-	}{
-		{tag: "1.2.3-staging.4", base: "1.2.3", n: 4, ok: true},
-		{tag: "0.0.1-staging.0", base: "0.0.1", n: 0, ok: true},
-		{tag: "v1.2.3-staging.4"},
-		{tag: "1.2.3-staging.04"},
-		{tag: "1.2.3-staging.4.1"},
-		{tag: "1.2.3-staging"},
-		{tag: "1.2.3-staging.99999999999999999999"},
-	} {
-		b, n, ok := ParseStaging(tt.tag)
-		if ok != tt.ok || (ok && (b.String() != tt.base || n != tt.n)) {
-			t.Errorf("ParseStaging(%q) = %v, %d, %v", tt.tag, b, n, ok)
-		}
-		if ok && StagingTag(b, n) != tt.tag {
-			t.Errorf("StagingTag round trip of %q", tt.tag)
-		}
-	}
-}
-
-func FuzzParseStaging(f *testing.F) {
-	for _, s := range []string{"1.2.3-staging.4", "0.0.0-staging.0", "1.2.3-staging.18446744073709551615", "01.2.3-staging.1", "1.2.3-staging.", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b, n, ok := ParseStaging(s)
-		if ok && StagingTag(b, n) != s {
-			t.Fatalf("%q parsed to %s, %d which formats as %q", s, b, n, StagingTag(b, n))
-		}
-	})
 }
 
 func TestRedact(t *testing.T) {

@@ -31,6 +31,17 @@ type PromoteOptions struct {
 	Base string
 	// Images are the image names to promote; all must have the staging build.
 	Images []string
+	// Staging are the staging builds that may be promoted (X.Y.Z-staging.N),
+	// highest first, chosen by the caller (the main line: those reserved at
+	// the commit being released): the first every image has is promoted.
+	// Empty: the minimum over images of each one's highest N.
+	Staging []string
+	// Tested returns the digests the chosen staging build was tested and
+	// pushed with (image name -> manifest digest). Each image's staging tag
+	// must still name that digest, or nothing is promoted: a tag can be
+	// moved in the registry; what was tested cannot. Nil: no proof is
+	// asked for (tests of the copying itself).
+	Tested func(ctx context.Context, staging string) (map[string]string, error)
 	// DryRun plans and prints, and writes nothing.
 	DryRun bool
 	// LockPath, when set and the lock file exists, gets the promoted
@@ -45,8 +56,10 @@ type PromoteStep struct {
 	Name     string
 	Source   string // FROM/NAME:X.Y.Z-staging.M
 	Digest   string
-	Dest     string // TO/NAME
-	Tags     []string
+	Dest     string   // TO/NAME
+	Tags     []string // the tags planned
+	Written  []string // of Tags, those this run wrote
+	Kept     []string // of Tags, those already naming Digest
 	SameRepo bool
 	Referrer []string // referrer manifests copied along (another repository only)
 }
@@ -56,6 +69,27 @@ type PromotePlan struct {
 	Base    string
 	Staging string // X.Y.Z-staging.M
 	Steps   []PromoteStep
+}
+
+// Kept reports whether every planned tag already names its digest: the
+// version is promoted and a promotion would write nothing.
+func (p *PromotePlan) Kept() bool {
+	for _, s := range p.Steps {
+		if len(s.Kept) != len(s.Tags) {
+			return false
+		}
+	}
+	return len(p.Steps) > 0
+}
+
+// Wrote counts the tags this promotion wrote; 0 after a run means the
+// version was already promoted.
+func (p *PromotePlan) Wrote() int {
+	n := 0
+	for _, s := range p.Steps {
+		n += len(s.Written)
+	}
+	return n
 }
 
 // String prints the plan, one line per image.
@@ -146,11 +180,33 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	for _, it := range items {
 		per[it.step.Name] = it.srcTags
 	}
+	// The write-up's rule (every image has M) holds for a chosen build too.
 	m, err := tags.PromotionN(o.Base, per)
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", o.Base, err)
 	}
-	plan := &PromotePlan{Base: o.Base, Staging: tags.StagingVersion(o.Base, m)}
+	staging := tags.StagingVersion(o.Base, m)
+	if len(o.Staging) > 0 {
+		var lacking []string
+		chosen := ""
+		for _, cand := range o.Staging {
+			lacking = lacking[:0]
+			for _, it := range items {
+				if !slices.Contains(it.srcTags, cand) {
+					lacking = append(lacking, it.step.Name)
+				}
+			}
+			if len(lacking) == 0 {
+				chosen = cand
+				break
+			}
+		}
+		if chosen == "" {
+			return nil, fmt.Errorf("promoting %s: %d of %d images have no tag %s (%s): run the staging line of this commit again so every image has it", o.Staging[0], len(lacking), len(items), o.Staging[0], strings.Join(lacking, ", "))
+		}
+		staging = chosen
+	}
+	plan := &PromotePlan{Base: o.Base, Staging: staging}
 
 	// 2. Resolve each image's staging build to a digest.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
@@ -171,7 +227,28 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		return nil, err
 	}
 
-	// 3. Plan the tags (and check X.Y.Z) without writing anything.
+	// 3. Copy only what was tested: the staging tags must name the digests
+	// recorded when the build was tested and pushed.
+	if o.Tested != nil {
+		want, err := o.Tested(ctx, plan.Staging)
+		if err != nil {
+			return nil, fmt.Errorf("promoting %s: %w", plan.Staging, err)
+		}
+		var bad []string
+		for _, it := range items {
+			switch w := want[it.step.Name]; {
+			case w == "":
+				bad = append(bad, fmt.Sprintf("%s: no tested digest is recorded for it", it.step.Name))
+			case w != it.desc.Digest.String():
+				bad = append(bad, fmt.Sprintf("%s: %s names %s, but the tested build is %s", it.step.Name, it.step.Source, it.desc.Digest, w))
+			}
+		}
+		if len(bad) > 0 {
+			return nil, fmt.Errorf("refusing to promote %s, nothing was written: %s: %w: find who moved the tag; push the staging line of this commit again", plan.Staging, strings.Join(bad, "; "), ErrNotTested)
+		}
+	}
+
+	// 4. Plan the tags (and check X.Y.Z) without writing anything.
 	var mu sync.Mutex
 	var conflicts []error
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
@@ -200,7 +277,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 			return err
 		case d.Digest != it.desc.Digest:
 			mu.Lock()
-			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, but %s is %s: %w; a release is never rewritten: bump VERSION to release again", it.step.Name, it.dst.Tag(o.Base), d.Digest, it.step.Source, it.desc.Digest, ErrTagConflict))
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, but %s is %s", it.step.Name, it.dst.Tag(o.Base), d.Digest, it.step.Source, it.desc.Digest))
 			mu.Unlock()
 		}
 		return nil
@@ -211,13 +288,39 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		plan.Steps = append(plan.Steps, *it.step)
 	}
 	if len(conflicts) > 0 {
-		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w", plan.Staging, errors.Join(conflicts...))
+		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w: a release is never rewritten: bump VERSION to release again", plan.Staging, conflictSummary(conflicts, len(items)))
 	}
 	if o.DryRun {
+		// Which planned tags already name the digest: a promotion with none
+		// left to write is done.
+		if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
+			for _, t := range it.step.Tags {
+				if !slices.Contains(it.target.existing, t) {
+					continue
+				}
+				d, err := dstS.Head(ctx, it.dst.Tag(t))
+				if errors.Is(err, registry.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if d.Digest == it.desc.Digest {
+					it.step.Kept = append(it.step.Kept, t)
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		plan.Steps = plan.Steps[:0]
+		for _, it := range items {
+			plan.Steps = append(plan.Steps, *it.step)
+		}
 		return plan, nil
 	}
 
-	// 4. Another repository: the manifest (blobs mounted) and its referrers.
+	// 5. Another repository: the manifest (blobs mounted) and its referrers.
 	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *promoteItem) error {
 		if it.step.SameRepo {
 			return nil
@@ -255,7 +358,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		return nil, err
 	}
 
-	// 5. Tags last: X.Y.Z everywhere first, then the floating ones.
+	// 6. Tags last: X.Y.Z everywhere first, then the floating ones.
 	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
 		targets[i] = it.target
@@ -265,6 +368,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	}
 	plan.Steps = plan.Steps[:0]
 	for _, it := range items {
+		it.step.Written, it.step.Kept = it.target.written, it.target.kept
 		plan.Steps = append(plan.Steps, *it.step)
 	}
 	if o.LockPath == "" {

@@ -196,3 +196,58 @@ func TestPromoteAnotherRepositoryWithReferrers(t *testing.T) {
 		t.Errorf("plan %q does not say blobs are mounted", buf.String())
 	}
 }
+
+// TestPromoteOnlyWhatWasTested: a staging tag re-pointed in the registry
+// at another image's manifest after the push stops the promotion before
+// any write, naming image, tag and both digests; an explicit staging build
+// every image has is promoted even when a higher one exists.
+func TestPromoteOnlyWhatWasTested(t *testing.T) {
+	reg := newRegistry(t)
+	c := client(t)
+	prefix := reg.host + "/org/app"
+	d := seed(t, c, prefix, map[string][]string{
+		"cpu":  {"0.1.0-staging.0", "0.1.0-staging.1"},
+		"cuda": {"0.1.0-staging.0", "0.1.0-staging.1"},
+	})
+	tested := map[string]string{"cpu": d["cpu"]["0.1.0-staging.0"].String(), "cuda": d["cuda"]["0.1.0-staging.0"].String()}
+	proof := func(_ context.Context, staging string) (map[string]string, error) {
+		if staging != "0.1.0-staging.0" {
+			t.Fatalf("proof asked for %s", staging)
+		}
+		return tested, nil
+	}
+	// The cpu image's staging tag now names the cuda image.
+	ctx := context.Background()
+	cpu, _ := name.NewRepository(prefix + "/cpu")
+	cuda, _ := name.NewRepository(prefix + "/cuda")
+	desc, err := c.Get(ctx, cuda.Tag("0.1.0-staging.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := desc.Image()
+	if err := c.Pusher().Push(ctx, cpu.Tag("0.1.0-staging.0"), ci); err != nil {
+		t.Fatal(err)
+	}
+	o := PromoteOptions{From: prefix, Base: "0.1.0", Images: []string{"cpu", "cuda"}, Staging: []string{"0.1.0-staging.0"}, Tested: proof}
+	_, err = promote(t, c, o)
+	want := "cpu: " + prefix + "/cpu:0.1.0-staging.0 names " + d["cuda"]["0.1.0-staging.0"].String() + ", but the tested build is " + tested["cpu"]
+	if !errors.Is(err, ErrNotTested) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	for _, img := range []string{"cpu", "cuda"} {
+		for _, tag := range []string{"0.1.0", "0.1", "0", "latest"} {
+			if got := tagDigest(t, c, prefix+"/"+img, tag); got != "" {
+				t.Fatalf("%s:%s written (%s) by a refused promotion", img, tag, got)
+			}
+		}
+	}
+	// Put it back: staging.0, not the higher staging.1, is promoted.
+	ri, _ := remote.Image(cpu.Digest(tested["cpu"]), c.Options(ctx)...)
+	if err := c.Pusher().Push(ctx, cpu.Tag("0.1.0-staging.0"), ri); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := promote(t, c, o)
+	if err != nil || plan.Staging != "0.1.0-staging.0" || tagDigest(t, c, prefix+"/cpu", "0.1.0") != tested["cpu"] {
+		t.Fatalf("plan %+v, err %v", plan, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,10 @@ import (
 	"github.com/hoistci/hoist/pkg/registry"
 	"github.com/hoistci/hoist/pkg/tags"
 )
+
+// ErrNotTested means a registry tag names a digest other than the one
+// tested: it was moved after the push.
+var ErrNotTested = errors.New("not the tested image")
 
 // ErrTagConflict means an immutable tag already names another digest.
 var ErrTagConflict = errors.New("immutable tag already points at another digest")
@@ -120,6 +125,15 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 	own := vtags[0].Name
+	// A killed push leaves its export folder behind; the checkout's run
+	// lock says no other push is using one now.
+	if old, _ := filepath.Glob(filepath.Join(o.WorkDir, "push-*")); len(old) > 0 && !o.DryRun {
+		for _, d := range old {
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				os.RemoveAll(d)
+			}
+		}
+	}
 
 	// 1. The gate on what is in hand: tested, and unchanged since.
 	items := make([]*pushItem, len(l.Images))
@@ -611,7 +625,7 @@ func writeTags(ctx context.Context, sess *registry.Session, v *semver.Version, t
 			return err
 		case d.Digest != t.digest:
 			mu.Lock()
-			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, this run has %s: %w; an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", t.name, ref, d.Digest, t.digest, ErrTagConflict))
+			conflicts = append(conflicts, fmt.Errorf("%s: %s is %s, this run has %s", t.name, ref, d.Digest, t.digest))
 			mu.Unlock()
 		default:
 			own[i] = true
@@ -622,7 +636,7 @@ func writeTags(ctx context.Context, sess *registry.Session, v *semver.Version, t
 		return err
 	}
 	if len(conflicts) > 0 {
-		return fmt.Errorf("no tag was written: %w", errors.Join(conflicts...))
+		return fmt.Errorf("no tag was written: %w: an immutable tag is never rewritten: bump VERSION (or the staging number) and run again", conflictSummary(conflicts, len(ts)))
 	}
 	// Immutable tags.
 	err = forEach(ctx, tagJobs, indexes(ts), func(ctx context.Context, i int) error {
@@ -729,3 +743,13 @@ func indexes[T any](s []T) []int {
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func dirOf(p string) string { return filepath.Dir(p) }
+
+// conflictSummary is one line for many images' tag conflicts: how many,
+// and the first, sorted by image.
+func conflictSummary(conflicts []error, of int) error {
+	sort.Slice(conflicts, func(i, j int) bool { return conflicts[i].Error() < conflicts[j].Error() })
+	if len(conflicts) == 1 {
+		return fmt.Errorf("%w: %v", ErrTagConflict, conflicts[0])
+	}
+	return fmt.Errorf("%w for %d of %d images (first: %v)", ErrTagConflict, len(conflicts), of, conflicts[0])
+}

@@ -48,7 +48,8 @@ type Options struct {
 	Insecure bool
 	// Transport is the HTTP transport (default: go-containerregistry's).
 	Transport http.RoundTripper
-	// Backoff is the retry schedule; zero means 6 tries from 200ms doubling.
+	// Backoff is the schedule of the one retry layer: a request is sent at
+	// most Backoff.Steps times. Zero means DefaultBackoff.
 	Backoff remote.Backoff
 	// Jobs bounds concurrent blob uploads per repository (default 4).
 	Jobs int
@@ -66,7 +67,10 @@ var RetryStatusCodes = []int{
 	http.StatusGatewayTimeout,
 }
 
-// DefaultBackoff is 6 tries, 200ms doubling (about 6s of waiting in all).
+// DefaultBackoff sends a request at most 6 times, waiting 200ms, 400ms, …
+// 3.2s between tries plus up to 20% jitter: 6.2s to 7.4s of waiting in all,
+// more only when the registry asks for it with Retry-After (up to 10s a
+// wait).
 var DefaultBackoff = remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6}
 
 // Client talks to registries. It is safe for concurrent use and reuses
@@ -102,15 +106,22 @@ func New(o Options) (*Client, error) {
 	if base == nil {
 		base = remote.DefaultTransport
 	}
+	rt := &retrying{inner: base, backoff: o.Backoff}
 	opts := []remote.Option{
-		remote.WithTransport(&retrying{inner: base, backoff: o.Backoff}),
+		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(kc),
+		// go-containerregistry wraps rt in a retry of its own: no status
+		// codes for it (rt retried those already), and rt's final errors do
+		// not look like dropped connections to it (gaveUp).
+		remote.WithRetryStatusCodes(),
+		// Whole uploads start again only when the registry lost the upload
+		// session (uploadRestart), on the same schedule.
+		remote.WithRetryPredicate(uploadRestart),
 		remote.WithRetryBackoff(o.Backoff),
-		remote.WithRetryStatusCodes(RetryStatusCodes...),
 		remote.WithJobs(o.Jobs),
 		remote.WithUserAgent(o.UserAgent),
 	}
-	c := &Client{o: o, opts: opts, keychain: kc, base: &retrying{inner: base, backoff: o.Backoff}}
+	c := &Client{o: o, opts: opts, keychain: kc, base: rt}
 	var err error
 	if c.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, fmt.Errorf("setting up registry client: %w", err)

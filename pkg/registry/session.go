@@ -177,3 +177,27 @@ func (s *Session) Put(ctx context.Context, ref name.Reference, manifest []byte, 
 	resp.Body.Close()
 	return nil
 }
+
+// CheckPush proves, without leaving anything behind, that the session may
+// push to repo: it opens a blob upload (which needs push permission on
+// every registry, with basic and with token auth) and cancels it.
+func (s *Session) CheckPush(ctx context.Context, repo name.Repository) error {
+	resp, err := s.do(ctx, http.MethodPost, s.url(repo, "blobs/uploads/"), nil, nil, http.StatusAccepted)
+	if err != nil {
+		return Explain("checking push access to "+repo.String(), repo.RegistryStr(), err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil
+	}
+	u, err := resp.Request.URL.Parse(loc)
+	if err != nil {
+		return nil
+	}
+	// A registry that does not support cancelling lets the upload expire.
+	if resp, err := s.do(ctx, http.MethodDelete, u.String(), nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound, http.StatusMethodNotAllowed); err == nil {
+		resp.Body.Close()
+	}
+	return nil
+}

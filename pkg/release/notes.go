@@ -1,10 +1,14 @@
 package release
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -62,15 +66,51 @@ func splitRef(ref string) (repo, tag, digest string) {
 	return ref, "", ""
 }
 
-// Notes is a release body: the changelog, then the images with their
-// digests and pull commands ready to paste, by tag and by digest.
-func Notes(changelog, version string, refs []Ref) string {
+// History is what happened since the previous release, for the notes.
+type History struct {
+	Previous string // the previous release's tag; "" for a first release
+	Current  string // this release's tag
+	Compare  string // the repository's web URL, for a compare link; "" for none
+	Commits  []gitref.Commit
+}
+
+// history reads the commits since the highest release tag below this one
+// that HEAD contains.
+func (r *Run) history(ctx context.Context, current string) *History {
+	h := &History{Current: current}
+	if r.o.GitHub != nil {
+		h.Compare = r.o.GitHub.WebURL()
+	}
+	tags, err := r.o.Git.TagsMerged(ctx)
+	if err != nil {
+		return h
+	}
+	var best *semver.Version
+	for _, t := range tags {
+		v, err := semver.StrictNewVersion(strings.TrimPrefix(t, "v"))
+		if err != nil || v.Prerelease() != "" || !v.LessThan(mustVersion(r.Base)) {
+			continue
+		}
+		if best == nil || v.GreaterThan(best) {
+			best, h.Previous = v, t
+		}
+	}
+	h.Commits, _ = r.o.Git.Log(ctx, h.Previous, r.Commit)
+	return h
+}
+
+// Notes is a release body: the changelog, the commits since the previous
+// release with their authors, the contributors and a compare link, then
+// the images with their digests and pull commands ready to paste, by tag
+// and by digest.
+func Notes(changelog, version string, refs []Ref, h *History) string {
 	var b strings.Builder
 	if strings.TrimSpace(changelog) == "" {
 		fmt.Fprintf(&b, "_No release notes were written for %s._\n", version)
 	} else {
 		b.WriteString(strings.TrimSpace(changelog) + "\n")
 	}
+	writeHistory(&b, h)
 	b.WriteString("\n## Images\n\n")
 	if len(refs) == 0 {
 		fmt.Fprintf(&b, "No image references were recorded for %s.\n", version)
@@ -94,4 +134,29 @@ func Notes(changelog, version string, refs []Ref) string {
 	}
 	b.WriteString("```\n")
 	return b.String()
+}
+
+func writeHistory(b *strings.Builder, h *History) {
+	if h == nil || len(h.Commits) == 0 {
+		return
+	}
+	since := "since " + h.Previous
+	if h.Previous == "" {
+		since = "in this first release"
+	}
+	fmt.Fprintf(b, "\n## Commits %s\n\n", since)
+	seen := map[string]bool{}
+	var authors []string
+	for _, c := range h.Commits {
+		fmt.Fprintf(b, "- %s (%s, %s)\n", c.Subject, c.SHA[:min(7, len(c.SHA))], c.Author)
+		if !seen[c.Author] {
+			seen[c.Author] = true
+			authors = append(authors, c.Author)
+		}
+	}
+	sort.Strings(authors)
+	fmt.Fprintf(b, "\n## Contributors\n\n%s\n", strings.Join(authors, ", "))
+	if h.Compare != "" && h.Previous != "" {
+		fmt.Fprintf(b, "\n**Full changelog:** %s/compare/%s...%s\n", h.Compare, h.Previous, h.Current)
+	}
 }

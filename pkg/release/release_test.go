@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hoistci/hoist/internal/githubtest"
 	"github.com/hoistci/hoist/internal/testenv"
@@ -21,6 +21,7 @@ import (
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/publish"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -43,8 +44,24 @@ type fixture struct {
 	gh              *githubtest.Server
 	opts            Options
 	ran             []string
-	version         string // what SetVersion was told
+	version         string // what UseVersion was told
 	failTest        bool
+	registryErr     error
+	pushed          map[string]bool   // staging builds every image has in the registry
+	promoted        map[string]string // image -> staging build promoted to 1.2.3
+	moved           map[string]string // image -> the digest its staging tag was moved to
+}
+
+// staged stands for a staging build of commit sha that every image has in
+// the registry, with its record on the remote, as the staging line leaves it.
+func (f *fixture) staged(t *testing.T, tag, sha string) {
+	t.Helper()
+	git(t, f.work, "push", "-q", "origin", sha+":refs/tags/"+tag)
+	f.pushed[tag] = true
+	rec := fmt.Sprintf(`{"tag": %q, "commit": %q, "images": {"app": "sha256:%s", "worker": "sha256:%s"}}`, tag, sha, tag, tag)
+	if err := (&gitref.Git{Dir: f.work, Remote: "origin"}).PutRecord(context.Background(), tag, sha, []byte(rec)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -76,7 +93,6 @@ func newFixture(t *testing.T) *fixture {
 		Reserver:    g,
 		GitHub:      c,
 		Branches:    flow.Branches{Staging: "staging", Main: "main"},
-		SetVersion:  func(v string) error { f.version = v; return nil },
 	}
 	// The stages record that they ran and write to the lock what the real
 	// stages of the same name write, so the flow's ordering, gate and notes
@@ -96,7 +112,9 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return "1.2.3"
 	}
+	f.promoted = map[string]string{}
 	f.opts.Stages = Stages{
+		UseVersion: func(v string) { f.version = v },
 		Images: rec("Images", func(l *lock.Lock) error {
 			l.Version, l.Revision = v(), f.sha
 			l.Images = []lock.Image{{Name: "app", ImageID: "sha256:1111"}, {Name: "worker", ImageID: "sha256:2222"}}
@@ -110,17 +128,74 @@ func newFixture(t *testing.T) *fixture {
 		}),
 		Scan:       rec("Scan", nil),
 		DigestGate: rec("DigestGate", nil),
-		Push: rec("Push", func(l *lock.Lock) error {
-			for i := range l.Images {
-				img := &l.Images[i]
-				repo := "127.0.0.1:5000/acme/" + img.Name
-				d := "sha256:" + strings.Repeat(string(rune('a'+i)), 64)
-				img.Pushed = append(img.Pushed, lock.Pushed{Ref: repo + "@" + d, Digest: d}, lock.Pushed{Ref: repo + ":" + v(), Digest: d}, lock.Pushed{Ref: repo + ":staging", Digest: d})
+		Push: func(ctx context.Context) (*publish.PushResult, error) {
+			res := &publish.PushResult{}
+			err := rec("Push", func(l *lock.Lock) error {
+				for i := range l.Images {
+					img := &l.Images[i]
+					repo := "127.0.0.1:5000/acme/" + img.Name
+					d := "sha256:" + strings.Repeat(string(rune('a'+i)), 64)
+					img.Pushed = append(img.Pushed, lock.Pushed{Ref: repo + "@" + d, Digest: d}, lock.Pushed{Ref: repo + ":" + v(), Digest: d}, lock.Pushed{Ref: repo + ":staging", Digest: d})
+					res.Images = append(res.Images, publish.PushedImage{Name: img.Name, Repo: repo, Digest: d, Written: []string{v(), "staging"}})
+				}
+				return nil
+			})(ctx)
+			return res, err
+		},
+		// Promote stands in for the registry: each image has the staging
+		// builds in f.pushed, and a promotion is remembered.
+		Promote: func(ctx context.Context, cands []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
+			if !dryRun {
+				f.ran = append(f.ran, "Promote")
 			}
-			return nil
-		}),
-		Promote: rec("Promote", nil),
+			var chosen string
+			for _, c := range cands {
+				if f.pushed[c] {
+					chosen = c
+					break
+				}
+			}
+			if chosen == "" {
+				return nil, fmt.Errorf("promoting: no image has %v", cands)
+			}
+			// As publish.Promote does: the registry's staging tags must name
+			// the tested digests.
+			want, err := tested(ctx, chosen)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range []string{"app", "worker"} {
+				got := "sha256:" + chosen
+				if m := f.moved[n]; m != "" {
+					got = m
+				}
+				if want[n] != got {
+					return nil, fmt.Errorf("refusing to promote %s: %s names %s, but the tested build is %s: %w", chosen, n, got, want[n], publish.ErrNotTested)
+				}
+			}
+			plan := &publish.PromotePlan{Base: "1.2.3", Staging: chosen}
+			for _, n := range []string{"app", "worker"} {
+				st := publish.PromoteStep{Name: n, Source: "127.0.0.1:5000/acme/" + n + ":" + chosen, Digest: "sha256:" + chosen, Dest: "127.0.0.1:5000/acme/" + n, Tags: []string{"1.2.3", "1.2", "1", "latest"}}
+				switch {
+				case f.promoted[n] == chosen:
+					st.Kept = st.Tags
+				case !dryRun:
+					f.promoted[n] = chosen
+					st.Written = st.Tags
+				}
+				plan.Steps = append(plan.Steps, st)
+			}
+			return plan, nil
+		},
+		CheckRegistry: func(context.Context) (string, error) {
+			if f.registryErr != nil {
+				return "", f.registryErr
+			}
+			return "127.0.0.1:5000/acme", nil
+		},
 	}
+	f.pushed = map[string]bool{}
+	f.moved = map[string]string{}
 	return f
 }
 
@@ -159,21 +234,21 @@ func TestStagingLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Decision.Line != flow.Staging || names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,GitHub release" {
+	if p.Decision.Line != flow.Staging || names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,Record,GitHub prerelease" {
 		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
 	}
 	var out bytes.Buffer
 	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if f.version != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+	if f.version != "1.2.3-staging.0" || f.remoteTags(t)["1.2.3-staging.0"] != f.sha {
 		t.Fatalf("version %q, remote tags %v", f.version, f.remoteTags(t))
 	}
-	rel, ok := f.gh.Releases()["1.2.3-staging.1"]
+	rel, ok := f.gh.Releases()["1.2.3-staging.0"]
 	if !ok || !rel.Prerelease || rel.TargetCommitish != f.sha {
 		t.Fatalf("release = %+v (found %v)", rel, ok)
 	}
-	for _, want := range []string{"- Reservation of staging versions", "docker pull 127.0.0.1:5000/acme/app:1.2.3-staging.1", "docker pull 127.0.0.1:5000/acme/worker@sha256:bbbb", "`1.2.3-staging.1`, `staging`"} {
+	for _, want := range []string{"- Reservation of staging versions", "docker pull 127.0.0.1:5000/acme/app:1.2.3-staging.0", "docker pull 127.0.0.1:5000/acme/worker@sha256:bbbb", "`1.2.3-staging.0`, `staging`"} {
 		if !strings.Contains(rel.Body, want) {
 			t.Fatalf("release body lacks %q:\n%s", want, rel.Body)
 		}
@@ -181,7 +256,8 @@ func TestStagingLine(t *testing.T) {
 	if strings.Contains(rel.Body, "template hint") {
 		t.Fatalf("HTML comment published:\n%s", rel.Body)
 	}
-	// A second run of the line reserves the next number and its own release.
+	// A second run at the same commit completes the same build: it reuses
+	// the number reserved here and updates the same prerelease.
 	f.version = ""
 	p, err = Prepare(ctx, f.opts)
 	if err != nil {
@@ -190,8 +266,44 @@ func TestStagingLine(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
 		t.Fatal(err)
 	}
-	if f.version != "1.2.3-staging.2" || len(f.gh.Releases()) != 2 {
-		t.Fatalf("second run: version %s, releases %v", f.version, f.gh.Releases())
+	if f.version != "1.2.3-staging.0" || len(f.gh.Releases()) != 1 || len(f.remoteTags(t)) != 1 {
+		t.Fatalf("second run at the same commit: version %s, releases %v, tags %v", f.version, f.gh.Releases(), f.remoteTags(t))
+	}
+	// A new commit gets the next number and its own prerelease.
+	commitFile(t, f, "README", "more\n")
+	f.sha = git(t, f.work, "rev-parse", "HEAD")
+	f.version = ""
+	p, err = Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flow.Run(ctx, &out, p.Steps, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.version != "1.2.3-staging.1" || len(f.gh.Releases()) != 2 {
+		t.Fatalf("new commit: version %s, releases %v", f.version, f.gh.Releases())
+	}
+}
+
+// TestStagingOutputs: the staging line hands the version and each image's
+// digest reference to later workflow steps.
+func TestStagingOutputs(t *testing.T) {
+	f := newFixture(t)
+	f.opts.Output = filepath.Join(t.TempDir(), "github_output")
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.opts.Output)
+	want := "version=1.2.3-staging.0\n" +
+		"digest_app=127.0.0.1:5000/acme/app@sha256:" + strings.Repeat("a", 64) + "\n" +
+		"digest_worker=127.0.0.1:5000/acme/worker@sha256:" + strings.Repeat("b", 64) + "\n"
+	if string(b) != want {
+		t.Fatalf("outputs:\n%s\nwant\n%s", b, want)
 	}
 }
 
@@ -273,33 +385,97 @@ func TestStagingOverride(t *testing.T) {
 
 func TestMainLine(t *testing.T) {
 	f := newFixture(t)
+	f.staged(t, "1.2.3-staging.1", f.sha)
 	git(t, f.work, "checkout", "-q", "-b", "main")
 	ctx := context.Background()
 	p, err := Prepare(ctx, f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Decision.Line != flow.Main || names(p.Steps) != "Promote,Tag,GitHub release" {
-		t.Fatalf("line %s, steps %s", p.Decision.Line, names(p.Steps))
+	if p.Decision.Line != flow.Main || names(p.Steps) != "Promote,Tag,GitHub release" || p.Staging != "1.2.3-staging.1" {
+		t.Fatalf("line %s, steps %s, staging %s", p.Decision.Line, names(p.Steps), p.Staging)
+	}
+	// The dry run names the staging build, each image's digest and tags.
+	var dry bytes.Buffer
+	if err := flow.Run(ctx, &dry, p.Steps, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[1/3] Promote: would write\n  127.0.0.1:5000/acme/app:{1.2.3,1.2,1,latest} = sha256:1.2.3-staging.1 (from 127.0.0.1:5000/acme/app:1.2.3-staging.1)", "[2/3] Tag: would write git tag 1.2.3 on "} {
+		if !strings.Contains(dry.String(), want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, dry.String())
+		}
 	}
 	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil {
 		t.Fatal(err)
 	}
-	if f.remoteTags(t)["1.2.3"] != f.sha {
-		t.Fatalf("tag 1.2.3 not at %s: %v", f.sha, f.remoteTags(t))
+	if f.remoteTags(t)["1.2.3"] != f.sha || f.promoted["app"] != "1.2.3-staging.1" {
+		t.Fatalf("tag 1.2.3 not at %s: %v; promoted %v", f.sha, f.remoteTags(t), f.promoted)
 	}
 	rel := f.gh.Releases()["1.2.3"]
-	if rel.Prerelease || !strings.Contains(rel.Body, "Reservation of staging versions") {
+	if rel.Prerelease || !strings.Contains(rel.Body, "Reservation of staging versions") || !strings.Contains(rel.Body, "## Commits in this first release\n\n- 1.2.3 (") || !strings.Contains(rel.Body, "## Contributors") {
 		t.Fatalf("release = %+v", rel)
 	}
-	// Running main again converges: the tag is already here, the release
-	// is updated in place.
+	// Running main again writes nothing, and says so with the digests.
+	calls := len(f.gh.Calls())
+	f.ran = nil
 	p, err = Prepare(ctx, f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := flow.Run(ctx, &bytes.Buffer{}, p.Steps, false); err != nil || len(f.gh.Releases()) != 1 {
-		t.Fatalf("second main run: %v, %d releases", err, len(f.gh.Releases()))
+	if len(p.Steps) != 0 || p.Done == "" {
+		t.Fatalf("second main run plans %s", names(p.Steps))
+	}
+	sum := strings.Join(p.Summary(), "\n")
+	if !strings.Contains(sum, "already promoted: nothing to do") || !strings.Contains(sum, "sha256:1.2.3-staging.1") {
+		t.Fatalf("summary:\n%s", sum)
+	}
+	for _, c := range f.gh.Calls()[calls:] {
+		if !strings.HasPrefix(c, "GET ") {
+			t.Fatalf("second main run wrote to GitHub: %s", c)
+		}
+	}
+}
+
+// TestMainPromotesOnlyTheBuildOfHead: staging built A (N=1) and B (N=2);
+// main at A promotes 1, never 2; main at a commit with no build is refused
+// before any write, naming the builds that exist.
+func TestMainPromotesOnlyTheBuildOfHead(t *testing.T) {
+	f := newFixture(t)
+	a := f.sha
+	f.staged(t, "1.2.3-staging.1", a)
+	commitFile(t, f, "README", "b\n")
+	b := git(t, f.work, "rev-parse", "HEAD")
+	f.staged(t, "1.2.3-staging.2", b)
+	git(t, f.work, "checkout", "-q", "-b", "main", a)
+	ctx := context.Background()
+	p, err := Prepare(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Staging != "1.2.3-staging.1" {
+		t.Fatalf("main at A promotes %s", p.Staging)
+	}
+	// A staging tag moved in the registry after the push: nothing promoted.
+	f.moved["worker"] = "sha256:cuda"
+	if _, err := Prepare(ctx, f.opts); !errors.Is(err, publish.ErrNotTested) || !strings.Contains(err.Error(), "worker names sha256:cuda, but the tested build is sha256:1.2.3-staging.1") {
+		t.Fatalf("moved tag: %v", err)
+	}
+	delete(f.moved, "worker")
+	// No record of the build and no lock: no proof, nothing promoted.
+	git(t, f.work, "push", "-q", "origin", ":refs/hoist/builds/1.2.3-staging.1")
+	if _, err := Prepare(ctx, f.opts); err == nil || !strings.Contains(err.Error(), "no record of what 1.2.3-staging.1 pushed") {
+		t.Fatalf("no record: %v", err)
+	}
+	// main moved to a commit the staging line never built.
+	commitFile(t, f, "HOTFIX", "c\n")
+	_, err = Prepare(ctx, f.opts)
+	for _, want := range []string{"has no staging build of 1.2.3", "1.2.3-staging.2 at " + b[:12], "1.2.3-staging.1 at " + a[:12]} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want %q", err, want)
+		}
+	}
+	if f.ran != nil || f.remoteTags(t)["1.2.3"] != "" {
+		t.Fatalf("something ran or was tagged: %v %v", f.ran, f.remoteTags(t))
 	}
 }
 
@@ -333,7 +509,7 @@ func TestReleaseTagLine(t *testing.T) {
 	if !ok || rel.Prerelease || !strings.Contains(rel.Body, "docker pull 127.0.0.1:5000/acme/app:1.2.3\n") {
 		t.Fatalf("release = %+v", rel)
 	}
-	if _, ok := f.remoteTags(t)["1.2.3-staging.1"]; ok || f.version != "" {
+	if _, ok := f.remoteTags(t)["1.2.3-staging.0"]; ok || f.version != "" {
 		t.Fatal("a release build reserved a staging version")
 	}
 }
@@ -394,6 +570,13 @@ func TestBadInput(t *testing.T) {
 		{name: "no GitHub token", setup: func(t *testing.T, f *fixture) {
 			f.opts.GitHub, _ = github.New(f.gh.URL, "acme/widgets", "")
 		}, wantIn: "set HOIST_GITHUB_TOKEN or GITHUB_TOKEN"},
+		{name: "read-only GitHub token", setup: func(t *testing.T, f *fixture) { f.gh.ReadOnly = true }, wantIn: "can read acme/widgets but not write to it"},
+		{name: "registry refuses", setup: func(t *testing.T, f *fixture) {
+			f.registryErr = errors.New("checking push access to 127.0.0.1:5000/acme/app: registry answered 401")
+		}, wantIn: "registry answered 401"},
+		{name: "main at a commit with no staging build", setup: func(t *testing.T, f *fixture) {
+			git(t, f.work, "checkout", "-q", "-b", "main")
+		}, wantIn: "has no staging build of 1.2.3 (there is none)"},
 		{name: "malformed VERSION", setup: func(t *testing.T, f *fixture) { commitFile(t, f, "VERSION", "1.2\n") }, wantIn: "MAJOR.MINOR.PATCH"},
 		{name: "missing changelog", setup: func(t *testing.T, f *fixture) {
 			git(t, f.work, "rm", "-q", "docs/CHANGELOGS/1.2.3.md")
@@ -455,7 +638,8 @@ func authGitServer(t *testing.T, bare string) string {
 
 func commitFile(t *testing.T, f *fixture, name, body string) {
 	write(t, f.work, name, body)
-	git(t, f.work, "commit", "-q", "-am", "change "+name)
+	git(t, f.work, "add", name)
+	git(t, f.work, "commit", "-q", "-m", "change "+name)
 }
 
 // TestBuildFolderIsNotDirt: Hoist's own output, even where .gitignore does
@@ -471,7 +655,9 @@ func TestBuildFolderIsNotDirt(t *testing.T) {
 
 func TestDryRunWritesNothing(t *testing.T) {
 	f := newFixture(t)
-	git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3-staging.4")
+	git(t, f.work, "commit", "-q", "--allow-empty", "-m", "other")
+	git(t, f.work, "push", "-q", "origin", "HEAD:refs/tags/1.2.3-staging.4")
+	git(t, f.work, "reset", "-q", "--hard", f.sha)
 	ctx := context.Background()
 	p, err := Prepare(ctx, f.opts)
 	if err != nil {
@@ -481,7 +667,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if err := flow.Run(ctx, &out, p.Steps, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[1/8] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
+	for _, want := range []string{"[1/9] Reserve: would write git tag 1.2.3-staging.5", "Push: would write image tags 1.2.3-staging.5 and staging", "GitHub prerelease 1.2.3-staging.5 on acme/widgets"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
 		}
@@ -495,12 +681,17 @@ func TestReserveAlone(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	r, err := Reserve(ctx, f.opts, true)
-	if err != nil || r.Next != "1.2.3-staging.1" || len(f.remoteTags(t)) != 0 {
+	if err != nil || r.Next != "1.2.3-staging.0" || len(f.remoteTags(t)) != 0 {
 		t.Fatalf("dry run: %+v, %v", r, err)
 	}
 	r, err = Reserve(ctx, f.opts, false)
-	if err != nil || r.Tag != "1.2.3-staging.1" || f.remoteTags(t)["1.2.3-staging.1"] != f.sha {
+	if err != nil || r.Tag != "1.2.3-staging.0" || f.remoteTags(t)["1.2.3-staging.0"] != f.sha {
 		t.Fatalf("reserve: %+v, %v", r, err)
+	}
+	// Again at the same commit: the same number, nothing new.
+	r, err = Reserve(ctx, f.opts, false)
+	if err != nil || r.Tag != "1.2.3-staging.0" || !r.Existing || len(f.remoteTags(t)) != 1 {
+		t.Fatalf("reserve again: %+v, %v, tags %v", r, err, f.remoteTags(t))
 	}
 	git(t, f.work, "checkout", "-q", "--detach")
 	if _, err := Reserve(ctx, f.opts, false); err == nil || !strings.Contains(err.Error(), "HEAD is detached") {
@@ -523,7 +714,12 @@ func TestNotesGolden(t *testing.T) {
 		}},
 		{Name: "not-pushed"},
 	}
-	got := Notes("## Added\n\n- Reservation of staging versions\n", "1.2.3", Refs(imgs, "1.2.3"))
+	hist := &History{Previous: "1.2.2", Current: "1.2.3", Compare: "https://github.com/acme/widgets", Commits: []gitref.Commit{
+		{SHA: strings.Repeat("1", 40), Author: "Ada", Subject: "Reserve staging versions"},
+		{SHA: strings.Repeat("2", 40), Author: "Grace", Subject: "Fix the gate"},
+		{SHA: strings.Repeat("3", 40), Author: "Ada", Subject: "Docs"},
+	}}
+	got := Notes("## Added\n\n- Reservation of staging versions\n", "1.2.3", Refs(imgs, "1.2.3"), hist)
 	golden := filepath.Join("testdata", "notes.golden.md")
 	if *update {
 		os.MkdirAll("testdata", 0o755)
@@ -536,7 +732,7 @@ func TestNotesGolden(t *testing.T) {
 	if got != string(want) {
 		t.Fatalf("notes differ from %s (go test -update rewrites it):\n%s", golden, got)
 	}
-	if empty := Notes("", "0.1.0", nil); !strings.Contains(empty, "No release notes were written for 0.1.0") || !strings.Contains(empty, "No image references were recorded") {
+	if empty := Notes("", "0.1.0", nil, nil); !strings.Contains(empty, "No release notes were written for 0.1.0") || !strings.Contains(empty, "No image references were recorded") {
 		t.Fatalf("empty notes: %q", empty)
 	}
 }
@@ -612,10 +808,39 @@ func TestPublishRace(t *testing.T) {
 func TestPublishCancelled(t *testing.T) {
 	gh := githubtest.New(t, "acme/widgets", token)
 	c, _ := github.New(gh.URL, "acme/widgets", token)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
-	defer cancel()
-	time.Sleep(time.Millisecond)
-	if _, err := Publish(ctx, c, GitHubRelease{Tag: "1.0.0", Commit: strings.Repeat("e", 40)}); !errors.Is(err, context.DeadlineExceeded) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Publish(ctx, c, GitHubRelease{Tag: "1.0.0", Commit: strings.Repeat("e", 40)}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestDocsStepTable: docs/release.md's table lists each line's steps as
+// lines.go orders them.
+func TestDocsStepTable(t *testing.T) {
+	b, err := os.ReadFile("../../docs/release.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := Lines()
+	for line, steps := range lines {
+		row := "| " + string(line) + " | "
+		found := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, row) {
+				continue
+			}
+			found = true
+			cells := strings.Split(strings.Trim(l, "| "), " | ")
+			if got := cells[len(cells)-1]; got != strings.Join(steps, ", ") {
+				t.Errorf("docs/release.md, line %s: %q; the code runs %q", line, got, strings.Join(steps, ", "))
+			}
+		}
+		if !found {
+			t.Errorf("docs/release.md has no row for the %s line", line)
+		}
+	}
+	if len(lines) != 5 {
+		t.Fatalf("lines: %v", lines)
 	}
 }

@@ -14,10 +14,10 @@ package tags
 import (
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/version"
 )
 
 // Kind is the kind of a version, which decides its tags.
@@ -53,20 +53,10 @@ func KindOf(v *semver.Version) Kind {
 	if pre == "" {
 		return Release
 	}
-	if _, ok := stagingN(pre); ok {
+	if _, ok := version.StagingN(v); ok {
 		return Staging
 	}
 	return Prerelease
-}
-
-// stagingN returns N of a "staging.N" prerelease.
-func stagingN(pre string) (uint64, bool) {
-	rest, ok := strings.CutPrefix(pre, "staging.")
-	if !ok || rest == "" || (len(rest) > 1 && rest[0] == '0') {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(rest, 10, 64)
-	return n, err == nil
 }
 
 // Tag is one tag a version gets.
@@ -95,6 +85,20 @@ func For(v *semver.Version) ([]Tag, error) {
 		return []Tag{own, {Name: StagingTag, Floating: true}}, nil
 	}
 	return []Tag{own}, nil
+}
+
+// Names are the names of For's tags, for plans and messages; nil when For
+// refuses v (build metadata), which pushing it then reports.
+func Names(v *semver.Version) []string {
+	all, err := For(v)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, len(all))
+	for i, t := range all {
+		names[i] = t.Name
+	}
+	return names
 }
 
 // inScope reports whether version w counts for floating tag f of version v:
@@ -149,9 +153,7 @@ func Plan(v *semver.Version, existing []string) ([]Tag, error) {
 }
 
 // StagingVersion returns X.Y.Z-staging.N for base X.Y.Z.
-func StagingVersion(base string, n uint64) string {
-	return fmt.Sprintf("%s-staging.%d", base, n)
-}
+func StagingVersion(base string, n uint64) string { return version.StagingTag(base, n) }
 
 // MaxStaging returns the highest N among tags of the form base-staging.N, and
 // false when there is none.
@@ -159,12 +161,8 @@ func MaxStaging(base string, existing []string) (uint64, bool) {
 	var best uint64
 	found := false
 	for _, t := range existing {
-		rest, ok := strings.CutPrefix(t, base+"-")
-		if !ok {
-			continue
-		}
-		n, ok := stagingN(rest)
-		if !ok {
+		b, n, ok := version.ParseStaging(t)
+		if !ok || b.String() != base {
 			continue
 		}
 		if !found || n > best {

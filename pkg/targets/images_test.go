@@ -108,22 +108,30 @@ func TestOverridesFromEnvironment(t *testing.T) {
 	t.Setenv(envRegistry, "ghcr.io/acme/tools")
 	t.Setenv(envGitHubRepo, "acme/tools")
 	t.Setenv(envGitHubAPI, "http://127.0.0.1:1/api")
-	s, err := newSession()
+	s, err := newRun(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := s.cfg.Registry; r.Host != "ghcr.io" || r.Repository != "acme/tools" {
+	if r := s.Cfg.Registry; r.Host != "ghcr.io" || r.Repository != "acme/tools" {
 		t.Fatalf("registry = %+v", r)
 	}
-	if r := s.cfg.Release; r.GitHub != "acme/tools" || r.GitHubAPI != "http://127.0.0.1:1/api" {
+	if r := s.Cfg.Release; r.GitHub != "acme/tools" || r.GitHubAPI != "http://127.0.0.1:1/api" {
 		t.Fatalf("release = %+v", r)
 	}
-	for env, bad := range map[string]string{envRegistry: "https://ghcr.io/x", envGitHubRepo: "acme"} {
+	for env, bad := range map[string]string{envRegistry: "https://ghcr.io/x", envGitHubRepo: "acme", "HOIST_PARALLEL": "-3"} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, bad)
-			if _, err := newSession(); err == nil || !strings.Contains(err.Error(), env) {
+			if _, err := newRun(context.Background()); err == nil || !strings.Contains(err.Error(), env) {
 				t.Fatalf("err = %v", err)
 			}
 		})
 	}
+	// A password written into HOIST_REGISTRY is refused and never echoed.
+	t.Run("credentials in HOIST_REGISTRY", func(t *testing.T) {
+		t.Setenv(envRegistry, "bob:hunter2@ghcr.io/acme/tools")
+		_, err := newRun(context.Background())
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "HOIST_REGISTRY_PASSWORD") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/logs"
 
-	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/gate"
@@ -58,34 +55,39 @@ func capture(t *testing.T, fn func()) (out string) {
 	return ""
 }
 
-// project builds a tested image "app" and writes a repository around it:
-// hoist.yaml with the given registry section, VERSION 2.3.4 and the lock.
-func project(t *testing.T, registryYAML string) string {
+// project is a committed repository whose image "app" is built and tested
+// by the Images and Test targets as version (HOIST_VERSION, which stays set),
+// with the given registry section. It returns the folder and the project.
+func project(t *testing.T, registryYAML, version string) (dir, proj string) {
 	t.Helper()
 	e := testenv.Engine(t)
-	b := testenv.Builder(t, e)
 	base := testenv.BusyboxBase(t, e)
-	ref := testenv.Unique("hoist-test/target-app:") + "x"
-	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	dir = t.TempDir()
+	proj = testenv.Unique("hoisttest")
+	for k, v := range testenv.GitEnv {
+		t.Setenv(k, v)
+	}
+	testenv.WriteFiles(t, dir, map[string]string{
+		"hoist.yaml": "project: " + proj + "\nbuild_dir: build\nregistry:\n" + registryYAML +
+			"images:\n  - name: app\n    dockerfile: Dockerfile\n    test: {command: [sh, -c, \"grep -q hello /f\"]}\n",
+		"Dockerfile": "FROM " + base + "\nCOPY f /f\n",
+		"f":          "hello\n",
+		"VERSION":    "2.3.4\n",
+		".gitignore": "build/\n",
+	})
+	run(t, dir, "git", "init", "-q")
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "app")
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_VERSION", version)
+	t.Cleanup(func() { e.Remove(context.Background(), proj+"/app:"+version) })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	img, err := imagefix.Build(ctx, e, b, base, imagefix.Spec{Name: "app", Ref: ref, Files: map[string][]byte{"f": []byte("hello")}}, true)
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	if out := capture(t, func() { err = Test(ctx) }); err != nil {
+		t.Fatalf("building and testing app: %v\n%s", err, out)
 	}
-	dir := t.TempDir()
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("hoist.yaml", "project: hoisttest\nbuild_dir: build\nregistry:\n"+registryYAML+"images:\n  - name: app\n    dockerfile: Dockerfile\n")
-	write("Dockerfile", "FROM scratch\n")
-	write("VERSION", "2.3.4\n")
-	if err := imagefix.WriteLock(filepath.Join(dir, "build", "lock.json"), "2.3.4", img); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return dir, proj
 }
 
 func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
@@ -95,9 +97,7 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 func testRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	const user, secret = "ci", "Tr0ub4dor-and-3-hoist"
 	reg := regtest.Distribution(t, user, secret)
-	dir := project(t, "  host: "+reg.Host+"\n  repository: org\n")
-	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
-	t.Setenv("HOIST_VERSION", "2.3.4-staging.1")
+	dir, _ := project(t, "  host: "+reg.Host+"\n  repository: org\n", "2.3.4-staging.1")
 	t.Setenv("HOIST_PR", "")
 	t.Setenv("GITHUB_EVENT_NAME", "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no docker login of this machine
@@ -167,32 +167,34 @@ func testRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	}
 }
 
-// With no registry configured, Push starts the local one (data under the
-// build folder) and Promote uses it: the main job runs on a fresh machine.
+// With no registry configured, Push starts the checkout's own local
+// registry (data under the build folder, port recorded there) and Promote
+// reuses it: the main job runs on a machine with only Go and an engine.
+// registry:status and registry:stop report and end it.
 func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	testenv.EachEngine(t, testNoRegistryConfiguredUsesALocalOne)
 }
 
 func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
-	if _, err := os.Stat(localregistry.Binary); err != nil {
-		testenv.Need(t, "needs Debian's docker-registry")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := project(t, "  local_port: "+strconv.Itoa(port)+"\n")
-	t.Cleanup(func() { localregistry.Stop(filepath.Join(dir, "build", "registry")) })
-	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	dir, proj := project(t, "", "2.3.4-staging.0")
+	regDir := filepath.Join(dir, "build", "registry")
+	t.Cleanup(func() { localregistry.Stop(context.Background(), regDir) })
 	t.Setenv("HOIST_PR", "")
 	t.Setenv("GITHUB_EVENT_NAME", "")
 	t.Setenv("HOIST_DRY_RUN", "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// In CI, no registry configured is refused (TestReleaseInCIWithoutRegistryRefuses).
+	t.Setenv("CI", "true")
 	t.Setenv("HOIST_VERSION", "2.3.4-staging.0")
+	var err error
+	capture(t, func() { err = Push(ctx) })
+	if err == nil || !strings.Contains(err.Error(), "no registry is configured and this is a CI run") {
+		t.Fatalf("push in CI with no registry: %v", err)
+	}
+	// Outside CI, this checkout's local registry is started.
+	t.Setenv("CI", "")
 	capture(t, func() { err = Push(ctx) })
 	if err != nil {
 		t.Fatal(err)
@@ -202,14 +204,19 @@ func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "build", "registry", "data", "docker")); err != nil {
+	if _, err := os.Stat(filepath.Join(regDir, "data", "blobs")); err != nil {
 		t.Fatalf("no registry data under the build folder: %v", err)
 	}
+	port, err := os.ReadFile(filepath.Join(regDir, "port"))
+	if err != nil {
+		t.Fatalf("no port recorded: %v", err)
+	}
+	host := "127.0.0.1:" + strings.TrimSpace(string(port))
 	l2, err := lock.Read(filepath.Join(dir, "build", "lock.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "127.0.0.1:" + strconv.Itoa(port) + "/hoisttest/app:2.3.4-staging.0"
+	want := host + "/" + proj + "/app:2.3.4-staging.0"
 	found := false
 	for _, p := range l2.Images[0].Pushed {
 		found = found || p.Ref == want
@@ -217,7 +224,7 @@ func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	if !found {
 		t.Fatalf("lock records %+v, want %s", l2.Images[0].Pushed, want)
 	}
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/v2/hoisttest/app/tags/list")
+	resp, err := http.Get("http://" + host + "/v2/" + proj + "/app/tags/list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +233,22 @@ func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	for _, tag := range []string{"2.3.4-staging.0", "staging", "2.3.4", "2.3", "latest"} {
 		if !strings.Contains(string(body), `"`+tag+`"`) {
 			t.Errorf("local registry tags %s lack %s", body, tag)
+		}
+	}
+
+	for _, step := range []struct {
+		name   string
+		target func(context.Context) error
+		want   string
+	}{
+		{name: "status", target: Registry{}.Status, want: "local registry running at " + host},
+		{name: "stop", target: Registry{}.Stop, want: "local registry stopped"},
+		{name: "stop again", target: Registry{}.Stop, want: "local registry was not running"},
+		{name: "status after stop", target: Registry{}.Status, want: "local registry not running"},
+	} {
+		out := capture(t, func() { err = step.target(ctx) })
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("%s: %v\n%s\nwant %q", step.name, err, out, step.want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,9 +26,6 @@ func TestReleaseLocalLine(t *testing.T) { testenv.EachEngine(t, testReleaseLocal
 func testReleaseLocalLine(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
-	if _, err := os.Stat(localregistry.Binary); err != nil {
-		testenv.Need(t, "needs Debian's docker-registry")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	dir, remote := releaseRepo(t)
@@ -71,8 +67,8 @@ registry:
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "pipeline")
 	t.Cleanup(func() {
-		localregistry.Stop(filepath.Join(dir, "build", "hoist", "registry"))
-		for _, r := range []string{"/app:0.3.0-staging.1", "/app:0.3.0-staging.2", "/busybox:1"} {
+		localregistry.Stop(context.Background(), filepath.Join(dir, "build", "hoist", "registry"))
+		for _, r := range []string{"/app:0.3.0-staging.0", "/app:0.3.0-staging.1", "/busybox:1"} {
 			e.Remove(context.Background(), project+r)
 		}
 	})
@@ -85,7 +81,7 @@ registry:
 		t.Fatalf("not the local line:\n%s", out)
 	}
 	repo := fmt.Sprintf("127.0.0.1:%d/acme/tools/app", port)
-	staged, err := crane.Digest(repo+":0.3.0-staging.1", crane.Insecure)
+	staged, err := crane.Digest(repo+":0.3.0-staging.0", crane.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,21 +105,38 @@ registry:
 		t.Fatalf("the local line tagged the checkout's remote: %s", tags)
 	}
 	private := filepath.Join(dir, "build", "hoist", "reservations.git")
-	if tags := run(t, dir, "git", "ls-remote", "--tags", private); !strings.HasSuffix(tags, "refs/tags/0.3.0-staging.1") {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", private); !strings.HasSuffix(tags, "refs/tags/0.3.0-staging.0") {
 		t.Fatalf("reservation repository tags: %q", tags)
 	}
 
-	// Again: the next staging number is built, tested and pushed (its
-	// version label makes it other bytes), and 0.3.0, released already, is
-	// never rewritten: the run says so and how to release again.
+	// Again at the same commit: the same staging build is found complete and
+	// already promoted; nothing new is reserved or written.
 	out, err = stdout(t, func() error { return Release(ctx) })
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "release: not promoted:") || !strings.Contains(out, "bump VERSION") {
-		t.Fatalf("second run does not say why it did not promote:\n%s", out)
+	for _, want := range []string{"0.3.0-staging.0: reserved at this commit", "already promoted to 0.3.0: nothing written", "0 tags written", "go run mage.go registry:stop"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("second run does not say %q:\n%s", want, out)
+		}
 	}
-	if _, err := crane.Digest(repo+":0.3.0-staging.2", crane.Insecure); err != nil {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", private); strings.Contains(tags, "staging.1") {
+		t.Fatalf("a re-run at the same commit reserved a new number: %s", tags)
+	}
+	// A new commit: the next staging number is built, tested and pushed (its
+	// version label makes it other bytes), and 0.3.0, released already, is
+	// never rewritten: the run says so and how to release again.
+	testenv.WriteFiles(t, dir, map[string]string{"NOTES": "more\n"})
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "more")
+	out, err = stdout(t, func() error { return Release(ctx) })
+	if err != nil {
+		t.Fatalf("third run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "release: not promoted:") || !strings.Contains(out, "bump VERSION") {
+		t.Fatalf("third run does not say why it did not promote:\n%s", out)
+	}
+	if _, err := crane.Digest(repo+":0.3.0-staging.1", crane.Insecure); err != nil {
 		t.Fatalf("second staging build not pushed: %v", err)
 	}
 	if d, _ := crane.Digest(repo+":0.3.0", crane.Insecure); d != staged {

@@ -120,16 +120,16 @@ func TestReserveTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	sha := run(t, dir, "git", "rev-parse", "HEAD")
-	if !strings.Contains(out, "reserved 0.3.0-staging.1 at "+sha) {
+	if !strings.Contains(out, "reserved 0.3.0-staging.0 at "+sha) {
 		t.Fatalf("output %q", out)
 	}
-	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.0" {
 		t.Fatalf("remote tags %q", tags)
 	}
-	if b, _ := os.ReadFile(output); string(b) != "version=0.3.0-staging.1\n" {
+	if b, _ := os.ReadFile(output); string(b) != "version=0.3.0-staging.0\n" {
 		t.Fatalf("GITHUB_OUTPUT = %q", b)
 	}
-	t.Setenv(envOverride, "0.3.0-staging.1")
+	t.Setenv(envOverride, "0.3.0-staging.0")
 	if err := Reserve(ctx); err != nil {
 		t.Fatalf("override at this commit: %v", err)
 	}
@@ -139,8 +139,23 @@ func TestReserveTarget(t *testing.T) {
 	}
 }
 
+// withRegistry points the repository's config at an in-process registry,
+// commits that, and returns the registry's host.
+func withRegistry(t *testing.T, dir string) string {
+	t.Helper()
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg := filepath.Join(dir, "hoist.yaml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("registry: {host: "+host+", repository: rel}\n")...), 0o644)
+	run(t, dir, "git", "commit", "-q", "-am", "registry")
+	return host
+}
+
 func TestReleaseTargetDryRun(t *testing.T) {
-	_, bare := releaseRepo(t)
+	dir, bare := releaseRepo(t)
+	host := withRegistry(t, dir)
 	t.Setenv(envDryRun, "1")
 	t.Setenv(envRef, "refs/heads/staging")
 	out, err := stdout(t, func() error { return Release(context.Background()) })
@@ -148,7 +163,7 @@ func TestReleaseTargetDryRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Log("\n" + out)
-	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/7] Reserve: would write git tag 0.3.0-staging.1", "[3/7] Test\n", "[7/7] Push: would write image tags 0.3.0-staging.1 and staging"} {
+	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/9] Reserve: would write git tag 0.3.0-staging.0", "[3/9] Test\n", "[7/9] Push: would write image tags 0.3.0-staging.0 and staging on " + host + "/rel", "[9/9] GitHub prerelease skipped: release.github is not set"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
@@ -177,41 +192,67 @@ func testReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "hoist.yaml"), []byte("project: "+project+"\nimages:\n  - {name: app, dockerfile: Dockerfile, test: {command: [/hello]}}\n"), 0o644)
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "image")
+	withRegistry(t, dir)
 	t.Setenv(envRef, "refs/heads/staging")
 	t.Setenv(envVersion, "")
-	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.1") })
+	t.Cleanup(func() { e.Remove(context.Background(), project+"/app:0.3.0-staging.0") })
 	out, err := stdout(t, func() error { return Release(context.Background()) })
 	if err == nil || !strings.HasPrefix(err.Error(), "Test: ") {
 		t.Fatalf("err = %v\n%s", err, out)
 	}
 	sha := run(t, dir, "git", "rev-parse", "HEAD")
-	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.1" {
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != sha+"\trefs/tags/0.3.0-staging.0" {
 		t.Fatalf("remote tags %q", tags)
 	}
 	l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.1" || !ok || img.Ref != project+"/app:0.3.0-staging.1" || len(img.Pushed) != 0 || img.Test == nil || img.Test.Passed {
+	if img, ok := l.Find("app"); l.Version != "0.3.0-staging.0" || !ok || img.Ref != project+"/app:0.3.0-staging.0" || len(img.Pushed) != 0 || img.Test == nil || img.Test.Passed {
 		t.Fatalf("lock = %+v", l)
 	}
 }
 
 func TestReleaseMainWithoutStagingBuildTagsNothing(t *testing.T) {
 	dir, bare := releaseRepo(t)
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	cfg := filepath.Join(dir, "hoist.yaml")
-	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, []byte("registry: {host: "+strings.TrimPrefix(srv.URL, "http://")+", repository: rel, insecure: true}\n")...), 0o644)
-	run(t, dir, "git", "commit", "-q", "-am", "registry")
+	withRegistry(t, dir)
 	t.Setenv(envRef, "refs/heads/main")
 	run(t, dir, "git", "checkout", "-q", "-b", "main")
+	sha := run(t, dir, "git", "rev-parse", "HEAD")
 	_, err := stdout(t, func() error { return Release(context.Background()) })
-	if err == nil || !strings.Contains(err.Error(), "Promote: promoting 0.3.0: app has no 0.3.0-staging.N tag: push the staging line for 0.3.0 first") {
+	if err == nil || !strings.Contains(err.Error(), "commit "+sha[:12]+" has no staging build of 0.3.0 (there is none): promote only a commit the staging line built and tested") {
 		t.Fatalf("err = %v", err)
 	}
 	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != "" {
-		t.Fatalf("tags created after a failed promotion: %s", tags)
+		t.Fatalf("tags created after a refused promotion: %s", tags)
+	}
+}
+
+// TestReleaseInCIWithoutRegistryRefuses: a CI run of a pushing line with no
+// registry configured refuses before any write, where it used to push to a
+// throw-away local registry and exit 0.
+func TestReleaseInCIWithoutRegistryRefuses(t *testing.T) {
+	dir, bare := releaseRepo(t)
+	t.Setenv("CI", "true")
+	for _, ref := range []string{"refs/heads/staging", "refs/heads/main"} {
+		t.Run(ref, func(t *testing.T) {
+			t.Setenv(envRef, ref)
+			if ref == "refs/heads/main" {
+				run(t, dir, "git", "checkout", "-q", "-B", "main")
+			}
+			out, err := stdout(t, func() error { return Release(context.Background()) })
+			if err == nil || !strings.Contains(err.Error(), "no registry is configured and this is a CI run: set HOIST_REGISTRY") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\n%s", err, out)
+			}
+			if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != "" {
+				t.Fatalf("tags created: %s", tags)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "build", "hoist", "registry")); err == nil {
+				t.Fatal("a local registry was started in CI")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "build", "hoist", "lock.json")); err == nil {
+				t.Fatal("something was built")
+			}
+		})
 	}
 }

@@ -1,21 +1,6 @@
 package targets
 
-import (
-	"context"
-	"os"
-	"path/filepath"
-
-	"github.com/hoistci/hoist/pkg/scan"
-	"github.com/hoistci/hoist/pkg/trivy"
-)
-
-// Environment variables the Scan target reads.
-const (
-	envTrivyDB     = "HOIST_TRIVY_DB"      // offline vulnerability DB folder (overrides scan.db_dir)
-	envToolsDir    = "HOIST_TOOLS_DIR"     // where pinned tools are built (default: user cache/hoist/tools)
-	envStepSummary = "GITHUB_STEP_SUMMARY" // GitHub's job summary file
-	envRescan      = "HOIST_RESCAN"        // 1: scan even images unchanged since their last scan
-)
+import "context"
 
 // Scan checks every image in the lock file with the pinned Trivy against the policy in hoist.yaml; it fails listing image, package, versions and ID.
 //
@@ -32,43 +17,10 @@ const (
 // HOIST_IMAGES=a,b (only these), HOIST_PARALLEL=N, HOIST_RESCAN=1 (scan
 // everything again), HOIST_TOOLS_DIR.
 func Scan(ctx context.Context) error {
-	s, err := newSession()
+	r, err := newRun(ctx)
 	if err != nil {
 		return err
 	}
-	policy, err := scan.PolicyFrom(s.cfg)
-	if err != nil {
-		return err
-	}
-	e, err := s.engine(ctx)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	cache, dbDir := userCache(), os.Getenv(envTrivyDB)
-	if dbDir == "" && s.cfg.Scan.DBDir != "" {
-		dbDir = s.cfg.Path(s.cfg.Scan.DBDir)
-	}
-	_, err = scan.Run(ctx, scan.Options{
-		LockPath: s.lockPath, Images: s.only(), Policy: policy, Engine: e,
-		Trivy:    trivy.Options{Version: s.cfg.Scan.Trivy, Dir: envOr(envToolsDir, filepath.Join(cache, "hoist", "tools"))},
-		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: s.cfg.Scan.DBRepository,
-		OutDir: filepath.Join(s.cfg.Path(s.cfg.BuildDir), "scan"), Parallel: s.parallel(), Timeout: s.cfg.Scan.Timeout,
-		Out: s.out, StepSummary: os.Getenv(envStepSummary), Rescan: truthy(os.Getenv(envRescan)),
-	})
-	return err
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func userCache() string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return d
-	}
-	return os.TempDir()
+	defer r.Close()
+	return r.Scan(ctx)
 }

@@ -1,84 +1,213 @@
-// Package version reads the VERSION file (SemVer with an optional leading
-// "v", written back in the file's own style) and list files such as
-// PYTHON_VERSIONS (one value a line, blank lines and # comments allowed).
+// Package version is the one home of Hoist's version rules: reading the
+// VERSION file, parsing SemVer (with an optional leading "v", written back
+// in the file's own style), the X.Y.Z base of a version and the staging
+// form X.Y.Z-staging.N. It also reads list files such as PYTHON_VERSIONS
+// (one value a line, blank lines and # comments allowed).
 package version
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 )
 
-// Version is a parsed VERSION file.
+// ErrInvalid is wrapped by every refusal of a version's text.
+var ErrInvalid = errors.New("invalid version")
+
+// Version is a parsed version.
 type Version struct {
 	SemVer *semver.Version
-	// V records whether the file wrote a leading "v", so it is written back
+	// V records whether the text had a leading "v", so it is written back
 	// the same way.
 	V bool
 }
 
-// strict is SemVer 2.0.0 (with an optional leading v): Masterminds' own
-// parser also takes "1.2" and "1", which a VERSION file must not hold.
+// strict is SemVer 2.0.0 (with an optional leading v): Masterminds' loose
+// parser also takes "1.2" and "1", and its strict one does not check
+// prerelease identifiers for leading zeros in every version.
 var strict = regexp.MustCompile(`^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
 	`(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?` +
 	`(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
-// Parse reads a version such as 1.2.3, v1.2.3-rc.1 or 1.2.3+build.5.
+const form = "write MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.3 or v1.2.3-rc.1"
+
+// Parse reads a version such as 1.2.3, v1.2.3-rc.1 or 1.2.3+build.5,
+// exactly: no surrounding space, no loose form such as 1.2. Errors wrap
+// ErrInvalid and quote at most a short prefix of s.
 func Parse(s string) (Version, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return Version{}, fmt.Errorf("empty version: write one such as 1.2.3")
-	}
-	if !strict.MatchString(s) {
-		return Version{}, fmt.Errorf("%q is not a SemVer version: write MAJOR.MINOR.PATCH, e.g. 1.2.3 or v1.2.3-rc.1", s)
+	switch {
+	case s == "":
+		return Version{}, fmt.Errorf("%w: empty: %s", ErrInvalid, form)
+	case strings.TrimSpace(s) != s:
+		return Version{}, fmt.Errorf("%w %s: space before or after it: remove it", ErrInvalid, Quote(s))
+	case !strict.MatchString(s):
+		return Version{}, fmt.Errorf("%w %s: %s", ErrInvalid, Quote(s), form)
 	}
 	sv, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
 	if err != nil {
-		return Version{}, fmt.Errorf("%q is not a SemVer version (%v): write MAJOR.MINOR.PATCH, e.g. 1.2.3", s, err)
+		// The pattern matched, so only a number too large is left.
+		return Version{}, fmt.Errorf("%w %s: a number is larger than semver tools hold (%d): %s", ErrInvalid, Quote(s), uint64(1<<64-1), form)
 	}
 	return Version{SemVer: sv, V: strings.HasPrefix(s, "v")}, nil
 }
 
-// String writes the version in the file's style.
+// String writes the version in its original style.
 func (v Version) String() string {
 	if v.SemVer == nil {
 		return ""
 	}
-	if v.V {
-		return "v" + v.SemVer.String()
+	return Format(v.SemVer, v.V)
+}
+
+// Format writes v with or without a leading v.
+func Format(v *semver.Version, leadingV bool) string {
+	if leadingV {
+		return "v" + v.String()
 	}
-	return v.SemVer.String()
+	return v.String()
 }
 
 // Plain is the version without a leading v: what image tags use.
 func (v Version) Plain() string { return v.SemVer.String() }
 
 // Base is MAJOR.MINOR.PATCH with prerelease and build metadata dropped.
-func (v Version) Base() string {
-	return fmt.Sprintf("%d.%d.%d", v.SemVer.Major(), v.SemVer.Minor(), v.SemVer.Patch())
-}
+func (v Version) Base() string { return Base(v.SemVer).String() }
 
 // Prerelease reports whether the version has a prerelease part.
 func (v Version) Prerelease() bool { return v.SemVer.Prerelease() != "" }
 
-// ReadFile reads and parses a VERSION file. Errors name the file.
-func ReadFile(path string) (Version, error) {
+// Base is X.Y.Z of v: the prerelease and build metadata dropped. Every
+// build of X.Y.Z (staging builds, release candidates, the release) shares
+// its changelog, its staging counter and its release tag.
+func Base(v *semver.Version) *semver.Version {
+	return semver.New(v.Major(), v.Minor(), v.Patch(), "", "")
+}
+
+// Channel is the prerelease name of staging builds: X.Y.Z-staging.N.
+const Channel = "staging"
+
+// FirstStaging is N of the first staging build of a version: the staging
+// line bootstraps at X.Y.Z-staging.0 on its first publish.
+const FirstStaging = 0
+
+// Staging is X.Y.Z-staging.N for the base of v.
+func Staging(v *semver.Version, n uint64) string {
+	return StagingTag(Base(v).String(), n)
+}
+
+// StagingTag is base-staging.N for a base already written as X.Y.Z.
+func StagingTag(base string, n uint64) string {
+	return base + "-" + Channel + "." + strconv.FormatUint(n, 10)
+}
+
+// StagingN returns N when v is X.Y.Z-staging.N (build metadata aside).
+func StagingN(v *semver.Version) (uint64, bool) {
+	rest, ok := strings.CutPrefix(v.Prerelease(), Channel+".")
+	if !ok || rest == "" || (len(rest) > 1 && rest[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
+}
+
+// ParseStaging splits a tag X.Y.Z-staging.N into X.Y.Z and N. Only the
+// exact form is accepted (no leading v, no build metadata, no leading
+// zeros), so Staging(base, n) gives back s.
+func ParseStaging(s string) (base *semver.Version, n uint64, ok bool) {
+	v, err := Parse(s)
+	if err != nil || v.V || v.SemVer.Metadata() != "" {
+		return nil, 0, false
+	}
+	n, ok = StagingN(v.SemVer)
+	if !ok {
+		return nil, 0, false
+	}
+	return Base(v.SemVer), n, true
+}
+
+// File is a VERSION file as read: the version and what ended its line, so
+// rewriting it changes nothing but the version.
+type File struct {
+	Path    string
+	Version Version
+	EOL     string // "\n", "\r\n" or "" (none)
+}
+
+// Load reads a VERSION file. The rule: the file holds one version and
+// nothing else, optionally followed by one line ending (\n or \r\n).
+// Anything more (spaces, blank lines, a second line, a byte-order mark) is
+// refused rather than trimmed, because other tools read the file too
+// (`docker tag app:$(cat VERSION)` keeps a trailing space) and Bump writes
+// it back as it was read. Errors name the file and say what to remove.
+func Load(path string) (*File, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: no such file: create it with one version, e.g. echo 0.1.0 > %s", path, filepath.Base(path))
+	}
 	if err != nil {
-		return Version{}, fmt.Errorf("reading version file: %w: create it with one line such as 0.1.0", err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\r\n"), "\n")
-	if len(lines) != 1 {
-		return Version{}, fmt.Errorf("%s: %d lines: a VERSION file holds exactly one version line", path, len(lines))
+	return decode(path, b)
+}
+
+// decode applies Load's rule to the file's bytes.
+func decode(path string, b []byte) (*File, error) {
+	f := &File{Path: path}
+	line := b
+	switch {
+	case bytes.HasSuffix(line, []byte("\r\n")):
+		f.EOL, line = "\r\n", line[:len(line)-2]
+	case bytes.HasSuffix(line, []byte("\n")):
+		f.EOL, line = "\n", line[:len(line)-1]
 	}
-	v, err := Parse(lines[0])
+	if bytes.HasPrefix(line, []byte("\uFEFF")) {
+		return nil, fmt.Errorf("%s: %w: the file starts with a byte-order mark: save it as UTF-8 without one", path, ErrInvalid)
+	}
+	if bytes.ContainsAny(line, "\r\n") {
+		if rest := bytes.TrimRight(line, "\r\n \t"); !bytes.ContainsAny(rest, "\r\n") {
+			return nil, fmt.Errorf("%s: %w: blank lines or spaces after the version: remove them; the file holds one line", path, ErrInvalid)
+		}
+		n := len(bytes.FieldsFunc(line, func(r rune) bool { return r == '\n' || r == '\r' }))
+		return nil, fmt.Errorf("%s: %w: %d lines: the file holds one version on one line, nothing else", path, ErrInvalid, n)
+	}
+	v, err := Parse(string(line))
 	if err != nil {
-		return Version{}, fmt.Errorf("%s:1: %w", path, err)
+		return nil, fmt.Errorf("%s:1: %w", path, err)
 	}
-	return v, nil
+	f.Version = v
+	return f, nil
+}
+
+// ReadFile reads and parses a VERSION file (see Load for the rule).
+func ReadFile(path string) (Version, error) {
+	f, err := Load(path)
+	if err != nil {
+		return Version{}, err
+	}
+	return f.Version, nil
+}
+
+// quoteMax bounds how much of a bad value an error repeats: enough to
+// recognise it, never a whole file pasted into a log.
+const quoteMax = 40
+
+// Quote is s quoted for an error message, cut to its first quoteMax
+// characters with the full length said when longer.
+func Quote(s string) string {
+	if utf8.RuneCountInString(s) <= quoteMax {
+		return strconv.Quote(s)
+	}
+	r := []rune(s)
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(string(r[:quoteMax])), len(s))
 }
 
 // ListError is a bad line in a list file.
@@ -99,14 +228,14 @@ var pythonVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?$`)
 func ParsePythonVersions(file string, data []byte) ([]string, error) {
 	return ParseList(file, data, func(s string) error {
 		if !pythonVersion.MatchString(s) {
-			return fmt.Errorf("%q is not a version: write MAJOR.MINOR such as 3.12", s)
+			return fmt.Errorf("%s is not a version: write MAJOR.MINOR such as 3.12", Quote(s))
 		}
 		for _, p := range strings.Split(s, ".") {
 			if len(p) > 1 && p[0] == '0' {
-				return fmt.Errorf("%q has a leading zero: write %s", s, strings.TrimLeft(p, "0"))
+				return fmt.Errorf("%s has a leading zero: write %s", Quote(s), strings.TrimLeft(p, "0"))
 			}
 			if len(p) > 9 {
-				return fmt.Errorf("%q has a number too large to be a version", s)
+				return fmt.Errorf("%s has a number too large to be a version", Quote(s))
 			}
 		}
 		return nil
@@ -128,7 +257,7 @@ func ParseList(file string, data []byte, valid func(string) error) ([]string, er
 			continue
 		}
 		if strings.ContainsAny(line, " \t") {
-			return nil, &ListError{file, n, fmt.Sprintf("%q holds more than one value: write one value a line", line)}
+			return nil, &ListError{file, n, fmt.Sprintf("%s holds more than one value: write one value a line", Quote(line))}
 		}
 		if valid != nil {
 			if err := valid(line); err != nil {

@@ -2,11 +2,14 @@ package version
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/Masterminds/semver/v3"
 )
 
 func TestParse(t *testing.T) {
@@ -24,19 +27,21 @@ func TestParse(t *testing.T) {
 		{name: "prerelease", in: "v1.2.0-rc.1", want: "v1.2.0-rc.1", plain: "1.2.0-rc.1", base: "1.2.0", pre: true},
 		{name: "staging", in: "1.2.3-staging.4", want: "1.2.3-staging.4", plain: "1.2.3-staging.4", base: "1.2.3", pre: true},
 		{name: "build metadata", in: "1.2.3+abc.1", want: "1.2.3+abc.1", plain: "1.2.3+abc.1", base: "1.2.3"},
-		{name: "surrounding space", in: "  1.0.0\n", want: "1.0.0", plain: "1.0.0", base: "1.0.0"},
-		{name: "empty", in: "", wantErr: "empty version"},
-		{name: "two parts", in: "1.2", wantErr: "not a SemVer"},
-		{name: "leading zero", in: "01.2.3", wantErr: "not a SemVer"},
-		{name: "V upper", in: "V1.2.3", wantErr: "not a SemVer"},
-		{name: "garbage", in: "latest", wantErr: "not a SemVer"},
-		{name: "empty prerelease", in: "1.2.3-", wantErr: "not a SemVer"},
+		{name: "surrounding space", in: "  1.0.0\n", wantErr: "space before or after it"},
+		{name: "empty", in: "", wantErr: "invalid version: empty"},
+		{name: "two parts", in: "1.2", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "leading zero", in: "01.2.3", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "V upper", in: "V1.2.3", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "garbage", in: "latest", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "empty prerelease", in: "1.2.3-", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "prerelease leading zero", in: "1.2.3-01", wantErr: "write MAJOR.MINOR.PATCH"},
+		{name: "too large", in: "18446744073709551616.0.0", wantErr: "larger than semver tools hold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := Parse(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
 				}
 				return
@@ -60,26 +65,133 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestReadFile pins the one VERSION rule: the version, then at most one line
+// ending; anything else is refused with what to remove, never trimmed.
 func TestReadFile(t *testing.T) {
+	tests := []struct {
+		name, content string
+		want, eol     string
+		wantErr       string
+	}{
+		{name: "newline", content: "v1.4.0\n", want: "v1.4.0", eol: "\n"},
+		{name: "crlf", content: "1.4.0-rc.1\r\n", want: "1.4.0-rc.1", eol: "\r\n"},
+		{name: "no line ending", content: "1.4.0", want: "1.4.0"},
+		{name: "trailing space and blank line", content: "1.2.3 \n\n", wantErr: "blank lines or spaces after the version: remove them"},
+		{name: "blank line", content: "1.2.3\n\n", wantErr: "blank lines or spaces after the version"},
+		{name: "trailing space", content: "1.2.3 \n", wantErr: ":1: invalid version \"1.2.3 \": space before or after it: remove it"},
+		{name: "leading space", content: " 1.2.3\n", wantErr: "space before or after it"},
+		{name: "tab", content: "1.2.3\t", wantErr: "space before or after it"},
+		{name: "two lines", content: "1.0.0\n2.0.0\n", wantErr: "2 lines: the file holds one version on one line"},
+		{name: "bare cr", content: "1.0.0\r2.0.0", wantErr: "2 lines"},
+		{name: "byte-order mark", content: "\uFEFF1.2.3\n", wantErr: "byte-order mark"},
+		{name: "empty", content: "", wantErr: ":1: invalid version: empty"},
+		{name: "only a newline", content: "\n", wantErr: ":1: invalid version: empty"},
+		{name: "loose", content: "1.2\n", wantErr: ":1: invalid version \"1.2\": write MAJOR.MINOR.PATCH"},
+	}
 	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("VERSION%d", i))
+			if err := os.WriteFile(p, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Load(p)
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), p) {
+					t.Fatalf("Load(%q) error = %v, want ErrInvalid naming %s and containing %q", tt.content, err, p, tt.wantErr)
+				}
+				if _, rerr := ReadFile(p); rerr == nil || rerr.Error() != err.Error() {
+					t.Fatalf("ReadFile and Load disagree: %v vs %v", rerr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%q): %v", tt.content, err)
+			}
+			if f.Version.String() != tt.want || f.EOL != tt.eol {
+				t.Fatalf("Load(%q) = %q, EOL %q; want %q, %q", tt.content, f.Version, f.EOL, tt.want, tt.eol)
+			}
+		})
 	}
-	if v, err := ReadFile(write("ok", "v1.4.0\n")); err != nil || v.String() != "v1.4.0" {
-		t.Fatalf("ReadFile = %v, %v", v, err)
-	}
-	if _, err := ReadFile(write("two", "1.0.0\n2.0.0\n")); err == nil || !strings.Contains(err.Error(), "exactly one") {
-		t.Fatalf("two lines: err = %v", err)
-	}
-	if _, err := ReadFile(write("bad", "one\n")); err == nil || !strings.Contains(err.Error(), ":1: ") {
-		t.Fatalf("bad: err = %v, want file:line", err)
-	}
-	if _, err := ReadFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "create it") {
+	if _, err := ReadFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "create it with one version") {
 		t.Fatalf("missing: err = %v", err)
+	}
+}
+
+// TestLongInputIsNotEchoed: a bad 10 KB VERSION (or list line) is named by
+// a short prefix and its size, not pasted whole into the log.
+func TestLongInputIsNotEchoed(t *testing.T) {
+	long := "1.2.3-" + strings.Repeat("x", 10<<10) + "!"
+	p := filepath.Join(t.TempDir(), "VERSION")
+	if err := os.WriteFile(p, []byte(long+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadFile(p)
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes)", len(long))) {
+		t.Fatalf("error of %d bytes: %.400v", len(fmt.Sprint(err)), err)
+	}
+	_, err = ParsePythonVersions("PYTHON_VERSIONS", []byte(strings.Repeat("3", 10<<10)+".x\n"))
+	if err == nil || len(err.Error()) > 300 {
+		t.Fatalf("list error of %d bytes: %.400v", len(fmt.Sprint(err)), err)
+	}
+	if got := Quote("1.2.3"); got != `"1.2.3"` {
+		t.Fatalf("Quote of a short value = %s", got)
+	}
+}
+
+func TestBaseAndStaging(t *testing.T) {
+	for _, tt := range []struct {
+		in, base, staging string
+		n                 uint64
+		isStaging         bool
+	}{
+		{in: "1.2.3", base: "1.2.3", staging: "1.2.3-staging.0"},
+		{in: "1.2.3-rc.1+sha.5", base: "1.2.3", staging: "1.2.3-staging.0"},
+		{in: "1.2.3-staging.4", base: "1.2.3", staging: "1.2.3-staging.0", n: 4, isStaging: true},
+		{in: "1.2.3-staging.4+x", base: "1.2.3", staging: "1.2.3-staging.0", n: 4, isStaging: true},
+		{in: "1.2.3-staging.04x", base: "1.2.3", staging: "1.2.3-staging.0"},
+		{in: "1.2.3-staging", base: "1.2.3", staging: "1.2.3-staging.0"},
+		{in: "1.2.3-staging.4.1", base: "1.2.3", staging: "1.2.3-staging.0"},
+	} {
+		v := semver.MustParse(tt.in)
+		if got := Base(v).String(); got != tt.base {
+			t.Errorf("Base(%s) = %s, want %s", tt.in, got, tt.base)
+		}
+		if got := Staging(v, FirstStaging); got != tt.staging {
+			t.Errorf("Staging(%s, FirstStaging) = %s, want %s", tt.in, got, tt.staging)
+		}
+		if n, ok := StagingN(v); ok != tt.isStaging || n != tt.n {
+			t.Errorf("StagingN(%s) = %d, %v; want %d, %v", tt.in, n, ok, tt.n, tt.isStaging)
+		}
+	}
+}
+
+func TestParseStaging(t *testing.T) {
+	for _, tt := range []struct {
+		tag  string
+		base string
+		n    uint64
+		ok   bool
+	}{
+		{tag: "1.2.3-staging.4", base: "1.2.3", n: 4, ok: true},
+		{tag: "0.0.1-staging.0", base: "0.0.1", n: 0, ok: true},
+		{tag: "1.2.3-staging.18446744073709551615", base: "1.2.3", n: 1<<64 - 1, ok: true},
+		{tag: "v1.2.3-staging.4"},
+		{tag: "1.2.3-staging.04"},
+		{tag: "1.2.3-staging.4.1"},
+		{tag: "1.2.3-staging.4+x"},
+		{tag: "1.2.3-staging"},
+		{tag: "1.2.3-staging."},
+		{tag: " 1.2.3-staging.4"},
+		{tag: "1.2.3-staging.99999999999999999999"},
+	} {
+		b, n, ok := ParseStaging(tt.tag)
+		if ok != tt.ok || (ok && (b.String() != tt.base || n != tt.n)) {
+			t.Errorf("ParseStaging(%q) = %v, %d, %v", tt.tag, b, n, ok)
+		}
+		if ok && Staging(b, n) != tt.tag {
+			t.Errorf("Staging round trip of %q", tt.tag)
+		}
 	}
 }
 
@@ -132,6 +244,9 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := Parse(s)
 		if err != nil {
+			if msg := err.Error(); !errors.Is(err, ErrInvalid) || len(msg) > 300 {
+				t.Fatalf("refusal of %q: %q", s, msg)
+			}
 			return
 		}
 		// What parses must write back to something that parses to the same.
@@ -141,6 +256,53 @@ func FuzzParse(f *testing.F) {
 		}
 		if !again.SemVer.Equal(v.SemVer) || again.V != v.V {
 			t.Fatalf("round trip of %q changed it: %q", s, again.String())
+		}
+	})
+}
+
+// FuzzReadFile checks the VERSION rule on any bytes: what is accepted is
+// exactly the version written back plus one line ending (so Bump's rewrite
+// changes nothing else), and every refusal is one short line naming the
+// file and wrapping ErrInvalid.
+func FuzzReadFile(f *testing.F) {
+	for _, s := range []string{"1.2.3\n", "v1.2.3\r\n", "1.2.3", "1.2.3 \n\n", "\n", "", "1.0.0\n2.0.0", "\uFEFF1.2.3", "1.2.3\r", "1.2.3-staging.0\n\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, err := decode("VERSION", b)
+		if err != nil {
+			msg := err.Error()
+			if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(msg, "VERSION") || strings.Contains(msg, "\n") || len(msg) > 400 {
+				t.Fatalf("refusal of %q: %q", b, msg)
+			}
+			return
+		}
+		if got := file.Version.String() + file.EOL; got != string(b) {
+			t.Fatalf("accepted %q but it writes back as %q", b, got)
+		}
+	})
+}
+
+// FuzzParseStaging: every accepted tag formats back to itself, and agrees
+// with Parse and StagingN.
+func FuzzParseStaging(f *testing.F) {
+	for _, s := range []string{"1.2.3-staging.4", "0.0.0-staging.0", "1.2.3-staging.18446744073709551615", "01.2.3-staging.1", "1.2.3-staging.", "v1.2.3-staging.1", "1.2.3-staging.1+x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, n, ok := ParseStaging(s)
+		if !ok {
+			return
+		}
+		if Staging(b, n) != s || StagingTag(b.String(), n) != s {
+			t.Fatalf("%q parsed to %s, %d which formats as %q", s, b, n, Staging(b, n))
+		}
+		v, err := Parse(s)
+		if err != nil {
+			t.Fatalf("%q is a staging tag but Parse refuses it: %v", s, err)
+		}
+		if m, ok := StagingN(v.SemVer); !ok || m != n {
+			t.Fatalf("StagingN(%q) = %d, %v; ParseStaging said %d", s, m, ok, n)
 		}
 	})
 }

@@ -6,7 +6,10 @@
 //   - nothing-changed Push vs the `docker push` loop repeated;
 //   - Promote of 14 images × 4 tags vs a `crane copy` loop over the same
 //     tags (each on an identically seeded registry), with the blob uploads
-//     counted from the registry's access log.
+//     counted from the registry's access log;
+//   - cold and nothing-changed Push into the checkout's local registry
+//     (localregistry.Ensure, the default with no registry configured) vs
+//     the same Push into a distribution registry.
 //
 // Run: go run ./internal/bench/push [-rounds 3]
 package main
@@ -82,7 +85,7 @@ func run(ctx context.Context, rounds int) error {
 		return err
 	}
 
-	var dockerCold, dockerAgain, hoistCold, hoistAgain, crane, promote []time.Duration
+	var dockerCold, dockerAgain, hoistCold, hoistAgain, crane, promote, localCold, localAgain []time.Duration
 	var promoteUploads, craneUploads, hoistAgainSaves int
 	for r := 0; r < rounds; r++ {
 		dc, da, err := b.dockerPush(ctx, r)
@@ -101,13 +104,18 @@ func run(ctx context.Context, rounds int) error {
 		if err != nil {
 			return err
 		}
+		lc, la, err := b.localPush(ctx, r)
+		if err != nil {
+			return err
+		}
+		localCold, localAgain = append(localCold, lc), append(localAgain, la)
 		dockerCold, dockerAgain = append(dockerCold, dc), append(dockerAgain, da)
 		hoistCold, hoistAgain = append(hoistCold, hc), append(hoistAgain, ha)
 		promote, crane = append(promote, pt), append(crane, ct)
 		promoteUploads += pu
 		craneUploads += cu
 		hoistAgainSaves += saves
-		fmt.Printf("round %d: docker push %v / %v, Push %v / %v, crane copy %v, Promote %v\n", r+1, dc, da, hc, ha, ct, pt)
+		fmt.Printf("round %d: docker push %v / %v, Push %v / %v, crane copy %v, Promote %v, Push into the local registry %v / %v\n", r+1, dc, da, hc, ha, ct, pt, lc, la)
 	}
 	fmt.Printf("\n%d images, %d rounds, medians (%d cores, %s)\n", n, rounds, runtime.NumCPU(), runtime.Version())
 	fmt.Printf("| what | anchor | Hoist | ratio | target |\n|---|---|---|---|---|\n")
@@ -118,6 +126,8 @@ func run(ctx context.Context, rounds int) error {
 	row("cold push (vs `docker push` loop, fresh registry)", dockerCold, hoistCold, "<= 1.0x")
 	row("nothing changed (vs `docker push` loop again)", dockerAgain, hoistAgain, "<= 0.3x")
 	row(fmt.Sprintf("promote %d images x 4 tags (vs `crane copy` loop)", n), crane, promote, "<= 0.2x")
+	row("cold Push into the local registry (vs into distribution)", hoistCold, localCold, "<= 1.0x")
+	row("nothing changed, local registry (vs into distribution)", hoistAgain, localAgain, "<= 1.0x")
 	fmt.Printf("\nblob uploads during Promote: %d (crane copy loop: %d); engine exports during nothing-changed Push: %d\n", promoteUploads, craneUploads, hoistAgainSaves)
 	return nil
 }
@@ -251,7 +261,26 @@ func (b *bench) hoistPush(ctx context.Context, round int) (time.Duration, time.D
 		return 0, 0, 0, err
 	}
 	defer reg.Close()
-	work := filepath.Join(b.tmp, fmt.Sprintf("work-%d", round))
+	return b.pushTo(ctx, reg.Host, fmt.Sprintf("work-%d", round))
+}
+
+// localPush times the same into a fresh local registry of a checkout (its
+// start, and the build of its program, are not timed).
+func (b *bench) localPush(ctx context.Context, round int) (time.Duration, time.Duration, error) {
+	dir := filepath.Join(b.tmp, fmt.Sprintf("local-%d", round), "build", "hoist", "registry")
+	reg, err := localregistry.Ensure(ctx, localregistry.Options{Dir: dir})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer localregistry.Stop(context.Background(), dir)
+	cold, again, _, err := b.pushTo(ctx, reg.Host, fmt.Sprintf("local-work-%d", round))
+	return cold, again, err
+}
+
+// pushTo times a cold Push into host (no push cache), then again, and
+// counts the engine exports of the second.
+func (b *bench) pushTo(ctx context.Context, host, name string) (time.Duration, time.Duration, int, error) {
+	work := filepath.Join(b.tmp, name)
 	os.MkdirAll(work, 0o755)
 	if err := imagefix.WriteLock(filepath.Join(work, "lock.json"), "1.2.3", b.imgs...); err != nil {
 		return 0, 0, 0, err
@@ -261,7 +290,7 @@ func (b *bench) hoistPush(ctx context.Context, round int) (time.Duration, time.D
 		return 0, 0, 0, err
 	}
 	ce := &countingEngine{Engine: b.e}
-	o := publish.PushOptions{LockPath: filepath.Join(work, "lock.json"), Prefix: reg.Host + "/bench", WorkDir: work}
+	o := publish.PushOptions{LockPath: filepath.Join(work, "lock.json"), Prefix: host + "/bench", WorkDir: work}
 	start := time.Now()
 	if _, err := publish.Push(ctx, c, ce, o); err != nil {
 		return 0, 0, 0, err

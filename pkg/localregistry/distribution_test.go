@@ -2,11 +2,9 @@ package localregistry
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,66 +64,6 @@ func TestStartAndHtpasswd(t *testing.T) {
 				t.Errorf("host %s is not loopback", s.Host)
 			}
 		})
-	}
-}
-
-func TestEnsureReusesAndStop(t *testing.T) {
-	need(t)
-	dir := t.TempDir()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := Ensure(ctx, Options{Dir: dir, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { Stop(dir) })
-	pid, _ := os.ReadFile(filepath.Join(dir, "registry.pid"))
-	if get(t, s.Host) != http.StatusOK {
-		t.Fatal("not answering")
-	}
-	// A second call finds it running and starts nothing.
-	s2, err := Ensure(ctx, Options{Dir: dir, Port: port})
-	if err != nil || s2.Host != s.Host {
-		t.Fatalf("second Ensure: %v %v", s2, err)
-	}
-	pid2, _ := os.ReadFile(filepath.Join(dir, "registry.pid"))
-	if string(pid) != string(pid2) {
-		t.Errorf("second Ensure started another registry (pid %s then %s)", pid, pid2)
-	}
-	if err := Stop(dir); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for answers(ctx, s.Host) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if answers(ctx, s.Host) {
-		t.Fatalf("registry (pid %s) still answers after Stop", strings.TrimSpace(string(pid)))
-	}
-	if _, err := strconv.Atoi(strings.TrimSpace(string(pid))); err != nil {
-		t.Errorf("pid file %q", pid)
-	}
-}
-
-func TestEnsureReportsFailure(t *testing.T) {
-	need(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// Another process holds the port: the registry exits and Ensure says so.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p := l.Addr().(*net.TCPAddr).Port
-	dir := t.TempDir()
-	_, err = Ensure(ctx, Options{Dir: dir, Port: p})
-	if err == nil || !strings.Contains(err.Error(), "registry.log") {
-		t.Fatalf("err = %v, want one pointing at the log", err)
 	}
 }
 

@@ -1,7 +1,13 @@
-// Package localregistry runs Debian's docker-registry (the CNCF distribution
-// registry) on 127.0.0.1, with its data under the build folder, so Push and
-// Promote work on a fresh machine with no registry configured, and tests and
-// benchmarks get a real registry.
+// Package localregistry runs registries on 127.0.0.1.
+//
+// Ensure runs a checkout's own local registry, which Push and Promote use
+// when no registry is configured: go-containerregistry's registry with its
+// data under the build folder, as a program that outlives the run (Stop
+// ends it, Status reports it). It needs nothing but Go.
+//
+// Start runs Debian's docker-registry (the CNCF distribution registry) for
+// the caller alone: the real registry that tests and benchmarks push to,
+// with htpasswd credentials when asked.
 package localregistry
 
 import (
@@ -16,7 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -28,13 +33,20 @@ const Binary = "/usr/bin/docker-registry"
 
 // Options configure a registry.
 type Options struct {
-	// Dir holds the config, the data (Dir/data) and the log (Dir/registry.log).
+	// Dir holds the registry's data (Dir/data), its log (Dir/registry.log)
+	// and, for Ensure, its recorded port, identity and program.
 	Dir string
-	// Port on 127.0.0.1; 0 picks a free one (Start only).
+	// Port on 127.0.0.1. Start: 0 picks a free one. Ensure: 0 means the
+	// recorded port, else a free one; any other asks for that port alone.
 	Port int
-	// Htpasswd, when set, is an htpasswd file (bcrypt) the registry demands.
+	// ModuleDir is where Ensure runs the go command to build the registry
+	// program: a folder of a module that requires Hoist ("" for the current
+	// folder).
+	ModuleDir string
+	// Htpasswd, when set, is an htpasswd file (bcrypt) Start's registry
+	// demands.
 	Htpasswd string
-	// Binary overrides the registry program.
+	// Binary overrides Start's registry program.
 	Binary string
 }
 
@@ -43,97 +55,9 @@ type Server struct {
 	Host    string // 127.0.0.1:PORT
 	Dir     string
 	LogPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-}
-
-// Ensure returns the registry answering on 127.0.0.1:o.Port, starting one
-// in the background when none does. A started registry outlives the caller
-// (it is shared by later Push and Promote runs); Stop ends it.
-func Ensure(ctx context.Context, o Options) (*Server, error) {
-	if o.Port == 0 {
-		return nil, errors.New("starting the local registry: no port given")
-	}
-	host := "127.0.0.1:" + strconv.Itoa(o.Port)
-	s := &Server{Host: host, Dir: o.Dir, LogPath: filepath.Join(o.Dir, "registry.log")}
-	if answers(ctx, host) {
-		return s, nil
-	}
-	cmd, err := launch(o, true)
-	if err != nil {
-		return nil, err
-	}
-	pid := cmd.Process.Pid
-	if err := os.WriteFile(filepath.Join(o.Dir, "registry.pid"), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("starting the local registry: %w", err)
-	}
-	// No goroutine waits for it: it outlives this process by design. An
-	// early exit shows as a zombie in /proc, which waitReady watches for.
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		watchExit(pid, done, stop)
-	}()
-	err = waitReady(ctx, host, done, s.LogPath)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait() // reap it; the failure is already reported
-	}
-	close(stop)
-	wg.Wait()
-	if err != nil {
-		return nil, err
-	}
-	_ = cmd.Process.Release() // it lives on by design
-	return s, nil
-}
-
-// Stop ends a registry Ensure started in dir (by its recorded pid).
-func Stop(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, "registry.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	pid, err := strconv.Atoi(string(trimNL(b)))
-	if err != nil {
-		return fmt.Errorf("%s/registry.pid: %w", dir, err)
-	}
-	os.Remove(filepath.Join(dir, "registry.pid"))
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stopping the local registry (pid %d): %w", pid, err)
-	}
-	return nil
-}
-
-// watchExit reports on done when process pid has exited (gone or a zombie).
-func watchExit(pid int, done chan<- struct{}, stop <-chan struct{}) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || bytes.Contains(b, []byte(") Z ")) {
-			close(done)
-			return
-		}
-	}
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
+	PID     int           // Ensure's registry
+	cmd     *exec.Cmd     // Start's registry
+	done    chan struct{} // closed when Start's registry has exited
 }
 
 // Start runs a registry owned by the caller, on o.Port or a free port; Close
@@ -155,7 +79,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			}
 			continue
 		}
-		cmd, err := launch(oo, false)
+		cmd, err := launch(oo)
 		if err != nil {
 			return nil, err
 		}
@@ -230,38 +154,35 @@ http:
 	return c
 }
 
-func launch(o Options, detach bool) (*exec.Cmd, error) {
+func launch(o Options) (*exec.Cmd, error) {
 	bin := o.Binary
 	if bin == "" {
 		bin = Binary
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("starting the local registry: %s is missing: apt-get install docker-registry, or set registry.host in hoist.yaml", bin)
+		return nil, fmt.Errorf("starting the distribution registry: %s is missing: apt-get install docker-registry", bin)
 	}
 	if o.Dir == "" {
-		return nil, errors.New("starting the local registry: no folder given")
+		return nil, errors.New("starting the distribution registry: no folder given")
 	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "data"), 0o755); err != nil {
-		return nil, fmt.Errorf("starting the local registry: %w", err)
+		return nil, fmt.Errorf("starting the distribution registry: %w", err)
 	}
 	cfg := filepath.Join(o.Dir, "config.yml")
 	if err := lock.WriteFileAtomic(cfg, []byte(Config(o, o.Port))); err != nil {
-		return nil, fmt.Errorf("starting the local registry: %w", err)
+		return nil, fmt.Errorf("starting the distribution registry: %w", err)
 	}
 	logf, err := os.OpenFile(filepath.Join(o.Dir, "registry.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("starting the local registry: %w", err)
+		return nil, fmt.Errorf("starting the distribution registry: %w", err)
 	}
 	defer logf.Close() // the child holds its own descriptor
-	// No context: the registry must not die with the call that started it.
+	// Close ends it, not the context of the call that started it.
 	cmd := exec.Command(bin, "serve", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	if detach {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the local registry: %w", err)
+		return nil, fmt.Errorf("starting the distribution registry: %w", err)
 	}
 	return cmd, nil
 }
@@ -295,9 +216,9 @@ func waitReady(ctx context.Context, host string, done <-chan struct{}, logPath s
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("the local registry on %s exited: see %s", host, logPath)
+			return fmt.Errorf("the distribution registry on %s exited: see %s", host, logPath)
 		case <-deadline.C:
-			return fmt.Errorf("the local registry on %s did not answer within 20s: see %s", host, logPath)
+			return fmt.Errorf("the distribution registry on %s did not answer within 20s: see %s", host, logPath)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:

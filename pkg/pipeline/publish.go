@@ -1,0 +1,205 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/hoistci/hoist/pkg/gate"
+	"github.com/hoistci/hoist/pkg/gitref"
+	"github.com/hoistci/hoist/pkg/images"
+	"github.com/hoistci/hoist/pkg/localregistry"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/plan"
+	"github.com/hoistci/hoist/pkg/publish"
+	"github.com/hoistci/hoist/pkg/registry"
+	"github.com/hoistci/hoist/pkg/release"
+)
+
+// ErrNoRegistryInCI refuses a pushing stage in CI when no registry is
+// configured: the local registry would take the images and the run would
+// "succeed" having published nothing.
+var ErrNoRegistryInCI = errors.New("no registry is configured and this is a CI run")
+
+// Local reports whether the run pushes to the checkout's own local
+// registry (no registry configured).
+func (r *Run) Local() bool { return r.Cfg.Registry.Host == "" }
+
+// Registry returns the client and the HOST/REPOSITORY prefix images go to,
+// once per run, starting the checkout's local registry when none is
+// configured (never in CI).
+func (r *Run) Registry(ctx context.Context) (*registry.Client, string, error) {
+	if r.reg != nil {
+		return r.reg, r.prefix, nil
+	}
+	host := r.Cfg.Registry.Host
+	if host == "" {
+		if r.Set.CI {
+			return nil, "", fmt.Errorf("%w: set HOIST_REGISTRY=HOST/REPOSITORY (or registry.host in %s) and its credentials; the local registry is for runs outside CI", ErrNoRegistryInCI, r.Cfg.File)
+		}
+		srv, err := localregistry.Ensure(ctx, localregistry.Options{Dir: r.LocalRegistryDir(), Port: r.Cfg.Registry.LocalPort})
+		if err != nil {
+			return nil, "", err
+		}
+		host = srv.Host
+	}
+	repository := r.Cfg.Registry.Repository
+	if repository == "" {
+		repository = r.Cfg.Project
+	}
+	c, err := registry.New(registry.Options{
+		Host:     host,
+		Username: r.Set.RegistryUser,
+		Password: registry.Secret(r.Set.RegistryPassword),
+		Insecure: r.Cfg.Registry.Insecure,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	r.reg, r.prefix = c, strings.TrimSuffix(host+"/"+repository, "/")
+	return r.reg, r.prefix, nil
+}
+
+// Push pushes the tested images of the lock: blobs and manifests by digest,
+// tags last, with the tag policy of the run's version.
+func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
+	if r.Set.PR {
+		return nil, errors.New("push: fork/pull-request mode never pushes: the images were built and tested locally")
+	}
+	c, prefix, err := r.Registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The lock is a file: trust it only as far as it matches the plan made
+	// now from hoist.yaml, VERSION and HEAD, and the engine's images carry
+	// the plan's labels.
+	p, err := r.Plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lock.Read(r.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := gate.AgainstPlan(p, l, r.LockPath, r.Set.Images); err != nil {
+		return nil, err
+	}
+	var pushing []string
+	for _, li := range l.Images {
+		pushing = append(pushing, li.Name)
+	}
+	if err := gate.EngineLabels(ctx, e, only(p, pushing)); err != nil {
+		return nil, err
+	}
+	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
+	return publish.Push(ctx, c, e, o)
+}
+
+// DigestGate proves the images about to be pushed are the tested ones (and
+// pushed ones what the registry serves); with the settings' GateRebuild it
+// rebuilds from cache and compares instead.
+func (r *Run) DigestGate(ctx context.Context) error {
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	if r.Set.GateRebuild {
+		n, err := gate.RebuiltLock(ctx, r.LockPath, filepath.Dir(r.LockPath), func(ctx context.Context, lockPath string) error {
+			p, err := r.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := e.Builder(ctx, r.Set.BuildkitHost)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			_, err = images.Build(ctx, e, b, p, lockPath, images.Options{Parallel: r.Parallel(), PR: r.Set.PR, Only: r.Set.Images})
+			return err
+		})
+		if err == nil {
+			r.logf("digest gate: %d images rebuilt from cache are the tested ones", n)
+		}
+		return err
+	}
+	var c *registry.Client
+	if !r.Set.PR {
+		if c, _, err = r.Registry(ctx); err != nil {
+			return err
+		}
+	}
+	prefix := ""
+	if c != nil {
+		_, prefix, _ = r.Registry(ctx)
+	}
+	n, err := gate.Lock(ctx, r.LockPath, e, c, prefix)
+	if err == nil {
+		r.logf("digest gate: %d checks passed: every image is the tested one", n)
+	}
+	return err
+}
+
+// Promote copies the staging build of VERSION's X.Y.Z that every image has
+// (the write-up's N: the minimum over images of each one's highest) to
+// X.Y.Z and its floating tags by digest, once the staging tags are proven
+// to name the tested digests (release.Tested).
+func (r *Run) Promote(ctx context.Context) (*publish.PromotePlan, error) {
+	g := &gitref.Git{Dir: r.Cfg.Dir, Remote: r.Cfg.Release.Remote}
+	if r.Local() {
+		g.Remote = filepath.Join(r.BuildDir(), "reservations.git")
+	}
+	return r.promote(ctx, nil, func(ctx context.Context, staging string) (map[string]string, error) {
+		return release.Tested(ctx, g, r.LockPath, staging)
+	}, false)
+}
+
+func (r *Run) promote(ctx context.Context, staging []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
+	if r.Set.PR {
+		return nil, errors.New("promote: fork/pull-request mode never pushes")
+	}
+	p, err := r.Plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, from, err := r.Registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := publish.PromoteOptions{From: from, To: r.Cfg.Registry.PromoteTo, Base: p.Version.Base(), Staging: staging, Tested: tested, DryRun: r.Set.DryRun || dryRun, Parallel: r.Parallel(), LockPath: r.LockPath}
+	for _, img := range p.Images {
+		o.Images = append(o.Images, img.Name)
+	}
+	return publish.Promote(ctx, c, o)
+}
+
+// only is p limited to the named images.
+func only(p *plan.Plan, names []string) *plan.Plan {
+	q := *p
+	q.Images = nil
+	for _, img := range p.Images {
+		if slices.Contains(names, img.Name) {
+			q.Images = append(q.Images, img)
+		}
+	}
+	return &q
+}
+
+// ImageNames are the planned images' names.
+func (r *Run) ImageNames(ctx context.Context) ([]string, error) {
+	p, err := r.Plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, img := range p.Images {
+		out = append(out, img.Name)
+	}
+	return out, nil
+}

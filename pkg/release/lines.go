@@ -1,0 +1,121 @@
+package release
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hoistci/hoist/pkg/flow"
+	"github.com/hoistci/hoist/pkg/tags"
+)
+
+// steps is the line of the run as one ordered list. Each line reads top to
+// bottom here; docs/release.md's step table is checked against these lists
+// (TestDocsStepTable). The preflight (Prepare) has run before any of them.
+func (r *Run) steps() []flow.Step {
+	switch r.Decision.Line {
+	case flow.Staging:
+		return []flow.Step{
+			// The version first: the images are labelled with it. A number
+			// reserved at this commit by an earlier run is reused, so a killed
+			// or failed run is completed, not abandoned.
+			r.reserveStep(),
+			// Build, test and scan locally; nothing leaves the machine.
+			r.stage("Images", r.o.Stages.Images),
+			r.stage("Test", r.o.Stages.Test),
+			r.stage("Scan", r.o.Stages.Scan),
+			// Prove the bytes about to be pushed are the tested ones.
+			r.stage("DigestGate", r.o.Stages.DigestGate),
+			r.gateStep(),
+			// Manifests by digest first, tags last; the digests go to
+			// $GITHUB_OUTPUT for later workflow steps.
+			r.pushStep("image tags " + r.Staging + " and staging"),
+			// What was pushed, kept beside the reservation where a moved
+			// registry tag cannot change it: main promotes only these digests.
+			r.recordStep(),
+			// The prerelease, with the digests pushed.
+			r.githubStep(r.Staging, r.Staging, true),
+		}
+	case flow.Main:
+		if r.Done != "" {
+			// Promoted, tagged and released already: a re-run writes nothing.
+			return nil
+		}
+		return []flow.Step{
+			// The staging build of this very commit, copied by digest: no
+			// rebuild, and never a build of another commit.
+			r.promoteStep(),
+			// The release tag marks the commit the images came from.
+			r.tagStep(),
+			r.githubStep(r.Base, r.Base, false),
+		}
+	case flow.Release:
+		v := r.Version.String()
+		return []flow.Step{
+			// A vX.Y.Z tag builds its own images: there is no staging build.
+			r.stage("Images", r.o.Stages.Images),
+			r.stage("Test", r.o.Stages.Test),
+			r.stage("Scan", r.o.Stages.Scan),
+			r.stage("DigestGate", r.o.Stages.DigestGate),
+			r.gateStep(),
+			r.pushStep("image tags " + strings.Join(tagNames(v), ", ")),
+			r.githubStep(r.Decision.Tag, v, r.Version.Prerelease() != ""),
+		}
+	case flow.Local:
+		return []flow.Step{
+			// The staging line and the main line's promotion on this machine,
+			// reserving in a private repository and pushing to this checkout's
+			// own registry: nothing shared is written.
+			r.reserveStep(),
+			r.stage("Images", r.o.Stages.Images),
+			r.stage("Test", r.o.Stages.Test),
+			r.stage("Scan", r.o.Stages.Scan),
+			r.stage("DigestGate", r.o.Stages.DigestGate),
+			r.gateStep(),
+			r.pushStep("image tags " + r.Staging + " and staging"),
+			r.recordStep(),
+			r.promoteStep(),
+		}
+	}
+	// Verify: pull requests, forks, other branches. Build and test only.
+	return []flow.Step{
+		r.stage("Images", r.o.Stages.Images),
+		r.stage("Test", r.o.Stages.Test),
+		r.stage("Scan", r.o.Stages.Scan),
+	}
+}
+
+// Lines are the step names of every line, for the docs and their test.
+func Lines() map[flow.Line][]string {
+	out := map[flow.Line][]string{}
+	for _, l := range []flow.Line{flow.Verify, flow.Local, flow.Staging, flow.Main, flow.Release} {
+		r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3"}
+		for _, s := range r.steps() {
+			out[l] = append(out[l], s.Name)
+		}
+	}
+	return out
+}
+
+// tagNames are the image tags version v gets (package tags' policy).
+func tagNames(v string) []string {
+	all, err := tags.For(mustVersion(v))
+	if err != nil {
+		return []string{v}
+	}
+	var out []string
+	for _, t := range all {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+func (r *Run) promoteWrites() []string {
+	if r.planned == nil {
+		return []string{fmt.Sprintf("image tags %s copied by digest from this commit's staging build", strings.Join(tagNames(r.Base), ", "))}
+	}
+	var w []string
+	for _, s := range r.planned.Steps {
+		w = append(w, fmt.Sprintf("%s:{%s} = %s (from %s)", s.Dest, strings.Join(s.Tags, ","), s.Digest, s.Source))
+	}
+	return w
+}

@@ -1,0 +1,218 @@
+// Package settings is the one place Hoist's environment variables are
+// named, documented and parsed. The targets read the environment once, with
+// Read, and hand the typed Settings to the library; no other package looks
+// at the environment. Vars is the table docs/targets.md must match.
+package settings
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hoistci/hoist/pkg/version"
+)
+
+// Secret is a value that never prints (passwords, tokens).
+type Secret string
+
+func (Secret) String() string   { return "[redacted]" }
+func (Secret) GoString() string { return "[redacted]" }
+
+// Settings are the environment's part of a run, read once.
+type Settings struct {
+	CI            bool   // CI=true: every pushing line needs a configured registry
+	Config        string // hoist.yaml's path
+	NoEngineSetup bool   // never install or start an engine
+	PR            bool   // fork / pull-request mode: no secret, never push
+	DryRun        bool
+	Parallel      int // 0: the config's, else 2 × cores
+	Images        []string
+	Version       string // build this version instead of VERSION's
+	Rebuild       bool
+	Verbose       bool
+	BuildkitHost  string
+	SkipChecks    bool
+	Unpack        bool
+	GateRebuild   bool
+
+	// Registry is HOIST_REGISTRY split into host and repository.
+	RegistryHost, RegistryRepository string
+	RegistryUser                     string
+	RegistryPassword                 Secret
+
+	GitHubRepo, GitHubAPI string
+	GitHubToken           Secret
+	VersionOverride       string
+	Ref                   string // GITHUB_REF
+	Output                string // GITHUB_OUTPUT
+	StepSummary           string // GITHUB_STEP_SUMMARY
+
+	TrivyDB  string
+	ToolsDir string
+	Rescan   bool
+
+	// Environ is the whole environment, for the programs Hoist starts
+	// (static checks, Trivy) and for values the config names (secrets).
+	Environ []string
+}
+
+// Lookup returns the value of one variable of Environ.
+func (s *Settings) Lookup(key string) (string, bool) {
+	for i := len(s.Environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(s.Environ[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Var is one environment variable Hoist reads.
+type Var struct {
+	Name string
+	Doc  string
+}
+
+// Vars lists every variable Read looks at, in the order docs/targets.md
+// shows them.
+var Vars = []Var{
+	{"HOIST_CONFIG", "the config file (default `hoist.yaml`)"},
+	{"HOIST_PR", "`1`: fork / pull-request mode: no secret needed, nothing pushed, no shared cache written (also on when `GITHUB_EVENT_NAME` is `pull_request` or `pull_request_target`)"},
+	{"HOIST_DRY_RUN", "`1`: print what would be done (Release prints its steps and what each would write), write nothing"},
+	{"HOIST_PARALLEL", "concurrent work (solves, tests, scans, uploads); a positive number (default: `parallel` in hoist.yaml, else 2 × cores)"},
+	{"HOIST_IMAGES", "`a,b`: only these images"},
+	{"HOIST_VERSION", "build and push this version instead of VERSION's"},
+	{"HOIST_REBUILD", "`1`: no cache; local bases re-made; remote bases pulled again"},
+	{"HOIST_VERBOSE", "`1`: BuildKit's full progress"},
+	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's"},
+	{"HOIST_NO_ENGINE_SETUP", "`1`: never install or start an engine"},
+	{"HOIST_SKIP_CHECKS", "`1`: Test skips the static checks"},
+	{"HOIST_UNPACK", "`1`: nodes unpack images at import (default: the kubelet unpacks on first use)"},
+	{"HOIST_TRIVY_DB", "offline vulnerability DB folder (overrides `scan.db_dir`)"},
+	{"HOIST_TOOLS_DIR", "where pinned tools are built (default: the user cache's `hoist/tools`)"},
+	{"HOIST_RESCAN", "`1`: scan again images unchanged since their last scan"},
+	{"HOIST_REGISTRY", "`HOST[/REPOSITORY]`: push and promote there instead of `registry` in hoist.yaml"},
+	{"HOIST_REGISTRY_USERNAME", "registry user (CI); else Docker's config and credential helpers"},
+	{"HOIST_REGISTRY_PASSWORD", "registry password or token; never printed"},
+	{"HOIST_GATE_REBUILD", "`1`: DigestGate rebuilds from cache and compares (separate test and push machines)"},
+	{"HOIST_VERSION_OVERRIDE", "reserve exactly this `X.Y.Z-staging.N`"},
+	{"HOIST_GITHUB_REPO", "`OWNER/REPO`: publish GitHub releases there (`release.github`)"},
+	{"HOIST_GITHUB_API", "the GitHub API base (`release.github_api`)"},
+	{"HOIST_GITHUB_TOKEN", "token for GitHub releases and the github reserve backend; never printed"},
+	{"GITHUB_TOKEN", "used when `HOIST_GITHUB_TOKEN` is not set"},
+	{"GITHUB_REF", "the ref the run is for, which decides the line; else read from git"},
+	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode"},
+	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
+	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
+	{"CI", "`true`: a test that needs the engine fails instead of skipping, and a pushing line refuses to run with no registry configured"},
+}
+
+// Read reads the settings from an environment in os.Environ's form (the
+// targets pass os.Environ()). A malformed value is refused with one line
+// naming the variable.
+func Read(environ []string) (*Settings, error) {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	s := &Settings{
+		CI:              truthy(get("CI")),
+		Config:          get("HOIST_CONFIG"),
+		NoEngineSetup:   truthy(get("HOIST_NO_ENGINE_SETUP")),
+		DryRun:          truthy(get("HOIST_DRY_RUN")),
+		Version:         get("HOIST_VERSION"),
+		Rebuild:         truthy(get("HOIST_REBUILD")),
+		Verbose:         truthy(get("HOIST_VERBOSE")),
+		BuildkitHost:    get("BUILDKIT_HOST"),
+		SkipChecks:      truthy(get("HOIST_SKIP_CHECKS")),
+		Unpack:          truthy(get("HOIST_UNPACK")),
+		GateRebuild:     truthy(get("HOIST_GATE_REBUILD")),
+		RegistryUser:    get("HOIST_REGISTRY_USERNAME"),
+		GitHubAPI:       get("HOIST_GITHUB_API"),
+		VersionOverride: get("HOIST_VERSION_OVERRIDE"),
+		Ref:             get("GITHUB_REF"),
+		Output:          get("GITHUB_OUTPUT"),
+		StepSummary:     get("GITHUB_STEP_SUMMARY"),
+		TrivyDB:         get("HOIST_TRIVY_DB"),
+		ToolsDir:        get("HOIST_TOOLS_DIR"),
+		Rescan:          truthy(get("HOIST_RESCAN")),
+		Environ:         environ,
+	}
+	// Passwords keep their spaces: they are the user's bytes.
+	pw, _ := lookup("HOIST_REGISTRY_PASSWORD")
+	s.RegistryPassword = Secret(pw)
+	tok, _ := lookup("HOIST_GITHUB_TOKEN")
+	if tok == "" {
+		tok, _ = lookup("GITHUB_TOKEN")
+	}
+	s.GitHubToken = Secret(strings.TrimSpace(tok))
+	ev := get("GITHUB_EVENT_NAME")
+	s.PR = truthy(get("HOIST_PR")) || ev == "pull_request" || ev == "pull_request_target"
+	if s.Version != "" {
+		if _, err := version.Parse(s.Version); err != nil {
+			return nil, fmt.Errorf("HOIST_VERSION: %w", err)
+		}
+	}
+	if p := get("HOIST_PARALLEL"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 1024 {
+			return nil, fmt.Errorf("HOIST_PARALLEL=%q: write a whole number from 1 to 1024, or unset it for the default", clip(p))
+		}
+		s.Parallel = n
+	}
+	for _, n := range strings.Split(get("HOIST_IMAGES"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			s.Images = append(s.Images, n)
+		}
+	}
+	if r := get("HOIST_REGISTRY"); r != "" {
+		host, repo, err := splitRegistry(r)
+		if err != nil {
+			return nil, err
+		}
+		s.RegistryHost, s.RegistryRepository = host, repo
+	}
+	if g := get("HOIST_GITHUB_REPO"); g != "" {
+		if o, r, ok := strings.Cut(g, "/"); !ok || o == "" || r == "" || strings.Contains(r, "/") || strings.ContainsAny(g, " \t@:") {
+			return nil, fmt.Errorf("HOIST_GITHUB_REPO=%q: write OWNER/REPO", clip(g))
+		}
+		s.GitHubRepo = g
+	}
+	return s, nil
+}
+
+// splitRegistry parses HOST[/REPOSITORY]. Credentials written into it are
+// refused without being echoed: they belong in HOIST_REGISTRY_USERNAME and
+// HOIST_REGISTRY_PASSWORD.
+func splitRegistry(r string) (host, repo string, err error) {
+	if strings.Contains(r, "@") {
+		return "", "", fmt.Errorf("HOIST_REGISTRY holds an @ (credentials?); it was not printed: write HOST[/REPOSITORY] and put the user and password in HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD")
+	}
+	host, repo, _ = strings.Cut(strings.TrimSuffix(r, "/"), "/")
+	if host == "" || strings.Contains(r, "://") || strings.ContainsAny(r, " \t") {
+		return "", "", fmt.Errorf("HOIST_REGISTRY=%q: write HOST[/REPOSITORY], e.g. ghcr.io/owner/repo", clip(r))
+	}
+	return host, repo, nil
+}
+
+func truthy(s string) bool {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// clip keeps an echoed value short.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,105 @@
+package settings
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDocsTableMatchesVars: docs/targets.md lists exactly the variables
+// Read looks at, with the same text.
+func TestDocsTableMatchesVars(t *testing.T) {
+	b, err := os.ReadFile("../../docs/targets.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "## Environment variables")
+	if !ok {
+		t.Fatal("docs/targets.md has no \"## Environment variables\" section")
+	}
+	row := regexp.MustCompile("(?m)^\\| `([A-Z_]+)` \\| (.*) \\|$")
+	var got []string
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		got = append(got, m[1]+" | "+m[2])
+	}
+	var want []string
+	for _, v := range Vars {
+		want = append(want, v.Name+" | "+v.Doc)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("docs/targets.md's table:\n%s\n\nsettings.Vars:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Every variable named in the code's docs is read: no HOIST_ name in
+	// the docs folder is unknown to Vars.
+	known := map[string]bool{}
+	for _, v := range Vars {
+		known[v.Name] = true
+	}
+	entries, _ := os.ReadDir("../../docs")
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".md") {
+			continue
+		}
+		b, _ := os.ReadFile("../../docs/" + e.Name())
+		for _, n := range regexp.MustCompile(`HOIST_[A-Z_]+[A-Z]`).FindAllString(string(b), -1) {
+			if !known[n] {
+				t.Errorf("docs/%s names %s, which Hoist does not read", e.Name(), n)
+			}
+		}
+	}
+}
+
+func TestRead(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		check   func(*Settings) bool
+		wantErr string
+	}{
+		{name: "defaults", env: nil, check: func(s *Settings) bool { return !s.CI && s.Parallel == 0 && s.Images == nil }},
+		{name: "ci and lists", env: []string{"CI=true", "HOIST_IMAGES= a, b ,", "HOIST_PARALLEL=3"}, check: func(s *Settings) bool {
+			return s.CI && s.Parallel == 3 && strings.Join(s.Images, ",") == "a,b"
+		}},
+		{name: "pull request event", env: []string{"GITHUB_EVENT_NAME=pull_request_target"}, check: func(s *Settings) bool { return s.PR }},
+		{name: "registry split", env: []string{"HOIST_REGISTRY=ghcr.io/acme/tools/"}, check: func(s *Settings) bool {
+			return s.RegistryHost == "ghcr.io" && s.RegistryRepository == "acme/tools"
+		}},
+		{name: "token fallback", env: []string{"GITHUB_TOKEN=t1"}, check: func(s *Settings) bool { return s.GitHubToken == "t1" }},
+		{name: "own token first", env: []string{"GITHUB_TOKEN=t1", "HOIST_GITHUB_TOKEN=t2"}, check: func(s *Settings) bool { return s.GitHubToken == "t2" }},
+		{name: "negative parallel", env: []string{"HOIST_PARALLEL=-3"}, wantErr: "HOIST_PARALLEL=\"-3\": write a whole number"},
+		{name: "word parallel", env: []string{"HOIST_PARALLEL=lots"}, wantErr: `HOIST_PARALLEL="lots"`},
+		{name: "credentials in registry", env: []string{"HOIST_REGISTRY=bob:hunter2@ghcr.io/x"}, wantErr: "HOIST_REGISTRY holds an @"},
+		{name: "scheme in registry", env: []string{"HOIST_REGISTRY=https://ghcr.io/x"}, wantErr: "write HOST[/REPOSITORY]"},
+		{name: "bad github repo", env: []string{"HOIST_GITHUB_REPO=acme"}, wantErr: "write OWNER/REPO"},
+		{name: "long value clipped", env: []string{"HOIST_PARALLEL=" + strings.Repeat("9x", 5000)}, wantErr: "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Read(tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "hunter2") || len(err.Error()) > 300 {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !tt.check(s) {
+				t.Fatalf("Read(%v) = %+v, %v", tt.env, s, err)
+			}
+		})
+	}
+}
+
+// FuzzRead: any environment gives settings or one short line, never a panic
+// and never a password in the error.
+func FuzzRead(f *testing.F) {
+	for _, s := range []string{"HOIST_PARALLEL=4", "HOIST_REGISTRY=a:b@c", "HOIST_IMAGES=,,", "CI=1", "HOIST_GITHUB_REPO=a/b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, kv string) {
+		_, err := Read([]string{kv, "HOIST_REGISTRY_PASSWORD=s3cr3t-value"})
+		if err != nil && (strings.Contains(err.Error(), "s3cr3t-value") || strings.Contains(err.Error(), "\n")) {
+			t.Fatalf("%q: %v", kv, err)
+		}
+	})
+}
