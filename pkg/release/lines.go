@@ -14,73 +14,86 @@ import (
 func (r *Run) steps() []flow.Step {
 	switch r.Decision.Line {
 	case flow.Staging:
-		return []flow.Step{
+		return join(
 			// The version first: the images are labelled with it. A number
-			// reserved at this commit by an earlier run is reused, so a killed
-			// or failed run is completed, not abandoned.
+			// reserved at this commit by an earlier run is reused, so a
+			// killed or failed run is completed, not abandoned.
 			r.reserveStep(),
-			// Build, test and scan locally; nothing leaves the machine.
-			r.stage("Images", r.o.Stages.Images),
-			r.stage("Test", r.o.Stages.Test),
-			r.stage("Scan", r.o.Stages.Scan),
-			// Prove the bytes about to be pushed are the tested ones.
-			r.stage("DigestGate", r.o.Stages.DigestGate),
-			r.gateStep(),
+			// Images, Test, Scan, DigestGate, Gate.
+			r.verified(),
 			// Manifests by digest first, tags last; the digests go to
 			// $GITHUB_OUTPUT for later workflow steps.
-			r.pushStep("image tags " + r.Staging + " and staging"),
+			r.pushStep("image tags "+r.Staging+" and staging"),
 			// What was pushed, kept beside the reservation where a moved
 			// registry tag cannot change it: main promotes only these digests.
 			r.recordStep(),
 			// The prerelease, with the digests pushed.
 			r.githubStep(r.Staging, r.Staging, true),
-		}
+		)
 	case flow.Main:
 		if r.Done != "" {
 			// Promoted, tagged and released already: a re-run writes nothing.
 			return nil
 		}
-		return []flow.Step{
+		return join(
 			// The staging build of this very commit, copied by digest: no
 			// rebuild, and never a build of another commit.
 			r.promoteStep(),
 			// The release tag marks the commit the images came from.
 			r.tagStep(),
 			r.githubStep(r.Base, r.Base, false),
-		}
+		)
 	case flow.Release:
 		v := r.Version.String()
-		return []flow.Step{
+		return join(
 			// A vX.Y.Z tag builds its own images: there is no staging build.
-			r.stage("Images", r.o.Stages.Images),
-			r.stage("Test", r.o.Stages.Test),
-			r.stage("Scan", r.o.Stages.Scan),
-			r.stage("DigestGate", r.o.Stages.DigestGate),
-			r.gateStep(),
-			r.pushStep("image tags " + strings.Join(tagNames(v), ", ")),
+			r.verified(),
+			r.pushStep("image tags "+strings.Join(tagNames(v), ", ")),
 			r.githubStep(r.Decision.Tag, v, r.Version.Prerelease() != ""),
-		}
+		)
 	case flow.Local:
-		return []flow.Step{
+		return join(
 			// The staging line and the main line's promotion on this machine,
-			// reserving in a private repository and pushing to this checkout's
-			// own registry: nothing shared is written.
+			// reserving in a private repository and pushing to this
+			// checkout's own registry: nothing shared is written.
 			r.reserveStep(),
-			r.stage("Images", r.o.Stages.Images),
-			r.stage("Test", r.o.Stages.Test),
-			r.stage("Scan", r.o.Stages.Scan),
-			r.stage("DigestGate", r.o.Stages.DigestGate),
-			r.gateStep(),
-			r.pushStep("image tags " + r.Staging + " and staging"),
+			r.verified(),
+			r.pushStep("image tags "+r.Staging+" and staging"),
 			r.recordStep(),
 			r.promoteStep(),
-		}
+		)
 	}
 	// Verify: pull requests, forks, other branches. Build and test only.
+	return r.verified()[:3]
+}
+
+// join lays steps and lists of steps out as one list, in order.
+func join(parts ...any) []flow.Step {
+	var out []flow.Step
+	for _, p := range parts {
+		switch p := p.(type) {
+		case flow.Step:
+			out = append(out, p)
+		case []flow.Step:
+			out = append(out, p...)
+		default:
+			panic(fmt.Sprintf("release: join of a %T", p))
+		}
+	}
+	return out
+}
+
+// verified are the steps every building line starts with: build, test and
+// scan on this machine (nothing leaves it), then prove that the bytes about
+// to be pushed are the tested ones (DigestGate) and that the lock says every
+// image passed, for this version and commit (Gate).
+func (r *Run) verified() []flow.Step {
 	return []flow.Step{
 		r.stage("Images", r.o.Stages.Images),
 		r.stage("Test", r.o.Stages.Test),
 		r.stage("Scan", r.o.Stages.Scan),
+		r.stage("DigestGate", r.o.Stages.DigestGate),
+		r.gateStep(),
 	}
 }
 

@@ -217,27 +217,13 @@ func (r *Run) Summary() []string {
 		}
 		out = append(out, fmt.Sprintf("pushed %d images to %s: %d tags written, %d already there", len(r.Pushed.Images), r.Registry, written, kept))
 		for _, img := range r.Pushed.Images {
-			line := fmt.Sprintf("  %s@%s", img.Repo, img.Digest)
-			if len(img.Written) > 0 {
-				line += " wrote " + strings.Join(img.Written, ",")
-			}
-			if len(img.Kept) > 0 {
-				line += " kept " + strings.Join(img.Kept, ",")
-			}
-			out = append(out, line)
+			out = append(out, wroteLine(img.Repo, img.Digest, img.Written, img.Kept))
 		}
 	}
 	if r.Promoted != nil {
 		out = append(out, fmt.Sprintf("promoted %s to %s: %d tags written", r.Promoted.Staging, r.Promoted.Base, r.Promoted.Wrote()))
 		for _, s := range r.Promoted.Steps {
-			line := fmt.Sprintf("  %s@%s", s.Dest, s.Digest)
-			if len(s.Written) > 0 {
-				line += " wrote " + strings.Join(s.Written, ",")
-			}
-			if len(s.Kept) > 0 {
-				line += " kept " + strings.Join(s.Kept, ",")
-			}
-			out = append(out, line)
+			out = append(out, wroteLine(s.Dest, s.Digest, s.Written, s.Kept))
 		}
 	}
 	if r.Tagged != "" {
@@ -254,6 +240,19 @@ func (r *Run) Summary() []string {
 		}
 	}
 	return out
+}
+
+// wroteLine is one image of the summary: where, which digest, which tags
+// this run wrote and which were already there.
+func wroteLine(repo, digest string, written, kept []string) string {
+	line := fmt.Sprintf("  %s@%s", repo, digest)
+	if len(written) > 0 {
+		line += " wrote " + strings.Join(written, ",")
+	}
+	if len(kept) > 0 {
+		line += " kept " + strings.Join(kept, ",")
+	}
+	return line
 }
 
 // pullRefs are the references a user pulls: the release tags when this

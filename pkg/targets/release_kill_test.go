@@ -159,6 +159,9 @@ registry:
 				t.Fatalf("%s has no tag %s after the re-run", repo, version)
 			}
 		}
+		if commit == "" {
+			return
+		}
 		l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -283,9 +286,20 @@ registry:
 			if out, err := release(t, "refs/heads/staging", ""); err != nil {
 				t.Fatalf("staging %s: %v\n%s", v, err, out)
 			}
-			run(t, dir, "git", "checkout", "-q", "-B", "main")
 			head := run(t, dir, "git", "rev-parse", "HEAD")
 			staged := v + "-staging.0"
+			if k == 0 {
+				// The staging line moves on to a commit not meant for main
+				// yet (staging.1); main, at the first commit, must promote
+				// staging.0, the build of its own HEAD.
+				testenv.WriteFiles(t, dir, map[string]string{"svc/next": "not for main\n"})
+				run(t, dir, "git", "add", ".")
+				run(t, dir, "git", "commit", "-q", "-m", "next")
+				if out, err := release(t, "refs/heads/staging", ""); err != nil || !strings.Contains(out, "reserved "+v+"-staging.1") {
+					t.Fatalf("staging %s-staging.1: %v\n%s", v, err, out)
+				}
+			}
+			run(t, dir, "git", "checkout", "-q", "-B", "main", head)
 			if out, err := release(t, "refs/heads/main", at); err == nil {
 				t.Fatalf("the killed run exited 0:\n%s", out)
 			}
@@ -302,10 +316,17 @@ registry:
 					}
 				}
 			}
+			if k == 0 {
+				repo := fmt.Sprintf("%s/acme/svc-01", reg.Host)
+				other, _ := crane.Digest(repo+":"+v+"-staging.1", crane.Insecure)
+				if d, _ := crane.Digest(repo+":"+v, crane.Insecure); d == other {
+					t.Fatalf("main promoted %s-staging.1, a build of another commit", v)
+				}
+			}
 			if at := tagAt(t, v); at != head {
 				t.Fatalf("%s at %s, HEAD is %s", v, at, head)
 			}
-			check(t, v, head)
+			check(t, v, "")
 			// And once more: nothing to do.
 			out, err = release(t, "refs/heads/main", "")
 			if err != nil || !strings.Contains(out, "already promoted: nothing to do") {

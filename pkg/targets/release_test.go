@@ -13,6 +13,7 @@ import (
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
 )
@@ -254,5 +255,34 @@ func TestReleaseInCIWithoutRegistryRefuses(t *testing.T) {
 				t.Fatal("something was built")
 			}
 		})
+	}
+}
+
+// TestReleasePreflightFindsARefusingRegistry: with a real distribution
+// registry that refuses the run's password, the staging line stops in the
+// preflight, before a number is reserved or anything is built.
+func TestReleasePreflightFindsARefusingRegistry(t *testing.T) {
+	dir, bare := releaseRepo(t)
+	reg := regtest.Distribution(t, "ci", "right-password")
+	cfg := filepath.Join(dir, "hoist.yaml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("registry: {host: "+reg.Host+", repository: rel}\n")...), 0o644)
+	run(t, dir, "git", "commit", "-q", "-am", "registry")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv(envRegistryUser, "ci")
+	t.Setenv(envRegistryPass, "wrong-password")
+	t.Setenv(envRef, "refs/heads/staging")
+	out, err := stdout(t, func() error { return Release(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "checking push access to "+reg.Host+"/rel/app") || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-password") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	if strings.Contains(out, "[1/") {
+		t.Fatalf("a step ran:\n%s", out)
+	}
+	if tags := run(t, dir, "git", "ls-remote", "--tags", bare); tags != "" {
+		t.Fatalf("a number was reserved: %s", tags)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "build", "hoist", "lock.json")); err == nil {
+		t.Fatal("something was built")
 	}
 }
