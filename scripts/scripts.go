@@ -11,3 +11,11 @@ import _ "embed"
 //
 //go:embed engine-up.sh
 var EngineUp string
+
+// ModernEngineUp is scripts/modern-engine-up.sh: build (once, cached) and
+// start a Docker Engine with the containerd image store beside the classic
+// one. Run it with bash, reading it from stdin; it prints the engine's
+// address on its last line.
+//
+//go:embed modern-engine-up.sh
+var ModernEngineUp string

@@ -52,15 +52,29 @@ func Build(ctx context.Context, e *engine.Engine, b *engine.Builder, base string
 	if _, err := b.Build(ctx, engine.BuildRequest{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{s.Ref}}, io.Discard); err != nil {
 		return lock.Image{}, fmt.Errorf("building %s: %w", s.Ref, err)
 	}
-	got, err := e.Inspect(ctx, s.Ref)
+	img, err := Record(ctx, e, s.Name, s.Ref)
 	if err != nil {
 		return lock.Image{}, err
 	}
-	img := lock.Image{Name: s.Name, Ref: s.Ref, ImageID: got.ID, ConfigDigest: got.ID, DiffIDs: got.DiffIDs, Labels: got.Labels, Built: time.Now().UTC()}
 	if tested {
-		img.Test = &lock.Test{Passed: true, At: time.Now().UTC(), ImageID: got.ID}
+		img.Test = &lock.Test{Passed: true, At: time.Now().UTC(), ImageID: img.ImageID}
 	}
 	return img, nil
+}
+
+// Record is the lock record of the engine's image ref, as Images writes
+// it: the engine's ID, the config digest (read from an export on a
+// containerd store), diff_ids, labels and the store.
+func Record(ctx context.Context, e *engine.Engine, name, ref string) (lock.Image, error) {
+	got, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return lock.Image{}, err
+	}
+	cfg, err := e.ConfigDigest(ctx, ref)
+	if err != nil {
+		return lock.Image{}, err
+	}
+	return lock.Image{Name: name, Ref: ref, ImageID: got.ID, ConfigDigest: cfg, DiffIDs: got.DiffIDs, Labels: got.Labels, Store: string(got.Store), Built: time.Now().UTC()}, nil
 }
 
 // WriteLock writes a lock file at path with version and images.

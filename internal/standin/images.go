@@ -69,7 +69,12 @@ func MakeImage(ctx context.Context, e *engine.Engine, ref string, layers ...Laye
 	if err != nil {
 		return engine.Image{}, fmt.Errorf("loading %s: %w", ref, err)
 	}
-	return e.Inspect(ctx, ref)
+	img, err := e.Inspect(ctx, ref)
+	// The config digest is known here on either store (on a containerd
+	// store the image ID is the manifest's digest).
+	s := sha256.Sum256(cfg)
+	img.Config = "sha256:" + hex.EncodeToString(s[:])
+	return img, err
 }
 
 func layerTar(l Layer) ([]byte, error) {

@@ -78,6 +78,79 @@ func Unique(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
+// EnvModernEngine is the address (e.g. unix:///run/hoist-modern/docker.sock)
+// of a modern engine, one keeping images in containerd's store, that the
+// engine tests run against besides the classic one.
+const EnvModernEngine = "HOIST_MODERN_ENGINE"
+
+// Engine names of EachEngine's subtests.
+const (
+	Classic = "classic"
+	Modern  = "modern"
+)
+
+var (
+	modernOnce sync.Once
+	modernAddr string
+	modernErr  string
+)
+
+// modernEngine returns the modern engine's address: HOIST_MODERN_ENGINE, or
+// in CI the one scripts/modern-engine-up.sh brings up (built once, cached).
+func modernEngine() (string, string) {
+	modernOnce.Do(func() {
+		if modernAddr = os.Getenv(EnvModernEngine); modernAddr != "" {
+			return
+		}
+		if !InCI() {
+			modernErr = "no modern engine: set " + EnvModernEngine + "=$(sudo bash scripts/modern-engine-up.sh) to run this against the containerd image store too"
+			return
+		}
+		var log strings.Builder
+		addr, err := engine.UpModern(context.Background(), &log)
+		if err != nil {
+			modernErr = err.Error() + ": " + strings.TrimSpace(log.String())
+			return
+		}
+		modernAddr = addr
+	})
+	return modernAddr, modernErr
+}
+
+// EachEngine runs f once per engine as a subtest named Classic or Modern,
+// with DOCKER_HOST pointing at that engine, so Engine and the targets both
+// find it. The classic engine is the one DOCKER_HOST (or the default
+// socket) names; the modern one is HOIST_MODERN_ENGINE's. Without a modern
+// engine its subtest skips, and in CI it fails instead.
+func EachEngine(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	classic := os.Getenv("DOCKER_HOST")
+	t.Run(Classic, func(t *testing.T) {
+		t.Setenv("DOCKER_HOST", classic)
+		f(t)
+	})
+	t.Run(Modern, func(t *testing.T) {
+		addr, why := modernEngine()
+		if addr == "" {
+			Need(t, why)
+		}
+		t.Setenv("DOCKER_HOST", addr)
+		f(t)
+	})
+}
+
+// OnModern points DOCKER_HOST at the modern engine for a test about what
+// only a containerd store holds (e.g. an image index with attestations);
+// without one the test skips, and in CI fails.
+func OnModern(t *testing.T) {
+	t.Helper()
+	addr, why := modernEngine()
+	if addr == "" {
+		Need(t, why)
+	}
+	t.Setenv("DOCKER_HOST", addr)
+}
+
 // RepoRoot returns the repository root (the folder holding go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()

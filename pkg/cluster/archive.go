@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/hoistci/hoist/pkg/dockersave"
 )
@@ -17,7 +18,7 @@ import (
 // sendImage is one image to write into the archive.
 type sendImage struct {
 	Name    string // containerd name, e.g. docker.io/hoist/demo:1.2.3
-	ID      string // config digest
+	ID      string // config digest (on a containerd store not the engine's image ID)
 	DiffIDs []string
 }
 
@@ -33,10 +34,16 @@ var smallBlob int64 = 16 << 20
 // only the blobs it lacks. (Its Docker-layout importer, by contrast, fails
 // on a layer missing from the archive.)
 //
-// Every blob is identified by hashing it, so the entry names of the input
-// do not matter. Each manifest written is recorded in manifests.
+// Every blob is identified by hashing it as read, layers uncompressed, so
+// the entry names of the input do not matter, nor whether a containerd
+// store saved layers compressed. Only the images asked for are written,
+// each as one single-platform manifest named for its config: an engine's
+// index, with attestations or platforms the engine does not hold, never
+// reaches a node, so its import cannot fail on content it was not sent.
+// Each manifest written is recorded in manifests.
 func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded) (blobs int, sent int64, err error) {
 	sr := dockersave.NewReader(saved)
+	defer sr.Close()
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}
 	configs := map[string][]byte{}
@@ -66,18 +73,18 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
 			continue
 		}
-		b, err := hashEntry(sr, e.Size, tmpDir)
+		b, err := hashEntry(sr, tmpDir)
 		if err != nil {
 			return blobs, sent, err
 		}
-		sizes[b.digest] = e.Size
+		sizes[b.digest] = b.size
 		if needConfig[b.digest] && b.mem != nil {
 			configs[b.digest] = b.mem
 		}
 		if want[b.digest] && !written[b.digest] {
 			r, err := b.open()
 			if err == nil {
-				err = emit(b.digest, e.Size, r)
+				err = emit(b.digest, b.size, r)
 			}
 			b.close()
 			if err != nil {
@@ -96,9 +103,17 @@ func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]b
 		var c struct {
 			Architecture string `json:"architecture"`
 			OS           string `json:"os"`
+			RootFS       struct {
+				DiffIDs []string `json:"diff_ids"`
+			} `json:"rootfs"`
 		}
 		if err := json.Unmarshal(cfg, &c); err != nil {
 			return blobs, sent, fmt.Errorf("reading the config of %s: %w", img.Name, err)
+		}
+		if !slices.Equal(c.RootFS.DiffIDs, img.DiffIDs) {
+			// E.g. a containerd store's image ID given where the config
+			// digest belongs: that names the manifest, not the config.
+			return blobs, sent, fmt.Errorf("%s: blob %s is not the config of the image's layers: load by config digest (on a containerd store the image ID is the manifest's)", img.Name, img.ID)
 		}
 		if !written[img.ID] {
 			if err := emit(img.ID, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
@@ -166,30 +181,35 @@ func digestOf(b []byte) string {
 // blob is one hashed archive entry, in memory or in a temporary file.
 type blob struct {
 	digest string
+	size   int64
 	mem    []byte
 	file   *os.File
 }
 
-func hashEntry(r io.Reader, size int64, tmpDir string) (*blob, error) {
+// hashEntry reads one entry whole. Its size is known only once read (a
+// compressed layer is read uncompressed), so the first smallBlob bytes are
+// kept in memory and only a bigger entry is spooled.
+func hashEntry(r io.Reader, tmpDir string) (*blob, error) {
 	h := sha256.New()
-	if size <= smallBlob {
-		b := make([]byte, size)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, fmt.Errorf("reading the saved images: %w", err)
-		}
-		h.Write(b)
-		return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), mem: b}, nil
+	head, err := io.ReadAll(io.LimitReader(r, smallBlob+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the saved images: %w", err)
+	}
+	if int64(len(head)) <= smallBlob {
+		h.Write(head)
+		return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), size: int64(len(head)), mem: head}, nil
 	}
 	f, err := os.CreateTemp(tmpDir, "hoist-layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("spooling a layer: %w", err)
 	}
 	os.Remove(f.Name()) // unlinked: gone however this process ends
-	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size)); err != nil {
+	n, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head), r))
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("spooling a layer: %w", err)
 	}
-	return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), file: f}, nil
+	return &blob{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), size: n, file: f}, nil
 }
 
 func (b *blob) open() (io.Reader, error) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	gzip "github.com/klauspost/compress/gzip"
+
 	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
@@ -53,6 +55,18 @@ func TestRewriteLayouts(t *testing.T) {
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digestOf(base) + `","` + digestOf(own) + `"]}}`)
 	img := sendImage{Name: "docker.io/hoist/demo:1.2.3", ID: digestOf(cfg), DiffIDs: []string{digestOf(base), digestOf(own)}}
 	hex := func(b []byte) string { return strings.TrimPrefix(digestOf(b), "sha256:") }
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	storeManifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` + digestOf(cfg) + `"},"layers":[{"digest":"` + digestOf(gz(base)) + `"},{"digest":"` + digestOf(gz(own)) + `"}]}`)
+	absent := "sha256:" + strings.Repeat("ab", 32)
+	storeIndex := []byte(`{"schemaVersion":2,"manifests":[{"digest":"` + digestOf(storeManifest) + `","platform":{"os":"linux","architecture":"amd64"}},` +
+		`{"digest":"` + absent + `","platform":{"os":"linux","architecture":"arm64"}},` +
+		`{"digest":"` + absent + `","platform":{"os":"unknown","architecture":"unknown"},"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}]}`)
 	layouts := []struct {
 		name  string
 		saved []byte
@@ -69,6 +83,16 @@ func TestRewriteLayouts(t *testing.T) {
 			entry{"blobs/sha256/" + hex([]byte("manifest")), []byte("manifest")},
 			entry{"index.json", []byte("{}")}, entry{"oci-layout", []byte("{}")}, entry{"manifest.json", []byte("[]")},
 		)},
+		// A containerd store: layers gzipped, under their compressed
+		// digests; an index naming an attestation manifest and another
+		// platform's manifest whose blobs the engine does not hold.
+		{name: "oci from a containerd store", saved: tarOf(
+			entry{"blobs/sha256/" + hex(gz(base)), gz(base)}, entry{"blobs/sha256/" + hex(gz(own)), gz(own)},
+			entry{"blobs/sha256/" + hex(cfg), cfg}, entry{"blobs/sha256/" + hex(storeManifest), storeManifest},
+			entry{"blobs/sha256/" + hex(storeIndex), storeIndex},
+			entry{"index.json", storeIndex}, entry{"oci-layout", []byte("{}")},
+			entry{"manifest.json", []byte(`[{"Config":"blobs/sha256/` + hex(cfg) + `","RepoTags":["hoist/demo:1.2.3"],"Layers":["blobs/sha256/` + hex(gz(base)) + `","blobs/sha256/` + hex(gz(own)) + `"]}]`)},
+		)},
 	}
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
@@ -82,6 +106,9 @@ func TestRewriteLayouts(t *testing.T) {
 			got := readTar(t, out.Bytes())
 			if _, ok := got["blobs/sha256/"+hex(base)]; ok {
 				t.Error("the base layer the node has was sent")
+			}
+			if len(got) != 5 { // own layer, config, manifest, index.json, oci-layout
+				t.Errorf("archive holds %d entries, want 5", len(got))
 			}
 			if !bytes.Equal(got["blobs/sha256/"+hex(own)], own) || !bytes.Equal(got["blobs/sha256/"+hex(cfg)], cfg) {
 				t.Error("own layer or config missing")

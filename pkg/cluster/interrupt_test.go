@@ -45,7 +45,9 @@ func importsRunning(t *testing.T, e *engine.Engine, nodes []cluster.Node) []stri
 	return out
 }
 
-func TestLoadNodeDiesMidImport(t *testing.T) {
+func TestLoadNodeDiesMidImport(t *testing.T) { testenv.EachEngine(t, testLoadNodeDiesMidImport) }
+
+func testLoadNodeDiesMidImport(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs := streamImages(t, e)
@@ -74,6 +76,10 @@ func TestLoadNodeDiesMidImport(t *testing.T) {
 }
 
 func TestLoadInterruptedLeavesNothingRunning(t *testing.T) {
+	testenv.EachEngine(t, testLoadInterruptedLeavesNothingRunning)
+}
+
+func testLoadInterruptedLeavesNothingRunning(t *testing.T) {
 	e := testenv.Engine(t)
 	name, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs := streamImages(t, e)

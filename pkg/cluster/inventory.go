@@ -60,8 +60,8 @@ func newInventory() inventory {
 }
 
 // NodeImages returns, for each image name in a node's k8s.io namespace, the
-// config digest it points at (which equals the engine's image ID when the
-// image was loaded intact).
+// config digest it points at (the lock's config digest when the image was
+// loaded intact; on the classic store also the engine's image ID).
 func NodeImages(ctx context.Context, api client.APIClient, node string) (map[string]string, error) {
 	invs, err := inventories(ctx, api, []Node{{Name: node}}, true)
 	if err != nil {

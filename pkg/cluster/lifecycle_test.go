@@ -45,7 +45,9 @@ func TestReadConfig(t *testing.T) {
 // On an engine that refuses privileged containers (this machine) Create
 // says so in one line and creates nothing; where privilege is allowed the
 // probe passes. Either way no network is used by the probe.
-func TestCreateWhereK3sCannotRun(t *testing.T) {
+func TestCreateWhereK3sCannotRun(t *testing.T) { testenv.EachEngine(t, testCreateWhereK3sCannotRun) }
+
+func testCreateWhereK3sCannotRun(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := context.Background()
 	perr := cluster.Probe(ctx, e)

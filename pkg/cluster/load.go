@@ -37,7 +37,7 @@ type Node struct {
 // Image is one built image to load.
 type Image struct {
 	Ref     string   // reference in the engine, e.g. hoist/demo:1.2.3
-	ID      string   // engine image ID, which is the config digest
+	ID      string   // config digest (the engine's image ID only on the classic store)
 	DiffIDs []string // uncompressed layer digests, bottom first
 }
 

@@ -42,7 +42,7 @@ func makeImage(t *testing.T, e *engine.Engine, ref string, layers ...standin.Lay
 		e.Remove(context.Background(), ref)
 		e.Remove(context.Background(), img.ID)
 	})
-	return cluster.Image{Ref: ref, ID: img.ID, DiffIDs: img.DiffIDs}
+	return cluster.Image{Ref: ref, ID: img.Config, DiffIDs: img.DiffIDs}
 }
 
 func random(n int) []byte {
@@ -52,7 +52,8 @@ func random(n int) []byte {
 }
 
 // requireLoaded checks with ctr on every node that each image's name points
-// at a config whose digest is the engine's image ID.
+// at the image's config (its digest is the engine's image ID only on the
+// classic store).
 func requireLoaded(t *testing.T, e *engine.Engine, nodes []cluster.Node, imgs []cluster.Image) {
 	t.Helper()
 	for _, n := range nodes {
@@ -63,7 +64,7 @@ func requireLoaded(t *testing.T, e *engine.Engine, nodes []cluster.Node, imgs []
 		for _, img := range imgs {
 			name := "docker.io/" + img.Ref
 			if got[name] != img.ID {
-				t.Errorf("node %s: %s has config %q, want the engine's image ID %s", n.Name, name, got[name], img.ID)
+				t.Errorf("node %s: %s has config %q, want the config %s", n.Name, name, got[name], img.ID)
 			}
 		}
 		// Every blob of every image is in the node's content store.
@@ -99,6 +100,10 @@ func requireUnpacks(t *testing.T, e *engine.Engine, node, ref string) {
 }
 
 func TestLoadServerAndAgentFromOneStream(t *testing.T) {
+	testenv.EachEngine(t, testLoadServerAndAgentFromOneStream)
+}
+
+func testLoadServerAndAgentFromOneStream(t *testing.T) {
 	e := testenv.Engine(t)
 	_, nodes := standin.Cluster(t, e, standin.Image(t, e), cluster.RoleServer, cluster.RoleAgent)
 	imgs, _ := makeImages(t, e, 3)
@@ -118,7 +123,9 @@ func TestLoadServerAndAgentFromOneStream(t *testing.T) {
 	requireLoaded(t, e, nodes, imgs)
 }
 
-func TestLoadIncremental(t *testing.T) {
+func TestLoadIncremental(t *testing.T) { testenv.EachEngine(t, testLoadIncremental) }
+
+func testLoadIncremental(t *testing.T) {
 	e := testenv.Engine(t)
 	img := standin.Image(t, e)
 	tests := []struct {
@@ -192,6 +199,10 @@ func TestLoadIncremental(t *testing.T) {
 }
 
 func TestLoadSendsOnlyWhatEachNodeLacks(t *testing.T) {
+	testenv.EachEngine(t, testLoadSendsOnlyWhatEachNodeLacks)
+}
+
+func testLoadSendsOnlyWhatEachNodeLacks(t *testing.T) {
 	e := testenv.Engine(t)
 	img := standin.Image(t, e)
 	_, nodes := standin.Cluster(t, e, img, cluster.RoleServer)

@@ -12,7 +12,9 @@ import (
 	"github.com/hoistci/hoist/pkg/cluster"
 )
 
-func TestNodesThroughK3d(t *testing.T) {
+func TestNodesThroughK3d(t *testing.T) { testenv.EachEngine(t, testNodesThroughK3d) }
+
+func testNodesThroughK3d(t *testing.T) {
 	e := testenv.Engine(t)
 	img := standin.Image(t, e)
 	name, nodes := standin.Cluster(t, e, img, cluster.RoleServer, cluster.RoleAgent)

@@ -43,7 +43,9 @@ func leftovers(t *testing.T, e *engine.Engine, names ...string) []string {
 	return out
 }
 
-func TestRunKeepsEveryResult(t *testing.T) {
+func TestRunKeepsEveryResult(t *testing.T) { testenv.EachEngine(t, testRunKeepsEveryResult) }
+
+func testRunKeepsEveryResult(t *testing.T) {
 	e, id := base(t)
 	dir := t.TempDir()
 	lockPath := dir + "/lock.json"
@@ -108,7 +110,9 @@ func TestRunKeepsEveryResult(t *testing.T) {
 	}
 }
 
-func TestRunTimeoutAndCancel(t *testing.T) {
+func TestRunTimeoutAndCancel(t *testing.T) { testenv.EachEngine(t, testRunTimeoutAndCancel) }
+
+func testRunTimeoutAndCancel(t *testing.T) {
 	e, id := base(t)
 	dir := t.TempDir()
 	slow := testenv.Unique("slow-")

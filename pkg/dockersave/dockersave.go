@@ -3,16 +3,25 @@
 // config as <hex>.json at the top, each layer as <id>/layer.tar, often a
 // link to another) and the OCI image layout of engines 25 and later
 // (oci-layout, index.json and blobs/sha256/<hex>, with a manifest.json
-// naming blobs). It names what each entry is and streams its bytes once;
-// what to keep, hash or write is the caller's.
+// naming blobs). It names what each entry is and streams its bytes once,
+// layers always uncompressed: a classic store saves them so, a containerd
+// store saves them as stored (gzip or zstd), and the reader undoes that, so
+// the digest of what it reads is the layer's diff_id on both. What to keep,
+// hash or write is the caller's.
 package dockersave
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path"
 	"strings"
+
+	gzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Kind is what an entry of a save stream holds, judged by its name.
@@ -43,23 +52,45 @@ const (
 type Entry struct {
 	Name string // cleaned path in the stream
 	Kind Kind
-	// Digest is what the name says the content's digest is, for a Config
-	// or a Blob ("sha256:<hex>", unchecked); empty otherwise.
+	// Digest is what the name says the stored content's digest is, for a
+	// Config or a Blob ("sha256:<hex>", unchecked); empty otherwise.
 	Digest string
-	Size   int64
+	// Size is the stored size. When Compression is set, Read returns the
+	// uncompressed bytes, whose size is known only once read.
+	Size int64
+	// Compression is how a Blob was stored: "" (not compressed), "gzip"
+	// or "zstd". Read undoes it.
+	Compression string
 }
+
+// Compressions a containerd store saves layers in.
+const (
+	Gzip = "gzip"
+	Zstd = "zstd"
+)
 
 // Reader reads a save stream entry by entry, like tar.Reader, skipping what
 // is not a regular file and remembering links so Resolve can follow them.
 type Reader struct {
 	tr    *tar.Reader
 	links map[string]string // path -> path it links to
+	buf   *bufio.Reader     // the current blob, peeked at for its compression
+	raw   io.Reader         // the entry as stored
+	cur   io.Reader         // what Read reads: the entry, uncompressed
+	zr    *gzip.Reader      // reused across gzip blobs
+	zd    *zstd.Decoder     // reused across zstd blobs
+	open  func() error      // starts decompressing on the first Read
 }
 
 // NewReader reads the save stream r.
 func NewReader(r io.Reader) *Reader {
 	return &Reader{tr: tar.NewReader(r), links: map[string]string{}}
 }
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
 
 // Next advances to the next regular file; it returns io.EOF at the end and
 // the tar reader's errors as they are, for the caller to say what it read.
@@ -78,13 +109,104 @@ func (r *Reader) Next() (Entry, error) {
 		case tar.TypeReg:
 			e := Entry{Name: name, Size: h.Size}
 			e.Kind, e.Digest = classify(name)
+			r.raw, r.cur, r.open = r.tr, r.tr, nil
+			if e.Kind == Blob {
+				if err := r.sniff(&e); err != nil {
+					return Entry{}, err
+				}
+			}
 			return e, nil
 		}
 	}
 }
 
-// Read reads the current entry's bytes.
-func (r *Reader) Read(p []byte) (int, error) { return r.tr.Read(p) }
+// sniff looks at a blob's first bytes: a compressed layer is read through
+// a decompressor, started on the first Read so skipping it costs nothing.
+func (r *Reader) sniff(e *Entry) error {
+	if r.buf == nil {
+		r.buf = bufio.NewReaderSize(r.tr, 64<<10)
+	} else {
+		r.buf.Reset(r.tr)
+	}
+	r.raw, r.cur = r.buf, r.buf
+	head, err := r.buf.Peek(len(zstdMagic))
+	if err != nil && err != io.EOF {
+		return err
+	}
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		e.Compression = Gzip
+		r.open = func() error {
+			if r.zr == nil {
+				zr, err := gzip.NewReader(r.buf)
+				if err != nil {
+					return err
+				}
+				r.zr = zr
+			} else if err := r.zr.Reset(r.buf); err != nil {
+				return err
+			}
+			r.zr.Multistream(true)
+			r.cur = r.zr
+			return nil
+		}
+	case bytes.HasPrefix(head, zstdMagic):
+		e.Compression = Zstd
+		r.open = func() error {
+			if r.zd == nil {
+				zd, err := zstd.NewReader(r.buf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+				if err != nil {
+					return err
+				}
+				r.zd = zd
+			} else if err := r.zd.Reset(r.buf); err != nil {
+				return err
+			}
+			r.cur = r.zd
+			return nil
+		}
+	}
+	if e.Compression != "" {
+		e.Size = -1
+	}
+	return nil
+}
+
+// Read reads the current entry's bytes, uncompressed.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.open != nil {
+		open := r.open
+		r.open = nil
+		if err := open(); err != nil {
+			r.cur = errReader{fmt.Errorf("decompressing a layer: %w", err)}
+		}
+	}
+	if r.cur == nil {
+		return 0, io.EOF
+	}
+	return r.cur.Read(p)
+}
+
+// Stored switches the current entry to its bytes as stored (compressed when
+// Compression is set), for a caller that keeps the stored form; call it
+// before the first Read of the entry.
+func (r *Reader) Stored() io.Reader {
+	r.open, r.cur = nil, r.raw
+	return r.raw
+}
+
+// Close releases the decompressors' memory; the stream itself is the
+// caller's to close.
+func (r *Reader) Close() {
+	if r.zd != nil {
+		r.zd.Close()
+		r.zd = nil
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // maxLinks bounds how many links Resolve follows, so a loop ends.
 const maxLinks = 8
@@ -119,6 +241,15 @@ func classify(name string) (Kind, string) {
 		return Blob, "sha256:" + base
 	}
 	return Other, ""
+}
+
+// DigestOf is the digest a path of a save names (blobs/sha256/<hex>, or a
+// legacy <hex>.json config), or "" for any other path.
+func DigestOf(p string) string {
+	if k, d := classify(path.Clean(p)); k == Blob || k == Config {
+		return d
+	}
+	return ""
 }
 
 func isMetadata(base string) bool {

@@ -60,7 +60,9 @@ type Secret struct {
 
 // BuildResult is what the solve reported.
 type BuildResult struct {
-	ImageID string // config digest as exported to the engine
+	// ConfigDigest is the config digest of the image exported to the
+	// engine (both stores report it); empty if the exporter did not say.
+	ConfigDigest string
 }
 
 // Builder dials BuildKit.
@@ -257,10 +259,7 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	}
 	br := BuildResult{}
 	if res != nil {
-		br.ImageID = res.ExporterResponse["containerimage.config.digest"]
-		if br.ImageID == "" {
-			br.ImageID = res.ExporterResponse["containerimage.digest"]
-		}
+		br.ConfigDigest = res.ExporterResponse["containerimage.config.digest"]
 	}
 	return br, nil
 }

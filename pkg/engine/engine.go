@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+
+	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
 // ErrNoEngine means no Docker Engine answered.
@@ -25,6 +27,9 @@ var ErrNotFound = errors.New("image not found in the engine")
 // Engine is a connection to one Docker Engine.
 type Engine struct {
 	API *client.Client
+	// Store is how the engine keeps images; Version is its server version.
+	Store   Store
+	Version string
 }
 
 // Options configure Connect.
@@ -35,7 +40,9 @@ type Options struct {
 	Host string
 }
 
-// Connect opens a client and checks that the engine answers.
+// Connect opens a client, checks that the engine answers, and learns its
+// store. An engine too old for Hoist, or with a store Hoist does not know,
+// is refused with one line saying what to do.
 func Connect(ctx context.Context, o Options) (*Engine, error) {
 	opts := []client.Opt{client.WithAPIVersionNegotiation()}
 	if o.Host != "" {
@@ -47,11 +54,17 @@ func Connect(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating Docker client: %w", err)
 	}
-	if _, err := api.Ping(ctx); err != nil {
+	p, err := api.Ping(ctx)
+	if err != nil {
 		_ = api.Close()
 		return nil, fmt.Errorf("%w at %s: %v", ErrNoEngine, api.DaemonHost(), err)
 	}
-	return &Engine{API: api}, nil
+	e := &Engine{API: api}
+	if err := e.describe(ctx, p.APIVersion); err != nil {
+		_ = api.Close()
+		return nil, err
+	}
+	return e, nil
 }
 
 // Close releases the connection.
@@ -59,7 +72,13 @@ func (e *Engine) Close() error { return e.API.Close() }
 
 // Image is what Hoist needs to know of an image in the engine.
 type Image struct {
-	ID      string            // the image ID, which is the config digest
+	// ID is the engine's image ID: the config digest on the classic store,
+	// the manifest (or index) digest on the containerd store.
+	ID string
+	// Config is the config digest when inspecting tells it (the classic
+	// store); empty on the containerd store, where ConfigDigest finds it.
+	Config  string
+	Store   Store
 	DiffIDs []string          // uncompressed layer digests, bottom first
 	Labels  map[string]string // config labels
 	Tags    []string
@@ -78,7 +97,10 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (Image, error) {
 		}
 		return Image{}, fmt.Errorf("inspecting %s: %w", ref, err)
 	}
-	img := Image{ID: ii.ID, Tags: ii.RepoTags, RepoDigests: ii.RepoDigests, Size: ii.Size}
+	img := Image{ID: ii.ID, Store: e.Store, Tags: ii.RepoTags, RepoDigests: ii.RepoDigests, Size: ii.Size}
+	if e.Store == StoreClassic {
+		img.Config = ii.ID
+	}
 	if ii.RootFS.Layers != nil {
 		img.DiffIDs = append([]string(nil), ii.RootFS.Layers...)
 	}
@@ -144,4 +166,43 @@ func (e *Engine) HasDefaultBridge(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("looking for the engine's bridge network: %w", err)
+}
+
+// ConfigDigest returns the config digest of the image ref names. The
+// classic store tells it on inspection; the containerd store only names
+// the manifest, so the image is saved and its manifest.json read (the
+// layers stream past unread).
+func (e *Engine) ConfigDigest(ctx context.Context, ref string) (string, error) {
+	if e.Store != StoreContainerd {
+		img, err := e.Inspect(ctx, ref)
+		return img.Config, err
+	}
+	rc, err := e.Save(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	sr := dockersave.NewReader(rc)
+	defer sr.Close()
+	for {
+		ent, err := sr.Next()
+		if err != nil {
+			return "", fmt.Errorf("reading the config digest of %s from the engine's export: %w", ref, err)
+		}
+		if ent.Kind != dockersave.ManifestJSON {
+			continue
+		}
+		m, err := dockersave.DecodeManifest(sr)
+		if err != nil {
+			return "", fmt.Errorf("reading the config digest of %s from the engine's export: %w", ref, err)
+		}
+		if len(m) != 1 {
+			return "", fmt.Errorf("%s holds %d images for this engine's platforms: Hoist records single-platform images; build one image per platform", ref, len(m))
+		}
+		d := dockersave.DigestOf(m[0].Config)
+		if d == "" {
+			return "", fmt.Errorf("the engine's export of %s names its config %q, not a blob: is the engine's store intact?", ref, m[0].Config)
+		}
+		return d, nil
+	}
 }

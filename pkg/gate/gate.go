@@ -1,7 +1,10 @@
 // Package gate is the digest gate: it proves that what is about to be pushed
 // (or what a registry now serves) is bit for bit the image that was tested,
 // by comparing the config digest and the layer diff_ids recorded in the lock
-// file with the image in hand.
+// file with the image in hand. Those two mean the same bytes on every engine
+// store; an engine's image ID does not (on the containerd store it is the
+// manifest's digest), so it is only a shortcut where the store says what it
+// means.
 package gate
 
 import (
@@ -98,15 +101,26 @@ func Tested(img lock.Image) error {
 		return fmt.Errorf("%s (%s) failed its test (exit %d, log %s): %w: fix it and run the Test target", img.Name, short(img.ImageID), img.Test.ExitCode, img.Test.Log, ErrUntested)
 	case img.Test.ImageID != img.ImageID:
 		return fmt.Errorf("%s was rebuilt after its test (tested %s, built %s): %w: run the Test target", img.Name, short(img.Test.ImageID), short(img.ImageID), ErrUntested)
-	case img.ConfigDigest != img.ImageID:
+	case img.ConfigDigest == "":
+		return fmt.Errorf("%s: lock records no config digest: the lock file is damaged: run the Images and Test targets again", img.Name)
+	case classic(img) && img.ConfigDigest != img.ImageID:
 		return fmt.Errorf("%s: lock records config digest %s but image ID %s: the lock file is damaged: run the Images and Test targets again", img.Name, short(img.ConfigDigest), short(img.ImageID))
 	}
 	return nil
 }
 
+// classic reports whether img was built on the classic store, where the
+// image ID is the config digest (locks older than the store field are).
+func classic(img lock.Image) bool {
+	return img.Store == "" || img.Store == string(engine.StoreClassic)
+}
+
 // Inspector finds images in an engine.
 type Inspector interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	// ConfigDigest is asked when inspecting does not tell the config
+	// digest (the containerd store) and the image is not the one locked.
+	ConfigDigest(ctx context.Context, ref string) (string, error)
 }
 
 // Engine compares the engine's image at img.Ref (what would be pushed)
@@ -119,7 +133,17 @@ func Engine(ctx context.Context, e Inspector, img lock.Image) error {
 	if err != nil {
 		return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
 	}
-	return Compare(img, "engine image "+img.Ref, got.ID, got.DiffIDs)
+	cfg := got.Config
+	if cfg == "" && got.ID == img.ImageID && !classic(img) {
+		// The same manifest (or index) digest: it names the locked config.
+		cfg = img.ConfigDigest
+	}
+	if cfg == "" {
+		if cfg, err = e.ConfigDigest(ctx, img.Ref); err != nil {
+			return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
+		}
+	}
+	return Compare(img, "engine image "+img.Ref, cfg, got.DiffIDs)
 }
 
 // Registry compares the manifest ref resolves to in a registry (and the
@@ -230,8 +254,9 @@ type Resolver interface {
 // EngineAll runs Engine on every image, returning one error (or nil) per
 // image. When e is also a Resolver, one call finds every image's ID; an
 // image whose reference names the tested ID is the tested image (the ID is
-// the digest of the config, which lists the layers' diff_ids), and only the
-// others are inspected, to say which layers differ.
+// the digest of the config, which lists the layers' diff_ids, or on the
+// containerd store of the manifest, which names that config and those
+// layers), and only the others are inspected, to say which layers differ.
 func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 	errs := make([]error, len(imgs))
 	var ids map[string]string
@@ -247,7 +272,7 @@ func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 			errs[i] = err
 			continue
 		}
-		if id, ok := ids[img.Ref]; ok && id == img.ImageID && id == img.ConfigDigest {
+		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) {
 			continue
 		}
 		errs[i] = Engine(ctx, e, img)
@@ -286,7 +311,7 @@ func RebuiltLock(ctx context.Context, path, scratchDir string, rebuild func(ctx 
 			errs = append(errs, fmt.Errorf("digest gate: %s was not rebuilt: is it still in hoist.yaml?", img.Name))
 			continue
 		}
-		if err := Compare(img, "rebuilt image "+got.Ref, got.ImageID, got.DiffIDs); err != nil {
+		if err := Compare(img, "rebuilt image "+got.Ref, got.ConfigDigest, got.DiffIDs); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -65,6 +65,10 @@ func TestCompare(t *testing.T) {
 // one layer and rebuilds it under the same reference, as a stale cache or a
 // race would: the gate must refuse it and name the layer.
 func TestEngineRefusesTamperedImage(t *testing.T) {
+	testenv.EachEngine(t, testEngineRefusesTamperedImage)
+}
+
+func testEngineRefusesTamperedImage(t *testing.T) {
 	e := testenv.Engine(t)
 	b := testenv.Builder(t, e)
 	base := testenv.BusyboxBase(t, e)
@@ -115,6 +119,8 @@ func TestTested(t *testing.T) {
 		{name: "failed", img: lock.Image{Name: "x", ImageID: id, ConfigDigest: id, Test: &lock.Test{ImageID: id, ExitCode: 1}}, want: "failed its test"},
 		{name: "other build", img: lock.Image{Name: "x", ImageID: id, ConfigDigest: id, Test: &lock.Test{Passed: true, ImageID: "sha256:old"}}, want: "rebuilt after its test"},
 		{name: "damaged lock", img: lock.Image{Name: "x", ImageID: id, ConfigDigest: "sha256:zzz", Test: &lock.Test{Passed: true, ImageID: id}}, want: "damaged"},
+		{name: "containerd store: ID is the manifest's", img: lock.Image{Name: "x", ImageID: id, ConfigDigest: "sha256:zzz", Store: "containerd", Test: &lock.Test{Passed: true, ImageID: id}}},
+		{name: "no config digest", img: lock.Image{Name: "x", ImageID: id, Store: "containerd", Test: &lock.Test{Passed: true, ImageID: id}}, want: "damaged"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,8 +147,11 @@ func TestRebuiltLock(t *testing.T) {
 		wantN   int
 		wantErr string
 	}{
-		{name: "same bytes", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: id, DiffIDs: []string{"sha256:1", "sha256:2"}}}, wantN: 1},
-		{name: "cache gave another layer", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: "sha256:bbb", DiffIDs: []string{"sha256:1", "sha256:9"}}}, wantErr: "layer 2 is sha256:9, tested sha256:2"},
+		{name: "same bytes", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: id, ConfigDigest: id, DiffIDs: []string{"sha256:1", "sha256:2"}}}, wantN: 1},
+		// On a containerd store the ID is a manifest's digest: the config
+		// and layers are what must match.
+		{name: "same bytes, rebuilt on a containerd store", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: "sha256:ccc", ConfigDigest: id, DiffIDs: []string{"sha256:1", "sha256:2"}, Store: "containerd"}}, wantN: 1},
+		{name: "cache gave another layer", rebuilt: []lock.Image{{Name: "api", Ref: "p/api:1", ImageID: "sha256:bbb", ConfigDigest: "sha256:bbb", DiffIDs: []string{"sha256:1", "sha256:9"}}}, wantErr: "layer 2 is sha256:9, tested sha256:2"},
 		{name: "not rebuilt", rebuilt: nil, wantErr: "api was not rebuilt"},
 	}
 	for _, tc := range tests {

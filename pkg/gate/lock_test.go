@@ -24,6 +24,10 @@ type engineHas map[string]engine.Image
 
 func (e engineHas) Inspect(_ context.Context, ref string) (engine.Image, error) { return e[ref], nil }
 
+func (e engineHas) ConfigDigest(_ context.Context, ref string) (string, error) {
+	return e[ref].Config, nil
+}
+
 // TestLockResolvesEveryTag: a tag re-pointed at other bytes fails the gate
 // even though the digest the lock recorded is intact in the registry;
 // pushes the lock recorded to another registry are not checked.
@@ -64,7 +68,7 @@ func TestLockResolvesEveryTag(t *testing.T) {
 	if err := lock.Write(path, &lock.Lock{Images: []lock.Image{img}}); err != nil {
 		t.Fatal(err)
 	}
-	e := engineHas{img.Ref: {ID: cfg.String(), DiffIDs: diffs}}
+	e := engineHas{img.Ref: {ID: cfg.String(), Config: cfg.String(), DiffIDs: diffs}}
 	n, err := Lock(ctx, path, e, c, host+"/acme")
 	if err != nil || n != 4 {
 		t.Fatalf("Lock = %d, %v; want 4 checks (engine, two tags, one manifest)", n, err)

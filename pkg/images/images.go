@@ -27,6 +27,9 @@ import (
 // Engine is what Images needs of the Docker Engine.
 type Engine interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	// ConfigDigest is asked only where inspecting does not tell it (the
+	// containerd store) and neither the build nor the lock does.
+	ConfigDigest(ctx context.Context, ref string) (string, error)
 	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
 	HasDefaultBridge(ctx context.Context) (bool, error)
 }
@@ -186,12 +189,20 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	}
 
 	net := &networks{e: e, check: !o.RemoteBuildKit, pr: pr}
+	// What the lock already knows: an unchanged image keeps its config
+	// digest from there, with no export to learn it again.
+	known := map[string]lock.Image{}
+	if l, err := lock.Read(lockPath); err == nil {
+		for _, li := range l.Images {
+			known[li.Name] = li
+		}
+	}
 	results := make([]Result, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
 	for i, img := range todo {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, net, p.Dir, img, localBases, o, pr)
+			results[i] = buildOne(gctx, e, b, h, net, p.Dir, img, known[img.Name], localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
@@ -243,7 +254,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, root string, img plan.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, root string, img plan.Image, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
 	r := Result{Image: img}
 	fail := func(err error) Result {
@@ -257,6 +268,12 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	}
 	if !o.Rebuild {
 		if cur, err := e.Inspect(ctx, img.Ref); err == nil && cur.Labels[plan.LabelInputs] == sum {
+			if cur.Config == "" && prev.ImageID == cur.ID {
+				cur.Config = prev.ConfigDigest
+			}
+			if err := configDigest(ctx, e, img.Ref, &cur); err != nil {
+				return fail(err)
+			}
 			r.State, r.Duration = Unchanged, time.Since(start)
 			r.Locked = locked(img, cur, sum, true)
 			pr.line(r)
@@ -307,7 +324,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	req.ContextDir, req.Dockerfile, req.Tags = img.ContextDir, img.Dockerfile, []string{img.Ref}
 	req.Args, req.Labels, req.Target = img.Args, labels, img.Target
 	req.NoCache, req.Pull = o.Rebuild, pull
-	_, err = b.Build(ctx, req, w)
+	built, err := b.Build(ctx, req, w)
 	lf.Close()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -318,6 +335,12 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	cur, err := e.Inspect(ctx, img.Ref)
 	if err != nil {
 		return fail(fmt.Errorf("reading the built image: %w", err))
+	}
+	if cur.Config == "" {
+		cur.Config = built.ConfigDigest
+	}
+	if err := configDigest(ctx, e, img.Ref, &cur); err != nil {
+		return fail(err)
 	}
 	r.State, r.Duration = Built, time.Since(start)
 	r.Locked = locked(img, cur, sum, false)
@@ -351,13 +374,28 @@ func locked(img plan.Image, cur engine.Image, sum string, skipped bool) lock.Ima
 		Ref:          img.Ref,
 		Entry:        img.Entry,
 		ImageID:      cur.ID,
-		ConfigDigest: cur.ID,
+		ConfigDigest: cur.Config,
 		DiffIDs:      cur.DiffIDs,
+		Store:        string(cur.Store),
 		Labels:       cur.Labels,
 		InputsHash:   sum,
 		Built:        time.Now().UTC(),
 		Skipped:      skipped,
 	}
+}
+
+// configDigest asks the engine for cur's config digest when nothing else
+// told it.
+func configDigest(ctx context.Context, e Engine, ref string, cur *engine.Image) error {
+	if cur.Config != "" {
+		return nil
+	}
+	d, err := e.ConfigDigest(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("reading the config digest of %s: %w", ref, err)
+	}
+	cur.Config = d
+	return nil
 }
 
 // makeBase imports a local base unless the engine has it with the same hash.

@@ -99,7 +99,9 @@ func (f *fixture) plan(t *testing.T) *plan.Plan {
 
 const demoTmpl = "FROM {{.base}}\nCOPY app.txt /app.txt\nRUN echo {{.runtime}} > /runtime\n"
 
-func TestBuildSkipsUnchanged(t *testing.T) {
+func TestBuildSkipsUnchanged(t *testing.T) { testenv.EachEngine(t, testBuildSkipsUnchanged) }
+
+func testBuildSkipsUnchanged(t *testing.T) {
 	f := newFixture(t, demoTmpl)
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -127,7 +129,11 @@ func TestBuildSkipsUnchanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if li.ImageID != img.ID || li.ConfigDigest != img.ID || len(li.DiffIDs) != len(img.DiffIDs) || len(li.DiffIDs) < 2 {
+		cfg, err := f.e.ConfigDigest(ctx, li.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.ImageID != img.ID || li.ConfigDigest != cfg || li.Store != string(f.e.Store) || len(li.DiffIDs) != len(img.DiffIDs) || len(li.DiffIDs) < 2 {
 			t.Fatalf("lock entry %+v does not match the engine's image %+v", li, img)
 		}
 		for _, k := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.created", "org.opencontainers.image.revision", plan.LabelEntry, plan.LabelInputs} {
@@ -152,6 +158,24 @@ func TestBuildSkipsUnchanged(t *testing.T) {
 	for _, r := range res {
 		if r.State != Unchanged {
 			t.Fatalf("%s: %s, want unchanged", r.Image.Name, r.State)
+		}
+	}
+	// With the lock gone (a fresh build folder) an unchanged image is
+	// still recorded whole: on a containerd store its config digest is
+	// then read from the engine, not from the lock.
+	before, _ := lock.Read(f.lock)
+	os.Remove(f.lock)
+	if _, err := Build(ctx, f.e, f.b, f.plan(t), f.lock, Options{Parallel: 2}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := lock.Read(f.lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range before.Images {
+		ai, ok := after.Find(li.Name)
+		if !ok || ai.ImageID != li.ImageID || ai.ConfigDigest != li.ConfigDigest || ai.Store != li.Store || !ai.Skipped {
+			t.Fatalf("after losing the lock, %s is recorded as %+v, want %+v", li.Name, ai, li)
 		}
 	}
 
@@ -189,7 +213,9 @@ func TestBuildSkipsUnchanged(t *testing.T) {
 	}
 }
 
-func TestBuildFailureKeepsLock(t *testing.T) {
+func TestBuildFailureKeepsLock(t *testing.T) { testenv.EachEngine(t, testBuildFailureKeepsLock) }
+
+func testBuildFailureKeepsLock(t *testing.T) {
 	f := newFixture(t, "FROM {{.base}}\nRUN test {{.runtime}} = cpu || { echo broken-{{.runtime}}; exit 3; }\n")
 	ctx := context.Background()
 	before := []byte(`{"schema": 1, "project": "before", "images": []}` + "\n")
@@ -216,7 +242,9 @@ func TestBuildFailureKeepsLock(t *testing.T) {
 	}
 }
 
-func TestBuildInterrupted(t *testing.T) {
+func TestBuildInterrupted(t *testing.T) { testenv.EachEngine(t, testBuildInterrupted) }
+
+func testBuildInterrupted(t *testing.T) {
 	f := newFixture(t, "FROM {{.base}}\nRUN sleep 30\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(1500*time.Millisecond, cancel)

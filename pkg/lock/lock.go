@@ -37,20 +37,30 @@ type Lock struct {
 
 // Image is one built image and everything later stages learned about it.
 type Image struct {
-	Name         string            `json:"name"`            // e.g. demo-cpu-py3.12
-	Ref          string            `json:"ref"`             // local reference in the engine, e.g. hoist/demo-cpu-py3.12:1.2.3
-	Entry        map[string]string `json:"entry,omitempty"` // matrix entry, e.g. {python: "3.12", runtime: cpu}
-	ImageID      string            `json:"image_id"`        // engine image ID (= config digest)
-	ConfigDigest string            `json:"config_digest"`
-	DiffIDs      []string          `json:"diff_ids"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	InputsHash   string            `json:"inputs_hash"`
-	Built        time.Time         `json:"built"`
-	Skipped      bool              `json:"skipped,omitempty"` // inputs unchanged: no solve was run
-	Test         *Test             `json:"test,omitempty"`
-	Cluster      *Test             `json:"cluster_test,omitempty"`
-	Scan         *Scan             `json:"scan,omitempty"`
-	Pushed       []Pushed          `json:"pushed,omitempty"`
+	Name  string            `json:"name"`            // e.g. demo-cpu-py3.12
+	Ref   string            `json:"ref"`             // local reference in the engine, e.g. hoist/demo-cpu-py3.12:1.2.3
+	Entry map[string]string `json:"entry,omitempty"` // matrix entry, e.g. {python: "3.12", runtime: cpu}
+	// ImageID is the engine's handle for the image: the config digest on
+	// the classic store, the manifest (or index) digest on the containerd
+	// store. Test and Scan record the ImageID they ran on.
+	ImageID string `json:"image_id"`
+	// ConfigDigest and DiffIDs are the image's identity, the same on both
+	// stores: the config names the diff_ids, which are the digests of the
+	// uncompressed layers. The digest gate compares these, and a pushed
+	// manifest must name this config.
+	ConfigDigest string   `json:"config_digest"`
+	DiffIDs      []string `json:"diff_ids"`
+	// Store is the engine store that built the image: classic or
+	// containerd (empty in locks written before it was recorded: classic).
+	Store      string            `json:"store,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	InputsHash string            `json:"inputs_hash"`
+	Built      time.Time         `json:"built"`
+	Skipped    bool              `json:"skipped,omitempty"` // inputs unchanged: no solve was run
+	Test       *Test             `json:"test,omitempty"`
+	Cluster    *Test             `json:"cluster_test,omitempty"`
+	Scan       *Scan             `json:"scan,omitempty"`
+	Pushed     []Pushed          `json:"pushed,omitempty"`
 }
 
 // Test records one test run of an image.

@@ -91,7 +91,7 @@ func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, 
 	start := time.Now()
 	var ci []cluster.Image
 	for _, img := range imgs {
-		ci = append(ci, cluster.Image{Ref: img.Ref, ID: img.ImageID, DiffIDs: img.DiffIDs})
+		ci = append(ci, cluster.Image{Ref: img.Ref, ID: img.ConfigDigest, DiffIDs: img.DiffIDs})
 	}
 	res, err := cluster.Load(ctx, e.API, nodes, ci, cluster.LoadOptions{
 		StateFile: filepath.Join(r.BuildDir(), "cluster-manifests.json"),

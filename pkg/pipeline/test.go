@@ -70,7 +70,8 @@ func (r *Run) Checks(ctx context.Context) error {
 // dry run, a registry …): static checks are about the source, and a
 // release must not hand its own settings to the tests it runs.
 func sourceEnv(env []string) []string {
-	keep := map[string]bool{"HOIST_PARALLEL": true, "HOIST_NO_ENGINE_SETUP": true, "HOIST_TOOLS_DIR": true}
+	// HOIST_MODERN_ENGINE: the second engine the engine tests run against.
+	keep := map[string]bool{"HOIST_PARALLEL": true, "HOIST_NO_ENGINE_SETUP": true, "HOIST_TOOLS_DIR": true, "HOIST_MODERN_ENGINE": true}
 	var out []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")

@@ -25,7 +25,7 @@ type cache struct {
 
 type cacheData struct {
 	Layers  map[string]cachedLayer `json:"layers"`  // by diff_id
-	Configs map[string][]byte      `json:"configs"` // by image ID
+	Configs map[string][]byte      `json:"configs"` // by config digest
 }
 
 type cachedLayer struct {
@@ -51,15 +51,15 @@ func openCache(path string) *cache {
 	return c
 }
 
-func (c *cache) config(id string) ([]byte, bool) {
+func (c *cache) config(digest string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b, ok := c.data.Configs[id]
+	b, ok := c.data.Configs[digest]
 	if !ok {
 		return nil, false
 	}
 	h, _, err := v1.SHA256(bytesReader(b))
-	if err != nil || h.String() != id {
+	if err != nil || h.String() != digest {
 		return nil, false
 	}
 	return b, true

@@ -19,6 +19,7 @@ import (
 	"github.com/hoistci/hoist/internal/faultproxy"
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/regtest"
+	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/registry"
 )
@@ -107,6 +108,10 @@ func (o *observer) run(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 func TestPushThroughFaultsIsAllOrNothing(t *testing.T) {
+	testenv.EachEngine(t, testPushThroughFaultsIsAllOrNothing)
+}
+
+func testPushThroughFaultsIsAllOrNothing(t *testing.T) {
 	f := newFixture(t)
 	a, b := f.build(t, "api", 256<<10), f.build(t, "web", 256<<10)
 	if err := imagefix.WriteLock(f.lock, "4.5.6", a, b); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	gzip "github.com/klauspost/compress/gzip"
+
+	"github.com/hoistci/hoist/pkg/lock"
 )
 
 func sum(b []byte) string {
@@ -42,12 +44,23 @@ func TestExport(t *testing.T) {
 	layer := []byte(strings.Repeat("layer bytes ", 1000))
 	config := []byte(`{"rootfs":{"type":"layers","diff_ids":["sha256:` + sum(layer) + `"]}}`)
 	other := []byte(`{"other":true}`)
+	// A containerd store saves layers as stored (gzip, any level) under
+	// their compressed digest, with the manifest naming them.
+	var stored bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&stored, gzip.BestSpeed)
+	zw.Write(layer)
+	zw.Close()
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:` + sum(config) + `","size":1},"layers":[{"digest":"sha256:` + sum(stored.Bytes()) + `","size":1}]}`)
+	index := []byte(`{"schemaVersion":2,"manifests":[{"digest":"sha256:` + sum(manifest) + `","size":1}]}`)
 	tests := []struct {
 		name       string
 		entries    []entry
 		wantConfig bool
 		wantLayer  bool
 		wantErr    string
+		// ids are engine image IDs that must name the config (on the
+		// classic store the config digest itself does).
+		ids []string
 	}{
 		{name: "classic layout (engines up to 24)", entries: []entry{
 			{"abc123/VERSION", []byte("1.0")}, {"abc123/json", []byte("{}")}, {"abc123/layer.tar", layer},
@@ -57,6 +70,11 @@ func TestExport(t *testing.T) {
 			{"oci-layout", []byte(`{}`)}, {"blobs/sha256/" + sum(layer), layer}, {"blobs/sha256/" + sum(config), config},
 			{"blobs/sha256/" + sum(other), other}, {"index.json", []byte("{}")},
 		}, wantConfig: true, wantLayer: true},
+		{name: "OCI layout from a containerd store (compressed layers, index)", entries: []entry{
+			{"blobs/sha256/" + sum(stored.Bytes()), stored.Bytes()}, {"blobs/sha256/" + sum(config), config},
+			{"blobs/sha256/" + sum(manifest), manifest}, {"blobs/sha256/" + sum(index), index},
+			{"blobs/sha256/" + sum(other), other}, {"index.json", []byte("{}")}, {"oci-layout", []byte(`{}`)},
+		}, wantConfig: true, wantLayer: true, ids: []string{"sha256:" + sum(manifest), "sha256:" + sum(index)}},
 		{name: "config whose bytes do not match its name", entries: []entry{
 			{sum(config) + ".json", other},
 		}, wantErr: "damaged"},
@@ -75,6 +93,16 @@ func TestExport(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, eid := range append(tc.ids, id) {
+				img := lock.Image{Name: "x", ImageID: eid, ConfigDigest: id}
+				if err := ex.check(img); err != nil {
+					t.Errorf("check(%s): %v", eid, err)
+				}
+				img.ConfigDigest = "sha256:" + sum(other)
+				if err := ex.check(img); err == nil || !strings.Contains(err.Error(), "damaged") {
+					t.Errorf("check(%s) with another config = %v, want refused", eid, err)
+				}
 			}
 			if got := ex.configs[id]; !bytes.Equal(got, config) {
 				t.Errorf("config = %q", got)

@@ -72,7 +72,7 @@ func checkPresent(ctx context.Context, sess *registry.Session, items []*pushItem
 
 // fromCache assembles an image from the cache alone, or returns nil.
 func fromCache(ch *cache, img lock.Image, uploads *counterSet) *image {
-	cfg, ok := ch.config(img.ImageID)
+	cfg, ok := ch.config(img.ConfigDigest)
 	if !ok {
 		return nil
 	}

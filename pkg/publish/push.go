@@ -37,6 +37,7 @@ var ErrTagConflict = errors.New("immutable tag already points at another digest"
 // Engine is what Push needs of the Docker Engine.
 type Engine interface {
 	Inspect(ctx context.Context, ref string) (engine.Image, error)
+	ConfigDigest(ctx context.Context, ref string) (string, error)
 	Save(ctx context.Context, refs ...string) (io.ReadCloser, error)
 }
 
@@ -341,7 +342,7 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 		if !want[it.img.ImageID] {
 			ids = append(ids, it.img.ImageID)
 		}
-		want[it.img.ImageID] = true
+		want[it.img.ConfigDigest] = true
 		for _, d := range it.img.DiffIDs {
 			if h, err := v1.NewHash(d); err == nil {
 				needDiff[h] = true
@@ -367,9 +368,12 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 	}
 	ch.put(ex.configs, ex.layers)
 	for _, it := range items {
-		cfg, ok := ex.configs[it.img.ImageID]
+		cfg, ok := ex.configs[it.img.ConfigDigest]
 		if !ok {
 			return fmt.Errorf("exporting %s (%s) from the engine: its config was not in the export: is the engine's store intact? run the Images target", it.img.Name, it.img.ImageID)
+		}
+		if err := ex.check(it.img); err != nil {
+			return err
 		}
 		blobs := make([]*blob, len(it.img.DiffIDs))
 		for i, d := range it.img.DiffIDs {

@@ -162,6 +162,10 @@ func tagDigest(t *testing.T, c *registry.Client, repo, tag string) string {
 }
 
 func TestPushTagsDedupeAndNothingChanged(t *testing.T) {
+	testenv.EachEngine(t, testPushTagsDedupeAndNothingChanged)
+}
+
+func testPushTagsDedupeAndNothingChanged(t *testing.T) {
 	f := newFixture(t)
 	a, b := f.build(t, "a", 64<<10), f.build(t, "b", 64<<10)
 	if err := imagefix.WriteLock(f.lock, "1.2.3", a, b); err != nil {
@@ -252,7 +256,9 @@ func TestPushTagsDedupeAndNothingChanged(t *testing.T) {
 	}
 }
 
-func TestPushTagPolicy(t *testing.T) {
+func TestPushTagPolicy(t *testing.T) { testenv.EachEngine(t, testPushTagPolicy) }
+
+func testPushTagPolicy(t *testing.T) {
 	f := newFixture(t)
 	one, two, three := f.build(t, "app", 1024), f.build(t, "app", 2048), f.build(t, "app", 4096)
 	reg := newRegistry(t)
@@ -310,7 +316,9 @@ func TestPushTagPolicy(t *testing.T) {
 	}
 }
 
-func TestPushRefusesUntested(t *testing.T) {
+func TestPushRefusesUntested(t *testing.T) { testenv.EachEngine(t, testPushRefusesUntested) }
+
+func testPushRefusesUntested(t *testing.T) {
 	f := newFixture(t)
 	good := f.build(t, "good", 512)
 	tests := []struct {
@@ -351,7 +359,9 @@ type noKeys struct{}
 
 func (noKeys) Resolve(authn.Resource) (authn.Authenticator, error) { return authn.Anonymous, nil }
 
-func TestPushRefusesTamperedImage(t *testing.T) {
+func TestPushRefusesTamperedImage(t *testing.T) { testenv.EachEngine(t, testPushRefusesTamperedImage) }
+
+func testPushRefusesTamperedImage(t *testing.T) {
 	f := newFixture(t)
 	tested := f.build(t, "app", 1024)
 	// The reference now names another build than the one tested.
@@ -375,7 +385,9 @@ func TestPushRefusesTamperedImage(t *testing.T) {
 	}
 }
 
-func TestPushDryRunWritesNothing(t *testing.T) {
+func TestPushDryRunWritesNothing(t *testing.T) { testenv.EachEngine(t, testPushDryRunWritesNothing) }
+
+func testPushDryRunWritesNothing(t *testing.T) {
 	f := newFixture(t)
 	img := f.build(t, "app", 512)
 	if err := imagefix.WriteLock(f.lock, "1.0.0-staging.2", img); err != nil {

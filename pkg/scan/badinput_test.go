@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/scan"
@@ -16,7 +17,9 @@ import (
 // TestScanBadInput feeds the real scan bad input: each case must fail with
 // one clear line, and an image that could not be scanned must be recorded
 // as not passed.
-func TestScanBadInput(t *testing.T) {
+func TestScanBadInput(t *testing.T) { testenv.EachEngine(t, testScanBadInput) }
+
+func testScanBadInput(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{"clean": {"openssl": "3.0.15-1~deb12u1"}}, nil)
 	corrupt := t.TempDir()
 	copyFile(t, filepath.Join(f.dbDir, "metadata.json"), filepath.Join(corrupt, "metadata.json"))

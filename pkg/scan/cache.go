@@ -55,23 +55,23 @@ func cacheKey(trivyVersion string, scanners []string, offline bool, cacheDir str
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (c resultCache) path(imageID string) string {
-	sum := sha256.Sum256([]byte(c.key + "\n" + imageID))
+func (c resultCache) path(config string) string {
+	sum := sha256.Sum256([]byte(c.key + "\n" + config))
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+".json")
 }
 
 // load fills r from a cached report and copies it to jsonPath; false when
 // there is none (or it is unusable: then the image is simply scanned).
 func (c resultCache) load(r *ImageResult, jsonPath string) bool {
-	if c.off || r.ImageID == "" {
+	if c.off || r.ConfigDigest == "" {
 		return false
 	}
-	b, err := os.ReadFile(c.path(r.ImageID))
+	b, err := os.ReadFile(c.path(r.ConfigDigest))
 	if err != nil {
 		return false
 	}
 	rep, err := ParseReport(b)
-	if err != nil || rep.Metadata.ImageID != r.ImageID {
+	if err != nil || rep.Metadata.ImageID != r.ConfigDigest {
 		return false
 	}
 	if err := lock.WriteFileAtomic(jsonPath, b); err != nil {
@@ -86,14 +86,14 @@ func (c resultCache) load(r *ImageResult, jsonPath string) bool {
 // store keeps a successful scan's report for later runs. A failure to store
 // only costs a scan next time.
 func (c resultCache) store(r ImageResult) {
-	if r.Err != nil || r.ImageID == "" || len(r.Reports) == 0 {
+	if r.Err != nil || r.ConfigDigest == "" || len(r.Reports) == 0 {
 		return
 	}
 	b, err := os.ReadFile(r.Reports[0])
 	if err != nil || os.MkdirAll(c.dir, 0o755) != nil {
 		return
 	}
-	_ = lock.WriteFileAtomic(c.path(r.ImageID), b)
+	_ = lock.WriteFileAtomic(c.path(r.ConfigDigest), b)
 }
 
 // prune removes reports older than a week: the online DB changes daily, so

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/dockersave"
@@ -19,7 +20,9 @@ import (
 // TestServerCrash kills the real trivy server under a scan: the image's
 // result is an error naming the crash, never findings (so never a pass).
 // Then a Trivy client fails on its own.
-func TestServerCrash(t *testing.T) {
+func TestServerCrash(t *testing.T) { testenv.EachEngine(t, testServerCrash) }
+
+func testServerCrash(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
 	defer cancel()
@@ -51,7 +54,10 @@ func TestServerCrash(t *testing.T) {
 	}
 	srv.cmd.Process.Kill()
 	<-srv.done
-	img := lock.Image{Name: "crash", Ref: ref, ImageID: id}
+	img, err := imagefix.Record(ctx, e, "crash", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
 	layout := filepath.Join(dir, "layout")
 	if err := saveLayout(ctx, e, []lock.Image{img}, layout); err != nil {
 		t.Fatal(err)
@@ -85,7 +91,9 @@ func TestServerCrash(t *testing.T) {
 // TestSaveLayoutSharesLayers exports two images built on one base with one
 // engine export: the layout holds the base layer once, and each image under
 // its name with the lock file's image ID as its config digest.
-func TestSaveLayoutSharesLayers(t *testing.T) {
+func TestSaveLayoutSharesLayers(t *testing.T) { testenv.EachEngine(t, testSaveLayoutSharesLayers) }
+
+func testSaveLayoutSharesLayers(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := t.Context()
 	base := testenv.Unique("hoist-scantest/base:")
@@ -96,12 +104,15 @@ func TestSaveLayoutSharesLayers(t *testing.T) {
 	var imgs []lock.Image
 	for _, name := range []string{"one", "two"} {
 		ref := testenv.Unique("hoist-scantest/" + name + ":")
-		id, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name})
-		if err != nil {
+		if _, err := scantest.AddLayer(ctx, e, base, ref, map[string]string{"/app/" + name: name}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { e.Remove(context.Background(), ref) })
-		imgs = append(imgs, lock.Image{Name: name, Ref: ref, ImageID: id})
+		img, err := imagefix.Record(ctx, e, name, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
 	if err := saveLayout(ctx, e, imgs, dir); err != nil {
@@ -133,8 +144,8 @@ func TestSaveLayoutSharesLayers(t *testing.T) {
 		if err != nil || json.Unmarshal(mb, &man) != nil {
 			t.Fatalf("manifest %s: %v", m.Digest, err)
 		}
-		if man.Config.Digest != imgs[i].ImageID || len(man.Layers) != 2 {
-			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ImageID)
+		if man.Config.Digest != imgs[i].ConfigDigest || len(man.Layers) != 2 {
+			t.Errorf("%s: config %s, %d layers; want %s and 2", imgs[i].Name, man.Config.Digest, len(man.Layers), imgs[i].ConfigDigest)
 		}
 		for _, l := range man.Layers {
 			layers[l.Digest]++

@@ -123,3 +123,57 @@ func boltMeta(p []byte) (meta, bool) {
 	h.Write(b[:56])
 	return m, h.Sum64() == le.Uint64(b[56:])
 }
+
+// checkDBFirst checks the DB before anything runs: an offline DB (and links
+// it into a cache folder of its own under OutDir), or an online DB already
+// downloaded. An online DB not yet downloaded is checked after the download.
+func checkDBFirst(o *Options) (DBInfo, error) {
+	if o.DBDir != "" {
+		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
+		return prepareOfflineDB(o.DBDir, o.CacheDir)
+	}
+	dir := filepath.Join(o.CacheDir, "db")
+	if _, err := os.Stat(filepath.Join(dir, "trivy.db")); err != nil {
+		return DBInfo{}, nil
+	}
+	info, err := CheckDB(dir)
+	if err != nil {
+		return info, fmt.Errorf("%w (delete %s and Trivy downloads a fresh one)", err, dir)
+	}
+	return info, nil
+}
+
+// prepareOfflineDB checks the offline DB and makes cacheDir/db point at it,
+// since Trivy reads its DB from CACHE/db.
+func prepareOfflineDB(dbDir, cacheDir string) (DBInfo, error) {
+	abs, err := filepath.Abs(dbDir)
+	if err != nil {
+		return DBInfo{}, err
+	}
+	dir, err := findDB(abs)
+	if err != nil {
+		return DBInfo{}, err
+	}
+	info, err := CheckDB(dir)
+	if err != nil {
+		return info, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return info, fmt.Errorf("creating %s: %w", cacheDir, err)
+	}
+	link := filepath.Join(cacheDir, "db")
+	if st, err := os.Lstat(link); err == nil && st.Mode()&os.ModeSymlink == 0 {
+		return info, fmt.Errorf("%s is a downloaded DB, not a link to the offline DB %s: use another cache folder for offline scans", link, dir)
+	}
+	if cur, err := os.Readlink(link); err != nil || cur != dir {
+		tmp := link + ".tmp" + fmt.Sprint(os.Getpid())
+		os.Remove(tmp)
+		if err := os.Symlink(dir, tmp); err != nil {
+			return info, fmt.Errorf("linking the offline DB: %w", err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return info, fmt.Errorf("linking the offline DB: %w", err)
+		}
+	}
+	return info, nil
+}

@@ -22,7 +22,9 @@ import (
 // images (the matrix's base) is exported and stored once; scanning with
 // `--image-src docker` instead makes the engine export every image whole,
 // shared layers again each time, and Trivy copy each export to a temporary
-// file first. Layers stay uncompressed: nothing is gzipped.
+// file first. Layers are written uncompressed, as a classic store saves
+// them; a containerd store's compressed layers are uncompressed on the way
+// (dockersave does it), so a blob's name is its diff_id on both stores.
 func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) error {
 	if strings.Contains(dir, "@") {
 		return fmt.Errorf("the image layout folder %s contains '@', which Trivy reads as a separator: use a build folder without it", dir)
@@ -43,6 +45,7 @@ func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) 
 	files := map[string]dockersave.Descriptor{} // path in the save stream -> its blob
 	var manifest []dockersave.Image
 	sr := dockersave.NewReader(rc)
+	defer sr.Close()
 	for {
 		e, err := sr.Next()
 		if errors.Is(err, io.EOF) {
@@ -70,9 +73,11 @@ func saveLayout(ctx context.Context, e Engine, images []lock.Image, dir string) 
 		}
 		return dockersave.Descriptor{}, fmt.Errorf("the engine's export lacks %s", p)
 	}
+	// By config digest: the image ID is the manifest's digest on a
+	// containerd store, and the manifest written here is a new one.
 	byID := map[string]int{}
 	for i, img := range images {
-		byID[img.ImageID] = i
+		byID[img.ConfigDigest] = i
 	}
 	var index []dockersave.Descriptor
 	for _, m := range manifest {

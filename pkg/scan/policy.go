@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -169,4 +170,77 @@ func sortFindings(fs []Finding) {
 		}
 		return a.Target < b.Target
 	})
+}
+
+// judge applies the policy to every scanned image and adds notices about
+// ignore entries: expired ones, and (when every image was scanned) unused ones.
+func judge(res *Result, p Policy, now time.Time, filtered bool) {
+	used := map[int]bool{}
+	for i := range res.Images {
+		r := &res.Images[i]
+		if r.Err != nil {
+			continue
+		}
+		notes, u := p.Apply(r.Name, r.Findings, now)
+		res.Notices = append(res.Notices, notes...)
+		for k := range u {
+			used[k] = true
+		}
+	}
+	for j, ig := range p.Ignore {
+		switch {
+		case ig.expired(now) && !used[j]:
+			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s expired on %s and matches nothing: remove it", ig.Where, ig, ig.Expires.Format("2006-01-02")))
+		case !used[j] && !filtered:
+			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s matches nothing in any image: remove it once it is no longer needed", ig.Where, ig))
+		}
+	}
+}
+
+func ignoredReason(f Finding) string {
+	if f.Verdict == Ignored {
+		return f.Reason
+	}
+	return ""
+}
+
+// verdict turns the results into the run's error: every image that could
+// not be scanned, and every blocking finding, one line each.
+func verdict(res *Result) error {
+	var failed, breached []string
+	for _, r := range res.Images {
+		if r.Err != nil {
+			failed = append(failed, "  "+r.Err.Error())
+			continue
+		}
+		for _, f := range r.Findings {
+			if f.Verdict == Blocking {
+				breached = append(breached, "  "+blockLine(r.Name, f))
+			}
+		}
+	}
+	var errs []error
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%w (%d): an unscanned image never passes:\n%s", ErrNotScanned, len(failed), strings.Join(failed, "\n")))
+	}
+	if len(breached) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d blocking finding(s); fix them, or accept each with a reason and an expiry under scan.ignore in hoist.yaml:\n%s", ErrBreached, len(breached), strings.Join(breached, "\n")))
+	}
+	return errors.Join(errs...)
+}
+
+// blockLine is one blocking finding: image, package, installed, fixed, ID.
+func blockLine(image string, f Finding) string {
+	if f.Kind == KindSecret {
+		return fmt.Sprintf("%s: secret %s (%s) in %s line %d [%s]", image, f.ID, f.Title, f.Package, f.Line, f.Severity)
+	}
+	fixed := "no fix yet"
+	if f.Fixed != "" {
+		fixed = "fixed in " + f.Fixed
+	}
+	s := fmt.Sprintf("%s: %s %s (%s) %s [%s]", image, f.Package, f.Installed, fixed, f.ID, f.Severity)
+	if f.Reason != "" {
+		s += ": " + f.Reason
+	}
+	return s
 }

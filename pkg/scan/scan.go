@@ -17,8 +17,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -82,15 +83,18 @@ type Options struct {
 
 // ImageResult is the outcome for one image.
 type ImageResult struct {
-	Name     string
-	Ref      string
-	ImageID  string
-	OS       string // e.g. "debian 12.2", empty when none was detected
-	Findings []Finding
-	Reports  []string
-	Cached   bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
-	Err      error // the scan could not run
-	Duration time.Duration
+	Name    string
+	Ref     string
+	ImageID string
+	// ConfigDigest is the image's identity on either store, and what Trivy
+	// names the image by; scan results are cached under it.
+	ConfigDigest string
+	OS           string // e.g. "debian 12.2", empty when none was detected
+	Findings     []Finding
+	Reports      []string
+	Cached       bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
+	Err          error // the scan could not run
+	Duration     time.Duration
 }
 
 // Passed reports whether the image was scanned and nothing blocks.
@@ -195,7 +199,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var todo []int
 	for i, img := range images {
 		r := &res.Images[i]
-		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
 		if r.Err = checkImage(ctx, o.Engine, img); r.Err != nil {
 			continue
 		}
@@ -244,24 +248,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			todo = nil
 		}
 	}
-	sem := make(chan struct{}, o.Parallel)
-	var wg sync.WaitGroup
+	// Each image's outcome is its own: one failing scan stops no other,
+	// so the group only bounds how many run at once.
+	var g errgroup.Group
+	g.SetLimit(o.Parallel)
 	for _, i := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				res.Images[i].Err = ctx.Err()
-				return
+		if ctx.Err() != nil {
+			res.Images[i].Err = ctx.Err()
+			continue
+		}
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				res.Images[i].Err = err
+				return nil
 			}
-			defer func() { <-sem }()
 			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // no job returns an error: each is recorded in res.Images
 	if srv != nil {
 		srv.stop() // before writing: the run is over for Trivy
 	}
@@ -272,31 +278,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	return res, verdict(res)
-}
-
-// judge applies the policy to every scanned image and adds notices about
-// ignore entries: expired ones, and (when every image was scanned) unused ones.
-func judge(res *Result, p Policy, now time.Time, filtered bool) {
-	used := map[int]bool{}
-	for i := range res.Images {
-		r := &res.Images[i]
-		if r.Err != nil {
-			continue
-		}
-		notes, u := p.Apply(r.Name, r.Findings, now)
-		res.Notices = append(res.Notices, notes...)
-		for k := range u {
-			used[k] = true
-		}
-	}
-	for j, ig := range p.Ignore {
-		switch {
-		case ig.expired(now) && !used[j]:
-			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s expired on %s and matches nothing: remove it", ig.Where, ig, ig.Expires.Format("2006-01-02")))
-		case !used[j] && !filtered:
-			res.Notices = append(res.Notices, fmt.Sprintf("%s: scan ignore %s matches nothing in any image: remove it once it is no longer needed", ig.Where, ig))
-		}
-	}
 }
 
 // writeReports writes each image's reports, the summary (also to the GitHub
@@ -353,25 +334,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// checkDBFirst checks the DB before anything runs: an offline DB (and links
-// it into a cache folder of its own under OutDir), or an online DB already
-// downloaded. An online DB not yet downloaded is checked after the download.
-func checkDBFirst(o *Options) (DBInfo, error) {
-	if o.DBDir != "" {
-		o.CacheDir = filepath.Join(o.OutDir, "trivy-cache")
-		return prepareOfflineDB(o.DBDir, o.CacheDir)
-	}
-	dir := filepath.Join(o.CacheDir, "db")
-	if _, err := os.Stat(filepath.Join(dir, "trivy.db")); err != nil {
-		return DBInfo{}, nil
-	}
-	info, err := CheckDB(dir)
-	if err != nil {
-		return info, fmt.Errorf("%w (delete %s and Trivy downloads a fresh one)", err, dir)
-	}
-	return info, nil
-}
-
 // selectImages picks the images to scan; a name not in the lock file is an error.
 func selectImages(l *lock.Lock, names []string) ([]lock.Image, error) {
 	if len(l.Images) == 0 {
@@ -393,41 +355,6 @@ func selectImages(l *lock.Lock, names []string) ([]lock.Image, error) {
 		out = append(out, *img)
 	}
 	return out, nil
-}
-
-// prepareOfflineDB checks the offline DB and makes cacheDir/db point at it,
-// since Trivy reads its DB from CACHE/db.
-func prepareOfflineDB(dbDir, cacheDir string) (DBInfo, error) {
-	abs, err := filepath.Abs(dbDir)
-	if err != nil {
-		return DBInfo{}, err
-	}
-	dir, err := findDB(abs)
-	if err != nil {
-		return DBInfo{}, err
-	}
-	info, err := CheckDB(dir)
-	if err != nil {
-		return info, err
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return info, fmt.Errorf("creating %s: %w", cacheDir, err)
-	}
-	link := filepath.Join(cacheDir, "db")
-	if st, err := os.Lstat(link); err == nil && st.Mode()&os.ModeSymlink == 0 {
-		return info, fmt.Errorf("%s is a downloaded DB, not a link to the offline DB %s: use another cache folder for offline scans", link, dir)
-	}
-	if cur, err := os.Readlink(link); err != nil || cur != dir {
-		tmp := link + ".tmp" + fmt.Sprint(os.Getpid())
-		os.Remove(tmp)
-		if err := os.Symlink(dir, tmp); err != nil {
-			return info, fmt.Errorf("linking the offline DB: %w", err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			return info, fmt.Errorf("linking the offline DB: %w", err)
-		}
-	}
-	return info, nil
 }
 
 // checkImage makes sure the engine still has the image the lock file
@@ -459,7 +386,7 @@ func countErr(rs []ImageResult) int {
 // scanImage runs one Trivy client for img and reads its JSON report.
 func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, layout string, offline bool, workDir string) ImageResult {
 	start := time.Now()
-	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID}
+	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
 	fail := func(err error) ImageResult {
 		r.Err = err
 		r.Duration = time.Since(start)
@@ -504,8 +431,10 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	if err != nil {
 		return fail(fmt.Errorf("scanning %s: %w", img.Name, err))
 	}
-	if img.ImageID != "" && rep.Metadata.ImageID != img.ImageID {
-		return fail(fmt.Errorf("scanning %s: trivy scanned %s, not the image %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ImageID)))
+	// Trivy names an image by its config digest, which is the image ID on
+	// the classic store only.
+	if img.ConfigDigest != "" && rep.Metadata.ImageID != img.ConfigDigest {
+		return fail(fmt.Errorf("scanning %s: trivy scanned config %s, not the config %s the lock file recorded: run the Images target again and scan nothing else meanwhile", img.Name, short(rep.Metadata.ImageID), short(img.ConfigDigest)))
 	}
 	fillResult(&r, rep)
 	r.Reports = []string{jsonPath}
@@ -555,54 +484,6 @@ func record(path string, res *Result, now time.Time) error {
 		}
 		return nil
 	})
-}
-
-func ignoredReason(f Finding) string {
-	if f.Verdict == Ignored {
-		return f.Reason
-	}
-	return ""
-}
-
-// verdict turns the results into the run's error: every image that could
-// not be scanned, and every blocking finding, one line each.
-func verdict(res *Result) error {
-	var failed, breached []string
-	for _, r := range res.Images {
-		if r.Err != nil {
-			failed = append(failed, "  "+r.Err.Error())
-			continue
-		}
-		for _, f := range r.Findings {
-			if f.Verdict == Blocking {
-				breached = append(breached, "  "+blockLine(r.Name, f))
-			}
-		}
-	}
-	var errs []error
-	if len(failed) > 0 {
-		errs = append(errs, fmt.Errorf("%w (%d): an unscanned image never passes:\n%s", ErrNotScanned, len(failed), strings.Join(failed, "\n")))
-	}
-	if len(breached) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d blocking finding(s); fix them, or accept each with a reason and an expiry under scan.ignore in hoist.yaml:\n%s", ErrBreached, len(breached), strings.Join(breached, "\n")))
-	}
-	return errors.Join(errs...)
-}
-
-// blockLine is one blocking finding: image, package, installed, fixed, ID.
-func blockLine(image string, f Finding) string {
-	if f.Kind == KindSecret {
-		return fmt.Sprintf("%s: secret %s (%s) in %s line %d [%s]", image, f.ID, f.Title, f.Package, f.Line, f.Severity)
-	}
-	fixed := "no fix yet"
-	if f.Fixed != "" {
-		fixed = "fixed in " + f.Fixed
-	}
-	s := fmt.Sprintf("%s: %s %s (%s) %s [%s]", image, f.Package, f.Installed, fixed, f.ID, f.Severity)
-	if f.Reason != "" {
-		s += ": " + f.Reason
-	}
-	return s
 }
 
 func appendFile(path, s string) error {

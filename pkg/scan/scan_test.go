@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/engine"
@@ -94,12 +95,14 @@ func newFixture(t *testing.T, images map[string]map[string]string, files map[str
 	l := &lock.Lock{Project: "scantest", Version: "1.0.0", Created: time.Now()}
 	for name, pkgs := range images {
 		ref := testenv.Unique("hoist-scantest/" + name + ":")
-		id, err := scantest.DebianImage(ctx, e, ref, pkgs, files[name])
-		if err != nil {
+		if _, err := scantest.DebianImage(ctx, e, ref, pkgs, files[name]); err != nil {
 			t.Fatalf("making image %s: %v", name, err)
 		}
 		t.Cleanup(func() { e.Remove(context.Background(), ref) })
-		img := lock.Image{Name: name, Ref: ref, ImageID: id, ConfigDigest: id, Built: time.Now()}
+		img, err := imagefix.Record(ctx, e, name, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
 		l.Put(img)
 		f.images[name] = img
 	}
@@ -130,7 +133,9 @@ func basePolicy() scan.Policy {
 // passes, one whose finding is ignored with a reason, one whose ignore entry
 // expired, and one with a vulnerable Python package (a language package). It checks the verdicts, the error text, the lock file, every
 // report, the step summary, and that the secret never leaks.
-func TestScanGate(t *testing.T) {
+func TestScanGate(t *testing.T) { testenv.EachEngine(t, testScanGate) }
+
+func testScanGate(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{
 		"vulnerable": {"openssl": "3.0.11-1~deb12u1", "libc6": "2.36-9+deb12u4"},
 		"clean":      {"openssl": "3.0.15-1~deb12u1", "libc6": "2.36-9+deb12u4"},
@@ -292,7 +297,9 @@ func TestScanGate(t *testing.T) {
 // TestScanReusesUnchanged scans an image, scans it again (the report is
 // reused and the gate still fails), then changes the DB: the image is
 // scanned again and, with the advisory gone, passes. Rescan forces a scan.
-func TestScanReusesUnchanged(t *testing.T) {
+func TestScanReusesUnchanged(t *testing.T) { testenv.EachEngine(t, testScanReusesUnchanged) }
+
+func testScanReusesUnchanged(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.11-1~deb12u1"}}, nil)
 	o := f.options(t, basePolicy())
 	cached := func() bool {
@@ -328,8 +335,11 @@ func TestScanReusesUnchanged(t *testing.T) {
 }
 
 // TestScanWaitsForHeldDB holds the DB file's lock the way a running Trivy
-// does: the scan says it waits, then runs once the lock is released.
-func TestScanWaitsForHeldDB(t *testing.T) {
+// does: the scan says it waits, and the lock is released only once it has
+// said so (the notice is the hook), after which the scan runs.
+func TestScanWaitsForHeldDB(t *testing.T) { testenv.EachEngine(t, testScanWaitsForHeldDB) }
+
+func testScanWaitsForHeldDB(t *testing.T) {
 	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.15-1~deb12u1"}}, nil)
 	db, err := os.Open(filepath.Join(f.dbDir, "trivy.db"))
 	if err != nil {
@@ -339,21 +349,51 @@ func TestScanWaitsForHeldDB(t *testing.T) {
 	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	out := &noticeWriter{notice: "another Trivy holds the vulnerability DB", seen: make(chan struct{})}
+	released := make(chan struct{})
 	go func() {
-		defer close(done)
-		time.Sleep(time.Second)
+		defer close(released)
+		select {
+		case <-out.seen:
+		case <-t.Context().Done():
+		}
 		syscall.Flock(int(db.Fd()), syscall.LOCK_UN)
 	}()
 	o := f.options(t, basePolicy())
-	var out bytes.Buffer
-	o.Out = &out
+	o.Out = out
 	_, err = scan.Run(t.Context(), o)
-	<-done
+	<-released
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "another Trivy holds the vulnerability DB") {
+	select {
+	case <-out.seen:
+	default:
 		t.Fatalf("no waiting notice:\n%s", out.String())
 	}
+}
+
+// noticeWriter collects output and closes seen once notice was written.
+type noticeWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	notice string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (w *noticeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.notice) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *noticeWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

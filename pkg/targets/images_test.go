@@ -35,7 +35,9 @@ images:
 	return dir, project
 }
 
-func TestImagesTarget(t *testing.T) {
+func TestImagesTarget(t *testing.T) { testenv.EachEngine(t, testImagesTarget) }
+
+func testImagesTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	dir, project := tempRepo(t)
 	t.Cleanup(func() {

@@ -91,6 +91,10 @@ func project(t *testing.T, registryYAML, version string) (dir, proj string) {
 }
 
 func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
+	testenv.EachEngine(t, testRegistryTargetsNeverPrintThePassword)
+}
+
+func testRegistryTargetsNeverPrintThePassword(t *testing.T) {
 	const user, secret = "ci", "Tr0ub4dor-and-3-hoist"
 	reg := regtest.Distribution(t, user, secret)
 	dir, _ := project(t, "  host: "+reg.Host+"\n  repository: org\n", "2.3.4-staging.1")
@@ -168,6 +172,10 @@ func TestRegistryTargetsNeverPrintThePassword(t *testing.T) {
 // reuses it: the main job runs on a machine with only Go and an engine.
 // registry:status and registry:stop report and end it.
 func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
+	testenv.EachEngine(t, testNoRegistryConfiguredUsesALocalOne)
+}
+
+func testNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 	dir, proj := project(t, "", "2.3.4-staging.0")
 	regDir := filepath.Join(dir, "build", "registry")
 	t.Cleanup(func() { localregistry.Stop(context.Background(), regDir) })
@@ -247,7 +255,9 @@ func TestNoRegistryConfiguredUsesALocalOne(t *testing.T) {
 
 // The write-up's mode for separate test and push machines: DigestGate
 // rebuilds from the build cache and compares with what was tested.
-func TestDigestGateRebuildMode(t *testing.T) {
+func TestDigestGateRebuildMode(t *testing.T) { testenv.EachEngine(t, testDigestGateRebuildMode) }
+
+func testDigestGateRebuildMode(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
 	git := testenv.Binary(t, "git", "git")

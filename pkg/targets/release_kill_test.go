@@ -49,7 +49,9 @@ const killImages = 22
 // registry and the real engine. After each kill a plain re-run at the same
 // commit completes; no immutable tag ever changes digest, and main
 // promotes only the staging build of its own HEAD.
-func TestReleaseKillMatrix(t *testing.T) {
+func TestReleaseKillMatrix(t *testing.T) { testenv.EachEngine(t, testReleaseKillMatrix) }
+
+func testReleaseKillMatrix(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
 	if testing.Short() {

@@ -21,7 +21,9 @@ import (
 // the local line through every real stage (reserve in a private repository,
 // Images, Test, Scan with the real Trivy, DigestGate, Gate, Push to a local
 // distribution registry, Promote), then again, which must converge.
-func TestReleaseLocalLine(t *testing.T) {
+func TestReleaseLocalLine(t *testing.T) { testenv.EachEngine(t, testReleaseLocalLine) }
+
+func testReleaseLocalLine(t *testing.T) {
 	e := testenv.Engine(t)
 	bb := testenv.Binary(t, "busybox", "busybox-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)

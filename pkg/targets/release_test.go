@@ -183,6 +183,10 @@ func TestReleaseTargetDryRun(t *testing.T) {
 // very version (the flow hands it over as HOIST_VERSION), and the run stops
 // at the first stage this build does not have, before anything is pushed.
 func TestReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
+	testenv.EachEngine(t, testReleaseTargetStagingBuildsReservedVersion)
+}
+
+func testReleaseTargetStagingBuildsReservedVersion(t *testing.T) {
 	e := testenv.Engine(t)
 	dir, bare := releaseRepo(t)
 	project := testenv.Unique("hoistrel")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -20,7 +21,9 @@ import (
 // hoist.yaml names an offline DB: it fails on the vulnerable image, writes
 // the reports and the step summary; HOIST_TRIVY_DB then points it at a DB
 // without that advisory and it passes.
-func TestScanTarget(t *testing.T) {
+func TestScanTarget(t *testing.T) { testenv.EachEngine(t, testScanTarget) }
+
+func testScanTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := t.Context()
 	repo := t.TempDir()
@@ -38,18 +41,21 @@ func TestScanTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := testenv.Unique("hoist-scantest/app:")
-	id, err := scantest.DebianImage(ctx, e, ref, map[string]string{"openssl": "3.0.11-1~deb12u1"}, nil)
-	if err != nil {
+	if _, err := scantest.DebianImage(ctx, e, ref, map[string]string{"openssl": "3.0.11-1~deb12u1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	img, err := imagefix.Record(ctx, e, "app", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(repo, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
 	cfg := fmt.Sprintf("project: demo\nimages:\n  - name: app\n    dockerfile: Dockerfile\nscan:\n  db_dir: %s\n  timeout: 2m\n", withCVE)
 	os.WriteFile(filepath.Join(repo, "hoist.yaml"), []byte(cfg), 0o644)
 	lockPath := filepath.Join(repo, "build", "hoist", "lock.json")
 	os.MkdirAll(filepath.Dir(lockPath), 0o755)
 	if err := lock.Write(lockPath, &lock.Lock{Project: "demo", Version: "1.0.0", Created: time.Now(),
-		Images: []lock.Image{{Name: "app", Ref: ref, ImageID: id, ConfigDigest: id}}}); err != nil {
+		Images: []lock.Image{img}}); err != nil {
 		t.Fatal(err)
 	}
 	summary := filepath.Join(repo, "step-summary.md")
@@ -80,7 +86,7 @@ func TestScanTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := l.Images[0].Scan; s == nil || !s.Passed || s.ImageID != id {
-		t.Fatalf("lock scan %+v, want a pass of %s", s, id)
+	if s := l.Images[0].Scan; s == nil || !s.Passed || s.ImageID != img.ImageID {
+		t.Fatalf("lock scan %+v, want a pass of %s", s, img.ImageID)
 	}
 }

@@ -67,7 +67,9 @@ func captureOut(t *testing.T, fn func() error) (string, error) {
 	return out, ferr
 }
 
-func TestTestTarget(t *testing.T) {
+func TestTestTarget(t *testing.T) { testenv.EachEngine(t, testTestTarget) }
+
+func testTestTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -142,7 +144,9 @@ func TestTestTarget(t *testing.T) {
 	}
 }
 
-func TestK3dLoadTarget(t *testing.T) {
+func TestK3dLoadTarget(t *testing.T) { testenv.EachEngine(t, testK3dLoadTarget) }
+
+func testK3dLoadTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -177,8 +181,8 @@ func TestK3dLoadTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, img := range l.Images {
-			if got["docker.io/"+img.Ref] != img.ImageID {
-				t.Errorf("node %s: %s = %q, want %s", n.Name, img.Ref, got["docker.io/"+img.Ref], img.ImageID)
+			if got["docker.io/"+img.Ref] != img.ConfigDigest {
+				t.Errorf("node %s: %s = %q, want the config %s", n.Name, img.Ref, got["docker.io/"+img.Ref], img.ConfigDigest)
 			}
 		}
 	}
@@ -205,7 +209,9 @@ func TestK3dLoadTarget(t *testing.T) {
 
 // TestTestClosingLine: Test ends with one "N passed, M failed" line that CI
 // runners read, counting checks and container tests.
-func TestTestClosingLine(t *testing.T) {
+func TestTestClosingLine(t *testing.T) { testenv.EachEngine(t, testTestClosingLine) }
+
+func testTestClosingLine(t *testing.T) {
 	e := testenv.Engine(t)
 	project := testenv.Unique("hoistclose")
 	t.Cleanup(func() {

@@ -192,7 +192,7 @@ func (b *bench) image(ref string, base standin.Layer, payload int) (cluster.Imag
 		b.e.Remove(b.ctx, ref)
 		b.e.Remove(b.ctx, img.ID) // a remade image leaves the old one untagged
 	})
-	return cluster.Image{Ref: ref, ID: img.ID, DiffIDs: img.DiffIDs}, nil
+	return cluster.Image{Ref: ref, ID: img.Config, DiffIDs: img.DiffIDs}, nil
 }
 
 // cluster starts a server and an agent stand-in node for a new cluster.

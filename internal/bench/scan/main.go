@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -118,11 +119,14 @@ func run(rounds, parallel, libMiB int) error {
 			for i := 0; i < 8; i++ {
 				files[fmt.Sprintf("/app/lib/module%d.py", i)] = strings.Repeat(fmt.Sprintf("def f%d(x):\n    return x * %d  # %s\n", i, i, name), 3000)
 			}
-			id, err := scantest.AddLayer(ctx, e, base, ref, files)
+			if _, err := scantest.AddLayer(ctx, e, base, ref, files); err != nil {
+				return err
+			}
+			img, err := imagefix.Record(ctx, e, name, ref)
 			if err != nil {
 				return err
 			}
-			l.Put(lock.Image{Name: name, Ref: ref, ImageID: id, ConfigDigest: id, Built: time.Now()})
+			l.Put(img)
 		}
 	}
 	lockPath := filepath.Join(work, "build", "lock.json")
