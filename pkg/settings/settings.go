@@ -56,6 +56,7 @@ type Settings struct {
 	TrivyDB  string
 	ToolsDir string
 	Rescan   bool
+	Project  string // init: the images' project
 
 	// Environ is the whole environment, for the programs Hoist starts
 	// (static checks, Trivy) and for values the config names (secrets).
@@ -112,6 +113,15 @@ var Vars = []Var{
 	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
 	{"CI", "`true`: a test that needs the engine fails instead of skipping, and a pushing line refuses to run with no registry configured"},
+	{"HOIST_PROJECT", "`init`: the images' project (default: DIR's name)"},
+}
+
+// ScriptVars are read by scripts/engine-up.sh (and modern-engine-up.sh),
+// which run before Go does; Hoist's Go code does not read them.
+var ScriptVars = []Var{
+	{"HOIST_ENGINE_WAIT", "seconds to wait for a started engine (default 60)"},
+	{"HOIST_DOCKERD_LOG", "the started dockerd's log (default /var/log/hoist-dockerd.log)"},
+	{"HOIST_DOCKERD_ROOT", "start a private engine on `DOCKER_HOST`'s unix socket with its data, exec root and pid file in this folder, beside any running one"},
 }
 
 // Read reads the settings from an environment in os.Environ's form (the
@@ -152,6 +162,7 @@ func Read(environ []string) (*Settings, error) {
 		TrivyDB:         get("HOIST_TRIVY_DB"),
 		ToolsDir:        get("HOIST_TOOLS_DIR"),
 		Rescan:          truthy(get("HOIST_RESCAN")),
+		Project:         get("HOIST_PROJECT"),
 		Environ:         environ,
 	}
 	// Passwords keep their spaces: they are the user's bytes.

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hoistci/hoist/pkg/initrepo"
+	"github.com/hoistci/hoist/pkg/settings"
 )
 
 // Init DIR writes a Hoist pipeline for the Dockerfiles in DIR, overwriting nothing.
@@ -20,7 +21,11 @@ import (
 // Hoist checkout: go run mage.go init ../myrepo. HOIST_PROJECT names the
 // images' project (default: DIR's name).
 func Init(_ context.Context, dir string) error {
-	res, err := initrepo.Init(dir, initrepo.Options{Project: os.Getenv("HOIST_PROJECT"), Hoist: hoistVersion()})
+	set, err := settings.Read(os.Environ())
+	if err != nil {
+		return err
+	}
+	res, err := initrepo.Init(dir, initrepo.Options{Project: set.Project, Hoist: hoistVersion()})
 	if err != nil {
 		return err
 	}
