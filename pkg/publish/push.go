@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hoistci/hoist/pkg/dockersave"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -349,11 +350,20 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 			}
 		}
 	}
+	// The engine's own inspect bounds what its export may hold.
+	sizes := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		img, err := e.Inspect(ctx, id)
+		if err != nil {
+			return fmt.Errorf("exporting from the engine: %w", err)
+		}
+		sizes = append(sizes, img.Size)
+	}
 	rc, err := e.Save(ctx, ids...)
 	if err != nil {
 		return err
 	}
-	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] })
+	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] }, dockersave.Bound(sizes...))
 	if err != nil {
 		rc.Close()
 		return err
