@@ -147,13 +147,17 @@ func FuzzRewrite(f *testing.F) {
 	f.Add(tarOf(entry{"x/layer.tar", []byte("abc")}, entry{"c.json", []byte(`{"os":"linux"}`)}))
 	f.Add([]byte("not a tar"))
 	f.Add(hostile.SparseSave("x/layer.tar", 1<<40))
+	// One spool folder for the whole run (the bound keeps every input's
+	// blobs in memory anyway): a folder made and removed per input costs
+	// more than the rewrite itself.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, saved []byte) {
 		cfg := []byte(`{"os":"linux"}`)
 		img := sendImage{Name: "docker.io/a/b:1", ID: digestOf(cfg), DiffIDs: []string{digestOf([]byte("abc"))}}
 		// Whatever the input, rewrite fails or writes an archive; it never panics.
 		// The bound is what the engine's inspect would allow for a stream
 		// of this size.
-		rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, 8*int64(len(saved))+1<<20)
+		rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
 	})
 }
 

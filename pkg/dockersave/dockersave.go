@@ -98,6 +98,10 @@ type Reader struct {
 // told the images' sizes: no image Hoist builds comes near it.
 const MaxStream int64 = 256 << 30
 
+// maxZstdWindow is the largest zstd window a layer may ask for: what
+// `zstd --long=27` writes, far past the 8 MiB containerd's writer uses.
+const maxZstdWindow int64 = 128 << 20
+
 // ErrTooLarge is returned when a stream holds more than its bound.
 var ErrTooLarge = errors.New("the engine's export is larger than the images it holds")
 
@@ -203,7 +207,13 @@ func (r *Reader) sniff(e *Entry) error {
 		e.Compression = Zstd
 		r.open = func() error {
 			if r.zd == nil {
-				zd, err := zstd.NewReader(r.buf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+				// A frame names its own window, up to gigabytes, which
+				// the decoder would allocate: no window may exceed what
+				// the whole stream may hold, nor zstd's --long=27.
+				win := min(r.max, maxZstdWindow)
+				win = max(win, zstd.MinWindowSize)
+				zd, err := zstd.NewReader(r.buf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+					zstd.WithDecoderMaxWindow(uint64(win)), zstd.WithDecoderMaxMemory(uint64(win)))
 				if err != nil {
 					return err
 				}

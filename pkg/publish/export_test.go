@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -175,8 +176,16 @@ func FuzzExport(f *testing.F) {
 	f.Add(tarOf(f, []entry{{"a/layer.tar", []byte("x")}, {"blobs/sha256/" + sum([]byte("y")), []byte("y")}}))
 	f.Add([]byte("not a tar"))
 	f.Add(hostile.SparseSave("a/layer.tar", 1<<40))
+	// One folder for the whole run, emptied after each input: a folder
+	// made and removed per input costs more than the export itself.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		dir := t.TempDir()
+		t.Cleanup(func() {
+			left, _ := os.ReadDir(dir)
+			for _, e := range left {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		})
 		// What the engine's inspect would allow for a stream of this size.
 		ex, err := export(context.Background(), bytes.NewReader(b), dir, map[string]bool{}, func(v1.Hash) bool { return true }, 8*int64(len(b))+1<<20)
 		if err != nil {

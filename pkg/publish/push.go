@@ -260,7 +260,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	if err := forEach(ctx, o.Parallel, ups, func(ctx context.Context, u up) error {
 		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
 			d, _ := u.l.Digest()
-			return registry.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
+			return c.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
 		}
 		return nil
 	}); err != nil {
@@ -274,7 +274,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 		ref := it.repo.Digest(it.built.digest.String())
 		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
-			return registry.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
+			return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
 		}
 		logf("%s: %s", it.img.Name, ref)
 		return nil
