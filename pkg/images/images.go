@@ -166,8 +166,8 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		}
 		used[base.Hash] = true
 		if err := makeBase(ctx, e, rec, base, o.Rebuild, pr); err != nil {
-			rec.write()
-			return nil, err
+			// Bases made before this one stay recorded.
+			return nil, errors.Join(err, rec.write())
 		}
 	}
 	h := &plan.Hasher{Resolve: func(ctx context.Context, ref string) (string, error) {
