@@ -3,6 +3,7 @@ package cluster
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -40,9 +41,11 @@ var smallBlob int64 = 16 << 20
 // each as one single-platform manifest named for its config: an engine's
 // index, with attestations or platforms the engine does not hold, never
 // reaches a node, so its import cannot fail on content it was not sent.
-// Each manifest written is recorded in manifests.
-func rewrite(w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded) (blobs int, sent int64, err error) {
-	sr := dockersave.NewReader(saved)
+// Each manifest written is recorded in manifests. At most max bytes are
+// read out of saved, layers uncompressed (dockersave.Bound of the images'
+// inspected sizes), and ctx stops every copy.
+func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded, max int64) (blobs int, sent int64, err error) {
+	sr := dockersave.NewBoundedReader(ctx, saved, max)
 	defer sr.Close()
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}

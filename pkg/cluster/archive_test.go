@@ -3,6 +3,7 @@ package cluster
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	gzip "github.com/klauspost/compress/gzip"
 
+	"github.com/hoistci/hoist/internal/hostile"
 	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
@@ -99,7 +101,7 @@ func TestRewriteLayouts(t *testing.T) {
 			var out bytes.Buffer
 			written := map[string]loaded{}
 			// The node has the base already: only the own layer is wanted.
-			blobs, n, err := rewrite(&out, bytes.NewReader(l.saved), []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written)
+			blobs, n, err := rewrite(context.Background(), &out, bytes.NewReader(l.saved), []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +136,7 @@ func TestRewriteLayouts(t *testing.T) {
 
 	t.Run("image changed while loading", func(t *testing.T) {
 		saved := tarOf(entry{"blobs/sha256/" + hex(base), base})
-		_, _, err := rewrite(io.Discard, bytes.NewReader(saved), []sendImage{img}, nil, t.TempDir(), map[string]loaded{})
+		_, _, err := rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, nil, t.TempDir(), map[string]loaded{}, 1<<20)
 		if err == nil || !strings.Contains(err.Error(), "run Images again") {
 			t.Fatalf("got %v", err)
 		}
@@ -144,10 +146,53 @@ func TestRewriteLayouts(t *testing.T) {
 func FuzzRewrite(f *testing.F) {
 	f.Add(tarOf(entry{"x/layer.tar", []byte("abc")}, entry{"c.json", []byte(`{"os":"linux"}`)}))
 	f.Add([]byte("not a tar"))
+	f.Add(hostile.SparseSave("x/layer.tar", 1<<40))
+	// One spool folder for the whole run (the bound keeps every input's
+	// blobs in memory anyway): a folder made and removed per input costs
+	// more than the rewrite itself.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, saved []byte) {
 		cfg := []byte(`{"os":"linux"}`)
 		img := sendImage{Name: "docker.io/a/b:1", ID: digestOf(cfg), DiffIDs: []string{digestOf([]byte("abc"))}}
 		// Whatever the input, rewrite fails or writes an archive; it never panics.
-		rewrite(io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{})
+		// The bound is what the engine's inspect would allow for a stream
+		// of this size.
+		rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
 	})
+}
+
+// A save stream of a few KiB whose sparse entry claims a terabyte is
+// refused before anything is written to the nodes; so is a layer past the
+// bound the engine's inspect gives, and a rewrite whose context is done.
+func TestRewriteBounded(t *testing.T) {
+	layer := bytes.Repeat([]byte("x"), 100000)
+	img := sendImage{Name: "docker.io/a/b:1", ID: digestOf([]byte("{}")), DiffIDs: []string{digestOf(layer)}}
+	tests := []struct {
+		name    string
+		saved   []byte
+		max     int64
+		cancel  bool
+		wantErr string
+	}{
+		{name: "sparse entry of 1 TiB", saved: hostile.SparseSave("x/layer.tar", 1<<40), max: 1 << 20, wantErr: "sparse"},
+		{name: "layer past the inspected size", saved: tarOf(entry{"x/layer.tar", layer}), max: 50000, wantErr: "larger than the images"},
+		{name: "context done", saved: tarOf(entry{"x/layer.tar", layer}), max: 1 << 20, cancel: true, wantErr: "canceled"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			var out bytes.Buffer
+			_, sent, err := rewrite(ctx, &out, bytes.NewReader(tc.saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, tc.max)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if sent != 0 {
+				t.Errorf("%d bytes sent", sent)
+			}
+		})
+	}
 }

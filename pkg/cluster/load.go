@@ -19,6 +19,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/client"
+
+	"github.com/hoistci/hoist/pkg/dockersave"
 )
 
 // Roles of the nodes that take images; k3d's load balancer and registry
@@ -147,6 +149,15 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 		early = startSave(ctx, api, refs)
 		defer early.close()
 	}
+	// The engine's own inspect bounds what its save may hold.
+	sizes := make([]int64, 0, len(refs))
+	for _, ref := range refs {
+		ii, err := api.ImageInspect(ctx, ref)
+		if err != nil {
+			return res, fmt.Errorf("inspecting %s: %w", ref, err)
+		}
+		sizes = append(sizes, ii.Size)
+	}
 	saved, err := early.stream()
 	if err != nil {
 		return res, err
@@ -172,7 +183,7 @@ func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Imag
 	}
 	var werr error
 	written := map[string]loaded{}
-	res.Blobs, res.Bytes, werr = rewrite(f, saved, plan.send, plan.want, o.TempDir, written)
+	res.Blobs, res.Bytes, werr = rewrite(ctx, f, saved, plan.send, plan.want, o.TempDir, written, dockersave.Bound(sizes...))
 	if werr != nil {
 		// A truncated archive has no index.json, so no node imports half
 		// of it; closing the connections ends every ctr promptly.

@@ -14,7 +14,9 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -71,7 +73,17 @@ const (
 
 // Reader reads a save stream entry by entry, like tar.Reader, skipping what
 // is not a regular file and remembering links so Resolve can follow them.
+//
+// What it hands out is bounded: an engine never writes a sparse entry, so
+// one (whose header may claim a terabyte of zeros that cost nothing to
+// send) is refused, and all the bytes Read returns, layers uncompressed,
+// may not exceed the bound the caller derived from the engine's own
+// inspect (see Bound). Read stops when the context is done, so every copy
+// loop over it does.
 type Reader struct {
+	ctx   context.Context
+	max   int64 // bytes Read may return in all
+	read  int64
 	tr    *tar.Reader
 	links map[string]string // path -> path it links to
 	buf   *bufio.Reader     // the current blob, peeked at for its compression
@@ -82,9 +94,44 @@ type Reader struct {
 	open  func() error      // starts decompressing on the first Read
 }
 
-// NewReader reads the save stream r.
+// MaxStream bounds a stream read with NewReader, where no engine inspect
+// told the images' sizes: no image Hoist builds comes near it.
+const MaxStream int64 = 256 << 30
+
+// maxZstdWindow is the largest zstd window a layer may ask for: what
+// `zstd --long=27` writes, far past the 8 MiB containerd's writer uses.
+const maxZstdWindow int64 = 128 << 20
+
+// ErrTooLarge is returned when a stream holds more than its bound.
+var ErrTooLarge = errors.New("the engine's export is larger than the images it holds")
+
+// NewReader reads the save stream r, bounded by MaxStream.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{tr: tar.NewReader(r), links: map[string]string{}}
+	return NewBoundedReader(context.Background(), r, MaxStream)
+}
+
+// NewBoundedReader reads the save stream r, returning at most max bytes in
+// all and stopping when ctx is done.
+func NewBoundedReader(ctx context.Context, r io.Reader, max int64) *Reader {
+	return &Reader{ctx: ctx, max: max, tr: tar.NewReader(r), links: map[string]string{}}
+}
+
+// Bound is the most a `docker save` of images whose sizes the engine's
+// inspect gave may hold: their sum (shared layers counted for each) with
+// room for tar headers and padding (a layer of many small files grows
+// several times over its files' size) and for configs and manifests.
+func Bound(sizes ...int64) int64 {
+	var sum int64
+	for _, s := range sizes {
+		if s < 0 || s > MaxStream {
+			return MaxStream
+		}
+		sum += s
+		if sum > MaxStream/8 {
+			return MaxStream
+		}
+	}
+	return 8*sum + 256<<20
 }
 
 var (
@@ -101,12 +148,18 @@ func (r *Reader) Next() (Entry, error) {
 			return Entry{}, err
 		}
 		name := path.Clean(h.Name)
+		if sparse(h) {
+			return Entry{}, fmt.Errorf("entry %s is a sparse file, which no engine writes: refusing the stream", name)
+		}
 		switch h.Typeflag {
 		case tar.TypeSymlink:
 			r.links[name] = path.Clean(path.Join(path.Dir(name), h.Linkname))
 		case tar.TypeLink:
 			r.links[name] = path.Clean(h.Linkname)
 		case tar.TypeReg:
+			if h.Size > r.max-r.read {
+				return Entry{}, fmt.Errorf("entry %s claims %d bytes, past the %d the images may hold: %w", name, h.Size, r.max, ErrTooLarge)
+			}
 			e := Entry{Name: name, Size: h.Size}
 			e.Kind, e.Digest = classify(name)
 			r.raw, r.cur, r.open = r.tr, r.tr, nil
@@ -154,7 +207,13 @@ func (r *Reader) sniff(e *Entry) error {
 		e.Compression = Zstd
 		r.open = func() error {
 			if r.zd == nil {
-				zd, err := zstd.NewReader(r.buf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+				// A frame names its own window, up to gigabytes, which
+				// the decoder would allocate: no window may exceed what
+				// the whole stream may hold, nor zstd's --long=27.
+				win := min(r.max, maxZstdWindow)
+				win = max(win, zstd.MinWindowSize)
+				zd, err := zstd.NewReader(r.buf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+					zstd.WithDecoderMaxWindow(uint64(win)), zstd.WithDecoderMaxMemory(uint64(win)))
 				if err != nil {
 					return err
 				}
@@ -184,15 +243,41 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.cur == nil {
 		return 0, io.EOF
 	}
-	return r.cur.Read(p)
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if r.read >= r.max {
+		return 0, fmt.Errorf("past %d bytes: %w", r.max, ErrTooLarge)
+	}
+	if rest := r.max - r.read; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := r.cur.Read(p)
+	r.read += int64(n)
+	return n, err
+}
+
+// sparse reports whether h is a sparse file, in GNU or PAX form: Go's tar
+// reader expands its holes into zeros no stream ever carried.
+func sparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // Stored switches the current entry to its bytes as stored (compressed when
 // Compression is set), for a caller that keeps the stored form; call it
-// before the first Read of the entry.
+// before the first Read of the entry. What it returns reads through r, so
+// the bound and the context hold for it too.
 func (r *Reader) Stored() io.Reader {
 	r.open, r.cur = nil, r.raw
-	return r.raw
+	return r
 }
 
 // Close releases the decompressors' memory; the stream itself is the

@@ -3,13 +3,16 @@ package dockersave
 import (
 	"archive/tar"
 	"bytes"
-
+	"context"
 	"errors"
-	gzip "github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"io"
 	"strings"
 	"testing"
+
+	gzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/hoistci/hoist/internal/hostile"
 )
 
 // member is one tar entry of a test stream: a file, or a link when link is set.
@@ -335,4 +338,78 @@ func TestCompressedBlobs(t *testing.T) {
 			t.Fatalf("after an unread layer: %+v, %v", e, err)
 		}
 	})
+}
+
+// A sparse entry costs a few hundred bytes to send and claims a terabyte:
+// the reader refuses it before handing out a byte.
+func TestSparseEntryRefused(t *testing.T) {
+	stream := hostile.SparseSave("blobs/sha256/"+strings.Repeat("a", 64), 1<<40)
+	r := NewReader(bytes.NewReader(stream))
+	defer r.Close()
+	_, err := r.Next()
+	if err == nil || !strings.Contains(err.Error(), "sparse") {
+		n, _ := io.Copy(io.Discard, io.LimitReader(r, 64<<20))
+		t.Fatalf("Next = %v; then %d bytes were read from a %d-byte stream", err, n, len(stream))
+	}
+}
+
+func TestBoundAndContext(t *testing.T) {
+	body := strings.Repeat("x", 10000)
+	stream := tarOf(t, member{name: "a/layer.tar", body: body}, member{name: "b/layer.tar", body: body})
+	tests := []struct {
+		name    string
+		max     int64
+		cancel  bool
+		wantErr error
+	}{
+		{name: "within the bound", max: 20000},
+		{name: "an entry's header past the bound", max: 9999, wantErr: ErrTooLarge},
+		{name: "the entries together past the bound", max: 15000, wantErr: ErrTooLarge},
+		{name: "context done", max: 1 << 20, cancel: true, wantErr: context.Canceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			r := NewBoundedReader(ctx, bytes.NewReader(stream), tc.max)
+			defer r.Close()
+			var err error
+			for err == nil {
+				if _, err = r.Next(); err == nil {
+					_, err = io.Copy(io.Discard, r)
+				}
+			}
+			if tc.wantErr == nil && !errors.Is(err, io.EOF) || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	// A compressed layer is bounded by what it uncompresses to.
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(make([]byte, 1<<20))
+	zw.Close()
+	r := NewBoundedReader(context.Background(), bytes.NewReader(tarOf(t, member{name: "blobs/sha256/" + strings.Repeat("b", 64), body: z.String()})), 64<<10)
+	defer r.Close()
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, r); !errors.Is(err, ErrTooLarge) || n > 64<<10 {
+		t.Fatalf("read %d bytes of a 1 MiB layer under a 64 KiB bound: %v", n, err)
+	}
+}
+
+func TestBound(t *testing.T) {
+	if b := Bound(100<<20, 50<<20); b != 8*(150<<20)+256<<20 {
+		t.Errorf("Bound = %d", b)
+	}
+	if b := Bound(-1); b != MaxStream {
+		t.Errorf("Bound(-1) = %d, want MaxStream", b)
+	}
+	if b := Bound(MaxStream, MaxStream); b != MaxStream {
+		t.Errorf("Bound of huge sizes = %d, want MaxStream", b)
+	}
 }

@@ -152,6 +152,11 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		return nil, fmt.Errorf("creating log folder: %w", err)
 	}
 	pr := &printer{w: o.Progress}
+	rec, err := readBuilt(builtPath(lockPath))
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
 	localBases := map[string]bool{}
 	for _, base := range p.Bases {
 		localBases[base.Ref] = true
@@ -159,8 +164,10 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		if err != nil {
 			return nil, err
 		}
-		if err := makeBase(ctx, e, base, o.Rebuild, pr); err != nil {
-			return nil, err
+		used[base.Hash] = true
+		if err := makeBase(ctx, e, rec, base, o.Rebuild, pr); err != nil {
+			// Bases made before this one stay recorded.
+			return nil, errors.Join(err, rec.write())
 		}
 	}
 	h := &plan.Hasher{Resolve: func(ctx context.Context, ref string) (string, error) {
@@ -202,14 +209,26 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	g.SetLimit(o.Parallel)
 	for i, img := range todo {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, net, p.Dir, img, known[img.Name], localBases, o, pr)
+			results[i] = buildOne(gctx, e, b, h, rec, net, p.Dir, img, known[img.Name], localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return results, fmt.Errorf("building images: %w", err)
+	werr := g.Wait()
+	for _, r := range results {
+		used[r.Locked.InputsHash] = true
+	}
+	if len(o.Only) == 0 {
+		// What no entry or base of the plan uses any more is forgotten, so
+		// the record stays the size of the plan.
+		rec.keep(used)
+	}
+	if err := rec.write(); err != nil {
+		return results, err
+	}
+	if werr != nil {
+		return results, fmt.Errorf("building images: %w", werr)
 	}
 	var failed []Result
 	for _, r := range results {
@@ -254,7 +273,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *networks, root string, img plan.Image, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *builtRecord, net *networks, root string, img plan.Image, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
 	r := Result{Image: img}
 	fail := func(err error) Result {
@@ -267,7 +286,14 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 		return fail(err)
 	}
 	if !o.Rebuild {
-		if cur, err := e.Inspect(ctx, img.Ref); err == nil && cur.Labels[plan.LabelInputs] == sum {
+		// Unchanged only when Hoist itself built the image now at the
+		// reference for these inputs: the label alone can be inherited by
+		// anyone's image built FROM this one.
+		cur, err := e.Inspect(ctx, img.Ref)
+		if mine, ok := rec.made(sum, cur.ID); err == nil && ok && cur.Labels[plan.LabelInputs] == sum {
+			if cur.Config == "" {
+				cur.Config = mine.ConfigDigest
+			}
 			if cur.Config == "" && prev.ImageID == cur.ID {
 				cur.Config = prev.ConfigDigest
 			}
@@ -342,6 +368,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, net *net
 	if err := configDigest(ctx, e, img.Ref, &cur); err != nil {
 		return fail(err)
 	}
+	rec.put(sum, builtImage{ImageID: cur.ID, ConfigDigest: cur.Config})
 	r.State, r.Duration = Built, time.Since(start)
 	r.Locked = locked(img, cur, sum, false)
 	pr.line(r)
@@ -398,11 +425,14 @@ func configDigest(ctx context.Context, e Engine, ref string, cur *engine.Image) 
 	return nil
 }
 
-// makeBase imports a local base unless the engine has it with the same hash.
-func makeBase(ctx context.Context, e Engine, b plan.Base, rebuild bool, pr *printer) error {
+// makeBase imports a local base unless the engine has, at its reference,
+// the very image Hoist made for the same hash (a label alone proves
+// nothing: an image built FROM the base inherits it).
+func makeBase(ctx context.Context, e Engine, rec *builtRecord, b plan.Base, rebuild bool, pr *printer) error {
 	start := time.Now()
 	if !rebuild {
-		if cur, err := e.Inspect(ctx, b.Ref); err == nil && cur.Labels[plan.LabelInputs] == b.Hash {
+		cur, err := e.Inspect(ctx, b.Ref)
+		if _, ok := rec.made(b.Hash, cur.ID); err == nil && ok && cur.Labels[plan.LabelInputs] == b.Hash {
 			return nil
 		}
 	}
@@ -411,6 +441,11 @@ func makeBase(ctx context.Context, e Engine, b plan.Base, rebuild bool, pr *prin
 	if _, err := e.ImportRootfs(ctx, b.Ref, rf); err != nil {
 		return fmt.Errorf("making base %s: %w", b.Ref, err)
 	}
+	cur, err := e.Inspect(ctx, b.Ref)
+	if err != nil {
+		return fmt.Errorf("reading base %s after making it: %w", b.Ref, err)
+	}
+	rec.put(b.Hash, builtImage{ImageID: cur.ID, ConfigDigest: cur.Config})
 	pr.printf("  %-9s %-40s %6.2fs\n", "base", b.Ref, time.Since(start).Seconds())
 	return nil
 }

@@ -129,7 +129,13 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 		}
 		p.Bases = append(p.Bases, Base{Ref: b.Ref, Rootfs: rf, Hash: h, Go: gos})
 	}
-	seen := map[string]string{}
+	// seen: which image of hoist.yaml, and which of its entries, gave a name.
+	type origin struct {
+		image string
+		line  int
+		entry string
+	}
+	seen := map[string]origin{}
 	for _, ci := range cfg.Images {
 		entries := []matrix.Entry{{}}
 		if ci.Matrix != nil {
@@ -162,13 +168,27 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 				return nil, err
 			}
 			if first, dup := seen[img.Name]; dup {
-				return nil, fmt.Errorf("%s:%d: image name %q comes out twice (entries %s and %s): put every axis in the name template", cfg.File, ci.Line, img.Name, first, e)
+				if first.image == ci.Name && first.line == ci.Line {
+					return nil, fmt.Errorf("%s:%d: image name %q comes out twice (entries %s and %s): put every axis in the name template", cfg.File, ci.Line, img.Name, first.entry, e)
+				}
+				return nil, fmt.Errorf("%s:%d: image %q gives the name %q%s, which image %q (%s:%d) gives already%s: rename one of them", cfg.File, ci.Line, ci.Name, img.Name, forEntry(e), first.image, cfg.File, first.line, forEntryString(first.entry))
 			}
-			seen[img.Name] = e.String()
+			seen[img.Name] = origin{image: ci.Name, line: ci.Line, entry: e.String()}
 			p.Images = append(p.Images, img)
 		}
 	}
 	return p, nil
+}
+
+// forEntry is " for ENTRY" for a matrix entry, and nothing for an image
+// with no matrix.
+func forEntry(e matrix.Entry) string { return forEntryString(e.String()) }
+
+func forEntryString(e string) string {
+	if e == "" {
+		return ""
+	}
+	return " for " + e
 }
 
 func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image, error) {
@@ -194,7 +214,7 @@ func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image
 		return Image{}, fmt.Errorf("%s: name: %w", where, err)
 	}
 	if !validRefPart(name) {
-		return Image{}, fmt.Errorf("%s: name renders to %q for %s, which is not a valid image name: use lowercase letters, digits, '.', '_' or '-'", where, name, e)
+		return Image{}, fmt.Errorf("%s: name renders to %q%s, which is not a valid image name: use lowercase letters, digits, '.', '_' or '-'", where, name, forEntry(e))
 	}
 	data["name"] = name
 	img := Image{

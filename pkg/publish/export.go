@@ -42,10 +42,12 @@ const maxJSONBlob = 4 << 20
 // dir (a gzip layer of a containerd store is kept as stored). A layer whose
 // diff_id the stream's name does not say (the classic layout names layers
 // by another ID, a containerd store by the compressed digest) is read whole
-// to learn it, and dropped if not wanted.
-func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string]bool, needLayer func(v1.Hash) bool) (*exported, error) {
+// to learn it, and dropped if not wanted. At most max bytes are read out
+// of the stream, layers uncompressed (dockersave.Bound of the images'
+// inspected sizes), and ctx stops every copy.
+func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string]bool, needLayer func(v1.Hash) bool, max int64) (*exported, error) {
 	out := &exported{configs: map[string][]byte{}, layers: map[v1.Hash]*blob{}, manifests: map[string]string{}, indexes: map[string][]string{}}
-	sr := dockersave.NewReader(r)
+	sr := dockersave.NewBoundedReader(ctx, r, max)
 	defer sr.Close()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -66,7 +68,7 @@ func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string
 		case e.Kind == dockersave.Blob && e.Compression == dockersave.Gzip:
 			// A containerd store's gzip layer is pushed as stored, as
 			// `docker push` does: no second compression.
-			if err := keepStored(out, sr.Stored(), e.Digest, dir, needLayer); err != nil {
+			if err := keepStored(ctx, out, sr.Stored(), e.Digest, dir, needLayer, max); err != nil {
 				return nil, err
 			}
 		case e.Kind == dockersave.Layer, e.Kind == dockersave.Blob && e.Compression != "":
@@ -81,7 +83,7 @@ func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string
 				if err := compress(out, sr, dir, needLayer); err != nil {
 					return nil, err
 				}
-			} else if e.Size <= maxJSONBlob {
+			} else if e.Size >= 0 && e.Size <= maxJSONBlob {
 				if err := out.learn(e.Digest, sr); err != nil {
 					return nil, err
 				}
@@ -94,7 +96,7 @@ func export(ctx context.Context, r io.Reader, dir string, wantConfigs map[string
 // learn records a manifest's config, or an index's manifests; other
 // blobs (layers, configs of other images, attestations) are skipped.
 func (out *exported) learn(digest string, r io.Reader) error {
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, maxJSONBlob))
 	if err != nil {
 		return fmt.Errorf("reading the engine's export: %w", err)
 	}
@@ -139,7 +141,10 @@ func (out *exported) check(img lock.Image) error {
 }
 
 func keepConfig(out *exported, id string, r io.Reader) error {
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, maxJSONBlob+1))
+	if err == nil && len(b) > maxJSONBlob {
+		err = fmt.Errorf("config %s is larger than %d MiB", id, maxJSONBlob>>20)
+	}
 	if err != nil {
 		return fmt.Errorf("reading the engine's export: %w", err)
 	}
@@ -188,8 +193,9 @@ func compress(out *exported, r io.Reader, dir string, keep func(v1.Hash) bool) e
 }
 
 // keepStored keeps a gzip layer as stored, learning its diff_id by
-// uncompressing it on the way, if keep wants that diff_id.
-func keepStored(out *exported, r io.Reader, digest, dir string, keep func(v1.Hash) bool) error {
+// uncompressing it on the way, if keep wants that diff_id. What it
+// uncompresses is bounded by max too, and stops with ctx.
+func keepStored(ctx context.Context, out *exported, r io.Reader, digest, dir string, keep func(v1.Hash) bool, max int64) error {
 	f, err := os.CreateTemp(dir, "layer-*.tar.gz")
 	if err != nil {
 		return fmt.Errorf("reading a layer: %w", err)
@@ -200,7 +206,7 @@ func keepStored(out *exported, r io.Reader, digest, dir string, keep func(v1.Has
 	diff := sha256.New()
 	zr, err := gzip.NewReader(tee)
 	if err == nil {
-		_, err = io.Copy(diff, zr)
+		_, err = io.Copy(diff, &bounded{ctx: ctx, r: zr, left: max})
 	}
 	if err == nil {
 		_, err = io.Copy(io.Discard, tee) // whatever follows the gzip stream
@@ -228,6 +234,28 @@ func keepStored(out *exported, r io.Reader, digest, dir string, keep func(v1.Has
 		path:   filepath.Clean(f.Name()),
 	}
 	return nil
+}
+
+// bounded reads at most left bytes from r, and nothing once ctx is done.
+type bounded struct {
+	ctx  context.Context
+	r    io.Reader
+	left int64
+}
+
+func (b *bounded) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if b.left <= 0 {
+		return 0, dockersave.ErrTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 type counter struct{ n int64 }

@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	gzip "github.com/klauspost/compress/gzip"
 
+	"github.com/hoistci/hoist/internal/hostile"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -84,7 +86,7 @@ func TestExport(t *testing.T) {
 			dir := t.TempDir()
 			id := "sha256:" + sum(config)
 			diff := v1.Hash{Algorithm: "sha256", Hex: sum(layer)}
-			ex, err := export(context.Background(), bytes.NewReader(tarOf(t, tc.entries)), dir, map[string]bool{id: true}, func(d v1.Hash) bool { return d == diff })
+			ex, err := export(context.Background(), bytes.NewReader(tarOf(t, tc.entries)), dir, map[string]bool{id: true}, func(d v1.Hash) bool { return d == diff }, 1<<20)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -133,12 +135,59 @@ func TestExport(t *testing.T) {
 	}
 }
 
+// A stream of a few KiB whose sparse entry claims a terabyte is refused
+// at once, before any gzip is written; so is a layer past the bound the
+// engine's inspect gives, and an export whose context is done.
+func TestExportBounded(t *testing.T) {
+	layer := bytes.Repeat([]byte("x"), 100000)
+	tests := []struct {
+		name    string
+		stream  []byte
+		max     int64
+		cancel  bool
+		wantErr string
+	}{
+		{name: "sparse entry of 1 TiB", stream: hostile.SparseSave("blobs/sha256/"+sum(layer), 1<<40), max: 1 << 20, wantErr: "sparse"},
+		{name: "sparse legacy layer of 1 TiB", stream: hostile.SparseSave("abc/layer.tar", 1<<40), max: 1 << 20, wantErr: "sparse"},
+		{name: "layer past the inspected size", stream: tarOf(t, []entry{{"abc/layer.tar", layer}}), max: 50000, wantErr: "larger than the images"},
+		{name: "context done", stream: tarOf(t, []entry{{"abc/layer.tar", layer}}), max: 1 << 20, cancel: true, wantErr: "canceled"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			dir := t.TempDir()
+			_, err := export(ctx, bytes.NewReader(tc.stream), dir, map[string]bool{}, func(v1.Hash) bool { return true }, tc.max)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			left, _ := os.ReadDir(dir)
+			if len(left) != 0 {
+				t.Errorf("%d files left in the export folder", len(left))
+			}
+		})
+	}
+}
+
 func FuzzExport(f *testing.F) {
 	f.Add(tarOf(f, []entry{{"a/layer.tar", []byte("x")}, {"blobs/sha256/" + sum([]byte("y")), []byte("y")}}))
 	f.Add([]byte("not a tar"))
+	f.Add(hostile.SparseSave("a/layer.tar", 1<<40))
+	// One folder for the whole run, emptied after each input: a folder
+	// made and removed per input costs more than the export itself.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		dir := t.TempDir()
-		ex, err := export(context.Background(), bytes.NewReader(b), dir, map[string]bool{}, func(v1.Hash) bool { return true })
+		t.Cleanup(func() {
+			left, _ := os.ReadDir(dir)
+			for _, e := range left {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		})
+		// What the engine's inspect would allow for a stream of this size.
+		ex, err := export(context.Background(), bytes.NewReader(b), dir, map[string]bool{}, func(v1.Hash) bool { return true }, 8*int64(len(b))+1<<20)
 		if err != nil {
 			return
 		}

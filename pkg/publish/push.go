@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hoistci/hoist/pkg/dockersave"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -259,7 +260,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	if err := forEach(ctx, o.Parallel, ups, func(ctx context.Context, u up) error {
 		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
 			d, _ := u.l.Digest()
-			return registry.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
+			return c.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
 		}
 		return nil
 	}); err != nil {
@@ -273,7 +274,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 		ref := it.repo.Digest(it.built.digest.String())
 		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
-			return registry.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
+			return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
 		}
 		logf("%s: %s", it.img.Name, ref)
 		return nil
@@ -349,11 +350,20 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 			}
 		}
 	}
+	// The engine's own inspect bounds what its export may hold.
+	sizes := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		img, err := e.Inspect(ctx, id)
+		if err != nil {
+			return fmt.Errorf("exporting from the engine: %w", err)
+		}
+		sizes = append(sizes, img.Size)
+	}
 	rc, err := e.Save(ctx, ids...)
 	if err != nil {
 		return err
 	}
-	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] })
+	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] }, dockersave.Bound(sizes...))
 	if err != nil {
 		rc.Close()
 		return err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -180,7 +181,7 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 	if StatusCode(err) == http.StatusNotFound {
 		return nil, nil
 	}
-	return nil, Explain("listing tags of "+repo.String(), repo.RegistryStr(), err)
+	return nil, c.Explain("listing tags of "+repo.String(), repo.RegistryStr(), err)
 }
 
 // Head returns the descriptor ref resolves to, or an error wrapping
@@ -188,7 +189,7 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
 	d, err := c.puller.Head(ctx, ref)
 	if err != nil {
-		return nil, Explain("looking up "+ref.String(), ref.Context().RegistryStr(), err)
+		return nil, c.Explain("looking up "+ref.String(), ref.Context().RegistryStr(), err)
 	}
 	return d, nil
 }
@@ -197,7 +198,7 @@ func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 func (c *Client) Get(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
 	d, err := c.puller.Get(ctx, ref)
 	if err != nil {
-		return nil, Explain("fetching "+ref.String(), ref.Context().RegistryStr(), err)
+		return nil, c.Explain("fetching "+ref.String(), ref.Context().RegistryStr(), err)
 	}
 	return d, nil
 }
@@ -206,14 +207,14 @@ func (c *Client) Get(ctx context.Context, ref name.Reference) (*remote.Descripto
 func (c *Client) HasBlob(ctx context.Context, repo name.Repository, d v1.Hash) (bool, error) {
 	l, err := c.puller.Layer(ctx, repo.Digest(d.String()))
 	if err != nil {
-		return false, Explain("looking up blob "+d.String()+" in "+repo.String(), repo.RegistryStr(), err)
+		return false, c.Explain("looking up blob "+d.String()+" in "+repo.String(), repo.RegistryStr(), err)
 	}
 	// Size issues a HEAD on the blob.
 	if _, err := l.Size(); err != nil {
 		if StatusCode(err) == http.StatusNotFound {
 			return false, nil
 		}
-		return false, Explain("looking up blob "+d.String()+" in "+repo.String(), repo.RegistryStr(), err)
+		return false, c.Explain("looking up blob "+d.String()+" in "+repo.String(), repo.RegistryStr(), err)
 	}
 	return true, nil
 }
@@ -227,14 +228,46 @@ func StatusCode(err error) int {
 	return 0
 }
 
-// Explain wraps a registry error with what was being done and what to do.
-// 404 wraps ErrNotFound; 401 and 403 wrap ErrAuth with guidance.
+// Explain wraps a registry error with what was being done and what to do,
+// for a caller with no Client at hand: it cannot tell whether explicit
+// credentials were given (Client.Explain can). 404 wraps ErrNotFound; 401
+// and 403 wrap ErrAuth with guidance. URLs in the error lose their query
+// strings: an upload's _state token never reaches output.
 func Explain(doing, host string, err error) error {
+	return explain(doing, host, "", false, err)
+}
+
+// Explain is the package's Explain knowing whether explicit credentials
+// are set for host, so a 401 names the user the registry refused rather
+// than asking for credentials that are already there.
+func (c *Client) Explain(doing, host string, err error) error {
+	user, ok := c.explicitFor(host)
+	return explain(doing, host, user, ok, err)
+}
+
+// explicitFor returns the explicit user for host, and whether explicit
+// credentials apply to it.
+func (c *Client) explicitFor(host string) (string, bool) {
+	if c.o.Username == "" && c.o.Password == "" {
+		return "", false
+	}
+	if c.o.Host != "" && c.o.Host != host {
+		return "", false
+	}
+	return c.o.Username, true
+}
+
+// explain is the one place for the wording of registry errors.
+func explain(doing, host, user string, explicitCreds bool, err error) error {
+	err = redacted{err}
 	switch code := StatusCode(err); code {
 	case http.StatusNotFound:
 		return fmt.Errorf("%s: %w", doing, ErrNotFound)
 	case http.StatusUnauthorized:
-		return fmt.Errorf("%s: registry answered 401: %w: set HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD, or run docker login %s", doing, ErrAuth, host)
+		if explicitCreds {
+			return fmt.Errorf("%s: registry %s answered 401 to user %q: %w: HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD are set; check that the password is a current token of that user and that its scope covers this repository (e.g. GHCR write:packages)", doing, host, user, ErrAuth)
+		}
+		return fmt.Errorf("%s: registry %s answered 401: %w: set HOIST_REGISTRY_USERNAME and HOIST_REGISTRY_PASSWORD, or run docker login %s", doing, host, ErrAuth, host)
 	case http.StatusForbidden:
 		return fmt.Errorf("%s: registry answered 403: %w: the credentials are valid but lack permission; give the token read and write access to the package (e.g. GHCR packages:write, or grant the repository access in the package settings)", doing, ErrAuth)
 	case 0:
@@ -243,3 +276,19 @@ func Explain(doing, host string, err error) error {
 		return fmt.Errorf("%s: registry answered %d: %w", doing, code, err)
 	}
 }
+
+// queryInURL is a URL's query string, as errors quote it.
+var queryInURL = regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'?]*)\?[^\s"']*`)
+
+// RedactURLs drops the query string of every URL in s: registries put
+// upload session tokens (_state) and signed-URL credentials there.
+func RedactURLs(s string) string {
+	return queryInURL.ReplaceAllString(s, "$1?[redacted]")
+}
+
+// redacted is an error whose text has its URLs' query strings dropped;
+// errors.Is and As still see the error it wraps.
+type redacted struct{ err error }
+
+func (r redacted) Error() string { return RedactURLs(r.err.Error()) }
+func (r redacted) Unwrap() error { return r.err }

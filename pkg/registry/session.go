@@ -23,6 +23,7 @@ import (
 // look up, write manifests) goes through it: many small requests, for which
 // the set-up would cost as much as the work.
 type Session struct {
+	c      *Client
 	reg    name.Registry
 	client *http.Client
 }
@@ -53,9 +54,9 @@ func (c *Client) Session(ctx context.Context, reg name.Registry, pull, push []na
 	}
 	rt, err := transport.NewWithContext(ctx, reg, auth, c.base, scopes)
 	if err != nil {
-		return nil, Explain("connecting to "+reg.String(), reg.RegistryStr(), err)
+		return nil, c.Explain("connecting to "+reg.String(), reg.RegistryStr(), err)
 	}
-	return &Session{reg: reg, client: &http.Client{Transport: rt}}, nil
+	return &Session{c: c, reg: reg, client: &http.Client{Transport: rt}}, nil
 }
 
 func (s *Session) url(repo name.Repository, path string) string {
@@ -95,7 +96,7 @@ func (s *Session) Tags(ctx context.Context, repo name.Repository) ([]string, err
 			if StatusCode(err) == http.StatusNotFound {
 				return nil, nil
 			}
-			return nil, Explain("listing tags of "+repo.String(), repo.RegistryStr(), err)
+			return nil, s.c.Explain("listing tags of "+repo.String(), repo.RegistryStr(), err)
 		}
 		var page struct {
 			Tags []string `json:"tags"`
@@ -136,7 +137,7 @@ func next(resp *http.Response, cur string) string {
 func (s *Session) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
 	resp, err := s.do(ctx, http.MethodHead, s.url(ref.Context(), "manifests/"+ref.Identifier()), nil, map[string]string{"Accept": manifestTypes}, http.StatusOK)
 	if err != nil {
-		return nil, Explain("looking up "+ref.String(), ref.Context().RegistryStr(), err)
+		return nil, s.c.Explain("looking up "+ref.String(), ref.Context().RegistryStr(), err)
 	}
 	resp.Body.Close()
 	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
@@ -150,7 +151,7 @@ func (s *Session) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor,
 func (s *Session) Get(ctx context.Context, ref name.Reference) ([]byte, *v1.Descriptor, error) {
 	resp, err := s.do(ctx, http.MethodGet, s.url(ref.Context(), "manifests/"+ref.Identifier()), nil, map[string]string{"Accept": manifestTypes}, http.StatusOK)
 	if err != nil {
-		return nil, nil, Explain("fetching "+ref.String(), ref.Context().RegistryStr(), err)
+		return nil, nil, s.c.Explain("fetching "+ref.String(), ref.Context().RegistryStr(), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -171,7 +172,7 @@ func (s *Session) Get(ctx context.Context, ref name.Reference) ([]byte, *v1.Desc
 func (s *Session) Put(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType) error {
 	resp, err := s.do(ctx, http.MethodPut, s.url(ref.Context(), "manifests/"+ref.Identifier()), manifest, map[string]string{"Content-Type": string(mt)}, http.StatusOK, http.StatusCreated, http.StatusAccepted)
 	if err != nil {
-		return Explain("writing "+ref.String(), ref.Context().RegistryStr(), err)
+		return s.c.Explain("writing "+ref.String(), ref.Context().RegistryStr(), err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // to reuse the connection
 	resp.Body.Close()
@@ -184,7 +185,7 @@ func (s *Session) Put(ctx context.Context, ref name.Reference, manifest []byte, 
 func (s *Session) CheckPush(ctx context.Context, repo name.Repository) error {
 	resp, err := s.do(ctx, http.MethodPost, s.url(repo, "blobs/uploads/"), nil, nil, http.StatusAccepted)
 	if err != nil {
-		return Explain("checking push access to "+repo.String(), repo.RegistryStr(), err)
+		return s.c.Explain("checking push access to "+repo.String(), repo.RegistryStr(), err)
 	}
 	resp.Body.Close()
 	loc := resp.Header.Get("Location")

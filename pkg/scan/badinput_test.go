@@ -118,6 +118,7 @@ func TestPolicyFromConfig(t *testing.T) {
 			}},
 		{name: "bad severity", scan: "scan:\n  severity: [SEVERE]\n", wantErr: `hoist.yaml:5: scan severity "SEVERE"`},
 		{name: "bad date", scan: "scan:\n  ignore:\n    - id: CVE-1\n      reason: r\n      expires: next week\n", wantErr: `hoist.yaml:7: scan ignore CVE-1: expires "next week" is not a date`},
+		{name: "no expiry", scan: "scan:\n  ignore:\n    - id: CVE-1\n      reason: r\n", wantErr: "hoist.yaml:7: scan ignore CVE-1 has no expiry: add expires: YYYY-MM-DD"},
 		{name: "no reason", scan: "scan:\n  ignore:\n    - id: CVE-1\n", wantErr: "hoist.yaml:7: a scan ignore entry needs an id and a reason"},
 		{name: "bad scanner", scan: "scan:\n  scanners: [vulns]\n", wantErr: `hoist.yaml:5: scan scanner "vulns"`},
 		{name: "scanner the gate cannot read", scan: "scan:\n  scanners: [vuln, misconfig]\n", wantErr: `hoist.yaml:5: scan scanner "misconfig": use vuln and/or secret`},

@@ -30,7 +30,7 @@ type Ignore struct {
 	ID      string
 	Package string // empty: any package
 	Reason  string
-	Expires time.Time // zero: never (discouraged; see docs/scan.md)
+	Expires time.Time // required: an acceptance that never ends is never reviewed
 	Where   string    // e.g. hoist.yaml:31, for messages
 }
 
@@ -81,6 +81,9 @@ func (p Policy) Validate() error {
 	for _, ig := range p.Ignore {
 		if ig.ID == "" || strings.TrimSpace(ig.Reason) == "" {
 			return fmt.Errorf("%s: a scan ignore entry needs an id and a reason", ig.Where)
+		}
+		if ig.Expires.IsZero() {
+			return fmt.Errorf("%s: scan ignore %s has no expiry: add expires: YYYY-MM-DD, the day it is reviewed again", ig.Where, ig.ID)
 		}
 	}
 	return nil

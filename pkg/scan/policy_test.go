@@ -90,3 +90,16 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+// An ignore entry with no expiry would hold forever, unreviewed.
+func TestValidateRequiresExpiry(t *testing.T) {
+	p := Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}, Ignore: []Ignore{{ID: "CVE-2099-0001", Reason: "r", Where: "hoist.yaml:9"}}}
+	err := p.Validate()
+	if err == nil || err.Error() != "hoist.yaml:9: scan ignore CVE-2099-0001 has no expiry: add expires: YYYY-MM-DD, the day it is reviewed again" {
+		t.Fatalf("err = %v", err)
+	}
+	p.Ignore[0].Expires = day("2027-01-31")
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
