@@ -168,7 +168,7 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 	// RawConfigFile checks the bytes against the manifest's config digest.
 	raw, err := ri.RawConfigFile()
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading the config of %s: %w", img.Name, where, registry.Explain("fetching config", ref.Context().RegistryStr(), err))
+		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading the config of %s: %w", img.Name, where, c.Explain("fetching config", ref.Context().RegistryStr(), err))
 	}
 	var cf struct {
 		RootFS struct {

@@ -350,7 +350,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 				return err
 			}
 			if err := c.Pusher().Put(ctx, it.dst.Tag(t), rawManifest{got.Manifest, got.MediaType}); err != nil {
-				return registry.Explain("copying "+t+" to "+it.dst.String(), it.dst.RegistryStr(), err)
+				return c.Explain("copying "+t+" to "+it.dst.String(), it.dst.RegistryStr(), err)
 			}
 			it.step.Referrer = append(it.step.Referrer, t)
 		}
@@ -429,7 +429,7 @@ func copyManifest(ctx context.Context, c *registry.Client, src, dst name.Reposit
 		return nil, fmt.Errorf("reading %s: %w", from, err)
 	}
 	if err := c.Pusher().Push(ctx, to, t); err != nil {
-		return nil, registry.Explain("copying "+from.String()+" to "+to.String(), dst.RegistryStr(), err)
+		return nil, c.Explain("copying "+from.String()+" to "+to.String(), dst.RegistryStr(), err)
 	}
 	if !withReferrers {
 		return nil, nil
@@ -439,7 +439,7 @@ func copyManifest(ctx context.Context, c *registry.Client, src, dst name.Reposit
 		if registry.StatusCode(err) == 404 {
 			return nil, nil
 		}
-		return nil, registry.Explain("listing referrers of "+from.String(), src.RegistryStr(), err)
+		return nil, c.Explain("listing referrers of "+from.String(), src.RegistryStr(), err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
