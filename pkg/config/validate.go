@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -108,12 +109,16 @@ func (c *Config) validate() error {
 		case img.Dockerfile != "" && img.Template != "":
 			return e(img.Line, "image %q: set dockerfile or template, not both", img.Name)
 		case img.Dockerfile != "":
-			if _, err := os.Stat(c.Path(img.Dockerfile)); err != nil {
+			if st, err := os.Stat(c.Path(img.Dockerfile)); err != nil {
 				return e(img.Line, "image %q: Dockerfile %s does not exist: fix the path or create it", img.Name, img.Dockerfile)
+			} else if !st.Mode().IsRegular() {
+				return e(img.Line, "image %q: Dockerfile %s is not a regular file: name the Dockerfile itself, e.g. %s", img.Name, img.Dockerfile, filepath.Join(img.Dockerfile, "Dockerfile"))
 			}
 		default:
-			if _, err := os.Stat(c.Path(img.Template)); err != nil {
+			if st, err := os.Stat(c.Path(img.Template)); err != nil {
 				return e(img.Line, "image %q: template %s does not exist: fix the path or create it", img.Name, img.Template)
+			} else if !st.Mode().IsRegular() {
+				return e(img.Line, "image %q: template %s is not a regular file: name the template file itself", img.Name, img.Template)
 			}
 		}
 		if st, err := os.Stat(c.Path(img.Context)); err != nil || !st.IsDir() {
@@ -167,6 +172,12 @@ func (c *Config) validate() error {
 				return e(img.Line, "image %q: test network %q: use none or host", img.Name, n)
 			}
 		}
+	}
+	if p := c.Registry.LocalPort; p < 0 || p > 65535 {
+		return e(c.Registry.Line, "registry local_port %d is not a TCP port: use 1-65535, or 0 (the default) to pick a free one", p)
+	}
+	if err := c.checkPaths(); err != nil {
+		return err
 	}
 	switch c.Release.Reserve {
 	case "git":

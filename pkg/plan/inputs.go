@@ -16,6 +16,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/hoistci/hoist/pkg/config"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // Hasher computes inputs hashes, hashing each build context once however
@@ -42,7 +43,7 @@ type ctxHash struct {
 // an image changed (HOIST_REBUILD=1 rebuilds).
 // The same inputs give the same hash; any change gives another.
 func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
-	df, err := os.ReadFile(img.Dockerfile)
+	df, err := readlimit.ReadFile(img.Dockerfile, "Dockerfile", readlimit.Dockerfile)
 	if err != nil {
 		return "", fmt.Errorf("reading Dockerfile of %s: %w", img.Name, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/matrix"
+	"github.com/hoistci/hoist/pkg/readlimit"
 	"github.com/hoistci/hoist/pkg/version"
 )
 
@@ -137,7 +138,7 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 			for _, a := range ci.Matrix.Axes {
 				vals := a.Values
 				if a.File != "" {
-					data, err := os.ReadFile(cfg.Path(a.File))
+					data, err := readlimit.ReadFile(cfg.Path(a.File), "axis file", readlimit.List)
 					if err != nil {
 						return nil, fmt.Errorf("%s:%d: axis %q: %w", cfg.File, a.Line, a.Name, err)
 					}
@@ -240,7 +241,7 @@ func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image
 		img.Dockerfile = cfg.Path(ci.Dockerfile)
 		return img, nil
 	}
-	src, err := os.ReadFile(cfg.Path(ci.Template))
+	src, err := readlimit.ReadFile(cfg.Path(ci.Template), "template", readlimit.Dockerfile)
 	if err != nil {
 		return Image{}, fmt.Errorf("%s: reading template: %w", where, err)
 	}

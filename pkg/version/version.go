@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // ErrInvalid is wrapped by every refusal of a version's text.
@@ -150,9 +151,12 @@ type File struct {
 // (`docker tag app:$(cat VERSION)` keeps a trailing space) and Bump writes
 // it back as it was read. Errors name the file and say what to remove.
 func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := readlimit.ReadFile(path, "VERSION", readlimit.Version)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: no such file: create it with one version, e.g. echo 0.1.0 > %s", path, filepath.Base(path))
+	}
+	if errors.Is(err, readlimit.ErrTooLarge) || errors.Is(err, readlimit.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
