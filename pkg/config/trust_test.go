@@ -101,7 +101,7 @@ func TestLoadBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WriteString("project: d\nimages:\n")
-	for f.Truncate(0); ; {
+	for {
 		st, _ := f.Stat()
 		if st.Size() > 50<<20 {
 			break
