@@ -167,6 +167,9 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 			}
 			seen[img.Name] = e.String()
 			p.Images = append(p.Images, img)
+			if len(p.Images) > matrix.MaxEntries {
+				return nil, fmt.Errorf("%s:%d: image %q: the plan passes %d images, the limit: split the pipeline or shorten a matrix", cfg.File, ci.Line, ci.Name, matrix.MaxEntries)
+			}
 		}
 	}
 	return p, nil
