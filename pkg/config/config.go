@@ -53,6 +53,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a config whose relative paths resolve from dir.
 func Parse(file, dir string, data []byte) (*Config, error) {
+	if len(data) > readlimit.Config {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("%d bytes, over the limit of %s for a config: split the pipeline (docs/config.md)", len(data), readlimit.Size(readlimit.Config))}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {

@@ -72,6 +72,7 @@ func TestLateFailuresCaughtAtLoad(t *testing.T) {
 		{name: "dockerfile is a folder", yaml: "images:\n  - {name: a, dockerfile: sub}\n", want: `hoist.yaml:3: image "a": Dockerfile sub is not a regular file: name the Dockerfile itself, e.g. sub/Dockerfile`},
 		{name: "template is a folder", yaml: "images:\n  - {name: a, template: sub}\n", want: `template sub is not a regular file`},
 		{name: "local_port too large", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: 70000\n", want: "hoist.yaml:4: registry local_port 70000 is not a TCP port: use 1-65535"},
+		{name: "too many images", yaml: "images:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", 4097), want: "hoist.yaml:2: 4097 images, over the limit of 4096 a plan may hold"},
 		{name: "local_port negative", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: -1\n", want: "local_port -1 is not a TCP port"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

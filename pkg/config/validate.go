@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/hoistci/hoist/pkg/matrix"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
@@ -63,6 +65,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Images) == 0 {
 		return e(1, "no images: add an images list (see docs/config.md)")
+	}
+	if len(c.Images) > matrix.MaxEntries {
+		return e(c.keyLine["images"], "%d images, over the limit of %d a plan may hold: split the pipeline", len(c.Images), matrix.MaxEntries)
 	}
 	for _, ch := range c.Checks {
 		if ch.Name == "" || len(ch.Run) == 0 {
