@@ -125,3 +125,11 @@ func TestLoadBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRepositoryConfigLoads: Hoist's own hoist.yaml keeps to the path and
+// size rules it ships.
+func TestRepositoryConfigLoads(t *testing.T) {
+	if _, err := Load(filepath.Join("..", "..", DefaultFile)); err != nil {
+		t.Fatal(err)
+	}
+}
