@@ -1,9 +1,11 @@
 package plan
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -147,9 +149,12 @@ func (h *Hasher) context(dir, ignore string) (string, error) {
 // except those the ignore file (when it exists) excludes.
 func hashContext(dir, ignore string) (string, error) {
 	var pm *patternmatcher.PatternMatcher
-	if f, err := os.Open(ignore); err == nil {
-		patterns, err := ignorefile.ReadAll(f)
-		f.Close()
+	b, err := readlimit.ReadFile(ignore, ".dockerignore", readlimit.Dockerfile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err == nil {
+		patterns, err := ignorefile.ReadAll(bytes.NewReader(b))
 		if err != nil {
 			return "", fmt.Errorf("reading %s: %w", ignore, err)
 		}
@@ -159,7 +164,7 @@ func hashContext(dir, ignore string) (string, error) {
 	}
 	sum := sha256.New()
 	buf := make([]byte, 64<<10)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
