@@ -73,6 +73,8 @@ func TestLateFailuresCaughtAtLoad(t *testing.T) {
 		{name: "template is a folder", yaml: "images:\n  - {name: a, template: sub}\n", want: `template sub is not a regular file`},
 		{name: "local_port too large", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: 70000\n", want: "hoist.yaml:4: registry local_port 70000 is not a TCP port: use 1-65535"},
 		{name: "too many images", yaml: "images:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", 4097), want: "hoist.yaml:2: 4097 images, over the limit of 4096 a plan may hold"},
+		{name: "base host file is a device", yaml: "bases:\n  - {ref: 'd/b:1', files: {/bin/x: /dev/zero}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: host file /dev/zero is not a regular file"},
+		{name: "busybox is a device", yaml: "bases:\n  - {ref: 'd/b:1', busybox: /dev/zero}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "busybox /dev/zero is not a regular file"},
 		{name: "local_port negative", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: -1\n", want: "local_port -1 is not a TCP port"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,16 +85,21 @@ func (c *Config) validate() error {
 			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
-			if _, err := os.Stat(c.Path(b.Busybox)); err != nil {
+			if st, err := os.Stat(c.Path(b.Busybox)); err != nil {
 				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
+			} else if !st.Mode().IsRegular() {
+				return e(b.Line, "base %s: busybox %s is not a regular file: name the binary, e.g. /bin/busybox", b.Ref, b.Busybox)
 			}
 		}
 		for in, host := range b.Files {
 			if !strings.HasPrefix(in, "/") {
 				return e(b.Line, "base %s: file %q must be an absolute path in the image", b.Ref, in)
 			}
-			if _, err := os.Stat(c.Path(host)); err != nil {
+			if st, err := os.Stat(c.Path(host)); err != nil {
 				return e(b.Line, "base %s: host file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", b.Ref, host)
+			} else if !st.Mode().IsRegular() {
+				// A device such as /dev/zero would be read without end.
+				return e(b.Line, "base %s: host file %s is not a regular file: name a file", b.Ref, host)
 			}
 		}
 	}
