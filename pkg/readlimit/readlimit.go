@@ -46,7 +46,7 @@ func ReadFile(path, what string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s is %s, %w: point it at a regular file", what, path, kind(st.Mode()), ErrNotRegular)
 	}
 	if st.Size() > limit {
-		return nil, tooLarge(path, what, st.Size(), limit)
+		return nil, tooLarge(path, what, fmt.Sprint(st.Size()), limit)
 	}
 	// The size can grow between Stat and Read: read one byte past the limit to see it.
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -54,13 +54,13 @@ func ReadFile(path, what string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, tooLarge(path, what, int64(len(b)), limit)
+		return nil, tooLarge(path, what, "more than "+fmt.Sprint(limit), limit)
 	}
 	return b, nil
 }
 
-func tooLarge(path, what string, size, limit int64) error {
-	return fmt.Errorf("%s %s holds %d bytes or more, %w: the limit for a %s is %s (docs/config.md)", what, path, size, ErrTooLarge, what, Size(limit))
+func tooLarge(path, what, size string, limit int64) error {
+	return fmt.Errorf("%s %s holds %s bytes, %w: the limit for a %s is %s (docs/config.md)", what, path, size, ErrTooLarge, what, Size(limit))
 }
 
 // Size writes n bytes the way the docs do: 256 bytes, 64 KiB, 1 MiB.
