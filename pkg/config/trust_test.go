@@ -135,3 +135,13 @@ func TestRepositoryConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseBounded: Parse holds bytes from any source to the same limit
+// as Load, before decoding them.
+func TestParseBounded(t *testing.T) {
+	data := []byte("project: d\nimages:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", readlimit.Config/38+1))
+	_, err := Parse("hoist.yaml", t.TempDir(), data)
+	if err == nil || !strings.Contains(err.Error(), "hoist.yaml: ") || !strings.Contains(err.Error(), "over the limit of 1 MiB for a config") {
+		t.Fatalf("err = %v", err)
+	}
+}
