@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // Error is a config error at a place in the file.
@@ -32,10 +34,13 @@ func (e *Error) Error() string {
 
 // Load reads and validates the config file at path.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readlimit.ReadFile(path, "config", readlimit.Config)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Error{File: path, Msg: "no such file: create it (see docs/config.md) or set HOIST_CONFIG to the file to use"}
+		}
+		if errors.Is(err, readlimit.ErrTooLarge) || errors.Is(err, readlimit.ErrNotRegular) {
+			return nil, err // the message names the file and the limit
 		}
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -48,6 +53,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a config whose relative paths resolve from dir.
 func Parse(file, dir string, data []byte) (*Config, error) {
+	if len(data) > readlimit.Config {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("%d bytes, over the limit of %s for a config: split the pipeline (docs/config.md)", len(data), readlimit.Size(readlimit.Config))}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -67,6 +75,9 @@ func Parse(file, dir string, data []byte) (*Config, error) {
 	if err := root.Decode(c); err != nil {
 		// check has seen every key and scalar, so this is a shape it missed.
 		return nil, &Error{File: file, Msg: fmt.Sprintf("%v: see docs/config.md", strings.ReplaceAll(err.Error(), "\n", ";"))}
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	c.File, c.Dir = file, dir
 	if err := c.lines(&root); err != nil {
@@ -89,8 +100,10 @@ func (c *Config) lines(root *yaml.Node) error {
 	if doc.Kind != yaml.MappingNode {
 		return &Error{File: c.File, Line: doc.Line, Msg: "the config must be a mapping of keys (project, images, …)"}
 	}
+	c.keyLine = map[string]int{}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		k, v := doc.Content[i], doc.Content[i+1]
+		c.keyLine[k.Value] = k.Line
 		switch k.Value {
 		case "images":
 			for j, n := range v.Content {

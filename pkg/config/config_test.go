@@ -193,6 +193,13 @@ func FuzzParse(f *testing.F) {
 	f.Add("project: d\nimages:\n  - {name: a, dockerfile: Dockerfile}\n")
 	f.Add("project: d\nimages:\n  - name: a-{{.x}}\n    dockerfile: Dockerfile\n    matrix: {axes: {x: [1, 2]}, include: [{x: 3}]}\n")
 	f.Add("- [")
+	// Paths that leave the folder, limits and late failures.
+	f.Add("project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, context: ../../etc}\n")
+	f.Add("project: d\noutside: [/]\nbuild_dir: ../x\nimages:\n  - {name: a, dockerfile: Dockerfile}\n")
+	f.Add("project: d\nregistry: {local_port: 70000}\nimages:\n  - {name: a, dockerfile: .}\n")
+	f.Add("project: d\nimages:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", 2000))
+	f.Add("project: d\nimages:\n  - name: a-{{.x}}\n    dockerfile: Dockerfile\n    matrix: {axes: {x: {file: /dev/zero}}}\n")
+	f.Add("a: &a [*a, *a, *a, *a]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n")
 	dir := f.TempDir()
 	for name, body := range map[string]string{"Dockerfile": "FROM scratch\n", "demo.tmpl": "FROM x\n", "PYTHON_VERSIONS": "3.12\n", "busybox": "b"} {
 		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)

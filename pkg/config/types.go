@@ -36,11 +36,17 @@ type Config struct {
 	Cluster  Cluster  `yaml:"cluster"`
 	Scan     Scan     `yaml:"scan"`
 	Release  Release  `yaml:"release"`
+	// Outside lists folders outside the repository that paths in this file
+	// may name (e.g. ../shared-base); any other path that leaves the
+	// repository, after symlinks, is refused.
+	Outside []string `yaml:"outside"`
 
 	// Dir is the folder holding the config file; relative paths resolve from it.
 	Dir string `yaml:"-"`
 	// File is the config file's path as given.
 	File string `yaml:"-"`
+	// keyLine is where each top-level key is, for messages about it.
+	keyLine map[string]int
 }
 
 // Check is one static check: a command run in the repository root.

@@ -3,9 +3,12 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/hoistci/hoist/pkg/matrix"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
@@ -63,6 +66,9 @@ func (c *Config) validate() error {
 	if len(c.Images) == 0 {
 		return e(1, "no images: add an images list (see docs/config.md)")
 	}
+	if len(c.Images) > matrix.MaxEntries {
+		return e(c.keyLine["images"], "%d images, over the limit of %d a plan may hold: split the pipeline", len(c.Images), matrix.MaxEntries)
+	}
 	for _, ch := range c.Checks {
 		if ch.Name == "" || len(ch.Run) == 0 {
 			return e(ch.Line, "a check needs a name and a run command, e.g. {name: vet, run: [go, vet, ./...]}")
@@ -79,16 +85,21 @@ func (c *Config) validate() error {
 			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
-			if _, err := os.Stat(c.Path(b.Busybox)); err != nil {
+			if st, err := os.Stat(c.Path(b.Busybox)); err != nil {
 				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
+			} else if !st.Mode().IsRegular() {
+				return e(b.Line, "base %s: busybox %s is not a regular file: name the binary, e.g. /bin/busybox", b.Ref, b.Busybox)
 			}
 		}
 		for in, host := range b.Files {
 			if !strings.HasPrefix(in, "/") {
 				return e(b.Line, "base %s: file %q must be an absolute path in the image", b.Ref, in)
 			}
-			if _, err := os.Stat(c.Path(host)); err != nil {
+			if st, err := os.Stat(c.Path(host)); err != nil {
 				return e(b.Line, "base %s: host file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", b.Ref, host)
+			} else if !st.Mode().IsRegular() {
+				// A device such as /dev/zero would be read without end.
+				return e(b.Line, "base %s: host file %s is not a regular file: name a file", b.Ref, host)
 			}
 		}
 	}
@@ -108,12 +119,16 @@ func (c *Config) validate() error {
 		case img.Dockerfile != "" && img.Template != "":
 			return e(img.Line, "image %q: set dockerfile or template, not both", img.Name)
 		case img.Dockerfile != "":
-			if _, err := os.Stat(c.Path(img.Dockerfile)); err != nil {
+			if st, err := os.Stat(c.Path(img.Dockerfile)); err != nil {
 				return e(img.Line, "image %q: Dockerfile %s does not exist: fix the path or create it", img.Name, img.Dockerfile)
+			} else if !st.Mode().IsRegular() {
+				return e(img.Line, "image %q: Dockerfile %s is not a regular file: name the Dockerfile itself, e.g. %s", img.Name, img.Dockerfile, filepath.Join(img.Dockerfile, "Dockerfile"))
 			}
 		default:
-			if _, err := os.Stat(c.Path(img.Template)); err != nil {
+			if st, err := os.Stat(c.Path(img.Template)); err != nil {
 				return e(img.Line, "image %q: template %s does not exist: fix the path or create it", img.Name, img.Template)
+			} else if !st.Mode().IsRegular() {
+				return e(img.Line, "image %q: template %s is not a regular file: name the template file itself", img.Name, img.Template)
 			}
 		}
 		if st, err := os.Stat(c.Path(img.Context)); err != nil || !st.IsDir() {
@@ -167,6 +182,12 @@ func (c *Config) validate() error {
 				return e(img.Line, "image %q: test network %q: use none or host", img.Name, n)
 			}
 		}
+	}
+	if p := c.Registry.LocalPort; p < 0 || p > 65535 {
+		return e(c.Registry.Line, "registry local_port %d is not a TCP port: use 1-65535, or 0 (the default) to pick a free one", p)
+	}
+	if err := c.checkPaths(); err != nil {
+		return err
 	}
 	switch c.Release.Reserve {
 	case "git":

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // SchemaVersion is the version of the lock file format.
@@ -125,7 +127,7 @@ func (l *Lock) Put(img Image) {
 
 // Read loads the lock file at path.
 func Read(path string) (*Lock, error) {
-	b, err := os.ReadFile(path)
+	b, err := readlimit.ReadFile(path, "lock file", readlimit.Lock)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoLock)
 	}

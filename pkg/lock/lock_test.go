@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 func TestUpdateConcurrent(t *testing.T) {
@@ -116,6 +118,23 @@ func TestReadErrors(t *testing.T) {
 	os.WriteFile(old, []byte(`{"schema": 99}`), 0o644)
 	if _, err := Read(old); err == nil || !strings.Contains(err.Error(), "lock schema 99") {
 		t.Fatalf("schema: err = %v", err)
+	}
+	// A lock symlinked to /dev/zero, or larger than any real lock, is
+	// refused in one line without being read whole.
+	zero := filepath.Join(dir, "zero.json")
+	os.Symlink("/dev/zero", zero)
+	if _, err := Read(zero); !errors.Is(err, readlimit.ErrNotRegular) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("/dev/zero: err = %v", err)
+	}
+	huge := filepath.Join(dir, "huge.json")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(readlimit.Lock + 1) // sparse: no disk used
+	f.Close()
+	if _, err := Read(huge); !errors.Is(err, readlimit.ErrTooLarge) || !strings.Contains(err.Error(), "64 MiB") {
+		t.Fatalf("huge: err = %v", err)
 	}
 }
 

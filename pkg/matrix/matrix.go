@@ -4,6 +4,7 @@
 package matrix
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +15,16 @@ type Axis struct {
 	Name   string
 	Values []string
 }
+
+// MaxEntries bounds the images one run plans (after expansion, across all
+// images): far above any real matrix, low enough that a hostile or
+// mistaken config is refused before it costs memory or an afternoon of
+// builds. docs/config.md states it.
+const MaxEntries = 4096
+
+// ErrNoEntries is returned when include and exclude leave nothing: an
+// image that silently builds nothing is a mistake, not a choice.
+var ErrNoEntries = errors.New("the matrix leaves no entry")
 
 // Entry is one combination: axis name -> value (include may add keys).
 type Entry map[string]string
@@ -65,6 +76,13 @@ func Expand(axes []Axis, include, exclude []map[string]string) ([]Entry, error) 
 			return nil, fmt.Errorf("axis %q has no values", a.Name)
 		}
 		names[a.Name] = true
+	}
+	// Refuse before expanding: the product is what would cost the memory.
+	product := 1
+	for _, a := range axes {
+		if product *= len(a.Values); product > MaxEntries {
+			return nil, fmt.Errorf("the axes (%s) give more than %d entries, the limit: split the image or shorten an axis", axisList(axes), MaxEntries)
+		}
 	}
 	entries := []Entry{{}}
 	for _, a := range axes {
@@ -133,6 +151,12 @@ func Expand(axes []Axis, include, exclude []map[string]string) ([]Entry, error) 
 		if !dup {
 			entries = append(entries, n)
 		}
+	}
+	if len(entries) > MaxEntries {
+		return nil, fmt.Errorf("the matrix gives %d entries, more than the limit of %d: split the image or shorten an axis", len(entries), MaxEntries)
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%w: every combination of %s is excluded and nothing is included: remove an exclude, or the image", ErrNoEntries, axisList(axes))
 	}
 	return entries, nil
 }

@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,15 @@ func strs(es []Entry) []string {
 		out[i] = e.String()
 	}
 	return out
+}
+
+// values is an axis of n distinct values.
+func values(name string, n int) Axis {
+	a := Axis{Name: name}
+	for i := range n {
+		a.Values = append(a.Values, strconv.Itoa(i))
+	}
+	return a
 }
 
 func TestExpand(t *testing.T) {
@@ -43,6 +53,10 @@ func TestExpand(t *testing.T) {
 		{name: "duplicate axis", axes: []Axis{py, py}, wantErr: "given twice"},
 		{name: "exclude names no axis", axes: []Axis{py}, exclude: []map[string]string{{"pyton": "3.11"}}, wantErr: "names no axis"},
 		{name: "empty include", axes: []Axis{py}, include: []map[string]string{{}}, wantErr: "include entry 1 is empty"},
+		{name: "exclude leaves nothing", axes: []Axis{py, rt}, exclude: []map[string]string{{"runtime": "cpu"}, {"runtime": "cuda"}}, wantErr: "the matrix leaves no entry: every combination of python, runtime is excluded"},
+		{name: "product over the limit", axes: []Axis{values("a", 100), values("b", 100)}, wantErr: "the axes (a, b) give more than 4096 entries, the limit"},
+		{name: "includes over the limit", axes: []Axis{values("a", 4096)}, include: []map[string]string{{"a": "new"}}, wantErr: "the matrix gives 4097 entries, more than the limit of 4096"},
+		{name: "at the limit", axes: []Axis{values("a", 64), values("b", 64)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +69,12 @@ func TestExpand(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.want == nil {
+				if len(got) != MaxEntries {
+					t.Fatalf("got %d entries, want %d", len(got), MaxEntries)
+				}
+				return
 			}
 			if !reflect.DeepEqual(strs(got), tt.want) {
 				t.Fatalf("got  %v\nwant %v", strs(got), tt.want)

@@ -1,9 +1,11 @@
 package plan
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +18,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/hoistci/hoist/pkg/config"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // Hasher computes inputs hashes, hashing each build context once however
@@ -42,7 +45,7 @@ type ctxHash struct {
 // an image changed (HOIST_REBUILD=1 rebuilds).
 // The same inputs give the same hash; any change gives another.
 func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
-	df, err := os.ReadFile(img.Dockerfile)
+	df, err := readlimit.ReadFile(img.Dockerfile, "Dockerfile", readlimit.Dockerfile)
 	if err != nil {
 		return "", fmt.Errorf("reading Dockerfile of %s: %w", img.Name, err)
 	}
@@ -146,9 +149,12 @@ func (h *Hasher) context(dir, ignore string) (string, error) {
 // except those the ignore file (when it exists) excludes.
 func hashContext(dir, ignore string) (string, error) {
 	var pm *patternmatcher.PatternMatcher
-	if f, err := os.Open(ignore); err == nil {
-		patterns, err := ignorefile.ReadAll(f)
-		f.Close()
+	b, err := readlimit.ReadFile(ignore, ".dockerignore", readlimit.Dockerfile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err == nil {
+		patterns, err := ignorefile.ReadAll(bytes.NewReader(b))
 		if err != nil {
 			return "", fmt.Errorf("reading %s: %w", ignore, err)
 		}
@@ -158,7 +164,7 @@ func hashContext(dir, ignore string) (string, error) {
 	}
 	sum := sha256.New()
 	buf := make([]byte, 64<<10)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/matrix"
+	"github.com/hoistci/hoist/pkg/readlimit"
 	"github.com/hoistci/hoist/pkg/version"
 )
 
@@ -143,7 +144,7 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 			for _, a := range ci.Matrix.Axes {
 				vals := a.Values
 				if a.File != "" {
-					data, err := os.ReadFile(cfg.Path(a.File))
+					data, err := readlimit.ReadFile(cfg.Path(a.File), "axis file", readlimit.List)
 					if err != nil {
 						return nil, fmt.Errorf("%s:%d: axis %q: %w", cfg.File, a.Line, a.Name, err)
 					}
@@ -175,6 +176,9 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 			}
 			seen[img.Name] = origin{image: ci.Name, line: ci.Line, entry: e.String()}
 			p.Images = append(p.Images, img)
+			if len(p.Images) > matrix.MaxEntries {
+				return nil, fmt.Errorf("%s:%d: image %q: the plan passes %d images, the limit: split the pipeline or shorten a matrix", cfg.File, ci.Line, ci.Name, matrix.MaxEntries)
+			}
 		}
 	}
 	return p, nil
@@ -260,7 +264,7 @@ func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image
 		img.Dockerfile = cfg.Path(ci.Dockerfile)
 		return img, nil
 	}
-	src, err := os.ReadFile(cfg.Path(ci.Template))
+	src, err := readlimit.ReadFile(cfg.Path(ci.Template), "template", readlimit.Dockerfile)
 	if err != nil {
 		return Image{}, fmt.Errorf("%s: reading template: %w", where, err)
 	}

@@ -115,6 +115,7 @@ images:
     test: {command: [sh, -c, "test -s /n"]}
 scan:
   db_dir: %[4]s
+outside: [%[4]s]
 registry:
   repository: acme
 `, project, bb, strings.Join(axis, ", "), db),

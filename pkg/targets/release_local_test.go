@@ -58,6 +58,7 @@ images:
     test: {command: [sh, -c, "grep -q local /which"]}
 scan:
   db_dir: %[3]s
+outside: [%[3]s]
 registry:
   repository: acme/tools
   local_port: %[4]d

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // ErrInvalid is wrapped by every refusal of a version's text.
@@ -59,6 +60,31 @@ func Parse(s string) (Version, error) {
 		return Version{}, fmt.Errorf("%w %s: a number is larger than semver tools hold (%d): %s", ErrInvalid, Quote(s), uint64(1<<64-1), form)
 	}
 	return Version{SemVer: sv, V: strings.HasPrefix(s, "v")}, nil
+}
+
+// MaxTag is the longest image tag a registry takes (the distribution spec's
+// tag grammar allows 128 characters).
+const MaxTag = 128
+
+// Taggable refuses a version that cannot be an image tag, so a VERSION
+// file is refused when read rather than by every build later with
+// "invalid reference format": a tag cannot hold '+' (SemVer build
+// metadata), and is at most MaxTag characters. Hoist does not map build
+// metadata to another character: 1.2.3+a and 1.2.3-a would then collide
+// (docs/release.md).
+func Taggable(v Version) error {
+	if m := v.SemVer.Metadata(); m != "" {
+		if len(m) > quoteMax { // the grammar makes it ASCII
+			m = m[:quoteMax] + "…"
+		}
+		return fmt.Errorf("%w %s: build metadata (+%s) cannot be in an image tag, which cannot hold '+': remove it (a prerelease, -%s, can be)", ErrInvalid, Quote(v.String()), m, m)
+	}
+	// The staging form of a release candidate's base is short; the version
+	// itself is the longest tag Hoist writes.
+	if n := len(v.Plain()); n > MaxTag {
+		return fmt.Errorf("%w %s: %d characters, and an image tag holds at most %d: shorten the prerelease", ErrInvalid, Quote(v.String()), n, MaxTag)
+	}
+	return nil
 }
 
 // String writes the version in its original style.
@@ -150,9 +176,12 @@ type File struct {
 // (`docker tag app:$(cat VERSION)` keeps a trailing space) and Bump writes
 // it back as it was read. Errors name the file and say what to remove.
 func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := readlimit.ReadFile(path, "VERSION", readlimit.Version)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: no such file: create it with one version, e.g. echo 0.1.0 > %s", path, filepath.Base(path))
+	}
+	if errors.Is(err, readlimit.ErrTooLarge) || errors.Is(err, readlimit.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
@@ -181,6 +210,9 @@ func decode(path string, b []byte) (*File, error) {
 		return nil, fmt.Errorf("%s: %w: %d lines: the file holds one version on one line, nothing else", path, ErrInvalid, n)
 	}
 	v, err := Parse(string(line))
+	if err == nil {
+		err = Taggable(v)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s:1: %w", path, err)
 	}

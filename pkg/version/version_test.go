@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 func TestParse(t *testing.T) {
@@ -126,9 +129,14 @@ func TestLongInputIsNotEchoed(t *testing.T) {
 	if err := os.WriteFile(p, []byte(long+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The file is over VERSION's size limit, so it is refused unread.
 	_, err := ReadFile(p)
-	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes)", len(long))) {
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), fmt.Sprintf("holds %d bytes", len(long)+1)) {
 		t.Fatalf("error of %d bytes: %.400v", len(fmt.Sprint(err)), err)
+	}
+	_, err = Parse(long)
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes)", len(long))) {
+		t.Fatalf("parse error of %d bytes: %.400v", len(fmt.Sprint(err)), err)
 	}
 	_, err = ParsePythonVersions("PYTHON_VERSIONS", []byte(strings.Repeat("3", 10<<10)+".x\n"))
 	if err == nil || len(err.Error()) > 300 {
@@ -263,22 +271,32 @@ func FuzzParse(f *testing.F) {
 // FuzzReadFile checks the VERSION rule on any bytes: what is accepted is
 // exactly the version written back plus one line ending (so Bump's rewrite
 // changes nothing else), and every refusal is one short line naming the
-// file and wrapping ErrInvalid.
+// file and wrapping ErrInvalid. It reads through Load, so the size limit
+// and the tag rules (no build metadata, at most MaxTag) are fuzzed too.
 func FuzzReadFile(f *testing.F) {
-	for _, s := range []string{"1.2.3\n", "v1.2.3\r\n", "1.2.3", "1.2.3 \n\n", "\n", "", "1.0.0\n2.0.0", "\uFEFF1.2.3", "1.2.3\r", "1.2.3-staging.0\n\r\n"} {
+	for _, s := range []string{"1.2.3\n", "v1.2.3\r\n", "1.2.3", "1.2.3 \n\n", "\n", "", "1.0.0\n2.0.0", "\uFEFF1.2.3", "1.2.3\r", "1.2.3-staging.0\n\r\n",
+		"1.2.3+build.7\n", "1.2.3-" + strings.Repeat("a", 122) + "\n", "1.2.3-" + strings.Repeat("a", 123) + "\n", "1.2.3-" + strings.Repeat("a", 250) + "\n", strings.Repeat("9", 257)} {
 		f.Add([]byte(s))
 	}
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		file, err := decode("VERSION", b)
+		p := filepath.Join(dir, "VERSION")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := Load(p)
 		if err != nil {
 			msg := err.Error()
-			if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(msg, "VERSION") || strings.Contains(msg, "\n") || len(msg) > 400 {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(msg, p) || strings.Contains(msg, "\n") || len(msg) > 400 {
 				t.Fatalf("refusal of %q: %q", b, msg)
 			}
 			return
 		}
 		if got := file.Version.String() + file.EOL; got != string(b) {
 			t.Fatalf("accepted %q but it writes back as %q", b, got)
+		}
+		if Taggable(file.Version) != nil || len(b) > readlimit.Version {
+			t.Fatalf("accepted %q, which is not a valid tag or over the limit", b)
 		}
 	})
 }
@@ -328,4 +346,51 @@ func FuzzParsePythonVersions(f *testing.F) {
 			seen[v] = true
 		}
 	})
+}
+
+// TestLoadRefusesUntaggable: a VERSION that cannot be an image tag is
+// refused when read, in one line saying why, not by every build later.
+func TestLoadRefusesUntaggable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, content, want string }{
+		{name: "build metadata", content: "1.2.3+build.7\n", want: `VERSION:1: invalid version "1.2.3+build.7": build metadata (+build.7) cannot be in an image tag, which cannot hold '+'`},
+		{name: "prerelease and metadata", content: "v1.2.3-rc.1+sha.abc\n", want: "cannot hold '+'"},
+		{name: "over-long prerelease", content: "1.2.3-" + strings.Repeat("a", 123) + "\n", want: "129 characters, and an image tag holds at most 128: shorten the prerelease"},
+		{name: "longest taggable", content: "1.2.3-" + strings.Repeat("a", 122) + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "VERSION")
+			if err := os.WriteFile(p, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadFile(p)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadBounded: VERSION symlinked to /dev/zero, or a FIFO, is refused
+// without being read.
+func TestLoadBounded(t *testing.T) {
+	dir := t.TempDir()
+	zero := filepath.Join(dir, "VERSION")
+	os.Symlink("/dev/zero", zero)
+	fifo := filepath.Join(dir, "FIFO")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{zero: "is a character device", fifo: "is a FIFO"} {
+		_, err := ReadFile(path)
+		if !errors.Is(err, ErrInvalid) || !errors.Is(err, readlimit.ErrNotRegular) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadFile(%s) = %v, want %q", path, err, want)
+		}
+	}
 }
