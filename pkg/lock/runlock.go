@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // RunLock is held by one run of Hoist per checkout for its whole duration:
@@ -24,7 +26,9 @@ func HoldRun(ctx context.Context, path string, waiting func(pid int)) (*RunLock,
 	var told func()
 	if waiting != nil {
 		told = func() {
-			b, _ := os.ReadFile(path)
+			// The PID is a short line; read no more than that, whatever the
+			// file has become.
+			b, _ := readlimit.ReadFile(path, "the run lock", 32)
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 			waiting(pid)
 		}
