@@ -98,13 +98,20 @@ func (o *observer) fail(f string, a ...any) {
 	o.bad = append(o.bad, sprintf(f, a...))
 }
 
+// run samples the registry until ctx ends: it observes, it waits on
+// nothing, so a ticker paces it.
 func (o *observer) run(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
-	for ctx.Err() == nil {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		o.check(ctx)
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
-
 }
 
 func TestPushThroughFaultsIsAllOrNothing(t *testing.T) {
