@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,4 +232,22 @@ func Builder(t testing.TB, e *engine.Engine) *engine.Builder {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// Stdout runs fn with os.Stdout captured (targets print there) and returns
+// what it printed with fn's error.
+func Stdout(t testing.TB, fn func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	ferr := fn()
+	os.Stdout = old
+	w.Close()
+	return <-done, ferr
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,19 +209,5 @@ func removeProject(e interface {
 // capture returns what fn prints (targets print to standard output).
 func capture(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- string(b)
-	}()
-	ferr := fn()
-	os.Stdout = old
-	w.Close()
-	return <-done, ferr
+	return testenv.Stdout(t, fn)
 }

@@ -72,18 +72,7 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 // stdout runs fn with os.Stdout captured (targets print there).
 func stdout(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	ferr := fn()
-	os.Stdout = old
-	w.Close()
-	return <-done, ferr
+	return testenv.Stdout(t, fn)
 }
 
 func TestBumpTarget(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,23 +47,9 @@ images:
 // captureOut returns what fn prints (targets print to standard output).
 func captureOut(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- string(b)
-	}()
-	ferr := fn()
-	os.Stdout = old
-	w.Close()
-	out := <-done
+	out, err := testenv.Stdout(t, fn)
 	t.Log(out)
-	return out, ferr
+	return out, err
 }
 
 func TestTestTarget(t *testing.T) { testenv.EachEngine(t, testTestTarget) }
