@@ -1,0 +1,35 @@
+package cosign
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The embedded tools module is the one committed in tools/cosign.
+func TestPinnedModuleMatchesToolsFolder(t *testing.T) {
+	root := filepath.Join("..", "..", "tools", "cosign")
+	for name, embedded := range map[string][]byte{"go.mod": pinnedGoMod, "go.sum": pinnedGoSum} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, embedded) {
+			t.Errorf("internal/cosign/pinned.%s differs from tools/cosign/%s: copy it over", name, name)
+		}
+	}
+	if !bytes.Contains(pinnedGoMod, []byte("require "+Module+" v"+Pinned+"\n")) {
+		t.Errorf("pinned.go.mod does not require cosign v%s", Pinned)
+	}
+}
+
+// TestBinaryIsThePin gets the pinned cosign (building it when this machine
+// has none) and checks the version it reports.
+func TestBinaryIsThePin(t *testing.T) {
+	bin := Binary(t)
+	v, err := Version(t.Context(), bin)
+	if err != nil || v != Pinned {
+		t.Fatalf("cosign version = %q, %v; want %s", v, err, Pinned)
+	}
+}

@@ -1,0 +1,132 @@
+package attest
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// PEM block types of cosign's encrypted private keys: cosign writes the
+// first since v2.2 and still reads the second.
+const (
+	sigstoreKeyType = "ENCRYPTED SIGSTORE PRIVATE KEY"
+	cosignKeyType   = "ENCRYPTED COSIGN PRIVATE KEY"
+)
+
+// ErrWrongPassword means the signing key did not decrypt with the password.
+var ErrWrongPassword = errors.New("the signing key does not decrypt with the password given")
+
+// Signer signs statements and images with one ECDSA P-256 key.
+type Signer struct {
+	sv  signature.SignerVerifier
+	pub []byte // PEM
+	id  string
+}
+
+// LoadSigner reads a private key in cosign's format (PKCS#8 encrypted with
+// scrypt and secretbox, as `cosign generate-key-pair` writes it). The
+// password is never part of an error.
+func LoadSigner(keyPEM, password []byte) (*Signer, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, errors.New("the signing key is not PEM: give the cosign.key file `cosign generate-key-pair` wrote")
+	}
+	if block.Type != sigstoreKeyType && block.Type != cosignKeyType {
+		return nil, fmt.Errorf("the signing key is a %q PEM block, not an encrypted cosign key: give the cosign.key file `cosign generate-key-pair` wrote", block.Type)
+	}
+	der, err := encrypted.Decrypt(block.Bytes, password)
+	if err != nil {
+		return nil, ErrWrongPassword
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("reading the decrypted signing key: %w", err)
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("the signing key is not an ECDSA P-256 key: make one with `cosign generate-key-pair`")
+	}
+	sv, err := signature.LoadECDSASignerVerifier(ec, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("loading the signing key: %w", err)
+	}
+	pub, err := cryptoutils.MarshalPublicKeyToPEM(ec.Public())
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	return &Signer{sv: sv, pub: pub, id: keyID(ec.Public())}, nil
+}
+
+// PublicKeyPEM is the public half, as cosign.pub holds it.
+func (s *Signer) PublicKeyPEM() []byte { return s.pub }
+
+// KeyID names the key in output: sha256 of its public key, shortened.
+func (s *Signer) KeyID() string { return s.id }
+
+// Verifier checks signatures made with one public key.
+type Verifier struct {
+	v  signature.Verifier
+	id string
+}
+
+// LoadVerifier reads a PEM public key (cosign.pub).
+func LoadVerifier(pubPEM []byte) (*Verifier, error) {
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		return nil, fmt.Errorf("reading the public key: %w: give the cosign.pub file `cosign generate-key-pair` wrote", err)
+	}
+	ec, ok := pub.(*ecdsa.PublicKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("the public key is not an ECDSA P-256 key: give the cosign.pub of the signing key")
+	}
+	v, err := signature.LoadECDSAVerifier(ec, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("loading the public key: %w", err)
+	}
+	return &Verifier{v: v, id: keyID(ec)}, nil
+}
+
+// KeyID names the key in output (see Signer.KeyID).
+func (v *Verifier) KeyID() string { return v.id }
+
+// GenerateKey makes an ECDSA P-256 key pair in cosign's format: the private
+// key encrypted with password, and the public key.
+func GenerateKey(password []byte) (privPEM, pubPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating a key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the key: %w", err)
+	}
+	enc, err := encrypted.Encrypt(der, password)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypting the key: %w", err)
+	}
+	pubPEM, err = cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: sigstoreKeyType, Bytes: enc}), pubPEM, nil
+}
+
+func keyID(pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,82 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+)
+
+// ErrBadSignature means a signature does not verify with the key: the
+// signed bytes were changed, or another key signed them.
+var ErrBadSignature = errors.New("signature does not verify with the key")
+
+// Sign wraps an in-toto statement in a DSSE envelope signed by s.
+func (s *Signer) Sign(ctx context.Context, statement []byte) ([]byte, error) {
+	env, err := dsse.WrapSigner(s.sv, PayloadType).SignMessage(bytes.NewReader(statement), options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("signing a statement: %w", err)
+	}
+	return env, nil
+}
+
+// SignImage makes cosign's simple-signing payload for the image d and its
+// signature (base64), which `cosign verify --key` checks.
+func (s *Signer) SignImage(ctx context.Context, d name.Digest) (payloadJSON []byte, sig string, err error) {
+	payloadJSON, err = json.Marshal(payload.Cosign{Image: d})
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding the signature payload of %s: %w", d, err)
+	}
+	raw, err := s.sv.SignMessage(bytes.NewReader(payloadJSON), options.WithContext(ctx))
+	if err != nil {
+		return nil, "", fmt.Errorf("signing %s: %w", d, err)
+	}
+	return payloadJSON, base64.StdEncoding.EncodeToString(raw), nil
+}
+
+// Open verifies a DSSE envelope with v and returns the statement it holds.
+// A bad signature is ErrBadSignature.
+func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
+	var env ssldsse.Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	if env.PayloadType != PayloadType {
+		return nil, fmt.Errorf("envelope payload type %q, want %s", env.PayloadType, PayloadType)
+	}
+	ev, err := ssldsse.NewEnvelopeVerifier(&dsse.VerifierAdapter{SignatureVerifier: v.v})
+	if err != nil {
+		return nil, fmt.Errorf("checking an envelope: %w", err)
+	}
+	if _, err := ev.Verify(ctx, &env); err != nil {
+		return nil, ErrBadSignature
+	}
+	return env.DecodeB64Payload()
+}
+
+// VerifyImage checks a simple-signing payload and its signature for d.
+func (v *Verifier) VerifyImage(ctx context.Context, d name.Digest, payloadJSON []byte, sig string) error {
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return fmt.Errorf("signature of %s is not base64: %w", d, err)
+	}
+	if err := v.v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payloadJSON), options.WithContext(ctx)); err != nil {
+		return ErrBadSignature
+	}
+	var p payload.Cosign
+	if err := json.Unmarshal(payloadJSON, &p); err != nil {
+		return fmt.Errorf("signature payload of %s: %w", d, err)
+	}
+	if p.Image.DigestStr() != d.DigestStr() {
+		return fmt.Errorf("the signature is for %s, not %s", p.Image.DigestStr(), d.DigestStr())
+	}
+	return nil
+}
