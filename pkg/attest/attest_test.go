@@ -293,5 +293,3 @@ func TestLoadSignerRefusals(t *testing.T) {
 		t.Fatal("LoadVerifier accepted junk")
 	}
 }
-
-
