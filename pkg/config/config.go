@@ -144,6 +144,8 @@ func (c *Config) lines(root *yaml.Node) error {
 			}
 		case "release":
 			c.Release.Line = k.Line
+		case "attest":
+			c.Attest.Line = k.Line
 		case "secrets":
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				id := v.Content[j].Value
@@ -261,6 +263,7 @@ func (c *Config) defaults() {
 	if c.Scan.Trivy == "" {
 		c.Scan.Trivy = "0.58.0"
 	}
+	c.attestDefaults()
 	if c.Release.Remote == "" {
 		c.Release.Remote = "origin"
 	}

@@ -36,6 +36,7 @@ type Config struct {
 	Cluster  Cluster  `yaml:"cluster"`
 	Scan     Scan     `yaml:"scan"`
 	Release  Release  `yaml:"release"`
+	Attest   Attest   `yaml:"attest"`
 	// Outside lists folders outside the repository that paths in this file
 	// may name (e.g. ../shared-base); any other path that leaves the
 	// repository, after symlinks, is refused.

@@ -218,6 +218,9 @@ func (c *Config) validate() error {
 	if c.Scan.Timeout < 0 {
 		return e(c.Scan.Line, "scan timeout %s: use a positive duration such as 10m", c.Scan.Timeout)
 	}
+	if err := c.validateAttest(); err != nil {
+		return err
+	}
 	for _, ig := range c.Scan.Ignore {
 		if ig.ID == "" || ig.Reason == "" {
 			return e(ig.Line, "a scan ignore entry needs an id and a reason")

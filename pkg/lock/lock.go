@@ -85,6 +85,14 @@ type Scan struct {
 	Scanner  string    `json:"scanner,omitempty"` // e.g. trivy 0.58.0
 	DB       string    `json:"db,omitempty"`      // the vulnerability DB used, e.g. trivy-db v2, updated 2026-11-20 06:00 UTC
 	Error    string    `json:"error,omitempty"`   // why the scan could not run; such a scan never passed
+	SBOM     *SBOM     `json:"sbom,omitempty"`    // made by the same Trivy run, when asked for
+}
+
+// SBOM is an image's software bill of materials as the scan wrote it.
+type SBOM struct {
+	Path   string `json:"path"`
+	Format string `json:"format"` // cyclonedx or spdx-json
+	SHA256 string `json:"sha256"` // of the file
 }
 
 // Finding is one vulnerability or secret found in an image.

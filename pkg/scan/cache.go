@@ -30,9 +30,13 @@ type resultCache struct {
 // cacheKey identifies everything besides the image that shapes a report.
 // The DB is identified by its metadata and its file's size and modification
 // time (hashing a real DB, ~1 GB, would cost more than a scan).
-func cacheKey(trivyVersion string, scanners []string, offline bool, cacheDir string) (string, error) {
+func cacheKey(trivyVersion string, scanners []string, offline, allPackages bool, cacheDir string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "hoist-scan-cache v1\ntrivy %s\nscanners %s\noffline %v\n", trivyVersion, strings.Join(scanners, ","), offline)
+	if allPackages {
+		// Reports that list every package (for the SBOM) are kept apart.
+		fmt.Fprintf(h, "all packages\n")
+	}
 	for _, f := range []string{"db/metadata.json", "db/trivy.db", "java-db/metadata.json", "java-db/trivy-java.db"} {
 		p := filepath.Join(cacheDir, f)
 		st, err := os.Stat(p)

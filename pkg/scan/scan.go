@@ -79,6 +79,25 @@ type Options struct {
 	// Rescan scans every image even when an earlier scan of the same image
 	// with the same Trivy, scanners and DB could be reused.
 	Rescan bool
+	// SBOM, when set (SBOMCycloneDX or SBOMSPDX), also writes each image's
+	// SBOM in that format beside its reports, from the same Trivy run: the
+	// scan lists every package (--list-all-pkgs) and `trivy convert` turns
+	// its JSON report into the SBOM, with no second scan and no second
+	// export of the image.
+	SBOM string
+}
+
+// SBOM formats Options.SBOM takes.
+const (
+	SBOMCycloneDX = "cyclonedx"
+	SBOMSPDX      = "spdx-json"
+)
+
+// SBOMFile is an image's SBOM as written.
+type SBOMFile struct {
+	Path   string
+	Format string
+	SHA256 string // of the file
 }
 
 // ImageResult is the outcome for one image.
@@ -92,8 +111,9 @@ type ImageResult struct {
 	OS           string // e.g. "debian 12.2", empty when none was detected
 	Findings     []Finding
 	Reports      []string
-	Cached       bool  // the report of an earlier scan with the same Trivy, scanners and DB was reused
-	Err          error // the scan could not run
+	SBOM         *SBOMFile // with Options.SBOM set
+	Cached       bool      // the report of an earlier scan with the same Trivy, scanners and DB was reused
+	Err          error     // the scan could not run
 	Duration     time.Duration
 }
 
@@ -186,7 +206,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	cache := resultCache{dir: filepath.Join(o.CacheDir, "hoist-results"), off: o.Rescan}
-	cache.key, err = cacheKey(tool.Version, o.Policy.Scanners, offline, o.CacheDir)
+	cache.key, err = cacheKey(tool.Version, o.Policy.Scanners, offline, o.SBOM != "", o.CacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// scanned with this Trivy, these scanners and this exact DB is not
 	// scanned again (its report is reused; the policy is applied afresh).
 	res.Images = make([]ImageResult, len(images))
-	var todo []int
+	var todo, cached []int
 	for i, img := range images {
 		r := &res.Images[i]
 		*r = ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
@@ -204,6 +224,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			continue
 		}
 		if cache.load(r, filepath.Join(o.OutDir, img.Name+".trivy.json")) {
+			cached = append(cached, i)
 			continue
 		}
 		todo = append(todo, i)
@@ -264,6 +285,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
+			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
+			return nil
+		})
+	}
+	// A reused report lists the packages too (the cache key says so).
+	for _, i := range cached {
+		g.Go(func() error {
+			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
 			return nil
 		})
 	}
@@ -330,6 +359,11 @@ func (o *Options) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	switch o.SBOM {
+	case "", SBOMCycloneDX, SBOMSPDX:
+	default:
+		return fmt.Errorf("scan: SBOM format %q: use %s or %s", o.SBOM, SBOMCycloneDX, SBOMSPDX)
 	}
 	return nil
 }
@@ -404,6 +438,9 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	if offline {
 		args = append(args, "--offline-scan", "--skip-java-db-update")
 	}
+	if o.SBOM != "" {
+		args = append(args, "--list-all-pkgs")
+	}
 	args = append(args, "--input", layout+"@"+img.Name)
 	sctx, cancel := context.WithTimeout(ctx, o.Timeout+30*time.Second)
 	defer cancel()
@@ -468,6 +505,9 @@ func record(path string, res *Result, now time.Time) error {
 				continue // removed from the lock meanwhile: nothing to record on
 			}
 			s := &lock.Scan{Passed: r.Passed(), At: now.UTC(), ImageID: r.ImageID, Scanner: res.Scanner, Reports: r.Reports, DB: res.DB.String()}
+			if r.SBOM != nil {
+				s.SBOM = &lock.SBOM{Path: r.SBOM.Path, Format: r.SBOM.Format, SHA256: r.SBOM.SHA256}
+			}
 			if r.Err != nil {
 				s.Error = r.Err.Error()
 			}

@@ -58,6 +58,19 @@ type Settings struct {
 	Rescan   bool
 	Project  string // init: the images' project
 
+	// SigningKey is the cosign key file Push signs attestations with
+	// (empty: nothing is signed); SigningPassword decrypts it.
+	SigningKey      string
+	SigningPassword Secret
+	// VerifyKey is the public key Verify checks with (overrides
+	// attest.public_key); VerifyRefs are the images it checks (empty: the
+	// lock file's pushed digests).
+	VerifyKey  string
+	VerifyRefs []string
+	// CIBuilderID and CIRunURL name the CI workflow and run (GitHub
+	// Actions), for provenance; empty outside CI.
+	CIBuilderID, CIRunURL string
+
 	// Environ is the whole environment, for the programs Hoist starts
 	// (static checks, Trivy) and for values the config names (secrets).
 	Environ []string
@@ -99,6 +112,10 @@ var Vars = []Var{
 	{"HOIST_TRIVY_DB", "offline vulnerability DB folder (overrides `scan.db_dir`)"},
 	{"HOIST_TOOLS_DIR", "where pinned tools are built (default: the user cache's `hoist/tools`)"},
 	{"HOIST_RESCAN", "`1`: scan again images unchanged since their last scan"},
+	{"HOIST_SIGNING_KEY", "Push signs the images and their attestations (provenance, tested, SBOM) with this cosign key file (`cosign generate-key-pair`) and attaches them; unset, nothing is signed"},
+	{"HOIST_SIGNING_PASSWORD", "the signing key's password; never printed"},
+	{"HOIST_VERIFY_KEY", "Verify checks signatures with this public key file (overrides `attest.public_key`)"},
+	{"HOIST_VERIFY_REF", "`REF[,REF]`: Verify these images (`REPO@sha256:…` or `REPO:TAG`) instead of the lock file's pushed digests"},
 	{"HOIST_REGISTRY", "`HOST[/REPOSITORY]`: push and promote there instead of `registry` in hoist.yaml"},
 	{"HOIST_REGISTRY_USERNAME", "registry user (CI); else Docker's config and credential helpers"},
 	{"HOIST_REGISTRY_PASSWORD", "registry password or token; never printed"},
@@ -112,6 +129,11 @@ var Vars = []Var{
 	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode"},
 	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
+	{"GITHUB_SERVER_URL", "with `GITHUB_REPOSITORY`, `GITHUB_RUN_ID` and `GITHUB_RUN_ATTEMPT`: the run's URL, the provenance's invocation id"},
+	{"GITHUB_REPOSITORY", "`OWNER/REPO` of the run (provenance)"},
+	{"GITHUB_RUN_ID", "the run's id (provenance)"},
+	{"GITHUB_RUN_ATTEMPT", "the run's attempt (provenance)"},
+	{"GITHUB_WORKFLOW_REF", "the workflow file and ref of the run: the provenance's builder id"},
 	{"CI", "`true`: a test that needs the engine fails instead of skipping, and a pushing line refuses to run with no registry configured"},
 	{"HOIST_PROJECT", "`init`: the images' project (default: DIR's name)"},
 }
@@ -163,8 +185,18 @@ func Read(environ []string) (*Settings, error) {
 		ToolsDir:        get("HOIST_TOOLS_DIR"),
 		Rescan:          truthy(get("HOIST_RESCAN")),
 		Project:         get("HOIST_PROJECT"),
+		SigningKey:      get("HOIST_SIGNING_KEY"),
+		VerifyKey:       get("HOIST_VERIFY_KEY"),
 		Environ:         environ,
 	}
+	spw, _ := lookup("HOIST_SIGNING_PASSWORD")
+	s.SigningPassword = Secret(spw)
+	for _, r := range strings.Split(get("HOIST_VERIFY_REF"), ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			s.VerifyRefs = append(s.VerifyRefs, r)
+		}
+	}
+	s.CIBuilderID, s.CIRunURL = ciRun(get)
 	// Passwords keep their spaces: they are the user's bytes.
 	pw, _ := lookup("HOIST_REGISTRY_PASSWORD")
 	s.RegistryPassword = Secret(pw)
@@ -220,6 +252,25 @@ func splitRegistry(r string) (host, repo string, err error) {
 		return "", "", fmt.Errorf("HOIST_REGISTRY=%q: write HOST[/REPOSITORY], e.g. ghcr.io/owner/repo", clip(r))
 	}
 	return host, repo, nil
+}
+
+// ciRun names the GitHub Actions workflow and run from their variables:
+// builder id https://github.com/OWNER/REPO/.github/workflows/F.yml@REF,
+// run https://github.com/OWNER/REPO/actions/runs/ID/attempts/N.
+func ciRun(get func(string) string) (builder, run string) {
+	server, repo, id := strings.TrimSuffix(get("GITHUB_SERVER_URL"), "/"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")
+	if server == "" || repo == "" || id == "" {
+		return "", ""
+	}
+	run = server + "/" + repo + "/actions/runs/" + id
+	if a := get("GITHUB_RUN_ATTEMPT"); a != "" {
+		run += "/attempts/" + a
+	}
+	builder = server + "/" + repo + "/.github/workflows"
+	if w := get("GITHUB_WORKFLOW_REF"); w != "" {
+		builder = server + "/" + w
+	}
+	return builder, run
 }
 
 func truthy(s string) bool {

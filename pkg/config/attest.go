@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Attest is what proofs travel with pushed images (docs/attestations.md).
+type Attest struct {
+	// SBOM is the SBOM format the scan writes and Push attaches:
+	// cyclonedx (default), spdx-json, or none.
+	SBOM string `yaml:"sbom"`
+	// Require lists the attestations Verify (and promotion) demand of an
+	// image: provenance, tested, sbom (default: all that are made).
+	Require []string `yaml:"require"`
+	// PublicKey is the cosign.pub Verify checks signatures with, a path in
+	// the repository (HOIST_VERIFY_KEY overrides it).
+	PublicKey string `yaml:"public_key"`
+	// Keyless signs with the CI's OIDC identity instead of a key. Designed
+	// (docs/attestations.md), not implemented: setting it is refused.
+	Keyless *Keyless `yaml:"keyless"`
+	Line    int      `yaml:"-"`
+}
+
+// Keyless names the identity keyless signatures must carry.
+type Keyless struct {
+	// Issuer is the OIDC issuer, e.g. https://token.actions.githubusercontent.com.
+	Issuer string `yaml:"issuer"`
+	// Identity is the workflow identity, e.g.
+	// https://github.com/OWNER/REPO/.github/workflows/ci.yml@refs/heads/main.
+	Identity string `yaml:"identity"`
+}
+
+// SBOM formats of attest.sbom.
+const (
+	SBOMCycloneDX = "cyclonedx"
+	SBOMSPDX      = "spdx-json"
+	SBOMNone      = "none"
+)
+
+// Attestation kinds of attest.require.
+var attestKinds = []string{"provenance", "tested", "sbom"}
+
+func (c *Config) attestDefaults() {
+	if c.Attest.SBOM == "" {
+		c.Attest.SBOM = SBOMCycloneDX
+	}
+	if c.Attest.Require == nil {
+		c.Attest.Require = []string{"provenance", "tested"}
+		if c.Attest.SBOM != SBOMNone {
+			c.Attest.Require = append(c.Attest.Require, "sbom")
+		}
+	}
+}
+
+func (c *Config) validateAttest() error {
+	e := func(f string, a ...any) error {
+		return &Error{File: c.File, Line: c.Attest.Line, Msg: fmt.Sprintf(f, a...)}
+	}
+	switch c.Attest.SBOM {
+	case SBOMCycloneDX, SBOMSPDX, SBOMNone:
+	default:
+		return e("attest sbom %q: use %s, %s or %s", c.Attest.SBOM, SBOMCycloneDX, SBOMSPDX, SBOMNone)
+	}
+	for _, k := range c.Attest.Require {
+		if !slices.Contains(attestKinds, k) {
+			return e("attest require %q: use %s", k, strings.Join(attestKinds, ", "))
+		}
+		if k == "sbom" && c.Attest.SBOM == SBOMNone {
+			return e("attest require lists sbom but attest sbom is none: choose %s or %s, or drop sbom from require", SBOMCycloneDX, SBOMSPDX)
+		}
+	}
+	if c.Attest.Keyless != nil {
+		return e("attest keyless: keyless signing (the CI's OIDC identity) is not implemented yet: remove attest.keyless and sign with a key (HOIST_SIGNING_KEY, HOIST_SIGNING_PASSWORD)")
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package scan
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hoistci/hoist/pkg/trivy"
+)
+
+// sbomPath is where an image's SBOM goes, beside its other reports.
+func sbomPath(dir, image, format string) string {
+	ext := ".cdx.json"
+	if format == SBOMSPDX {
+		ext = ".spdx.json"
+	}
+	return filepath.Join(dir, image+".sbom"+ext)
+}
+
+// writeSBOM turns the image's Trivy JSON report (which lists every
+// package) into its SBOM with `trivy convert`: no scan and no export of
+// the image. An SBOM that was asked for and could not be written makes the
+// image's scan fail: a pass must never lack the proof it promised.
+func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, r *ImageResult, workDir string) {
+	if o.SBOM == "" || r.Err != nil || len(r.Reports) == 0 {
+		return
+	}
+	out := sbomPath(o.OutDir, r.Name, o.SBOM)
+	os.Remove(out) // a stale SBOM must never be read as this scan's
+	tmp := out + ".tmp"
+	defer os.Remove(tmp)
+	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var log tailBuffer
+	args := []string{"convert", "--format", o.SBOM, "--output", tmp, "--quiet", r.Reports[0]}
+	if err := execTrivy(cctx, tool.Path, args, workDir, "", &log).Run(); err != nil {
+		r.Err = fmt.Errorf("writing the SBOM of %s (trivy convert): %v: %s", r.Name, err, log.last())
+		return
+	}
+	b, err := os.ReadFile(tmp)
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		r.Err = fmt.Errorf("writing the SBOM of %s: %w", r.Name, err)
+		return
+	}
+	sum := sha256.Sum256(b)
+	r.SBOM = &SBOMFile{Path: out, Format: o.SBOM, SHA256: hex.EncodeToString(sum[:])}
+}
