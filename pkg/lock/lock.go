@@ -63,6 +63,28 @@ type Image struct {
 	Cluster    *Test             `json:"cluster_test,omitempty"`
 	Scan       *Scan             `json:"scan,omitempty"`
 	Pushed     []Pushed          `json:"pushed,omitempty"`
+	// Attestations and Signature are the signed proofs Push attached to
+	// the pushed manifest.
+	Attestations []Attestation `json:"attestations,omitempty"`
+	Signature    *Signature    `json:"signature,omitempty"`
+}
+
+// Attestation is one signed statement attached to a pushed manifest.
+type Attestation struct {
+	Kind          string    `json:"kind"` // provenance, tested or sbom
+	PredicateType string    `json:"predicate_type"`
+	Subject       string    `json:"subject"`  // repository@sha256:…
+	Referrer      string    `json:"referrer"` // the referrer manifest's digest
+	Key           string    `json:"key"`      // the signing key's id
+	At            time.Time `json:"at"`
+}
+
+// Signature is the image signature Push attached (cosign's layout).
+type Signature struct {
+	Subject string    `json:"subject"`
+	Tag     string    `json:"tag"` // repository:sha256-HEX.sig
+	Key     string    `json:"key"`
+	At      time.Time `json:"at"`
 }
 
 // Test records one test run of an image.

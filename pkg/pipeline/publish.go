@@ -99,6 +99,9 @@ func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
 		return nil, err
 	}
 	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
+	if o.Attach, err = r.attacher(ctx, c, e, p); err != nil {
+		return nil, err
+	}
 	return publish.Push(ctx, c, e, o)
 }
 

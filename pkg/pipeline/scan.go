@@ -35,6 +35,7 @@ func (r *Run) Scan(ctx context.Context) error {
 		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: r.Cfg.Scan.DBRepository,
 		OutDir: filepath.Join(r.BuildDir(), "scan"), Parallel: r.Parallel(), Timeout: r.Cfg.Scan.Timeout,
 		Out: r.Out, StepSummary: r.Set.StepSummary, Rescan: r.Set.Rescan,
+		SBOM: r.SBOMFormat(),
 	})
 	return err
 }

@@ -61,6 +61,9 @@ type PushOptions struct {
 	// DryRun runs the gate, reads the registry and reports the tags it
 	// would write (in Written), writing nothing.
 	DryRun bool
+	// Attach, when set, attaches proofs to each manifest before tags are
+	// written (see Attacher).
+	Attach Attacher
 }
 
 // PushedImage is what Push did for one image.
@@ -296,7 +299,12 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 
-	// 8. Tags, last.
+	// 8. Proofs, before any tag names the manifests.
+	if err := attachAll(ctx, o, items); err != nil {
+		return nil, err
+	}
+
+	// 9. Tags, last.
 	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
 		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
