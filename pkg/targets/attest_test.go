@@ -52,7 +52,7 @@ func testPushAttestsAndVerify(t *testing.T) {
 		"HOIST_PR": "", "GITHUB_EVENT_NAME": "", "DOCKER_CONFIG": t.TempDir(),
 		envRegistryUser: user, envRegistryPass: regSecret,
 		"HOIST_TRIVY_DB": db, "HOIST_SIGNING_KEY": filepath.Join(keys, "cosign.key"),
-		"HOIST_VERIFY_KEY": filepath.Join(keys, "cosign.pub"),
+		"HOIST_VERIFY_KEY":  filepath.Join(keys, "cosign.pub"),
 		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app", "GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "2",
 		"GITHUB_WORKFLOW_REF": "acme/app/.github/workflows/ci.yml@refs/heads/staging",
 	} {
