@@ -61,6 +61,15 @@ func Hello() { fmt.Println("hello") }
 		return string(out)
 	}
 	run("mod", "tidy")
+	// The consumer resolves Hoist's pins as they are: a dependency that
+	// needs newer versions of these (e.g. go-containerregistry v0.20.7
+	// pulling docker/cli v29, which breaks k3d) would move them here.
+	for _, mod := range []string{"github.com/google/go-containerregistry", "github.com/k3d-io/k3d/v5", "github.com/docker/docker", "github.com/docker/cli", "github.com/moby/buildkit", "github.com/sigstore/sigstore"} {
+		want := requiredVersion(t, string(gomod), mod)
+		if got := strings.TrimSpace(run("list", "-m", "-f", "{{.Version}}", mod)); got != want {
+			t.Errorf("the consumer resolves %s %s, Hoist pins %s", mod, got, want)
+		}
+	}
 	out := run("run", "mage.go", "-l")
 	for _, want := range []string{"hello", "images"} {
 		if !strings.Contains(strings.ToLower(out), want) {
@@ -95,6 +104,19 @@ func Hello() { fmt.Println("hello") }
 	if n := strings.Count(string(mod), "replace"); n != 1 {
 		t.Fatalf("consumer go.mod needs %d replace directives, want 1:\n%s", n, mod)
 	}
+}
+
+// requiredVersion is the version go.mod requires of mod.
+func requiredVersion(t *testing.T, gomod, mod string) string {
+	t.Helper()
+	for _, line := range strings.Split(gomod, "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == mod {
+			return f[1]
+		}
+	}
+	t.Fatalf("Hoist's go.mod does not require %s", mod)
+	return ""
 }
 
 // TestZeroInstallEntryPoint: `go run mage.go -l` works in this repository

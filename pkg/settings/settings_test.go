@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -116,4 +117,32 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("%q: %v", kv, err)
 		}
 	})
+}
+
+// TestSigningAndRunSettings: the signing password keeps its bytes and never
+// prints; the CI run's builder id and URL come from GitHub's variables,
+// and nothing from them outside Actions.
+func TestSigningAndRunSettings(t *testing.T) {
+	s, err := Read([]string{
+		"HOIST_SIGNING_KEY=/k/cosign.key", "HOIST_SIGNING_PASSWORD= pw with spaces ",
+		"HOIST_VERIFY_REF=r/a@sha256:1, r/b:2 ,",
+		"GITHUB_SERVER_URL=https://github.com/", "GITHUB_REPOSITORY=o/r", "GITHUB_RUN_ID=7", "GITHUB_RUN_ATTEMPT=3",
+		"GITHUB_WORKFLOW_REF=o/r/.github/workflows/ci.yml@refs/heads/main",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SigningKey != "/k/cosign.key" || string(s.SigningPassword) != " pw with spaces " || strings.Join(s.VerifyRefs, "|") != "r/a@sha256:1|r/b:2" {
+		t.Fatalf("settings: key %q, refs %q", s.SigningKey, s.VerifyRefs)
+	}
+	if got := fmt.Sprintf("%v %+v %#v", s.SigningPassword, s.SigningPassword, s.SigningPassword); strings.Contains(got, "pw with spaces") {
+		t.Fatalf("the signing password prints: %s", got)
+	}
+	if s.CIBuilderID != "https://github.com/o/r/.github/workflows/ci.yml@refs/heads/main" || s.CIRunURL != "https://github.com/o/r/actions/runs/7/attempts/3" {
+		t.Fatalf("builder %q, run %q", s.CIBuilderID, s.CIRunURL)
+	}
+	s, err = Read([]string{"GITHUB_REPOSITORY=o/r"})
+	if err != nil || s.CIBuilderID != "" || s.CIRunURL != "" {
+		t.Fatalf("outside Actions: builder %q, run %q, %v", s.CIBuilderID, s.CIRunURL, err)
+	}
 }
