@@ -11,7 +11,10 @@
 //     (localregistry.Ensure, the default with no registry configured) vs
 //     the same Push into a distribution registry.
 //
-// Run: go run ./internal/bench/push [-rounds 3]
+//   - with -attest, cold Push signing and attaching every attestation vs
+//     cold Push without (attest.go).
+//
+// Run: go run ./internal/bench/push [-rounds 3] [-attest]
 package main
 
 import (
@@ -41,7 +44,16 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 3, "measurements of each kind; the median is reported")
+	attestOnly := flag.Bool("attest", false, "only measure Push with attestations against Push without")
+	sbomKiB := flag.Int("sbom-kib", 64, "size of each image's SBOM with -attest")
 	flag.Parse()
+	if *attestOnly {
+		if err := runAttest(context.Background(), *rounds, *sbomKiB); err != nil {
+			fmt.Fprintln(os.Stderr, "bench push:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench push:", err)
 		os.Exit(1)
@@ -57,28 +69,40 @@ type bench struct {
 	cleanup []string // engine references to remove at the end
 }
 
-func run(ctx context.Context, rounds int) error {
+// setup connects to the engine and builds the matrix; done cleans up.
+func setup(ctx context.Context) (*bench, func(), error) {
 	e, err := engine.Connect(ctx, engine.Options{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer e.Close()
 	tmp, err := os.MkdirTemp("", "hoist-bench-push-")
 	if err != nil {
-		return err
+		e.Close()
+		return nil, nil, err
 	}
-	defer os.RemoveAll(tmp)
 	b := &bench{e: e, tmp: tmp, lock: filepath.Join(tmp, "lock.json")}
-
-	fmt.Println("building the 14-entry matrix (a distinct ~4 MiB layer each on a shared busybox base) with the Images flow...")
-	defer func() {
+	done := func() {
 		for _, ref := range b.cleanup {
 			e.Remove(context.Background(), ref)
 		}
-	}()
+		os.RemoveAll(tmp)
+		e.Close()
+	}
+	fmt.Println("building the 14-entry matrix (a distinct ~4 MiB layer each on a shared busybox base) with the Images flow...")
 	if err := b.build(ctx); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return b, done, nil
+}
+
+func run(ctx context.Context, rounds int) error {
+	b, done, err := setup(ctx)
+	if err != nil {
 		return err
 	}
+	defer done()
+	tmp := b.tmp
 	n := len(b.imgs)
 	fmt.Println("building crane from go-containerregistry v0.20.6 (module cache)...")
 	if b.crane, err = buildCrane(ctx, tmp); err != nil {

@@ -2,7 +2,10 @@
 // a loop of plain `trivy image` calls over the same 14 images with the same
 // DB, against scan.Run (which also writes every report and the lock file).
 //
-//	go run ./internal/bench/scan [-rounds 3] [-parallel 0] [-base-libs MiB]
+//	go run ./internal/bench/scan [-rounds 3] [-parallel 0] [-base-libs MiB] [-sbom]
+//
+// With -sbom it also times Scan writing every image's CycloneDX SBOM against
+// Scan without, in the same rounds (the SBOM's cost).
 //
 // It needs the Docker Engine and Go (the pinned Trivy is built once if it is
 // not on PATH). Images and DB are made locally; nothing is pulled.
@@ -34,14 +37,15 @@ func main() {
 	rounds := flag.Int("rounds", 3, "timed rounds of each side (alternating)")
 	parallel := flag.Int("parallel", 0, "scans at once for Hoist (0: 2 x cores, the Scan target's default)")
 	libMiB := flag.Int("base-libs", 0, "MiB of binary shared libraries added to the shared base layer")
+	sbom := flag.Bool("sbom", false, "also time Scan with SBOM output against Scan without")
 	flag.Parse()
-	if err := run(*rounds, *parallel, *libMiB); err != nil {
+	if err := run(*rounds, *parallel, *libMiB, *sbom); err != nil {
 		fmt.Fprintln(os.Stderr, "bench scan:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, parallel, libMiB int) error {
+func run(rounds, parallel, libMiB int, withSBOM bool) error {
 	ctx := context.Background()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
@@ -161,13 +165,14 @@ func run(rounds, parallel, libMiB int) error {
 		}
 		return time.Since(start), nil
 	}
-	hoist := func(round int) (time.Duration, error) {
-		out := filepath.Join(work, "build", fmt.Sprintf("scan-%d", round))
+	hoistAs := func(round int, sbom, side string) (time.Duration, error) {
+		out := filepath.Join(work, "build", fmt.Sprintf("scan%s-%d", side, round))
 		start := time.Now()
 		_, err := scan.Run(ctx, scan.Options{
 			LockPath: lockPath, Engine: e, Trivy: topts,
 			Policy:   scan.Policy{Severity: []string{"HIGH", "CRITICAL"}, Scanners: []string{"vuln", "secret"}},
 			CacheDir: filepath.Join(out, "trivy-cache"), DBDir: dbDir, OutDir: out, Parallel: parallel,
+			SBOM: sbom,
 		})
 		d := time.Since(start)
 		if err != nil && !strings.Contains(err.Error(), scan.ErrBreached.Error()) {
@@ -175,6 +180,7 @@ func run(rounds, parallel, libMiB int) error {
 		}
 		return d, nil
 	}
+	hoist := func(round int) (time.Duration, error) { return hoistAs(round, "", "") }
 	// One untimed round each warms the OS file cache and the trivy binary.
 	if _, err := anchor(-1); err != nil {
 		return err
@@ -206,6 +212,24 @@ func run(rounds, parallel, libMiB int) error {
 		ratio, ratioW = append(ratio, dh.Seconds()/da.Seconds()), append(ratioW, dhw.Seconds()/daw.Seconds())
 		fmt.Printf("round %d: cold: trivy loop %.2fs, hoist scan %.2fs (%.2fx); again: trivy loop %.2fs, hoist scan %.2fs (%.2fx)\n",
 			i+1, da.Seconds(), dh.Seconds(), ratio[i], daw.Seconds(), dhw.Seconds(), ratioW[i])
+	}
+	if withSBOM {
+		// Cold both, alternating, fresh folders: the SBOM's whole cost
+		// (every package listed in the report, then trivy convert).
+		var plain, sb, r []float64
+		for i := 0; i < rounds; i++ {
+			dp, err := hoistAs(i, "", "-plain")
+			if err != nil {
+				return err
+			}
+			ds, err := hoistAs(i, scan.SBOMCycloneDX, "-sbom")
+			if err != nil {
+				return err
+			}
+			plain, sb, r = append(plain, dp.Seconds()), append(sb, ds.Seconds()), append(r, ds.Seconds()/dp.Seconds())
+			fmt.Printf("round %d: hoist scan %.2fs, with SBOM %.2fs (%.3fx)\n", i+1, dp.Seconds(), ds.Seconds(), r[i])
+		}
+		fmt.Printf("median: hoist Scan %.2fs, with CycloneDX SBOM %.2fs, ratio %.3fx (median of round ratios %.3fx)\n", median(plain), median(sb), median(sb)/median(plain), median(r))
 	}
 	fmt.Printf("median cold: trivy image loop %.2fs, hoist Scan (all reports + lock) %.2fs, ratio %.2fx (median of round ratios %.2fx)\n", median(a), median(h), median(h)/median(a), median(ratio))
 	fmt.Printf("median again (nothing changed): trivy image loop %.2fs, hoist Scan %.2fs, ratio %.2fx (median of round ratios %.3fx)\n", median(aw), median(hw), median(hw)/median(aw), median(ratioW))

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/hoistci/hoist/internal/imagefix"
+	"github.com/hoistci/hoist/pkg/attest"
+	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/publish"
+	"github.com/hoistci/hoist/pkg/registry"
+)
+
+// attestPush times a cold Push into a fresh registry without attestations,
+// then a cold Push into another fresh registry signing and attaching, per
+// image, what the Push target attaches: provenance, the tested statement
+// and a CycloneDX SBOM (a synthetic one of sbomKiB), each in a signed DSSE
+// envelope in cosign's tags and as OCI referrers, plus cosign's image
+// signature, and recording them in the lock file.
+func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, attested time.Duration, err error) {
+	priv, _, err := attest.GenerateKey([]byte("bench"))
+	if err != nil {
+		return 0, 0, err
+	}
+	signer, err := attest.LoadSigner(priv, []byte("bench"))
+	if err != nil {
+		return 0, 0, err
+	}
+	sbom := syntheticSBOM(sbomKiB)
+	for _, with := range []bool{false, true} {
+		reg, err := b.registry(ctx, fmt.Sprintf("attest-%d-%v", round, with))
+		if err != nil {
+			return 0, 0, err
+		}
+		work := filepath.Join(b.tmp, fmt.Sprintf("attest-work-%d-%v", round, with))
+		os.MkdirAll(work, 0o755)
+		lockPath := filepath.Join(work, "lock.json")
+		if err := imagefix.WriteLock(lockPath, "1.2.3", b.imgs...); err != nil {
+			reg.Close()
+			return 0, 0, err
+		}
+		c, err := client()
+		if err != nil {
+			reg.Close()
+			return 0, 0, err
+		}
+		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
+		if with {
+			o.Attach = attacher(c, signer, lockPath, sbom)
+		}
+		start := time.Now()
+		_, err = publish.Push(ctx, c, b.e, o)
+		d := time.Since(start)
+		reg.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		if with {
+			attested = d
+		} else {
+			plain = d
+		}
+	}
+	return plain, attested, nil
+}
+
+func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte) publish.Attacher {
+	return func(ctx context.Context, li lock.Image, d name.Digest) error {
+		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
+		prov, err := attest.ProvenanceStatement(sub, attest.Provenance{
+			BuilderID: "https://hoistci.dev/builders/local",
+			External:  map[string]any{"image": li.Name, "buildArgs": map[string]string{"PYTHON_VERSION": "3.12"}},
+			Dependencies: []attest.Dependency{
+				{URI: "git+https://example.invalid/bench", Digest: map[string]string{"gitCommit": strings.Repeat("1", 40)}},
+				{URI: "file:build/bench.Dockerfile", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		tested, err := attest.TestedStatement(sub, attest.Tested{
+			Image: li.Name, ConfigDigest: li.ConfigDigest,
+			Test:       &attest.TestResult{Passed: true, LogSHA256: strings.Repeat("3", 64)},
+			Scan:       &attest.ScanResult{Passed: true, Scanner: "trivy 0.58.0", Counts: map[string]int{"LOW": 2}},
+			DigestGate: attest.GateResult{Passed: true, Checked: "bench"},
+		})
+		if err != nil {
+			return err
+		}
+		bom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, sbom)
+		if err != nil {
+			return err
+		}
+		var envs []attest.Envelope
+		for _, st := range []struct {
+			pt string
+			b  []byte
+		}{{attest.PredicateProvenance, prov}, {attest.PredicateHoist, tested}, {attest.PredicateCycloneDX, bom}} {
+			env, err := s.Sign(ctx, st.b)
+			if err != nil {
+				return err
+			}
+			envs = append(envs, attest.Envelope{PredicateType: st.pt, DSSE: env})
+		}
+		payload, sig, err := s.SignImage(ctx, d)
+		if err != nil {
+			return err
+		}
+		att, err := attest.Attach(ctx, c.Options(ctx), d, envs, &attest.ImageSignature{Payload: payload, Sig: sig})
+		if err != nil {
+			return err
+		}
+		return lock.UpdateContext(ctx, lockPath, func(l *lock.Lock) error {
+			img, ok := l.Find(li.Name)
+			if !ok {
+				return nil
+			}
+			for _, r := range att.Referrers {
+				img.Attestations = append(img.Attestations, lock.Attestation{Kind: attest.KindOf(r.PredicateType), PredicateType: r.PredicateType, Subject: d.String(), Referrer: r.Digest, Key: s.KeyID(), At: time.Now().UTC()})
+			}
+			return nil
+		})
+	}
+}
+
+// syntheticSBOM is a CycloneDX document of about kib KiB.
+func syntheticSBOM(kib int) []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[`)
+	for i := 0; sb.Len() < kib<<10; i++ {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"type":"library","name":"pkg%d","version":"1.%d.0","purl":"pkg:deb/debian/pkg%d@1.%d.0?distro=debian-12"}`, i, i, i, i)
+	}
+	sb.WriteString("]}")
+	return []byte(sb.String())
+}
+
+// runAttest builds the matrix and compares cold Push with and without
+// attestations, alternating, over rounds.
+func runAttest(ctx context.Context, rounds, sbomKiB int) error {
+	b, done, err := setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var plain, with, ratio []float64
+	for r := 0; r < rounds; r++ {
+		p, a, err := b.attestPush(ctx, r, sbomKiB)
+		if err != nil {
+			return err
+		}
+		plain, with, ratio = append(plain, p.Seconds()), append(with, a.Seconds()), append(ratio, a.Seconds()/p.Seconds())
+		fmt.Printf("round %d: Push %.2fs, Push with attestations %.2fs (%.3fx)\n", r+1, p.Seconds(), a.Seconds(), ratio[r])
+	}
+	fmt.Printf("%d images, %d rounds, SBOM %d KiB each: median Push %.2fs, with every attestation %.2fs, ratio %.3fx (median of round ratios %.3fx)\n",
+		len(b.imgs), rounds, sbomKiB, medianF(plain), medianF(with), medianF(with)/medianF(plain), medianF(ratio))
+	return nil
+}
+
+func medianF(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
