@@ -13,12 +13,13 @@ import (
 
 // Limits per kind of file (docs/config.md lists them).
 const (
-	Config     = 1 << 20  // hoist.yaml
-	Version    = 256      // VERSION
-	Dockerfile = 1 << 20  // a Dockerfile or a Dockerfile template
-	List       = 64 << 10 // an axis file such as PYTHON_VERSIONS
-	Lock       = 64 << 20 // build/hoist/lock.json
-	BaseFile   = 1 << 30  // a host file copied into a local base (bases[].files, busybox)
+	Config     = 1 << 20   // hoist.yaml
+	Version    = 256       // VERSION
+	Dockerfile = 1 << 20   // a Dockerfile or a Dockerfile template
+	List       = 64 << 10  // an axis file such as PYTHON_VERSIONS
+	Lock       = 64 << 20  // build/hoist/lock.json
+	BaseFile   = 1 << 30   // a host file copied into a local base (bases[].files, busybox)
+	Secret     = 500 << 10 // a build secret's file (BuildKit's own limit for a secret)
 )
 
 // ErrTooLarge is wrapped when a file holds more than its limit.
