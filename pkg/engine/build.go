@@ -154,7 +154,7 @@ func remoteHint(err error) string {
 	m := strings.ToLower(err.Error())
 	switch {
 	case strings.Contains(m, "certificate") || strings.Contains(m, "tls") || strings.Contains(m, "x509"):
-		return "the daemon and Hoist do not trust each other: check builder's ca, cert, key and server_name in hoist.yaml (or the HOIST_BUILDKIT_* variables)"
+		return "the daemon and Hoist do not trust each other: check builder's ca, cert, key and server_name in hoist.yaml (or HOIST_BUILDKIT_CA, _CERT, _KEY)"
 	case strings.Contains(m, "connection refused") || strings.Contains(m, "no such file") || strings.Contains(m, "deadline") || strings.Contains(m, "unavailable"):
 		return "start buildkitd there (buildkitd --addr ...), or fix builder.host / BUILDKIT_HOST"
 	}

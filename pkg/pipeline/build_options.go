@@ -79,7 +79,7 @@ func (r *Run) remoteBuilder() (engine.Remote, error) {
 	}{{r.Set.BuildkitHost, &b.Host}, {r.Set.BuildkitCA, &b.CA}, {r.Set.BuildkitCert, &b.Cert}, {r.Set.BuildkitKey, &b.Key}} {
 		if o.v != "" {
 			*o.dst = o.v
-			where = "builder (hoist.yaml with BUILDKIT_HOST / HOIST_BUILDKIT_*)"
+			where = "builder (hoist.yaml with BUILDKIT_HOST and HOIST_BUILDKIT_CA, _CERT, _KEY)"
 		}
 	}
 	if b.Host == "" {
