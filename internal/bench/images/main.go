@@ -60,7 +60,7 @@ func run(rounds, parallel int, only string) error {
 		return fmt.Errorf("%w (bash scripts/engine-up.sh starts one)", err)
 	}
 	defer e.Close()
-	b, err := e.Builder(ctx, "")
+	b, err := e.Builder(ctx, engine.Remote{})
 	if err != nil {
 		return err
 	}

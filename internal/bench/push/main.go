@@ -168,7 +168,7 @@ func (b *bench) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bld, err := b.e.Builder(ctx, "")
+	bld, err := b.e.Builder(ctx, engine.Remote{})
 	if err != nil {
 		return err
 	}

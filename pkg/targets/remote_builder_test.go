@@ -1,0 +1,168 @@
+package targets
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bk "github.com/moby/buildkit/client"
+
+	"github.com/hoistci/hoist/internal/bench/benchutil"
+	"github.com/hoistci/hoist/internal/buildkitd"
+	"github.com/hoistci/hoist/internal/regtest"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/lock"
+)
+
+// startBuildkitd runs the pinned standalone buildkitd (built once from the
+// module proxy) on 127.0.0.1 with mutual TLS, stopped at cleanup.
+func startBuildkitd(t *testing.T) *buildkitd.Daemon {
+	t.Helper()
+	testenv.Engine(t) // the same machine facts: root, an engine, runc
+	runc := testenv.Binary(t, "runc", "runc")
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bin, err := buildkitd.Ensure(ctx, testenv.RepoRoot(t), filepath.Join(cache, "hoist", "tools"), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "hoist-buildkitd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer scancel()
+	d, err := buildkitd.Start(sctx, bin, runc, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d
+}
+
+// TestRemoteBuilder: the 14-entry matrix is built by a real standalone
+// buildkitd reached over mutual TLS, comes back into the engine, is tested
+// there in containers and pushed to a real registry; the digest gate holds.
+// The local base exists only in the engine: the daemon gets those bytes
+// from Hoist, as it cannot pull. A wrong certificate and an unreachable
+// builder are one line each.
+func TestRemoteBuilder(t *testing.T) {
+	d := startBuildkitd(t)
+	testenv.EachEngine(t, func(t *testing.T) { testRemoteBuilder(t, d) })
+}
+
+func testRemoteBuilder(t *testing.T, d *buildkitd.Daemon) {
+	e := testenv.Engine(t)
+	testenv.Binary(t, "busybox", "busybox-static")
+	reg := regtest.Distribution(t, "", "")
+	dir := t.TempDir()
+	proj := testenv.Unique("hoistremote")
+	if _, err := benchutil.Matrix(dir, proj); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "hoist.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("network: none\nregistry:\n  host: " + reg.Host + "\n  repository: org\n")
+	f.Close()
+	testenv.WriteFiles(t, dir, map[string]string{"VERSION": "1.0.0\n", ".gitignore": "build/\n"})
+	for k, v := range testenv.GitEnv {
+		t.Setenv(k, v)
+	}
+	run(t, dir, "git", "init", "-q")
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "matrix")
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_VERSION", "1.0.0-staging.1")
+	t.Setenv("HOIST_PR", "")
+	t.Setenv("GITHUB_EVENT_NAME", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("BUILDKIT_HOST", d.Addr)
+	t.Setenv("HOIST_BUILDKIT_CA", d.TLS.CA)
+	t.Setenv("HOIST_BUILDKIT_CERT", d.TLS.ClientCert)
+	t.Setenv("HOIST_BUILDKIT_KEY", d.TLS.ClientKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		l, _ := lock.Read(filepath.Join(dir, "build", "lock.json"))
+		if l != nil {
+			for _, img := range l.Images {
+				e.Remove(context.Background(), img.Ref)
+			}
+		}
+		e.Remove(context.Background(), proj+"/busybox:1")
+	})
+
+	var runErr error
+	out := capture(t, func() { runErr = Test(ctx) })
+	if runErr != nil {
+		t.Fatalf("Test through the remote builder: %v\n%s", runErr, out)
+	}
+	l, err := lock.Read(filepath.Join(dir, "build", "lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Images) != 14 {
+		t.Fatalf("lock has %d images, want 14", len(l.Images))
+	}
+	for _, img := range l.Images {
+		got, err := e.Inspect(ctx, img.Ref)
+		if err != nil || got.ID != img.ImageID || img.Test == nil || !img.Test.Passed {
+			t.Fatalf("%s: engine %+v (%v), lock %+v", img.Name, got, err, img)
+		}
+	}
+	// The daemon did the building: its cache holds the steps.
+	c, err := bk.New(ctx, d.Addr, bk.WithServerConfig("127.0.0.1", d.TLS.CA), bk.WithCredentials(d.TLS.ClientCert, d.TLS.ClientKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	du, err := c.DiskUsage(ctx)
+	c.Close()
+	if err != nil || len(du) < 14 {
+		t.Fatalf("the remote builder's cache has %d records (%v): the images were not built there", len(du), err)
+	}
+	if out := capture(t, func() { runErr = Push(ctx) }); runErr != nil {
+		t.Fatalf("push: %v\n%s", runErr, out)
+	}
+	if out := capture(t, func() { runErr = DigestGate(ctx) }); runErr != nil {
+		t.Fatalf("digest gate after push: %v\n%s", runErr, out)
+	}
+
+	// A CA that did not sign the daemon's certificate.
+	other, err := buildkitd.MakeTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOIST_REBUILD", "1") // nothing unchanged: the builder is asked
+	t.Setenv("HOIST_BUILDKIT_CA", other.CA)
+	capture(t, func() { runErr = Images(ctx) })
+	oneLineWith(t, runErr, "builder "+d.Addr+" does not answer", "check builder's ca, cert, key and server_name")
+	t.Setenv("HOIST_BUILDKIT_CA", d.TLS.CA)
+	t.Setenv("BUILDKIT_HOST", "tcp://127.0.0.1:1")
+	capture(t, func() { runErr = Images(ctx) })
+	oneLineWith(t, runErr, "builder tcp://127.0.0.1:1 does not answer", "start buildkitd there")
+}
+
+func oneLineWith(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one line with %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("err = %v\nwant it to contain %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err spans lines: %q", err)
+	}
+}
