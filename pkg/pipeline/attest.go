@@ -75,6 +75,9 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 	if err != nil {
 		return nil, err
 	}
+	if err := r.readyToAttest(policy); err != nil {
+		return nil, err
+	}
 	started := time.Now()
 	return func(ctx context.Context, li lock.Image, d name.Digest) error {
 		var pi *plan.Image
@@ -147,6 +150,32 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			return nil
 		})
 	}, nil
+}
+
+// readyToAttest checks, before anything is pushed, that every image's
+// proofs can be made: test and scan results in the lock file, the SBOM as
+// the scan wrote it.
+func (r *Run) readyToAttest(policy scan.Policy) error {
+	l, err := lock.Read(r.LockPath)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, li := range l.Images {
+		if _, err := r.tested(li, name.Digest{}, policy); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if format := r.SBOMFormat(); format != "" {
+			if _, err := sbomOf(li, format); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("refusing to push signed images: %w", err)
+	}
+	return nil
 }
 
 // putAttestation keeps one record per subject and kind: the latest.

@@ -271,8 +271,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// Each image's outcome is its own: one failing scan stops no other,
 	// so the group only bounds how many run at once.
-	var g errgroup.Group
+	var g, sboms errgroup.Group
 	g.SetLimit(o.Parallel)
+	sboms.SetLimit(o.Parallel)
 	for _, i := range todo {
 		if ctx.Err() != nil {
 			res.Images[i].Err = ctx.Err()
@@ -285,18 +286,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
-			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
+			// The SBOM needs no scan slot: the next scan starts meanwhile.
+			sboms.Go(func() error {
+				writeSBOM(ctx, o, tool, &res.Images[i], workDir)
+				return nil
+			})
 			return nil
 		})
 	}
 	// A reused report lists the packages too (the cache key says so).
 	for _, i := range cached {
-		g.Go(func() error {
+		sboms.Go(func() error {
 			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
 			return nil
 		})
 	}
-	_ = g.Wait() // no job returns an error: each is recorded in res.Images
+	_ = g.Wait()     // no job returns an error: each is recorded in res.Images
+	_ = sboms.Wait() // likewise; started only by the jobs above, all done
 	if srv != nil {
 		srv.stop() // before writing: the run is over for Trivy
 	}

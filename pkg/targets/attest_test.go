@@ -73,8 +73,32 @@ func testPushAttestsAndVerify(t *testing.T) {
 		}
 		return out, err
 	}
+	// Signing needs the scan's result (it goes into the tested statement).
+	_, err = step("push before scan", map[string]string{"HOIST_SIGNING_PASSWORD": keySecret}, Push)
+	if err == nil || !strings.Contains(err.Error(), "was not scanned: run the Scan target") {
+		t.Fatalf("push before scan: %v", err)
+	}
 	if out, err := step("scan", nil, Scan); err != nil {
 		t.Fatalf("scan: %v\n%s", err, out)
+	}
+	// An SBOM changed since the scan is refused before anything is pushed.
+	sbom := readLock(t, dir).Images[0].Scan.SBOM.Path
+	orig, err := os.ReadFile(sbom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sbom, append(orig, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = step("push, SBOM changed", map[string]string{"HOIST_SIGNING_PASSWORD": keySecret}, Push)
+	if err == nil || !strings.Contains(err.Error(), "changed since the scan wrote it") {
+		t.Fatalf("push with a changed SBOM: %v", err)
+	}
+	if l := readLock(t, dir); len(l.Images[0].Pushed) != 0 {
+		t.Fatalf("push with a changed SBOM pushed %v", l.Images[0].Pushed)
+	}
+	if err := os.WriteFile(sbom, orig, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	// A wrong password stops Push before it pushes anything.
 	_, err = step("push, wrong key password", map[string]string{"HOIST_SIGNING_PASSWORD": keySecret + "x"}, Push)
