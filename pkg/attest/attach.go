@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // Media types and annotations of the two attachment layouts.
@@ -26,7 +27,7 @@ const (
 	annotationSignature = "dev.cosignproject.cosign/signature"
 	// annotationPredicate is cosign's name for an attestation's type.
 	annotationPredicate = "predicateType"
-	// AnnotationPredicateType names a referrer's predicate type.
+	// AnnotationPredicateType names the predicate type of a referrer's layer.
 	AnnotationPredicateType = "in-toto.io/predicate-type"
 )
 
@@ -45,82 +46,86 @@ type ImageSignature struct {
 
 // Attached is what Attach wrote for one image.
 type Attached struct {
-	Att       name.Tag // cosign's attestations tag, sha256-HEX.att
-	Sig       name.Tag // cosign's signature tag, sha256-HEX.sig
-	Referrers []Referrer
+	Att name.Tag // cosign's attestations tag, sha256-HEX.att
+	Sig name.Tag // cosign's signature tag, sha256-HEX.sig
+	// Referrer is the OCI referrer holding every envelope, one layer each.
+	Referrer      string
+	PredicateType []string // of its layers, in order
 }
 
-// Referrer is one attestation written as an OCI referrer of the image.
-type Referrer struct {
-	PredicateType string
-	Digest        string // the referrer manifest's digest
-}
-
-// Attach writes the envelopes and the signature for the image d in both
-// layouts: cosign's tags (so `cosign verify-attestation` and `cosign verify`
-// find them) and one OCI referrer per envelope, whose subject is d
-// (go-containerregistry maintains the fallback tag sha256-HEX where the
-// registry has no referrers API). The `.att` and `.sig` tags are replaced,
-// not appended to: they hold this push's proofs. Referrers of one subject
-// are written one after another: the fallback tag is read, changed and
-// written back.
-func Attach(ctx context.Context, opts []remote.Option, d name.Digest, envs []Envelope, sig *ImageSignature) (*Attached, error) {
+// Attach writes the envelopes and the signature for the image d (whose
+// manifest subject describes) in both layouts: cosign's tags (so `cosign
+// verify-attestation` and `cosign verify` find them) and one OCI referrer
+// whose subject is d, holding every envelope as a layer annotated with its
+// predicate type (as Docker's attestation manifests do). go-containerregistry
+// maintains the fallback tag sha256-HEX where the registry has no referrers
+// API. The `.att` and `.sig` tags are replaced, not appended to: they hold
+// this push's proofs. The signature goes up beside the attestations; the
+// referrer after them, so its layers (the same envelopes) are already there.
+func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", d, err)
 	}
-	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
-	tagBase := d.Context().Tag(strings.Replace(h.String(), ":", "-", 1))
-	out := &Attached{
-		Att: d.Context().Tag(tagBase.TagStr() + ".att"),
-		Sig: d.Context().Tag(tagBase.TagStr() + ".sig"),
+	if subject.Digest != h {
+		return nil, fmt.Errorf("attaching to %s: subject descriptor names %s", d, subject.Digest)
 	}
-	// cosign's layout: one image of layers, one layer per envelope.
-	att := cosignBase()
-	for _, e := range envs {
-		att, err = mutate.Append(att, mutate.Addendum{
-			Layer:       static.NewLayer(e.DSSE, MediaTypeDSSE),
-			Annotations: map[string]string{annotationSignature: "", annotationPredicate: e.PredicateType},
+	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
+	tagBase := strings.Replace(h.String(), ":", "-", 1)
+	out := &Attached{Att: d.Context().Tag(tagBase + ".att"), Sig: d.Context().Tag(tagBase + ".sig")}
+	var g errgroup.Group
+	if sig != nil {
+		g.Go(func() error {
+			img, err := mutate.Append(cosignBase(), mutate.Addendum{
+				Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
+				Annotations: map[string]string{annotationSignature: sig.Sig},
+			})
+			if err != nil {
+				return fmt.Errorf("assembling the signature of %s: %w", d, err)
+			}
+			if err := remote.Write(out.Sig, img, opts...); err != nil {
+				return fmt.Errorf("writing the signature of %s to %s: %w", d, out.Sig, err)
+			}
+			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("assembling the attestations of %s: %w", d, err)
-		}
 	}
 	if len(envs) > 0 {
-		if err := remote.Write(out.Att, att, opts...); err != nil {
-			return nil, fmt.Errorf("writing the attestations of %s to %s: %w", d, out.Att, err)
-		}
-	}
-	if sig != nil {
-		img, err := mutate.Append(cosignBase(), mutate.Addendum{
-			Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
-			Annotations: map[string]string{annotationSignature: sig.Sig},
+		g.Go(func() error {
+			// cosign's layout: one image of layers, one layer per envelope.
+			att := cosignBase()
+			var err error
+			for _, e := range envs {
+				att, err = mutate.Append(att, mutate.Addendum{
+					Layer:       static.NewLayer(e.DSSE, MediaTypeDSSE),
+					Annotations: map[string]string{annotationSignature: "", annotationPredicate: e.PredicateType},
+				})
+				if err != nil {
+					return fmt.Errorf("assembling the attestations of %s: %w", d, err)
+				}
+			}
+			if err := remote.Write(out.Att, att, opts...); err != nil {
+				return fmt.Errorf("writing the attestations of %s to %s: %w", d, out.Att, err)
+			}
+			img, err := referrerImage(subject, envs)
+			if err != nil {
+				return fmt.Errorf("assembling the referrer of %s: %w", d, err)
+			}
+			rd, err := img.Digest()
+			if err != nil {
+				return err
+			}
+			if err := remote.Write(d.Context().Digest(rd.String()), img, opts...); err != nil {
+				return fmt.Errorf("writing the attestations of %s as a referrer: %w", d, err)
+			}
+			out.Referrer = rd.String()
+			for _, e := range envs {
+				out.PredicateType = append(out.PredicateType, e.PredicateType)
+			}
+			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("assembling the signature of %s: %w", d, err)
-		}
-		if err := remote.Write(out.Sig, img, opts...); err != nil {
-			return nil, fmt.Errorf("writing the signature of %s to %s: %w", d, out.Sig, err)
-		}
 	}
-	// OCI referrers: one artifact per envelope, its subject the image.
-	subject, err := remote.Head(d, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s to attach to it: %w", d, err)
-	}
-	for _, e := range envs {
-		img, err := referrerImage(*subject, e)
-		if err != nil {
-			return nil, fmt.Errorf("assembling a referrer of %s: %w", d, err)
-		}
-		rd, err := img.Digest()
-		if err != nil {
-			return nil, err
-		}
-		if err := remote.Write(d.Context().Digest(rd.String()), img, opts...); err != nil {
-			return nil, fmt.Errorf("writing the %s attestation of %s as a referrer: %w", KindOf(e.PredicateType), d, err)
-		}
-		out.Referrers = append(out.Referrers, Referrer{PredicateType: e.PredicateType, Digest: rd.String()})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -130,16 +135,21 @@ func cosignBase() v1.Image {
 	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 }
 
-// referrerImage is an OCI artifact of one envelope: artifact type (the
-// config's media type, which the fallback index records) DSSE, the
-// envelope as its only layer, the predicate type as an annotation.
-func referrerImage(subject v1.Descriptor, e Envelope) (v1.Image, error) {
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), MediaTypeDSSE)
-	img, err := mutate.Append(base, mutate.Addendum{Layer: static.NewLayer(e.DSSE, MediaTypeDSSE)})
-	if err != nil {
-		return nil, err
+// referrerImage is an OCI artifact of envelopes: artifact type (the
+// config's media type, which the fallback index records) DSSE, one layer
+// per envelope annotated with its predicate type.
+func referrerImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) {
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), MediaTypeDSSE)
+	for _, e := range envs {
+		var err error
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:       static.NewLayer(e.DSSE, MediaTypeDSSE),
+			Annotations: map[string]string{AnnotationPredicateType: e.PredicateType},
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	img = mutate.Annotations(img, map[string]string{AnnotationPredicateType: e.PredicateType}).(v1.Image)
 	subject.Platform, subject.Annotations, subject.URLs = nil, nil, nil
 	return mutate.Subject(img, subject).(v1.Image), nil
 }

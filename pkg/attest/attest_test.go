@@ -76,6 +76,16 @@ func pushRandom(t *testing.T, host, repo string) name.Digest {
 	return ref
 }
 
+// attach attaches to d as Push does, with the descriptor the registry serves.
+func attach(t *testing.T, d name.Digest, envs []attest.Envelope, sig *attest.ImageSignature) (*attest.Attached, error) {
+	t.Helper()
+	desc, err := remote.Head(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attest.Attach(t.Context(), nil, d, *desc, envs, sig)
+}
+
 func subject(d name.Digest) attest.Subject {
 	return attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 }
@@ -141,11 +151,11 @@ func TestAttachAndVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := attest.Attach(ctx, nil, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), &attest.ImageSignature{Payload: payload, Sig: sig})
+		got, err := attach(t, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), &attest.ImageSignature{Payload: payload, Sig: sig})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Referrers) != 3 || !strings.HasSuffix(got.Att.TagStr(), ".att") {
+		if got.Referrer == "" || len(got.PredicateType) != 3 || !strings.HasSuffix(got.Att.TagStr(), ".att") {
 			t.Fatalf("Attach = %+v", got)
 		}
 		rep, err := attest.Verify(ctx, nil, fx.img, fx.ver, all)
@@ -162,7 +172,7 @@ func TestAttachAndVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Attaching again (a second push of the same digest) still verifies.
-		if _, err := attest.Attach(ctx, nil, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), nil); err != nil {
+		if _, err := attach(t, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), nil); err != nil {
 			t.Fatal(err)
 		}
 		rep, err = attest.Verify(ctx, nil, fx.img, fx.ver, all)
@@ -235,7 +245,7 @@ func TestVerifyRefuses(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				fx := newFixture(t, host)
 				other := pushRandom(t, host, "team/other")
-				if _, err := attest.Attach(ctx, nil, fx.img, tt.envs(fx, other), nil); err != nil {
+				if _, err := attach(t, fx.img, tt.envs(fx, other), nil); err != nil {
 					t.Fatal(err)
 				}
 				rep, err := attest.Verify(ctx, nil, fx.img, fx.ver, all)

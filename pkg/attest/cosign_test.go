@@ -38,7 +38,7 @@ func TestRealCosignVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := attest.Attach(ctx, nil, img, envelopes(t, signer, img, passing(img), true), &attest.ImageSignature{Payload: payload, Sig: sig}); err != nil {
+		if _, err := attach(t, img, envelopes(t, signer, img, passing(img), true), &attest.ImageSignature{Payload: payload, Sig: sig}); err != nil {
 			t.Fatal(err)
 		}
 		for _, typ := range []string{"slsaprovenance1", attest.PredicateHoist, "cyclonedx"} {
@@ -68,7 +68,7 @@ func TestRealCosignVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := attest.Attach(ctx, nil, other, envelopes(t, stranger, other, passing(other), false), nil); err != nil {
+		if _, err := attach(t, other, envelopes(t, stranger, other, passing(other), false), nil); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := cosign.Run(ctx, bin, nil, "verify-attestation", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", "--type", "slsaprovenance1", other.String()); err == nil {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -79,4 +81,28 @@ func (v *Verifier) VerifyImage(ctx context.Context, d name.Digest, payloadJSON [
 		return fmt.Errorf("the signature is for %s, not %s", p.Image.DigestStr(), d.DigestStr())
 	}
 	return nil
+}
+
+// Unsigned is a statement to sign, with its predicate type.
+type Unsigned struct {
+	PredicateType string
+	Statement     []byte
+}
+
+// SignAndAttach signs each statement into an envelope, signs the image
+// itself, and attaches all of it to d (see Attach).
+func (s *Signer) SignAndAttach(ctx context.Context, opts []remote.Option, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
+	envs := make([]Envelope, 0, len(stmts))
+	for _, st := range stmts {
+		env, err := s.Sign(ctx, st.Statement)
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env})
+	}
+	payload, sig, err := s.SignImage(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return Attach(ctx, opts, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
 }

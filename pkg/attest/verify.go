@@ -16,8 +16,8 @@ import (
 // ErrRefused means an image lacks a required proof, or a proof fails.
 var ErrRefused = errors.New("proofs refused")
 
-// maxEnvelope bounds one envelope read from a registry (an SBOM of a large
-// image is a few MiB; base64 in the envelope adds a third).
+// maxEnvelope bounds the envelopes of one referrer read from a registry (an
+// SBOM of a large image is a few MiB; base64 in the envelope adds a third).
 const maxEnvelope = 64 << 20
 
 // Policy says which proofs an image must carry.
@@ -101,11 +101,13 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 			continue
 		}
 		ref := d.Context().Digest(desc.Digest.String())
-		env, err := readEnvelope(ref, opts)
+		envs, err := readEnvelopes(ref, opts)
 		if err != nil {
 			return nil, err
 		}
-		rep.Proofs = append(rep.Proofs, open(ctx, v, d, ref, env))
+		for _, env := range envs {
+			rep.Proofs = append(rep.Proofs, open(ctx, v, d, ref, env))
+		}
 	}
 	have := map[string]bool{}
 	for _, pr := range rep.Proofs {
@@ -136,28 +138,34 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 	return rep, nil
 }
 
-func readEnvelope(ref name.Digest, opts []remote.Option) ([]byte, error) {
+// readEnvelopes reads the envelopes of one referrer, one per layer.
+func readEnvelopes(ref name.Digest, opts []remote.Option) ([][]byte, error) {
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("reading attestation %s: %w", ref, err)
+		return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
 	}
 	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		return nil, fmt.Errorf("attestation %s holds %d layers (%v), want one envelope", ref, len(layers), err)
-	}
-	rc, err := layers[0].Compressed()
 	if err != nil {
-		return nil, fmt.Errorf("reading attestation %s: %w", ref, err)
+		return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxEnvelope+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading attestation %s: %w", ref, err)
+	var out [][]byte
+	total := 0
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, int64(maxEnvelope-total)+1))
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
+		}
+		if total += len(b); total > maxEnvelope {
+			return nil, fmt.Errorf("attestations %s are larger than %d MiB", ref, maxEnvelope>>20)
+		}
+		out = append(out, b)
 	}
-	if len(b) > maxEnvelope {
-		return nil, fmt.Errorf("attestation %s is larger than %d MiB", ref, maxEnvelope>>20)
-	}
-	return b, nil
+	return out, nil
 }
 
 // open checks one envelope: signature, statement, subject.

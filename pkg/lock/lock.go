@@ -74,7 +74,8 @@ type Attestation struct {
 	Kind          string    `json:"kind"` // provenance, tested or sbom
 	PredicateType string    `json:"predicate_type"`
 	Subject       string    `json:"subject"`  // repository@sha256:…
-	Referrer      string    `json:"referrer"` // the referrer manifest's digest
+	Referrer      string    `json:"referrer"` // the OCI referrer's digest
+	Tag           string    `json:"tag"`      // cosign's repository:sha256-HEX.att
 	Key           string    `json:"key"`      // the signing key's id
 	At            time.Time `json:"at"`
 }

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hoistci/hoist/pkg/attest"
 	"github.com/hoistci/hoist/pkg/config"
@@ -64,22 +66,54 @@ func (r *Run) signer() (*attest.Signer, error) {
 	return s, nil
 }
 
-// attacher signs and attaches each pushed image's proofs, and records them
-// in the lock file. nil when no signing key is set.
-func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine, p *plan.Plan) (publish.Attacher, error) {
+// attacher signs and attaches each pushed image's proofs; record writes
+// what was attached into the lock file, once for all images (call it when
+// the push is over, failed or not). Both are nil when no signing key is set.
+func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine, p *plan.Plan) (attach publish.Attacher, record func(context.Context) error, err error) {
 	s, err := r.signer()
 	if s == nil || err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	policy, err := scan.PolicyFrom(r.Cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := r.readyToAttest(policy); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	started := time.Now()
-	return func(ctx context.Context, li lock.Image, d name.Digest) error {
+	var mu sync.Mutex
+	type done struct {
+		image, id string
+		d         name.Digest
+		att       *attest.Attached
+	}
+	var attached []done
+	record = func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(attached) == 0 {
+			return nil
+		}
+		return lock.UpdateContext(ctx, r.LockPath, func(l *lock.Lock) error {
+			now := time.Now().UTC()
+			for _, a := range attached {
+				img, ok := l.Find(a.image)
+				if !ok || img.ImageID != a.id {
+					continue // rebuilt meanwhile: its record is not ours to extend
+				}
+				for _, pt := range a.att.PredicateType {
+					img.Attestations = putAttestation(img.Attestations, lock.Attestation{
+						Kind: attest.KindOf(pt), PredicateType: pt,
+						Subject: a.d.String(), Referrer: a.att.Referrer, Tag: a.att.Att.String(), Key: s.KeyID(), At: now,
+					})
+				}
+				img.Signature = &lock.Signature{Subject: a.d.String(), Tag: a.att.Sig.String(), Key: s.KeyID(), At: now}
+			}
+			return nil
+		})
+	}
+	attach = func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		var pi *plan.Image
 		for i := range p.Images {
 			if p.Images[i].Name == li.Name {
@@ -115,41 +149,23 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 				return err
 			}
 		}
-		var envs []attest.Envelope
+		var unsigned []attest.Unsigned
 		for _, pt := range []string{attest.PredicateProvenance, attest.PredicateHoist, attest.PredicateCycloneDX, attest.PredicateSPDX} {
 			if st, ok := stmts[pt]; ok {
-				env, err := s.Sign(ctx, st)
-				if err != nil {
-					return err
-				}
-				envs = append(envs, attest.Envelope{PredicateType: pt, DSSE: env})
+				unsigned = append(unsigned, attest.Unsigned{PredicateType: pt, Statement: st})
 			}
 		}
-		payload, sig, err := s.SignImage(ctx, d)
-		if err != nil {
-			return err
-		}
-		att, err := attest.Attach(ctx, c.Options(ctx), d, envs, &attest.ImageSignature{Payload: payload, Sig: sig})
+		att, err := s.SignAndAttach(ctx, c.Options(ctx), d, desc, unsigned)
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}
-		r.logf("attest: %s: signed (key %s) and attached %d attestations: %s", li.Name, s.KeyID(), len(envs), att.Att)
-		return lock.UpdateContext(ctx, r.LockPath, func(l *lock.Lock) error {
-			img, ok := l.Find(li.Name)
-			if !ok || img.ImageID != li.ImageID {
-				return nil // rebuilt meanwhile: its record is not ours to extend
-			}
-			now := time.Now().UTC()
-			for _, ref := range att.Referrers {
-				img.Attestations = putAttestation(img.Attestations, lock.Attestation{
-					Kind: attest.KindOf(ref.PredicateType), PredicateType: ref.PredicateType,
-					Subject: d.String(), Referrer: ref.Digest, Key: s.KeyID(), At: now,
-				})
-			}
-			img.Signature = &lock.Signature{Subject: d.String(), Tag: att.Sig.String(), Key: s.KeyID(), At: now}
-			return nil
-		})
-	}, nil
+		r.logf("attest: %s: signed (key %s) and attached %d attestations: %s", li.Name, s.KeyID(), len(unsigned), att.Att)
+		mu.Lock()
+		attached = append(attached, done{image: li.Name, id: li.ImageID, d: d, att: att})
+		mu.Unlock()
+		return nil
+	}
+	return attach, record, nil
 }
 
 // readyToAttest checks, before anything is pushed, that every image's

@@ -99,10 +99,16 @@ func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
 		return nil, err
 	}
 	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
-	if o.Attach, err = r.attacher(ctx, c, e, p); err != nil {
+	var record func(context.Context) error
+	if o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err
 	}
-	return publish.Push(ctx, c, e, o)
+	res, err := publish.Push(ctx, c, e, o)
+	if record != nil {
+		// What was attached is recorded even when a later step failed.
+		err = errors.Join(err, record(context.WithoutCancel(ctx)))
+	}
+	return res, err
 }
 
 // DigestGate proves the images about to be pushed are the tested ones (and

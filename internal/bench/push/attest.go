@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/pkg/attest"
@@ -51,11 +53,15 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 			return 0, 0, err
 		}
 		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
+		record := func() error { return nil }
 		if with {
-			o.Attach = attacher(c, signer, lockPath, sbom)
+			o.Attach, record = attacher(c, signer, lockPath, sbom)
 		}
 		start := time.Now()
 		_, err = publish.Push(ctx, c, b.e, o)
+		if err == nil {
+			err = record()
+		}
 		d := time.Since(start)
 		reg.Close()
 		if err != nil {
@@ -70,8 +76,13 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 	return plain, attested, nil
 }
 
-func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte) publish.Attacher {
-	return func(ctx context.Context, li lock.Image, d name.Digest) error {
+// attacher makes, per image, the statements the Push target makes and
+// signs and attaches them as it does (attest.SignAndAttach), recording
+// them in the lock file once at the end (record).
+func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher, func() error) {
+	var mu sync.Mutex
+	var attached []lock.Attestation
+	attach := func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		prov, err := attest.ProvenanceStatement(sub, attest.Provenance{
 			BuilderID: "https://hoistci.dev/builders/local",
@@ -97,36 +108,35 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		if err != nil {
 			return err
 		}
-		var envs []attest.Envelope
-		for _, st := range []struct {
-			pt string
-			b  []byte
-		}{{attest.PredicateProvenance, prov}, {attest.PredicateHoist, tested}, {attest.PredicateCycloneDX, bom}} {
-			env, err := s.Sign(ctx, st.b)
-			if err != nil {
-				return err
-			}
-			envs = append(envs, attest.Envelope{PredicateType: st.pt, DSSE: env})
-		}
-		payload, sig, err := s.SignImage(ctx, d)
+		att, err := s.SignAndAttach(ctx, c.Options(ctx), d, desc, []attest.Unsigned{
+			{PredicateType: attest.PredicateProvenance, Statement: prov},
+			{PredicateType: attest.PredicateHoist, Statement: tested},
+			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
+		})
 		if err != nil {
 			return err
 		}
-		att, err := attest.Attach(ctx, c.Options(ctx), d, envs, &attest.ImageSignature{Payload: payload, Sig: sig})
-		if err != nil {
-			return err
+		mu.Lock()
+		defer mu.Unlock()
+		for _, pt := range att.PredicateType {
+			attached = append(attached, lock.Attestation{Kind: attest.KindOf(pt), PredicateType: pt, Subject: d.String(), Referrer: att.Referrer, Tag: att.Att.String(), Key: s.KeyID(), At: time.Now().UTC()})
 		}
-		return lock.UpdateContext(ctx, lockPath, func(l *lock.Lock) error {
-			img, ok := l.Find(li.Name)
-			if !ok {
-				return nil
-			}
-			for _, r := range att.Referrers {
-				img.Attestations = append(img.Attestations, lock.Attestation{Kind: attest.KindOf(r.PredicateType), PredicateType: r.PredicateType, Subject: d.String(), Referrer: r.Digest, Key: s.KeyID(), At: time.Now().UTC()})
+		return nil
+	}
+	record := func() error {
+		return lock.Update(lockPath, func(l *lock.Lock) error {
+			for _, a := range attached {
+				repo, _, _ := strings.Cut(a.Subject, "@")
+				for i := range l.Images {
+					if strings.HasSuffix(repo, "/"+l.Images[i].Name) {
+						l.Images[i].Attestations = append(l.Images[i].Attestations, a)
+					}
+				}
 			}
 			return nil
 		})
 	}
+	return attach, record
 }
 
 // syntheticSBOM is a CycloneDX document of about kib KiB.

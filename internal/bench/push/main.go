@@ -9,10 +9,9 @@
 //     counted from the registry's access log;
 //   - cold and nothing-changed Push into the checkout's local registry
 //     (localregistry.Ensure, the default with no registry configured) vs
-//     the same Push into a distribution registry.
-//
-//   - with -attest, cold Push signing and attaching every attestation vs
-//     cold Push without (attest.go).
+//     the same Push into a distribution registry;
+//   - with -attest, only cold Push signing and attaching every attestation
+//     vs cold Push without (attest.go).
 //
 // Run: go run ./internal/bench/push [-rounds 3] [-attest]
 package main
