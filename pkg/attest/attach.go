@@ -60,9 +60,11 @@ type Attached struct {
 // predicate type (as Docker's attestation manifests do). go-containerregistry
 // maintains the fallback tag sha256-HEX where the registry has no referrers
 // API. The `.att` and `.sig` tags are replaced, not appended to: they hold
-// this push's proofs. The signature goes up beside the attestations; the
-// referrer after them, so its layers (the same envelopes) are already there.
-func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
+// this push's proofs. The three are written at once.
+//
+// p is the caller's pusher: its connections and tokens are reused across
+// images, where a write of its own would ping and authenticate each time.
+func Attach(ctx context.Context, p *remote.Pusher, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", d, err)
@@ -70,7 +72,6 @@ func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1
 	if subject.Digest != h {
 		return nil, fmt.Errorf("attaching to %s: subject descriptor names %s", d, subject.Digest)
 	}
-	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
 	tagBase := strings.Replace(h.String(), ":", "-", 1)
 	out := &Attached{Att: d.Context().Tag(tagBase + ".att"), Sig: d.Context().Tag(tagBase + ".sig")}
 	var g errgroup.Group
@@ -83,7 +84,7 @@ func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1
 			if err != nil {
 				return fmt.Errorf("assembling the signature of %s: %w", d, err)
 			}
-			if err := remote.Write(out.Sig, img, opts...); err != nil {
+			if err := p.Push(ctx, out.Sig, img); err != nil {
 				return fmt.Errorf("writing the signature of %s to %s: %w", d, out.Sig, err)
 			}
 			return nil
@@ -103,9 +104,12 @@ func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1
 					return fmt.Errorf("assembling the attestations of %s: %w", d, err)
 				}
 			}
-			if err := remote.Write(out.Att, att, opts...); err != nil {
+			if err := p.Push(ctx, out.Att, att); err != nil {
 				return fmt.Errorf("writing the attestations of %s to %s: %w", d, out.Att, err)
 			}
+			return nil
+		})
+		g.Go(func() error {
 			img, err := referrerImage(subject, envs)
 			if err != nil {
 				return fmt.Errorf("assembling the referrer of %s: %w", d, err)
@@ -114,7 +118,7 @@ func Attach(ctx context.Context, opts []remote.Option, d name.Digest, subject v1
 			if err != nil {
 				return err
 			}
-			if err := remote.Write(d.Context().Digest(rd.String()), img, opts...); err != nil {
+			if err := p.Push(ctx, d.Context().Digest(rd.String()), img); err != nil {
 				return fmt.Errorf("writing the attestations of %s as a referrer: %w", d, err)
 			}
 			out.Referrer = rd.String()

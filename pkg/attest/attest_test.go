@@ -83,7 +83,11 @@ func attach(t *testing.T, d name.Digest, envs []attest.Envelope, sig *attest.Ima
 	if err != nil {
 		t.Fatal(err)
 	}
-	return attest.Attach(t.Context(), nil, d, *desc, envs, sig)
+	p, err := remote.NewPusher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attest.Attach(t.Context(), p, d, *desc, envs, sig)
 }
 
 func subject(d name.Digest) attest.Subject {

@@ -91,7 +91,7 @@ type Unsigned struct {
 
 // SignAndAttach signs each statement into an envelope, signs the image
 // itself, and attaches all of it to d (see Attach).
-func (s *Signer) SignAndAttach(ctx context.Context, opts []remote.Option, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
+func (s *Signer) SignAndAttach(ctx context.Context, p *remote.Pusher, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
 	envs := make([]Envelope, 0, len(stmts))
 	for _, st := range stmts {
 		env, err := s.Sign(ctx, st.Statement)
@@ -104,5 +104,5 @@ func (s *Signer) SignAndAttach(ctx context.Context, opts []remote.Option, d name
 	if err != nil {
 		return nil, err
 	}
-	return Attach(ctx, opts, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+	return Attach(ctx, p, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
 }

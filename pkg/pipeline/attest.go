@@ -155,7 +155,7 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 				unsigned = append(unsigned, attest.Unsigned{PredicateType: pt, Statement: st})
 			}
 		}
-		att, err := s.SignAndAttach(ctx, c.Options(ctx), d, desc, unsigned)
+		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, unsigned)
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}

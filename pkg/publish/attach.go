@@ -11,23 +11,22 @@ import (
 )
 
 // Attacher attaches proofs (signatures, attestations) to one pushed
-// manifest. Push calls it for every image once the registry serves the
-// tested manifest and before any tag names it, so a tag never points at an
-// image without its proofs.
+// manifest. Push calls it for each image as soon as the registry serves
+// the tested manifest (the digest gate on it has passed), several at once,
+// and writes no tag before every call has returned, so a tag never points
+// at an image without its proofs.
 // desc is the manifest's descriptor, as pushed.
 type Attacher func(ctx context.Context, img lock.Image, d name.Digest, desc v1.Descriptor) error
 
-// attachAll runs o.Attach for every item, at most o.Parallel at once.
-func attachAll(ctx context.Context, o PushOptions, items []*pushItem) error {
+// attach runs o.Attach, when set, for one gated item.
+func attach(ctx context.Context, o PushOptions, it *pushItem) error {
 	if o.Attach == nil {
 		return nil
 	}
-	return forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
-		d := it.repo.Digest(it.built.digest.String())
-		desc := v1.Descriptor{MediaType: it.built.mediaType, Digest: it.built.digest, Size: int64(len(it.built.manifest))}
-		if err := o.Attach(ctx, it.img, d, desc); err != nil {
-			return fmt.Errorf("attaching proofs to %s: %w", it.img.Name, err)
-		}
-		return nil
-	})
+	d := it.repo.Digest(it.built.digest.String())
+	desc := v1.Descriptor{MediaType: it.built.mediaType, Digest: it.built.digest, Size: int64(len(it.built.manifest))}
+	if err := o.Attach(ctx, it.img, d, desc); err != nil {
+		return fmt.Errorf("attaching proofs to %s: %w", it.img.Name, err)
+	}
+	return nil
 }

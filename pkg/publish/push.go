@@ -289,22 +289,19 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	// was found either by the digest of the manifest we assembled from the
 	// tested config (so it is those bytes) or under the version's own tag
 	// with the tested config digest checked, so only new ones are read back.
+	// Each image's proofs follow its gate, before any tag names it.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
-		if it.present {
-			return nil
+		if !it.present {
+			if _, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
+				return err
+			}
 		}
-		_, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img)
-		return err
+		return attach(ctx, o, it)
 	}); err != nil {
 		return nil, err
 	}
 
-	// 8. Proofs, before any tag names the manifests.
-	if err := attachAll(ctx, o, items); err != nil {
-		return nil, err
-	}
-
-	// 9. Tags, last.
+	// 8. Tags, last.
 	targets := make([]*tagTarget, len(items))
 	for i, it := range items {
 		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}

@@ -108,7 +108,7 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		if err != nil {
 			return err
 		}
-		att, err := s.SignAndAttach(ctx, c.Options(ctx), d, desc, []attest.Unsigned{
+		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, []attest.Unsigned{
 			{PredicateType: attest.PredicateProvenance, Statement: prov},
 			{PredicateType: attest.PredicateHoist, Statement: tested},
 			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
