@@ -239,6 +239,15 @@ func (d *Daemon) Stop() {
 	os.RemoveAll(d.root)
 }
 
+// Kill ends the daemon at once (SIGKILL to its process group), as a crash
+// or a lost machine would, and waits for it to be gone.
+func (d *Daemon) Kill() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.exited
+	}
+}
+
 // unmountUnder lazily unmounts every mount below root, deepest first.
 func unmountUnder(root string) {
 	b, err := os.ReadFile("/proc/self/mounts")

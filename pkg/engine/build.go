@@ -27,6 +27,7 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -82,6 +83,7 @@ type Builder struct {
 	// results come back through a docker-format export loaded into the
 	// engine, and the engine's images a build uses go to it as OCI layouts.
 	remote bool
+	addr   string // the remote daemon's address, for messages
 	e      *Engine
 	local  *localImages
 }
@@ -138,15 +140,30 @@ func (e *Engine) Builder(ctx context.Context, r Remote) (*Builder, error) {
 		c.Close()
 		return nil, fmt.Errorf("builder %s does not answer: %s: %s", r.Addr, rpcMessage(err), remoteHint(err))
 	}
-	return &Builder{c: c, e: e, remote: true, local: &localImages{e: e}}, nil
+	return &Builder{c: c, e: e, remote: true, addr: r.Addr, local: &localImages{e: e}}, nil
 }
 
-// rpcMessage is a gRPC error's message without the status wrapping.
+// rpcMessage is a gRPC error's text without the status wrapping
+// ("rpc error: code = Unavailable desc = ").
 func rpcMessage(err error) string {
-	if st, ok := status.FromError(err); ok {
-		return st.Message()
+	return rpcWrap.ReplaceAllString(err.Error(), "")
+}
+
+var rpcWrap = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+
+// dropped reports whether a solve failed because the daemon went away
+// rather than because a step failed.
+func dropped(err error) bool {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
 	}
-	return err.Error()
+	m := err.Error()
+	for _, s := range []string{"error reading from server", "connection reset by peer", "transport is closing", "connection refused", "broken pipe"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // remoteHint says what to do about a failed first call to a buildkitd.
@@ -343,6 +360,9 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 	}
 	if werr != nil {
+		if b.remote && ctx.Err() == nil && dropped(werr) {
+			return BuildResult{}, fmt.Errorf("builder %s dropped the connection mid-build (%s): check that it is running and run again; nothing was loaded or tagged", b.addr, rpcMessage(werr))
+		}
 		return BuildResult{}, werr
 	}
 	br := BuildResult{}

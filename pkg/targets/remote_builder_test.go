@@ -2,6 +2,8 @@ package targets
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +166,63 @@ func oneLineWith(t *testing.T, err error, want ...string) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err spans lines: %q", err)
+	}
+}
+
+// TestRemoteBuilderDropsMidBuild: the daemon dies while a RUN step runs
+// (it is fetching from a server this test holds open); Images fails in one
+// line naming the builder, and nothing is loaded, locked or tagged.
+func TestRemoteBuilderDropsMidBuild(t *testing.T) {
+	d := startBuildkitd(t)
+	e := testenv.Engine(t)
+	base := testenv.BusyboxBase(t, e)
+	reached := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-reached:
+		default:
+			close(reached)
+		}
+		<-release
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	dir := t.TempDir()
+	proj := testenv.Unique("hoistdrop")
+	testenv.WriteFiles(t, dir, map[string]string{
+		"hoist.yaml": "project: " + proj + "\nbuild_dir: build\nnetwork: default\nimages:\n  - name: app\n    dockerfile: Dockerfile\n",
+		"Dockerfile": "FROM " + base + "\nRUN wget -q -O /got " + srv.URL + "/\n",
+		"VERSION":    "1.0.0\n",
+	})
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_VERSION", "")
+	t.Setenv("BUILDKIT_HOST", d.Addr)
+	t.Setenv("HOIST_BUILDKIT_CA", d.TLS.CA)
+	t.Setenv("HOIST_BUILDKIT_CERT", d.TLS.ClientCert)
+	t.Setenv("HOIST_BUILDKIT_KEY", d.TLS.ClientKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		capture(t, func() { err = Images(ctx) })
+		done <- err
+	}()
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("Images ended before its RUN step reached the server: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the RUN step never reached the server")
+	}
+	d.Kill()
+	err := <-done
+	t.Logf("Images: %v", err)
+	oneLineWith(t, err, "app", "builder "+d.Addr+" dropped the connection mid-build", "nothing was loaded or tagged")
+	if _, ierr := e.Inspect(context.Background(), proj+"/app:1.0.0"); ierr == nil {
+		t.Fatal("an image was loaded from a build that did not finish")
+	}
+	if l, lerr := lock.Read(filepath.Join(dir, "build", "lock.json")); lerr == nil && len(l.Images) > 0 {
+		t.Fatalf("the lock records %+v after a failed build", l.Images)
 	}
 }
