@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hoistci/hoist/pkg/config"
@@ -21,15 +22,41 @@ import (
 const MatrixTemplate = `FROM {{.base}}
 ARG PYTHON_VERSION
 ENV PYTHON_VERSION=${PYTHON_VERSION} RUNTIME={{.runtime}}
-RUN head -c 4194304 /dev/urandom > /payload-{{.python}}-{{.runtime}}
+RUN head -c {{.payload}} /dev/urandom > /payload-{{.python}}-{{.runtime}}
 CMD ["sh", "-c", "test -s /payload-$PYTHON_VERSION-$RUNTIME"]
 `
+
+// Shape is a matrix's size: Pythons × Runtimes entries, each with its own
+// layer of Payload random bytes.
+type Shape struct {
+	Pythons, Runtimes, Payload int
+	// Extra is appended to hoist.yaml (registry, scan, cluster sections).
+	Extra string
+}
 
 // Matrix writes a repository with the 14-entry matrix under dir and returns
 // its config. Image names are PROJECT/bench-RUNTIME-pyPYTHON:1.0.0.
 func Matrix(dir, project string) (*config.Config, error) {
+	return MatrixOf(dir, project, Shape{Pythons: 7, Runtimes: 2, Payload: 4 << 20})
+}
+
+// MatrixOf writes a repository with the matrix of shape s under dir, the
+// same generator at any size: Python versions 3.7 upward, runtimes cpu,
+// cuda, then rocm, xpu and rtN.
+func MatrixOf(dir, project string, s Shape) (*config.Config, error) {
+	var pythons, runtimes []string
+	for i := 0; i < s.Pythons; i++ {
+		pythons = append(pythons, fmt.Sprintf("3.%d", 7+i))
+	}
+	for i := 0; i < s.Runtimes; i++ {
+		if i < 4 {
+			runtimes = append(runtimes, []string{"cpu", "cuda", "rocm", "xpu"}[i])
+		} else {
+			runtimes = append(runtimes, fmt.Sprintf("rt%d", i))
+		}
+	}
 	files := map[string]string{
-		"PYTHON_VERSIONS": "3.7\n3.8\n3.9\n3.10\n3.11\n3.12\n3.13\n",
+		"PYTHON_VERSIONS": strings.Join(pythons, "\n") + "\n",
 		"bench.tmpl":      MatrixTemplate,
 		"ctx/.keep":       "",
 		"hoist.yaml": fmt.Sprintf(`project: %[1]s
@@ -41,15 +68,15 @@ images:
   - name: bench-{{.runtime}}-py{{.python}}
     context: ctx
     template: bench.tmpl
-    vars: {base: "%[1]s/busybox:1"}
+    vars: {base: "%[1]s/busybox:1", payload: "%[2]d"}
     matrix:
       axes:
         python: {file: PYTHON_VERSIONS}
-        runtime: [cpu, cuda]
+        runtime: [%[3]s]
     args: {PYTHON_VERSION: "{{.python}}"}
     test:
       command: [sh, -c, 'test -s /payload-$PYTHON_VERSION-$RUNTIME']
-`, project),
+`, project, s.Payload, strings.Join(runtimes, ", ")) + s.Extra,
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
