@@ -131,3 +131,21 @@ func Report(what string, hoist, anchor time.Duration, anchorName string, target 
 		what, hoist.Seconds(), anchorName, anchor.Seconds(), ratio, target, verdict)
 	return ok
 }
+
+// Crane builds crane from go-containerregistry v0.20.6 (the version Hoist
+// links, so it is in the module cache) into dir and returns its path.
+func Crane(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(strings.TrimSpace(string(out)), "github.com/google/go-containerregistry@v0.20.6")
+	bin := filepath.Join(dir, "crane")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/crane")
+	cmd.Dir = src
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building crane in %s: %w", src, err)
+	}
+	return bin, nil
+}
