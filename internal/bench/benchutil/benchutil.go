@@ -149,3 +149,32 @@ func Crane(ctx context.Context, dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// BuildxVersion is the buildx the benchmarks compare with (tools/buildx).
+const BuildxVersion = "v0.19.3"
+
+// Buildx builds the pinned buildx from the module proxy (tools/buildx)
+// once per version, and returns a DOCKER_CONFIG folder holding it as a CLI
+// plugin.
+func Buildx(ctx context.Context, dir string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, "hoist", "buildx-"+BuildxVersion, "docker-buildx")
+	if _, err := os.Stat(bin); err != nil {
+		cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-o", bin, "github.com/docker/buildx/cmd/buildx")
+		cmd.Dir = filepath.Join("tools", "buildx")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building buildx %s from tools/buildx (run from the repository root): %v\n%s", BuildxVersion, err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "docker-config")
+	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(bin, filepath.Join(cfg, "cli-plugins", "docker-buildx")); err != nil {
+		return "", err
+	}
+	return cfg, nil
+}
