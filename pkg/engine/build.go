@@ -59,6 +59,17 @@ type BuildRequest struct {
 	// very bytes (the ones the inputs hash named) as OCI layouts instead of
 	// pulling whatever the name means elsewhere.
 	EngineImages []string
+	// Cache, when set, is the image's build cache in a registry.
+	Cache *RegistryCache
+}
+
+// RegistryCache is one image's build cache in a registry, as buildx's
+// --cache-from/--cache-to type=registry keep it.
+type RegistryCache struct {
+	Ref      string // e.g. ghcr.io/org/app/demo:buildcache
+	Import   bool   // read it (not with NoCache: a rebuild refreshes it)
+	Export   bool   // write it (never in fork/PR mode)
+	Insecure bool   // plain HTTP (a loopback registry)
 }
 
 // Secret is one build secret: its value, or a file read when the build
@@ -150,6 +161,23 @@ func rpcMessage(err error) string {
 }
 
 var rpcWrap = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+
+// cacheExport is the cache export this builder can do for a registry
+// cache at attrs' ref: every layer as a cache manifest of its own
+// (mode=max) from a standalone buildkitd or an engine keeping images in
+// containerd; an engine with the classic store exports only inline (the
+// cache travels in the image's config, and is read back from the
+// buildcache tag when that names such an image).
+func (b *Builder) cacheExport(attrs map[string]string) bk.CacheOptionsEntry {
+	if b.remote || b.e.Store == StoreContainerd {
+		ex := map[string]string{"mode": "max"}
+		for k, v := range attrs {
+			ex[k] = v
+		}
+		return bk.CacheOptionsEntry{Type: "registry", Attrs: ex}
+	}
+	return bk.CacheOptionsEntry{Type: "inline", Attrs: map[string]string{}}
+}
 
 // dropped reports whether a solve failed because the daemon went away
 // rather than because a step failed.
@@ -311,6 +339,18 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		LocalMounts:   mounts,
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
 		Session:       attach,
+	}
+	if c := r.Cache; c != nil {
+		attrs := map[string]string{"ref": c.Ref}
+		if c.Insecure {
+			attrs["registry.insecure"] = "true"
+		}
+		if c.Import && !r.NoCache {
+			opt.CacheImports = append(opt.CacheImports, bk.CacheOptionsEntry{Type: "registry", Attrs: attrs})
+		}
+		if c.Export {
+			opt.CacheExports = append(opt.CacheExports, b.cacheExport(attrs))
+		}
 	}
 	var load *loader
 	if b.remote {
