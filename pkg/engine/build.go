@@ -148,7 +148,7 @@ func (e *Engine) Builder(ctx context.Context, r Remote) (*Builder, error) {
 		return nil, fmt.Errorf("builder %s: %w: check builder's ca, cert and key in hoist.yaml", r.Addr, err)
 	}
 	if _, err := c.Info(ctx); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("builder %s does not answer: %s: %s", r.Addr, rpcMessage(err), remoteHint(err))
 	}
 	return &Builder{c: c, e: e, remote: true, addr: r.Addr, local: &localImages{e: e}}, nil

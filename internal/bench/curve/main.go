@@ -222,7 +222,7 @@ func measure(ctx context.Context, e *engine.Engine, root, work, db, node string,
 	d, err := benchutil.Time(func() error { _, err := pr.Promote(ctx); return err })
 	pr.Close()
 	if err != nil {
-		return nil, fmt.Errorf("Promote: %w", err)
+		return nil, fmt.Errorf("promote: %w", err)
 	}
 	out := map[string]time.Duration{"Promote": d}
 	for k, v := range got {
