@@ -154,7 +154,7 @@ func Start(ctx context.Context, bin, runc, dir string) (*Daemon, error) {
 		return nil, err
 	}
 	addr := "tcp://" + l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	d := &Daemon{Addr: addr, TLS: tls, Log: filepath.Join(dir, "buildkitd.log"), root: filepath.Join(dir, "root")}
 	logf, err := os.Create(d.Log)
 	if err != nil {
@@ -196,8 +196,8 @@ func Start(ctx context.Context, bin, runc, dir string) (*Daemon, error) {
 	}()
 	exited := make(chan struct{})
 	go func() {
-		d.cmd.Wait()
-		pw.Close()
+		_ = d.cmd.Wait() // its exit is what Stop and Kill wait for
+		_ = pw.Close()
 		logf.Close()
 		close(exited)
 	}()
@@ -227,16 +227,25 @@ func tail(s string) string {
 // unmounts what it left under its root and removes it.
 func (d *Daemon) Stop() {
 	if d.cmd != nil && d.cmd.Process != nil {
-		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-d.exited:
 		case <-time.After(10 * time.Second):
-			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			<-d.exited
 		}
 	}
 	unmountUnder(d.root)
 	os.RemoveAll(d.root)
+}
+
+// Kill ends the daemon at once (SIGKILL to its process group), as a crash
+// or a lost machine would, and waits for it to be gone.
+func (d *Daemon) Kill() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.exited
+	}
 }
 
 // unmountUnder lazily unmounts every mount below root, deepest first.
@@ -253,6 +262,6 @@ func unmountUnder(root string) {
 		}
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
-		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH) // best effort: RemoveAll reports what stays
 	}
 }

@@ -182,7 +182,12 @@ type Registry struct {
 	// LocalPort pins the port of the on-demand local registry; 0 (the
 	// default) lets each checkout pick a free one and record it.
 	LocalPort int `yaml:"local_port"`
-	Line      int `yaml:"-"`
+	// Cache keeps a build cache per image in the registry, at
+	// HOST/REPOSITORY/NAME:buildcache: builds read it, and non-PR builds
+	// write it (every layer, mode=max; inline in the image on an engine
+	// that can export no other kind).
+	Cache bool `yaml:"cache"`
+	Line  int  `yaml:"-"`
 }
 
 // Builder is a standalone buildkitd reached over TCP with mutual TLS (or a

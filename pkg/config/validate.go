@@ -286,7 +286,7 @@ func (b Builder) Check() error {
 		if u.Port() == "" {
 			return fmt.Errorf("host %s has no port: use tcp://HOST:PORT (buildkitd's --addr)", b.Host)
 		}
-		if tlsFiles == 0 && !loopback(u.Hostname()) {
+		if tlsFiles == 0 && !Loopback(u.Hostname()) {
 			return fmt.Errorf("host %s is plain TCP to another machine, which would carry registry credentials and build secrets unencrypted: set ca, cert and key (mutual TLS)", b.Host)
 		}
 	default:
@@ -295,7 +295,12 @@ func (b Builder) Check() error {
 	return nil
 }
 
-func loopback(host string) bool {
+// Loopback reports whether host (a name or address, with or without a
+// port) is this machine.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
 	if host == "localhost" {
 		return true
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -58,6 +59,17 @@ type BuildRequest struct {
 	// very bytes (the ones the inputs hash named) as OCI layouts instead of
 	// pulling whatever the name means elsewhere.
 	EngineImages []string
+	// Cache, when set, is the image's build cache in a registry.
+	Cache *RegistryCache
+}
+
+// RegistryCache is one image's build cache in a registry, as buildx's
+// --cache-from/--cache-to type=registry keep it.
+type RegistryCache struct {
+	Ref      string // e.g. ghcr.io/org/app/demo:buildcache
+	Import   bool   // read it (not with NoCache: a rebuild refreshes it)
+	Export   bool   // write it (never in fork/PR mode)
+	Insecure bool   // plain HTTP (a loopback registry)
 }
 
 // Secret is one build secret: its value, or a file read when the build
@@ -82,6 +94,7 @@ type Builder struct {
 	// results come back through a docker-format export loaded into the
 	// engine, and the engine's images a build uses go to it as OCI layouts.
 	remote bool
+	addr   string // the remote daemon's address, for messages
 	e      *Engine
 	local  *localImages
 }
@@ -135,18 +148,50 @@ func (e *Engine) Builder(ctx context.Context, r Remote) (*Builder, error) {
 		return nil, fmt.Errorf("builder %s: %w: check builder's ca, cert and key in hoist.yaml", r.Addr, err)
 	}
 	if _, err := c.Info(ctx); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("builder %s does not answer: %s: %s", r.Addr, rpcMessage(err), remoteHint(err))
 	}
-	return &Builder{c: c, e: e, remote: true, local: &localImages{e: e}}, nil
+	return &Builder{c: c, e: e, remote: true, addr: r.Addr, local: &localImages{e: e}}, nil
 }
 
-// rpcMessage is a gRPC error's message without the status wrapping.
+// rpcMessage is a gRPC error's text without the status wrapping
+// ("rpc error: code = Unavailable desc = ").
 func rpcMessage(err error) string {
-	if st, ok := status.FromError(err); ok {
-		return st.Message()
+	return rpcWrap.ReplaceAllString(err.Error(), "")
+}
+
+var rpcWrap = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+
+// cacheExport is the cache export this builder can do for a registry
+// cache at attrs' ref: every layer as a cache manifest of its own
+// (mode=max) from a standalone buildkitd or an engine keeping images in
+// containerd; an engine with the classic store exports only inline (the
+// cache travels in the image's config, and is read back from the
+// buildcache tag when that names such an image).
+func (b *Builder) cacheExport(attrs map[string]string) bk.CacheOptionsEntry {
+	if b.remote || b.e.Store == StoreContainerd {
+		ex := map[string]string{"mode": "max"}
+		for k, v := range attrs {
+			ex[k] = v
+		}
+		return bk.CacheOptionsEntry{Type: "registry", Attrs: ex}
 	}
-	return err.Error()
+	return bk.CacheOptionsEntry{Type: "inline", Attrs: map[string]string{}}
+}
+
+// dropped reports whether a solve failed because the daemon went away
+// rather than because a step failed.
+func dropped(err error) bool {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	m := err.Error()
+	for _, s := range []string{"error reading from server", "connection reset by peer", "transport is closing", "connection refused", "broken pipe"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // remoteHint says what to do about a failed first call to a buildkitd.
@@ -295,6 +340,18 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
 		Session:       attach,
 	}
+	if c := r.Cache; c != nil {
+		attrs := map[string]string{"ref": c.Ref}
+		if c.Insecure {
+			attrs["registry.insecure"] = "true"
+		}
+		if c.Import && !r.NoCache {
+			opt.CacheImports = append(opt.CacheImports, bk.CacheOptionsEntry{Type: "registry", Attrs: attrs})
+		}
+		if c.Export {
+			opt.CacheExports = append(opt.CacheExports, b.cacheExport(attrs))
+		}
+	}
 	var load *loader
 	if b.remote {
 		if err := b.local.provide(ctx, r, &opt); err != nil {
@@ -343,6 +400,9 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 	}
 	if werr != nil {
+		if b.remote && ctx.Err() == nil && dropped(werr) {
+			return BuildResult{}, fmt.Errorf("builder %s dropped the connection mid-build (%s): check that it is running and run again; nothing was loaded or tagged", b.addr, rpcMessage(werr))
+		}
 		return BuildResult{}, werr
 	}
 	br := BuildResult{}

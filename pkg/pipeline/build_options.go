@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/images"
 )
@@ -95,4 +96,21 @@ func (r *Run) remoteBuilder() (engine.Remote, error) {
 		rm.CA, rm.Cert, rm.Key = r.Cfg.Path(b.CA), r.Cfg.Path(b.Cert), r.Cfg.Path(b.Key)
 	}
 	return rm, nil
+}
+
+// buildCache is where builds keep their cache when hoist.yaml asks for it
+// (registry.cache) and a registry is configured: read always, written
+// except in fork/PR mode, which writes no shared cache.
+func (r *Run) buildCache() *images.Cache {
+	reg := r.Cfg.Registry
+	if !reg.Cache || reg.Host == "" {
+		return nil
+	}
+	repository := reg.Repository
+	if repository == "" {
+		repository = r.Cfg.Project
+	}
+	return &images.Cache{Prefix: strings.TrimSuffix(reg.Host+"/"+repository, "/"), Write: !r.Set.PR,
+		// Plain HTTP only where Push uses it too: a loopback registry.
+		Insecure: reg.Insecure || config.Loopback(reg.Host)}
 }

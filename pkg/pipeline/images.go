@@ -78,6 +78,7 @@ func (r *Run) builder(ctx context.Context, e *engine.Engine) (*engine.Builder, i
 		PR:             r.Set.PR,
 		Only:           r.Set.Images,
 		RemoteBuildKit: remote.Addr != "",
+		Cache:          r.buildCache(),
 		Secrets:        secrets,
 		SSH:            agents,
 	}, nil

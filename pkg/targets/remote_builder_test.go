@@ -2,18 +2,22 @@ package targets
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/crane"
 	bk "github.com/moby/buildkit/client"
 
 	"github.com/hoistci/hoist/internal/bench/benchutil"
 	"github.com/hoistci/hoist/internal/buildkitd"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -164,5 +168,180 @@ func oneLineWith(t *testing.T, err error, want ...string) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err spans lines: %q", err)
+	}
+}
+
+// TestRemoteBuilderDropsMidBuild: the daemon dies while a RUN step runs
+// (it is fetching from a server this test holds open); Images fails in one
+// line naming the builder, and nothing is loaded, locked or tagged.
+func TestRemoteBuilderDropsMidBuild(t *testing.T) {
+	d := startBuildkitd(t)
+	e := testenv.Engine(t)
+	base := testenv.BusyboxBase(t, e)
+	reached := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-reached:
+		default:
+			close(reached)
+		}
+		<-release
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	dir := t.TempDir()
+	proj := testenv.Unique("hoistdrop")
+	testenv.WriteFiles(t, dir, map[string]string{
+		"hoist.yaml": "project: " + proj + "\nbuild_dir: build\nnetwork: default\nimages:\n  - name: app\n    dockerfile: Dockerfile\n",
+		"Dockerfile": "FROM " + base + "\nRUN wget -q -O /got " + srv.URL + "/\n",
+		"VERSION":    "1.0.0\n",
+	})
+	t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+	t.Setenv("HOIST_VERSION", "")
+	t.Setenv("BUILDKIT_HOST", d.Addr)
+	t.Setenv("HOIST_BUILDKIT_CA", d.TLS.CA)
+	t.Setenv("HOIST_BUILDKIT_CERT", d.TLS.ClientCert)
+	t.Setenv("HOIST_BUILDKIT_KEY", d.TLS.ClientKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		capture(t, func() { err = Images(ctx) })
+		done <- err
+	}()
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("Images ended before its RUN step reached the server: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the RUN step never reached the server")
+	}
+	d.Kill()
+	err := <-done
+	t.Logf("Images: %v", err)
+	oneLineWith(t, err, "app", "builder "+d.Addr+" dropped the connection mid-build", "nothing was loaded or tagged")
+	if _, ierr := e.Inspect(context.Background(), proj+"/app:1.0.0"); ierr == nil {
+		t.Fatal("an image was loaded from a build that did not finish")
+	}
+	if l, lerr := lock.Read(filepath.Join(dir, "build", "lock.json")); lerr == nil && len(l.Images) > 0 {
+		t.Fatalf("the lock records %+v after a failed build", l.Images)
+	}
+}
+
+// TestRegistryBuildCache: with registry.cache, a build writes its cache to
+// NAME:buildcache in the registry (every layer), and a cold machine (a
+// fresh buildkitd with nothing in it) reads it: its RUN step is cached.
+// A fork/PR build reads it and writes nothing; HOIST_REBUILD ignores it and
+// refreshes it. On the engine's classic store the export is inline and the
+// build goes on without a cache to read.
+func TestRegistryBuildCache(t *testing.T) {
+	e := testenv.Engine(t)
+	reg := regtest.Distribution(t, "", "")
+	base := testenv.BusyboxBase(t, e)
+	proj := testenv.Unique("hoistcache")
+	cacheRef := reg.Host + "/org/app:buildcache"
+	checkout := func(t *testing.T) string {
+		dir := t.TempDir()
+		testenv.WriteFiles(t, dir, map[string]string{
+			"hoist.yaml": "project: " + proj + "\nbuild_dir: build\nnetwork: none\nregistry:\n  host: " + reg.Host + "\n  repository: org\n  cache: true\nimages:\n  - name: app\n    dockerfile: Dockerfile\n",
+			"Dockerfile": "FROM " + base + "\nRUN head -c 65536 /dev/urandom > /made\n",
+			"VERSION":    "1.0.0\n",
+		})
+		t.Setenv("HOIST_CONFIG", filepath.Join(dir, "hoist.yaml"))
+		return dir
+	}
+	t.Setenv("HOIST_VERSION", "")
+	t.Setenv("HOIST_PR", "")
+	t.Setenv("GITHUB_EVENT_NAME", "")
+	t.Setenv("HOIST_REBUILD", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Cleanup(func() { e.Remove(context.Background(), proj+"/app:1.0.0") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// build runs Images in a fresh checkout on daemon d (nil: the engine's
+	// BuildKit) and returns the diff_id of the RUN step's layer: random
+	// bytes, so the same diff_id means the step came from a cache.
+	build := func(t *testing.T, d *buildkitd.Daemon) string {
+		t.Helper()
+		checkout(t)
+		if d != nil {
+			t.Setenv("BUILDKIT_HOST", d.Addr)
+			t.Setenv("HOIST_BUILDKIT_CA", d.TLS.CA)
+			t.Setenv("HOIST_BUILDKIT_CERT", d.TLS.ClientCert)
+			t.Setenv("HOIST_BUILDKIT_KEY", d.TLS.ClientKey)
+		} else {
+			for _, k := range []string{"BUILDKIT_HOST", "HOIST_BUILDKIT_CA", "HOIST_BUILDKIT_CERT", "HOIST_BUILDKIT_KEY"} {
+				t.Setenv(k, "")
+			}
+		}
+		e.Remove(ctx, proj+"/app:1.0.0") // not unchanged: built
+		var err error
+		out := capture(t, func() { err = Images(ctx) })
+		if err != nil {
+			t.Fatalf("Images: %v\n%s", err, out)
+		}
+		img, err := e.Inspect(ctx, proj+"/app:1.0.0")
+		if err != nil || len(img.DiffIDs) == 0 {
+			t.Fatalf("inspecting the build: %+v, %v", img, err)
+		}
+		return img.DiffIDs[len(img.DiffIDs)-1]
+	}
+	digest := func(t *testing.T) string {
+		t.Helper()
+		d, err := crane.Digest(cacheRef, crane.Insecure)
+		if err != nil {
+			return ""
+		}
+		return d
+	}
+
+	t.Run("engine classic store: inline export, no cache to read", func(t *testing.T) {
+		if e.Store != engine.StoreClassic {
+			t.Fatalf("the default engine keeps images in %s", e.Store)
+		}
+		// The build goes on although the cache to read is not there yet
+		// (the engine's own local cache may serve the step).
+		build(t, nil)
+		if digest(t) != "" {
+			t.Fatal("the classic store wrote a separate cache manifest; it can export inline only")
+		}
+	})
+	made := build(t, startBuildkitd(t))
+	written := digest(t)
+	if written == "" {
+		t.Fatalf("no cache at %s after a non-PR build", cacheRef)
+	}
+	// A cold machine: a second daemon with nothing in it.
+	if got := build(t, startBuildkitd(t)); got != made {
+		t.Fatalf("the cold daemon ran the step again (layer %s, cached %s): the registry cache was not used", got, made)
+	}
+	// Fork/PR mode reads and writes nothing.
+	t.Setenv("HOIST_PR", "1")
+	if got := build(t, startBuildkitd(t)); got != made {
+		t.Fatalf("the PR build ran the step again (layer %s, cached %s)", got, made)
+	}
+	// ...and writes nothing, even when its step ran and a write would
+	// have changed the cache.
+	t.Setenv("HOIST_REBUILD", "1")
+	if got := build(t, startBuildkitd(t)); got == made {
+		t.Fatal("HOIST_REBUILD in PR mode took the step from the cache")
+	}
+	if got := digest(t); got != written {
+		t.Fatalf("a PR build moved %s from %s to %s", cacheRef, written, got)
+	}
+	t.Setenv("HOIST_PR", "")
+	// HOIST_REBUILD ignores it and refreshes it.
+	t.Setenv("HOIST_REBUILD", "1")
+	rebuilt := build(t, startBuildkitd(t))
+	if rebuilt == made {
+		t.Fatal("HOIST_REBUILD took the step from the cache")
+	}
+	if got := digest(t); got == written || got == "" {
+		t.Fatalf("HOIST_REBUILD did not refresh %s (still %s)", cacheRef, got)
+	}
+	t.Setenv("HOIST_REBUILD", "")
+	if got := build(t, startBuildkitd(t)); got != rebuilt {
+		t.Fatalf("after the refresh a cold daemon got layer %s, want the rebuilt %s", got, rebuilt)
 	}
 }
