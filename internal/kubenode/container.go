@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/hoistci/hoist/internal/standin"
+	"github.com/hoistci/hoist/pkg/cluster"
 	"github.com/hoistci/hoist/pkg/engine"
 )
 
@@ -238,7 +239,7 @@ until ctr version >/dev/null 2>&1; do
 done
 ctr -n k8s.io images import /etc/hoist-node/pause.tar >/dev/null
 exec kubelet --config=/etc/hoist-node/kubelet.yaml --kubeconfig=/etc/hoist-node/kubeconfig \
-  --hostname-override=` + NodeName + ` --v=1
+  --hostname-override=` + NodeName + ` --node-labels=` + cluster.NodeContainerLabel + `=` + n.Container + ` --v=1
 `
 	files := map[string][]byte{
 		"containerd.toml":       []byte(containerd),

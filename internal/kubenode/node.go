@@ -599,3 +599,29 @@ func (n *Node) Run(ctx context.Context, args ...string) (string, error) {
 func (n *Node) Command(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, n.Kubectl, append([]string{"--kubeconfig", n.Kubeconfig}, args...)...)
 }
+
+// ErrCannotRun means this machine cannot run a node (not root, or host
+// tools missing); the wrapped message says what to do.
+var ErrCannotRun = errors.New("a Kubernetes node cannot run here")
+
+// CanRun tells whether this process can run a node: it must be root (the
+// kubelet manages cgroups and mounts) and the host tools must be installed.
+func CanRun() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: it needs root (the kubelet manages cgroups and mounts)", ErrCannotRun)
+	}
+	if _, err := hostTools(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCannotRun, err)
+	}
+	return nil
+}
+
+// DefaultTools is the tools folder users and every test share (the user
+// cache's hoist/tools), so the components are built once per machine.
+func DefaultTools() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "hoist", "tools")
+}

@@ -9,8 +9,8 @@ package standin
 import (
 	"bufio"
 	"bytes"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoistci/hoist/internal/kubenode"
+	"github.com/hoistci/hoist/internal/kubenode/nodetest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/cluster"
 	"github.com/hoistci/hoist/pkg/engine"
@@ -38,7 +38,7 @@ func busyboxImage(t *testing.T, e *engine.Engine) cluster.Image {
 // real node per test binary keeps the machine's two cores for the rest.
 func TestLoadIntoRealNodeRunsThatImage(t *testing.T) {
 	e := testenv.Engine(t)
-	node := kubenode.ForTest(t, e)
+	node := nodetest.Start(t, e)
 	img := busyboxImage(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

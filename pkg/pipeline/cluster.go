@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/hoistci/hoist/internal/kubenode"
 	"github.com/hoistci/hoist/pkg/cluster"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -106,18 +108,31 @@ func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, 
 }
 
 // clusterStage loads the images and runs the in-cluster tests, recording
-// the result in the lock; where no k3s node can run it says so in one line
-// and returns nil.
+// the result in the lock. With no cluster of that name running it creates
+// the k3d cluster; where k3s cannot run (the engine refuses privileged
+// containers) it runs the stage on a Kubernetes node of its own instead
+// (internal/kubenode), stopped again at the end; where neither can run it
+// says so in one line and returns nil.
 func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Image) error {
 	name := r.Cfg.Cluster.Name
 	rt := cluster.Runtime()
+	// A node left by a run that was killed would otherwise be found below.
+	kubenode.Sweep(ctx, e)
+	kubeconfig, kubectl := r.kubeconfig(), ""
 	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	if errors.Is(err, cluster.ErrNoCluster) {
 		if perr := cluster.Probe(ctx, e); errors.Is(perr, cluster.ErrCannotRun) {
-			r.logf("hoist: in-cluster stage skipped: %v", perr)
-			return nil
-		}
-		if _, err := cluster.Create(ctx, e, rt, r.Cfg.Path(r.Cfg.Cluster.Config), r.createOptions()); err != nil {
+			node, err := r.startNode(ctx, e, perr)
+			if node == nil {
+				return err
+			}
+			defer func() {
+				if err := node.Stop(context.WithoutCancel(ctx)); err != nil {
+					r.logf("hoist: stopping the Kubernetes node: %v", err)
+				}
+			}()
+			kubeconfig, kubectl = node.Kubeconfig, node.Kubectl
+		} else if _, err := cluster.Create(ctx, e, rt, r.Cfg.Path(r.Cfg.Cluster.Config), r.createOptions()); err != nil {
 			return err
 		}
 		nodes, err = cluster.Nodes(ctx, cluster.Lister(e.API), name)
@@ -128,8 +143,14 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 	if err := r.load(ctx, e, nodes, imgs); err != nil {
 		return err
 	}
-	if err := cluster.WriteKubeconfig(ctx, rt, name, r.kubeconfig()); err != nil {
-		return err
+	if kubectl == "" {
+		if err := cluster.WriteKubeconfig(ctx, rt, name, kubeconfig); err != nil {
+			return err
+		}
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
 	}
 	refs := map[string]string{}
 	ids := map[string]string{}
@@ -137,7 +158,8 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		refs[img.Name], ids[img.Name] = img.Ref, img.ImageID
 	}
 	res, err := cluster.InCluster(ctx, cluster.InClusterOptions{
-		Kubeconfig: r.kubeconfig(),
+		Kubeconfig: kubeconfig,
+		Kubectl:    kubectl,
 		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
 		Refs:       refs,
 		Test:       r.Cfg.Cluster.Test,
@@ -146,6 +168,11 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		WorkDir:    filepath.Join(r.BuildDir(), "cluster"),
 		LockPath:   r.LockPath,
 		ImageIDs:   ids,
+		Nodes:      names,
+		Alive: func(ctx context.Context) error {
+			_, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+			return err
+		},
 	})
 	if ctx.Err() != nil || len(res.Images) == 0 {
 		return err
@@ -157,4 +184,35 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		r.Failed++
 	}
 	return err
+}
+
+// startNode starts a Kubernetes node labelled as the configured k3d
+// cluster's server, building the pinned components once. Where this
+// machine cannot run one either, it logs the one line saying the stage is
+// skipped and why, and returns nil, nil.
+func (r *Run) startNode(ctx context.Context, e *engine.Engine, k3s error) (*kubenode.Node, error) {
+	name := r.Cfg.Cluster.Name
+	if err := kubenode.CanRun(); err != nil {
+		r.logf("hoist: in-cluster stage skipped: %v, and %v", k3s, err)
+		return nil, nil
+	}
+	tools := r.Set.ToolsDir
+	if tools == "" {
+		tools = filepath.Join(userCache(), "hoist", "tools")
+	}
+	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: tools, Progress: r.Out})
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.BuildDir(), "kubenode")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	start := time.Now()
+	node, err := kubenode.Start(ctx, kubenode.Options{Engine: e, Components: c, Cluster: name, Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("starting a Kubernetes node for cluster %s (k3s cannot run on this engine): %w (logs: %s)", name, err, r.Rel(filepath.Join(dir, "logs")))
+	}
+	r.logf("hoist: k3s cannot run on this engine: Kubernetes %s node %s is Ready in %.1fs (logs: %s)", kubenode.Version, node.Container, time.Since(start).Seconds(), r.Rel(filepath.Join(dir, "logs")))
+	return node, nil
 }
