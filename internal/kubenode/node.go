@@ -185,7 +185,7 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	if err := n.run(ctx, "kube-controller-manager", c.Path("kube-controller-manager"),
 		"--kubeconfig="+n.Kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
 		"--service-account-private-key-file="+p.saKey, "--root-ca-file="+p.caFile,
-		"--use-service-account-credentials=false", "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle",
+		"--use-service-account-credentials=false", "--controllers=*,-nodeipam,-cloud-node-lifecycle",
 		"--profiling=false"); err != nil {
 		return n, err
 	}

@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +94,129 @@ spec:
 	if len(again.Sent) != 0 || again.Blobs != 0 {
 		t.Errorf("second load sent %v (%d blobs), want nothing", again.Sent, again.Blobs)
 	}
+}
+
+// TestInClusterFailuresOnRealNode: each way the in-cluster stage fails on a
+// real node ends in one line saying what happened, where.
+func TestInClusterFailuresOnRealNode(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	img := busyboxImage(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img}, cluster.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// notLoaded is built by the plan but never loaded into the node.
+	notLoaded := testenv.Unique("hoist-test/never-loaded:")
+	refs := map[string]string{"box": img.Ref, "missing": notLoaded}
+	alive := func(ctx context.Context) error {
+		_, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+		return err
+	}
+	run := func(t *testing.T, manifest string, timeout time.Duration) (cluster.InClusterResult, error) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cluster.InCluster(ctx, cluster.InClusterOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: dir, Refs: refs,
+			WorkDir: t.TempDir(), Timeout: timeout, Nodes: []string{node.Container}, Alive: alive,
+		})
+	}
+	oneLine := func(t *testing.T, err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("got no error, want one saying %q", want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not say %q", err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error is not one line: %q", err)
+		}
+	}
+	job := func(name, image, script string) string {
+		return `apiVersion: batch/v1
+kind: Job
+metadata: {name: ` + name + `}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: main, image: ` + image + `, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, '` + script + `']}
+`
+	}
+
+	t.Run("job fails", func(t *testing.T) {
+		res, err := run(t, job("fails", "box", "echo out of cheese; exit 7"), 2*time.Minute)
+		oneLine(t, err, "job fails failed: container main of pod fails-", "exited with code 7", "out of cheese", "pod logs: ")
+		if b, _ := os.ReadFile(res.PodLogs); !strings.Contains(string(b), "out of cheese") {
+			t.Errorf("pod logs %s lack the job's output:\n%s", res.PodLogs, b)
+		}
+	})
+	t.Run("image not loaded", func(t *testing.T) {
+		_, err := run(t, job("unloaded", "missing", "true"), 2*time.Minute)
+		oneLine(t, err, "image "+notLoaded+" was not loaded into node "+node.Container)
+	})
+	t.Run("never ready", func(t *testing.T) {
+		_, err := run(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crashes}
+spec:
+  selector: {matchLabels: {app: crashes}}
+  template:
+    metadata: {labels: {app: crashes}}
+    spec:
+      containers:
+      - {name: main, image: box, imagePullPolicy: Never, command: [/bin/busybox, "false"]}
+`, 15*time.Second)
+		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-")
+	})
+	t.Run("another cluster's kubeconfig", func(t *testing.T) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(job("elsewhere", "box", "true")), 0o644)
+		_, err := cluster.InCluster(ctx, cluster.InClusterOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: dir, Refs: refs,
+			WorkDir: t.TempDir(), Nodes: []string{"k3d-other-server-0"},
+		})
+		oneLine(t, err, "kubeconfig "+node.Kubeconfig+" is for another cluster", node.Server, "k3d-other-server-0")
+	})
+	// Last: the node dies while the stage waits for a Job that never ends.
+	t.Run("node dies", func(t *testing.T) {
+		killCtx, stopKiller := context.WithCancel(ctx)
+		started := make(chan error, 1)
+		go func() {
+			ctx := killCtx
+			// Kill the node once the Job's pod runs.
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for range tick.C {
+				out, err := node.Run(ctx, "get", "pods", "-l", "job-name=forever", "-o", "jsonpath={.items[*].status.phase}")
+				if err != nil || ctx.Err() != nil {
+					started <- err
+					return
+				}
+				if strings.Contains(out, "Running") {
+					started <- e.API.ContainerKill(ctx, node.Container, "KILL")
+					return
+				}
+			}
+		}()
+		_, err := run(t, job("forever", "box", "sleep 3600"), 5*time.Minute)
+		stopKiller()
+		if kerr := <-started; kerr != nil {
+			t.Fatalf("killing the node: %v (the stage returned %v)", kerr, err)
+		}
+		oneLine(t, err, "waiting for job forever: ", node.Container, "not running")
+	})
 }

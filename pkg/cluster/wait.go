@@ -118,7 +118,7 @@ func (k kube) ready(ctx context.Context, o Object) (bool, error) {
 	for _, p := range pods {
 		for _, c := range p.Status.ContainerStatuses {
 			if w := c.State.Waiting; w != nil && w.Reason == "ErrImageNeverPull" {
-				return false, fmt.Errorf("%s: image %s was not loaded into node %s: run the K3dLoad target, or make the manifest name an image this plan builds", describe(o), c.Image, p.Spec.NodeName)
+				return false, fmt.Errorf("%s: image %s was not loaded into node %s: run the K3dLoad target, or make the manifest name an image this plan builds", describe(o), c.Image, k.nodeName(ctx, p.Spec.NodeName))
 			}
 		}
 	}
@@ -258,4 +258,14 @@ func firstLine(s string) string {
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
+}
+
+// nodeName names a Kubernetes node with the container it runs in, when a
+// label says so and the names differ.
+func (k kube) nodeName(ctx context.Context, node string) string {
+	b, err := k.run(ctx, "get", "node", node, "-o", `jsonpath={.metadata.labels.hoist\.dev/container}`)
+	if c := strings.TrimSpace(string(b)); err == nil && c != "" && c != node {
+		return c
+	}
+	return node
 }
