@@ -144,24 +144,25 @@ local_engine() {
 # one started by scripts/modern-engine-up.sh), then makes them reload.
 register_runtime() {
   lacks_sys_resource && can_root && local_engine || return 0
-  if ! [ -x "$runtime_path" ] || ! grep -q 'hoist-runc v1' "$runtime_path"; then
+  if ! [ -x "$runtime_path" ] || ! grep -q 'hoist-runc v2' "$runtime_path"; then
     say "installing $runtime_path: this machine lacks CAP_SYS_RESOURCE, so privileged containers need a runc that does not ask for it"
     as_root mkdir -p "$(dirname "$runtime_path")"
     as_root sh -c 'cat >"$1.tmp" && chmod 755 "$1.tmp" && mv "$1.tmp" "$1"' sh "$runtime_path" <<'WRAPPER'
 #!/bin/sh
-# hoist-runc v1: runc without CAP_SYS_RESOURCE. This machine's capability
-# bounding set lacks it, so runc fails every container that asks for it
-# (privileged ones always do). Installed by Hoist's scripts/engine-up.sh.
-bundle=
+# hoist-runc v2: runc without CAP_SYS_RESOURCE. This machine's capability
+# bounding set lacks it, so runc fails every container, and every exec into
+# one, that asks for it (privileged ones always do). Installed by Hoist's
+# scripts/engine-up.sh.
 prev=
 for a in "$@"; do
-  case "$prev" in --bundle|-b) bundle=$a ;; esac
-  case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
+  f=
+  case "$prev" in --bundle|-b) f=$a/config.json ;; --process|-p) f=$a ;; esac
+  case "$a" in --bundle=*) f=${a#--bundle=}/config.json ;; --process=*) f=${a#--process=} ;; esac
+  if [ -n "$f" ] && [ -f "$f" ] && grep -q '"CAP_SYS_RESOURCE"' "$f"; then
+    sed -i -e 's/"CAP_SYS_RESOURCE",//g' -e 's/,"CAP_SYS_RESOURCE"//g' -e 's/\["CAP_SYS_RESOURCE"\]/[]/g' "$f"
+  fi
   prev=$a
 done
-if [ -n "$bundle" ] && [ -f "$bundle/config.json" ] && grep -q '"CAP_SYS_RESOURCE"' "$bundle/config.json"; then
-  sed -i -e 's/"CAP_SYS_RESOURCE",//g' -e 's/,"CAP_SYS_RESOURCE"//g' -e 's/\["CAP_SYS_RESOURCE"\]/[]/g' "$bundle/config.json"
-fi
 exec runc "$@"
 WRAPPER
   fi

@@ -1,6 +1,8 @@
 package kubenode
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -88,10 +90,7 @@ func nodeImage(ctx context.Context, e *engine.Engine, c Components, host map[str
 // path: FROM scratch with a static busybox sleeping forever (no pull).
 func pauseImage(ctx context.Context, e *engine.Engine, busybox, path string) error {
 	if _, err := e.API.ImageInspect(ctx, pauseRef); err != nil {
-		if _, err := e.ImportRootfs(ctx, pauseRef, engine.Rootfs{
-			Files: map[string]string{"/bin/busybox": busybox},
-			Env:   []string{"PATH=/bin"},
-		}); err != nil {
+		if err := importPause(ctx, e, busybox); err != nil {
 			return fmt.Errorf("making the pause image: %w", err)
 		}
 	}
@@ -109,6 +108,33 @@ func pauseImage(ctx context.Context, e *engine.Engine, busybox, path string) err
 		return fmt.Errorf("saving the pause image: %w", err)
 	}
 	return f.Close()
+}
+
+// importPause imports the pause image: busybox alone, sleeping forever as
+// its entrypoint (the CRI refuses a sandbox image without one).
+func importPause(ctx context.Context, e *engine.Engine, busybox string) error {
+	b, err := os.ReadFile(busybox)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	if _, err := tw.Write(b); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	_, err = e.Import(ctx, &buf, pauseRef, []string{`ENTRYPOINT ["/bin/busybox", "sleep", "infinity"]`})
+	return err
 }
 
 // kernelDefaults are the kernel settings the kubelet insists on. They are
@@ -230,6 +256,9 @@ if [ -f /sys/fs/cgroup/cpuset/cpuset.cpus ]; then
   cat /sys/fs/cgroup/cpuset/cpuset.mems >/sys/fs/cgroup/cpuset` + n.cgroup + `/cpuset.mems
 fi
 mkdir -p /run/containerd /var/lib/kubelet /var/log/pods
+# The kubelet reads the users and groups (for user namespaces).
+echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+echo 'root:x:0:' >/etc/group
 containerd --config /etc/hoist-node/containerd.toml &
 i=0
 until ctr version >/dev/null 2>&1; do
