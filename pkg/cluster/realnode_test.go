@@ -134,6 +134,7 @@ func TestInClusterFailuresOnRealNode(t *testing.T) {
 		if err == nil {
 			t.Fatalf("got no error, want one saying %q", want)
 		}
+		t.Log(err)
 		for _, w := range want {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("error %q does not say %q", err, w)

@@ -196,15 +196,17 @@ func (k kube) lastEvents(ctx context.Context, o Object) string {
 		if err != nil {
 			continue
 		}
-		ev := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var ev []string
+		for _, e := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			// A cluster without DNS says so for every pod; it never explains a failure.
+			if e != "" && !strings.HasPrefix(e, "MissingClusterDNS:") {
+				ev = append(ev, n+": "+e)
+			}
+		}
 		if len(ev) > 3 {
 			ev = ev[len(ev)-3:]
 		}
-		for _, e := range ev {
-			if e != "" {
-				lines = append(lines, n+": "+e)
-			}
-		}
+		lines = append(lines, ev...)
 	}
 	if len(lines) == 0 {
 		return "no events recorded for its pods"
