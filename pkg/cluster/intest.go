@@ -78,45 +78,22 @@ func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 
 func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error) {
 	var res InClusterResult
-	kubectl := o.Kubectl
-	if kubectl == "" {
-		p, err := exec.LookPath("kubectl")
-		if err != nil {
-			return res, ErrNoKubectl
-		}
-		kubectl = p
+	kubectl, err := kubectlPath(o.Kubectl)
+	if err != nil {
+		return res, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	files, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yaml"))
-	more, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yml"))
-	files = append(files, more...)
-	sort.Strings(files)
-	if len(files) == 0 {
-		return res, fmt.Errorf("no manifests (*.yaml) in %s: add the workloads to test, or set cluster.manifests in hoist.yaml", o.Manifests)
-	}
 	out := filepath.Join(o.WorkDir, "manifests")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	objs, err := resolveDir(o.Manifests, o.Refs, out)
+	if err != nil {
 		return res, err
 	}
-	var objs []Object
 	used := map[string]bool{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return res, err
-		}
-		r, err := Resolve(f, data, o.Refs)
-		if err != nil {
-			return res, err
-		}
-		objs = append(objs, r.Objects...)
-		for _, n := range r.Images {
+	for _, ob := range objs {
+		for _, n := range ob.Images {
 			used[n] = true
-		}
-		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), r.Data, 0o644); err != nil {
-			return res, err
 		}
 	}
 	for n := range used {
@@ -175,6 +152,49 @@ func withPathFirst(env []string, dir string) []string {
 		out = append(out, kv)
 	}
 	return append(out, "PATH="+path)
+}
+
+// resolveDir resolves every manifest of dir (*.yaml, *.yml) into out and
+// returns their objects.
+func resolveDir(dir string, refs map[string]string, out string) ([]Object, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
+	files = append(files, more...)
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no manifests (*.yaml) in %s: add the workloads to test, or set cluster.manifests in hoist.yaml", dir)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	var objs []Object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		r, err := Resolve(f, data, refs)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, r.Objects...)
+		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), r.Data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+// kubectlPath is o's kubectl, or the one on PATH.
+func kubectlPath(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		return "", ErrNoKubectl
+	}
+	return p, nil
 }
 
 type kube struct{ bin, config string }

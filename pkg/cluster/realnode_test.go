@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,4 +222,157 @@ spec:
 		}
 		oneLine(t, err, "waiting for job forever: ", node.Container, "not running")
 	})
+}
+
+// TestReloadRestartsWorkloadsOnRealNode is the dev loop on a real node:
+// one image changes under the same tag; the reload sends only it, and
+// Restart has the Deployment and the Job that run it run the new content
+// (the running container's image ID is the new config digest).
+func TestReloadRestartsWorkloadsOnRealNode(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	bb := testenv.Binary(t, "busybox", "busybox-static")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ref := testenv.Unique("hoist-test/devloop:")
+	other := busyboxImage(t, e)
+	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	build := func(version string) cluster.Image {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "version")
+		os.WriteFile(f, []byte(version+"\n"), 0o644)
+		r := engine.BusyboxRootfs(bb)
+		r.Files["/version"] = f
+		if _, err := e.ImportRootfs(ctx, ref, r); err != nil {
+			t.Fatal(err)
+		}
+		img, err := e.Inspect(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := e.ConfigDigest(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cluster.Image{Ref: ref, ID: cfg, DiffIDs: img.DiffIDs}
+	}
+	manifests := t.TempDir()
+	os.WriteFile(filepath.Join(manifests, "app.yaml"), []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: app, image: app, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: check}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: check, image: app, imagePullPolicy: Never, command: [/bin/busybox, cat, /version]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: untouched}
+spec:
+  selector: {matchLabels: {app: untouched}}
+  template:
+    metadata: {labels: {app: untouched}}
+    spec:
+      containers:
+      - {name: c, image: other, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+`), 0o644)
+	refs := map[string]string{"app": ref, "other": other.Ref}
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	reload := func(img cluster.Image) ([]string, cluster.LoadResult) {
+		t.Helper()
+		res, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img, other}, cluster.LoadOptions{StateFile: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changed []string
+		for name, r := range refs {
+			if slices.Contains(res.Sent, r) {
+				changed = append(changed, name)
+			}
+		}
+		done, err := cluster.Restart(ctx, cluster.RestartOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: manifests, Refs: refs,
+			Changed: changed, WorkDir: t.TempDir(), Timeout: 2 * time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done, res
+	}
+	// running is the image ID of the Deployment's live (not terminating) pod.
+	running := func(app string) string {
+		t.Helper()
+		out, err := node.Run(ctx, "get", "pods", "-l", "app="+app, "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Items []struct {
+				Metadata struct {
+					DeletionTimestamp *string `json:"deletionTimestamp"`
+				} `json:"metadata"`
+				Status struct {
+					ContainerStatuses []struct {
+						ImageID string `json:"imageID"`
+						Ready   bool   `json:"ready"`
+					} `json:"containerStatuses"`
+				} `json:"status"`
+			} `json:"items"`
+		}
+		json.Unmarshal([]byte(out), &list)
+		for _, p := range list.Items {
+			if p.Metadata.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready {
+				return p.Status.ContainerStatuses[0].ImageID
+			}
+		}
+		t.Fatalf("no ready pod of %s:\n%s", app, out)
+		return ""
+	}
+
+	v1 := build("1")
+	done, _ := reload(v1)
+	if !slices.Equal(done, []string{"deployment/app", "deployment/untouched", "job/check"}) {
+		t.Errorf("first reload restarted %v, want every workload started", done)
+	}
+	if got := running("app"); !strings.HasSuffix(got, v1.ID) {
+		t.Fatalf("app runs %s, want %s", got, v1.ID)
+	}
+	untouched := running("untouched")
+
+	v2 := build("2")
+	done, res := reload(v2)
+	if !slices.Equal(res.Sent, []string{ref}) || res.Blobs != 3 {
+		t.Errorf("reload after one change sent %v (%d blobs), want only %s: its layer, config and manifest", res.Sent, res.Blobs, ref)
+	}
+	if !slices.Equal(done, []string{"deployment/app", "job/check"}) {
+		t.Errorf("restarted %v, want the Deployment and the Job running the changed image", done)
+	}
+	if got := running("app"); !strings.HasSuffix(got, v2.ID) {
+		t.Errorf("after the reload app runs %s, want the new config %s", got, v2.ID)
+	}
+	if got := running("untouched"); got != untouched {
+		t.Errorf("the workload of the unchanged image changed: %s, was %s", got, untouched)
+	}
+	if out, err := node.Run(ctx, "logs", "job/check"); err != nil || strings.TrimSpace(out) != "2" {
+		t.Errorf("the Job ran again with %q (%v), want the new content 2", out, err)
+	}
 }
