@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hoistci/hoist/internal/kubenode"
@@ -33,7 +35,71 @@ func (r *Run) K3dLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.load(ctx, e, nodes, imgs)
+	_, err = r.load(ctx, e, nodes, imgs)
+	return err
+}
+
+// ClusterReload is the dev loop in one step: build (unchanged images cost
+// an inspect), load into the cluster only what changed, then restart the
+// workloads of the manifests that run a changed image and wait until they
+// run its new content.
+func (r *Run) ClusterReload(ctx context.Context) error {
+	name, err := r.ClusterName()
+	if err != nil {
+		return err
+	}
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := r.Images(ctx); err != nil {
+		return err
+	}
+	_, imgs, err := r.Built(ctx, e)
+	if err != nil {
+		return err
+	}
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+	if err != nil {
+		return err
+	}
+	res, err := r.load(ctx, e, nodes, imgs)
+	if err != nil {
+		return err
+	}
+	if err := cluster.WriteKubeconfig(ctx, cluster.Runtime(), name, r.kubeconfig()); err != nil {
+		return err
+	}
+	refs := map[string]string{}
+	var changed []string
+	for _, img := range imgs {
+		refs[img.Name] = img.Ref
+		if slices.Contains(res.Sent, img.Ref) {
+			changed = append(changed, img.Name)
+		}
+	}
+	start := time.Now()
+	done, err := cluster.Restart(ctx, cluster.RestartOptions{
+		Kubeconfig: r.kubeconfig(),
+		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
+		Refs:       refs,
+		Changed:    changed,
+		Timeout:    r.Cfg.Cluster.Timeout,
+		WorkDir:    filepath.Join(r.BuildDir(), "cluster"),
+		Alive: func(ctx context.Context) error {
+			_, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if len(done) == 0 {
+		r.logf("hoist: no workload runs a changed image; nothing restarted")
+		return nil
+	}
+	r.logf("hoist: restarted %s; running the new images after %.2fs", strings.Join(done, ", "), time.Since(start).Seconds())
+	return nil
 }
 
 // ClusterCreate creates the configured k3d cluster unless it exists.
@@ -89,7 +155,7 @@ func (r *Run) createOptions() cluster.CreateOptions {
 	return cluster.CreateOptions{Kubeconfig: r.kubeconfig(), Name: r.Cfg.Cluster.Name, Getenv: func(k string) string { v, _ := r.Set.Lookup(k); return v }}
 }
 
-func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, imgs []lock.Image) error {
+func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, imgs []lock.Image) (cluster.LoadResult, error) {
 	start := time.Now()
 	var ci []cluster.Image
 	for _, img := range imgs {
@@ -100,11 +166,11 @@ func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, 
 		Unpack:    r.Set.Unpack,
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	r.logf("hoist: %d images in %d nodes of %s: %d sent (%d blobs, %.1f MiB) to %d nodes, %d already there, in %.2fs",
 		len(imgs), len(nodes), r.Cfg.Cluster.Name, len(res.Sent), res.Blobs, float64(res.Bytes)/(1<<20), len(res.Nodes), len(res.Skipped), time.Since(start).Seconds())
-	return nil
+	return res, nil
 }
 
 // clusterStage loads the images and runs the in-cluster tests, recording
@@ -140,7 +206,7 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 	if err != nil {
 		return err
 	}
-	if err := r.load(ctx, e, nodes, imgs); err != nil {
+	if _, err := r.load(ctx, e, nodes, imgs); err != nil {
 		return err
 	}
 	if kubectl == "" {
