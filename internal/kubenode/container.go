@@ -318,6 +318,7 @@ func (n *Node) startContainer(ctx context.Context, img string) error {
 			LabelOwner:             strconv.Itoa(os.Getpid()),
 			LabelOwner + ".bridge": n.bridge,
 			LabelOwner + ".cgroup": n.cgroup,
+			LabelKubeconfig:        n.Kubeconfig,
 		},
 	}, &container.HostConfig{
 		Runtime:     rt,

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/hoistci/hoist/pkg/engine"
 )
@@ -54,7 +55,9 @@ const (
 	// LabelOwner marks node containers with the PID of the process that
 	// started them, so a later Start can clean up after one that died.
 	LabelOwner = "io.hoist.kubenode.owner"
-	pauseRef   = "hoist-kubenode/pause:1"
+	// LabelKubeconfig is the host path of the node's admin kubeconfig.
+	LabelKubeconfig = "io.hoist.kubenode.kubeconfig"
+	pauseRef        = "hoist-kubenode/pause:1"
 )
 
 // Options configure Start.
@@ -624,4 +627,24 @@ func DefaultTools() string {
 		cache = os.TempDir()
 	}
 	return filepath.Join(cache, "hoist", "tools")
+}
+
+// Kubeconfig returns the host path of the admin kubeconfig of the running
+// node Hoist started for the named cluster, and false when the cluster's
+// nodes are not such a node (a k3d cluster's kubeconfig comes from k3d).
+func Kubeconfig(ctx context.Context, e *engine.Engine, cluster string) (string, bool, error) {
+	f := filters.NewArgs(filters.Arg("label", "app=k3d"), filters.Arg("label", "k3d.cluster="+cluster), filters.Arg("label", LabelKubeconfig))
+	cs, err := e.API.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil {
+		return "", false, fmt.Errorf("listing the nodes of %s: %w", cluster, err)
+	}
+	for _, c := range cs {
+		if p := c.Labels[LabelKubeconfig]; p != "" {
+			if _, err := os.Stat(p); err != nil {
+				return "", false, fmt.Errorf("node %s of %s: its kubeconfig: %w", strings.TrimPrefix(c.Names[0], "/"), cluster, err)
+			}
+			return p, true, nil
+		}
+	}
+	return "", false, nil
 }

@@ -3,9 +3,9 @@ package cluster_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"

@@ -67,7 +67,8 @@ func (r *Run) ClusterReload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := cluster.WriteKubeconfig(ctx, cluster.Runtime(), name, r.kubeconfig()); err != nil {
+	kubeconfig, kubectl, err := r.access(ctx, e, name)
+	if err != nil {
 		return err
 	}
 	refs := map[string]string{}
@@ -80,7 +81,8 @@ func (r *Run) ClusterReload(ctx context.Context) error {
 	}
 	start := time.Now()
 	done, err := cluster.Restart(ctx, cluster.RestartOptions{
-		Kubeconfig: r.kubeconfig(),
+		Kubeconfig: kubeconfig,
+		Kubectl:    kubectl,
 		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
 		Refs:       refs,
 		Changed:    changed,
@@ -100,6 +102,32 @@ func (r *Run) ClusterReload(ctx context.Context) error {
 	}
 	r.logf("hoist: restarted %s; running the new images after %.2fs", strings.Join(done, ", "), time.Since(start).Seconds())
 	return nil
+}
+
+// access returns the kubeconfig and kubectl for the named cluster: a node
+// Hoist started (internal/kubenode) names its own kubeconfig and runs with
+// the pinned kubectl; a k3d cluster's kubeconfig is written from k3d, and
+// kubectl comes from PATH.
+func (r *Run) access(ctx context.Context, e *engine.Engine, name string) (kubeconfig, kubectl string, err error) {
+	kc, ok, err := kubenode.Kubeconfig(ctx, e, name)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return r.kubeconfig(), "", cluster.WriteKubeconfig(ctx, cluster.Runtime(), name, r.kubeconfig())
+	}
+	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: r.toolsDir(), Progress: r.Out})
+	if err != nil {
+		return "", "", err
+	}
+	return kc, c.Path("kubectl"), nil
+}
+
+func (r *Run) toolsDir() string {
+	if r.Set.ToolsDir != "" {
+		return r.Set.ToolsDir
+	}
+	return filepath.Join(userCache(), "hoist", "tools")
 }
 
 // ClusterCreate creates the configured k3d cluster unless it exists.
@@ -262,11 +290,7 @@ func (r *Run) startNode(ctx context.Context, e *engine.Engine, k3s error) (*kube
 		r.logf("hoist: in-cluster stage skipped: %v, and %v", k3s, err)
 		return nil, nil
 	}
-	tools := r.Set.ToolsDir
-	if tools == "" {
-		tools = filepath.Join(userCache(), "hoist", "tools")
-	}
-	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: tools, Progress: r.Out})
+	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: r.toolsDir(), Progress: r.Out})
 	if err != nil {
 		return nil, err
 	}

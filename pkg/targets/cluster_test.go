@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hoistci/hoist/internal/kubenode"
+	"github.com/hoistci/hoist/internal/kubenode/nodetest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
 )
@@ -104,4 +105,82 @@ func TestTestRunsInClusterStage(t *testing.T) {
 	if b, _ := os.ReadFile(logs); !strings.Contains(string(b), "the job broke") || !strings.Contains(string(b), "kubectl describe pods") {
 		t.Errorf("pod logs %s:\n%s", logs, b)
 	}
+}
+
+// TestClusterReloadTarget is the dev loop in one command against a running
+// real node: after an edit to one image's context, cluster:reload sends
+// only that image and the Deployment running it runs its new config.
+func TestClusterReloadTarget(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	ctx := context.Background()
+	dir := t.TempDir()
+	project := testenv.Unique("hoistreload")
+	t.Cleanup(func() {
+		for _, r := range []string{"/good:0.4.0", "/other:0.4.0", "/busybox:1", "/solo:0.4.0"} {
+			e.Remove(context.Background(), project+r)
+		}
+	})
+	testRepo(t, dir, project, "cluster: {name: "+node.Cluster+", timeout: 2m}\n")
+	// A third image with a context of its own, which the Deployment runs.
+	b, _ := os.ReadFile(filepath.Join(dir, "hoist.yaml"))
+	conf := strings.Replace(string(b), "images:\n", "images:\n  - name: solo\n    context: solo\n    dockerfile: solo/Dockerfile\n    test: {command: [cat, /v]}\n", 1)
+	testenv.WriteFiles(t, dir, map[string]string{
+		"hoist.yaml":      conf,
+		"solo/Dockerfile": "FROM " + project + "/busybox:1\nCOPY v /v\n",
+		"solo/v":          "1\n",
+		"infra/k8s/app.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: solo}
+spec:
+  selector: {matchLabels: {app: solo}}
+  template:
+    metadata: {labels: {app: solo}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: solo, image: solo, imagePullPolicy: Never, command: [sleep, "3600"]}
+`,
+	})
+	runs := func(want string) {
+		t.Helper()
+		out, err := node.Run(ctx, "get", "pods", "-l", "app=solo", "-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}{"|"}{.status.containerStatuses[0].imageID}{"\n"}{end}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if del, id, _ := strings.Cut(line, "|"); del == "" && strings.HasSuffix(id, want) {
+				return
+			}
+		}
+		t.Errorf("no live pod of solo runs %s:\n%s", want, out)
+	}
+	solo := func() string {
+		l, err := lock.Read(filepath.Join(dir, "build", "hoist", "lock.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := l.Find("solo")
+		return img.ConfigDigest
+	}
+
+	out, err := captureOut(t, func() error { return Cluster{}.Reload(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "3 sent") || !strings.Contains(out, "restarted deployment/solo") {
+		t.Errorf("first reload: %s", out)
+	}
+	runs(solo())
+
+	os.WriteFile(filepath.Join(dir, "solo", "v"), []byte("2\n"), 0o644)
+	out, err = captureOut(t, func() error { return Cluster{}.Reload(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "restarted deployment/solo") {
+		t.Errorf("reload after one edit: %s", out)
+	}
+	runs(solo())
+
 }
