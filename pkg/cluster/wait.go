@@ -80,13 +80,13 @@ func (k kube) pods(ctx context.Context, o Object) ([]pod, error) {
 func describe(o Object) string { return strings.ToLower(o.Kind) + " " + o.Name }
 
 // wait waits until a workload is ready (a Job: has succeeded), asking
-// twice a second. It fails at once, in one line, when a pod's image was
+// five times a second. It fails at once, in one line, when a pod's image was
 // never loaded into its node, when a Job fails (with the exit code and the
 // end of its log), or when alive reports the nodes gone; after timeout it
 // names the pods' last events.
 func (k kube) wait(ctx context.Context, o Object, timeout time.Duration, alive func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		done, err := k.ready(ctx, o)
@@ -223,15 +223,16 @@ const NodeContainerLabel = "hoist.dev/container"
 // and, given the node containers the images went to, that it is their
 // cluster's.
 func (k kube) reach(ctx context.Context, containers []string) error {
-	server := "the server it names"
-	if b, err := k.run(ctx, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"); err == nil && len(b) > 0 {
-		server = strings.TrimSpace(string(b))
-	} else if err != nil {
-		return fmt.Errorf("kubeconfig %s: %s: fix it, or remove it to have it written again", k.config, firstLine(err.Error()))
-	}
 	b, err := k.run(ctx, "get", "nodes", "--request-timeout=20s", "-o", `jsonpath={range .items[*]}{.metadata.name}{"\t"}{.metadata.labels.hoist\.dev/container}{"\n"}{end}`)
 	if err != nil {
-		return fmt.Errorf("the API server %s (kubeconfig %s) does not answer: %s: start the cluster, or fix the kubeconfig", server, k.config, lastLine(b))
+		// Only now ask which server it is, for the message.
+		if c, cerr := k.run(ctx, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"); cerr != nil {
+			return fmt.Errorf("kubeconfig %s: %s: fix it, or remove it to have it written again", k.config, firstLine(cerr.Error()))
+		} else if len(c) == 0 {
+			return fmt.Errorf("kubeconfig %s names no API server: fix it, or remove it to have it written again", k.config)
+		} else {
+			return fmt.Errorf("the API server %s (kubeconfig %s) does not answer: %s: start the cluster, or fix the kubeconfig", strings.TrimSpace(string(c)), k.config, lastLine(b))
+		}
 	}
 	if len(containers) == 0 {
 		return nil
@@ -248,7 +249,11 @@ func (k kube) reach(ctx context.Context, containers []string) error {
 		}
 		names = append(names, name)
 	}
-	return fmt.Errorf("kubeconfig %s is for another cluster: the API server %s has nodes %s, and none runs in the containers the images were loaded into (%s): use the kubeconfig of that cluster",
+	server := "its API server"
+	if c, err := k.run(ctx, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"); err == nil {
+		server = "the API server " + strings.TrimSpace(string(c))
+	}
+	return fmt.Errorf("kubeconfig %s is for another cluster: %s has nodes %s, and none runs in the containers the images were loaded into (%s): use the kubeconfig of that cluster",
 		k.config, server, strings.Join(names, ", "), strings.Join(containers, ", "))
 }
 
