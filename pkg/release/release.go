@@ -66,14 +66,14 @@ type Options struct {
 	// GitHub publishes releases; nil: no GitHub release.
 	GitHub *github.Client
 	// Ref is the git ref the run is for (GITHUB_REF); empty: read from git.
-	Ref      string
-	PR       bool // fork or pull request: build and test only
+	Ref string
+	PR  bool // fork or pull request: build and test only
 	// Event is the CI event (GITHUB_EVENT_NAME); with FreshBases it picks
 	// the rebuild line (flow.DecideEvent).
 	Event      string
 	FreshBases bool
-	CI       bool // a CI run: never the local line
-	Branches flow.Branches
+	CI         bool // a CI run: never the local line
+	Branches   flow.Branches
 	// Override is a staging version chosen by hand (X.Y.Z-staging.N),
 	// reserved exactly instead of the next free N.
 	Override string
