@@ -48,6 +48,13 @@ func TestPathsStayInside(t *testing.T) {
 				}
 			}
 			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			// Sparse: a size over the limit without the disk space.
+			if f, err := os.Create(filepath.Join(dir, "big.bin")); err != nil {
+				t.Fatal(err)
+			} else {
+				f.Truncate(readlimit.BaseFile + 1)
+				f.Close()
+			}
 			_, err := Parse("hoist.yaml", dir, []byte("project: d\n"+tt.yaml))
 			if tt.want == "" {
 				if err != nil {
@@ -75,11 +82,19 @@ func TestLateFailuresCaughtAtLoad(t *testing.T) {
 		{name: "too many images", yaml: "images:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", 4097), want: "hoist.yaml:2: 4097 images, over the limit of 4096 a plan may hold"},
 		{name: "base host file is a device", yaml: "bases:\n  - {ref: 'd/b:1', files: {/bin/x: /dev/zero}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: host file /dev/zero is not a regular file"},
 		{name: "busybox is a device", yaml: "bases:\n  - {ref: 'd/b:1', busybox: /dev/zero}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "busybox /dev/zero is not a regular file"},
+		{name: "base host file too large", yaml: "bases:\n  - {ref: 'd/b:1', files: {/bin/x: big.bin}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: host file big.bin is over the limit of 1 GiB for a base's file: name a smaller file (docs/config.md)"},
 		{name: "local_port negative", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: -1\n", want: "local_port -1 is not a TCP port"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := repo(t)
 			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			// Sparse: a size over the limit without the disk space.
+			if f, err := os.Create(filepath.Join(dir, "big.bin")); err != nil {
+				t.Fatal(err)
+			} else {
+				f.Truncate(readlimit.BaseFile + 1)
+				f.Close()
+			}
 			_, err := Parse("hoist.yaml", dir, []byte("project: d\n"+tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)

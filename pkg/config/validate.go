@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoistci/hoist/pkg/matrix"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
@@ -85,21 +88,29 @@ func (c *Config) validate() error {
 			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
-			if st, err := os.Stat(c.Path(b.Busybox)); err != nil {
+			if err := readlimit.Check(c.Path(b.Busybox), "busybox", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
 				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
-			} else if !st.Mode().IsRegular() {
+			} else if errors.Is(err, readlimit.ErrNotRegular) {
 				return e(b.Line, "base %s: busybox %s is not a regular file: name the binary, e.g. /bin/busybox", b.Ref, b.Busybox)
+			} else if errors.Is(err, readlimit.ErrTooLarge) {
+				return e(b.Line, "base %s: busybox %s is over the limit of %s for a base's file: name the binary (docs/config.md)", b.Ref, b.Busybox, readlimit.Size(readlimit.BaseFile))
+			} else if err != nil {
+				return e(b.Line, "base %s: busybox %s: %v", b.Ref, b.Busybox, err)
 			}
 		}
 		for in, host := range b.Files {
 			if !strings.HasPrefix(in, "/") {
 				return e(b.Line, "base %s: file %q must be an absolute path in the image", b.Ref, in)
 			}
-			if st, err := os.Stat(c.Path(host)); err != nil {
+			// A device such as /dev/zero would be read without end.
+			if err := readlimit.Check(c.Path(host), "host file", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
 				return e(b.Line, "base %s: host file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", b.Ref, host)
-			} else if !st.Mode().IsRegular() {
-				// A device such as /dev/zero would be read without end.
+			} else if errors.Is(err, readlimit.ErrNotRegular) {
 				return e(b.Line, "base %s: host file %s is not a regular file: name a file", b.Ref, host)
+			} else if errors.Is(err, readlimit.ErrTooLarge) {
+				return e(b.Line, "base %s: host file %s is over the limit of %s for a base's file: name a smaller file (docs/config.md)", b.Ref, host, readlimit.Size(readlimit.BaseFile))
+			} else if err != nil {
+				return e(b.Line, "base %s: host file %s: %v", b.Ref, host, err)
 			}
 		}
 	}

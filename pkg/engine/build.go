@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	dockercfg "github.com/docker/cli/cli/config"
+	"github.com/hoistci/hoist/pkg/readlimit"
 
 	"github.com/docker/cli/cli/config/configfile"
 	dockertypes "github.com/docker/cli/cli/config/types"
@@ -292,7 +293,7 @@ func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
 		return nil, secrets.ErrNotFound
 	}
 	if sec.File != "" {
-		b, err := os.ReadFile(sec.File)
+		b, err := readlimit.ReadFile(sec.File, "secret file", readlimit.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("reading secret %s: %w", id, err)
 		}

@@ -2,7 +2,9 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/plan"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // session checks what img's Dockerfile asks of the build (secrets, SSH
@@ -38,9 +41,11 @@ func session(ctx context.Context, e Engine, root string, img plan.Image, uses pl
 			continue // an optional mount builds without it, as BuildKit does
 		}
 		if s.File != "" {
-			if st, err := os.Stat(s.File); err != nil || !st.Mode().IsRegular() {
+			if err := readlimit.Check(s.File, "secret file", readlimit.Secret); errors.Is(err, fs.ErrNotExist) {
 				return req, fmt.Errorf("%s: secret %q reads %s, which does not exist: create it, or fix secrets.%s.file (%s)",
 					at(u.Line), u.Name, s.File, u.Name, s.Where)
+			} else if err != nil {
+				return req, fmt.Errorf("%s: secret %q: %w (secrets.%s.file, %s)", at(u.Line), u.Name, err, u.Name, s.Where)
 			}
 		}
 		if req.Secrets == nil {
