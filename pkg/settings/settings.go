@@ -111,7 +111,7 @@ var Vars = []Var{
 	{"GITHUB_TOKEN", "used when `HOIST_GITHUB_TOKEN` is not set"},
 	{"GITHUB_REF", "the ref the run is for, which decides the line; else read from git"},
 	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode; `schedule`, or `workflow_dispatch` with `HOIST_REBUILD=1`, makes Release the rebuild line (docs/release.md)"},
-	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
+	{"GITHUB_OUTPUT", "the staging and rebuild lines and Reserve append `version=…` here, and the staging and rebuild lines each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
 	{"CI", "`true`: a test that needs the engine fails instead of skipping, and a pushing line refuses to run with no registry configured"},
 	{"HOIST_PROJECT", "`init`: the images' project (default: DIR's name)"},
