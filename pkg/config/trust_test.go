@@ -160,3 +160,28 @@ func TestParseBounded(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestBuilderChecked: a builder Hoist cannot reach safely is refused at
+// load, in one line naming hoist.yaml's line and the fix.
+func TestBuilderChecked(t *testing.T) {
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"partial TLS", "builder:\n  host: tcp://b.example:1234\n  ca: ca.pem\n", "hoist.yaml:2: builder: set ca, cert and key together (mutual TLS), or none of them"},
+		{"plain TCP elsewhere", "builder:\n  host: tcp://b.example:1234\n", "plain TCP to another machine"},
+		{"no port", "builder:\n  host: tcp://127.0.0.1\n", "has no port"},
+		{"unix with TLS", "builder:\n  host: unix:///run/buildkit/buildkitd.sock\n  ca: a\n  cert: b\n  key: c\n", "TLS files apply to tcp:// only"},
+		{"other scheme", "builder:\n  host: ssh://me@b.example\n", "scheme ssh is not supported"},
+		{"TLS without host", "builder:\n  ca: a\n  cert: b\n  key: c\n", "TLS settings without host"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("hoist.yaml", repo(t), []byte("project: d\n"+tt.yaml+"images:\n  - {name: a, dockerfile: Dockerfile}\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)
+			}
+		})
+	}
+	for _, ok := range []string{"builder:\n  host: tcp://127.0.0.1:1234\n", "builder:\n  host: tcp://b.example:1234\n  ca: a\n  cert: b\n  key: c\n", "builder:\n  host: unix:///run/buildkit/buildkitd.sock\n"} {
+		if _, err := Parse("hoist.yaml", repo(t), []byte("project: d\n"+ok+"images:\n  - {name: a, dockerfile: Dockerfile}\n")); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+}

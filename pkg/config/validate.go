@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,6 +44,11 @@ func (c *Config) validate() error {
 	}
 	if err := validNetwork(c.Network); err != nil {
 		return e(1, "network: %v", err)
+	}
+	if c.Builder != (Builder{Line: c.Builder.Line}) {
+		if err := c.Builder.Check(); err != nil {
+			return e(c.Builder.Line, "builder: %v", err)
+		}
 	}
 	for _, id := range sortedMapKeys(c.Secrets) {
 		s := c.Secrets[id]
@@ -240,4 +247,60 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// Check refuses a builder Hoist cannot reach safely: an address that is
+// not tcp:// or unix://, TLS files given in part, and plain TCP to
+// anything but this machine (the session carries registry credentials and
+// build secrets). Host may come from BUILDKIT_HOST, so the caller checks
+// again after overriding it.
+func (b Builder) Check() error {
+	tlsFiles := 0
+	for _, f := range []string{b.CA, b.Cert, b.Key} {
+		if f != "" {
+			tlsFiles++
+		}
+	}
+	if tlsFiles != 0 && tlsFiles != 3 {
+		return fmt.Errorf("set ca, cert and key together (mutual TLS), or none of them")
+	}
+	if b.Host == "" {
+		if tlsFiles != 0 || b.ServerName != "" {
+			return fmt.Errorf("TLS settings without host: add host: tcp://HOST:PORT (or set BUILDKIT_HOST)")
+		}
+		return nil
+	}
+	u, err := url.Parse(b.Host)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("host %q is not an address: use tcp://HOST:PORT or unix:///PATH", b.Host)
+	}
+	switch u.Scheme {
+	case "unix":
+		if tlsFiles != 0 {
+			return fmt.Errorf("host %s is a unix socket: TLS files apply to tcp:// only; remove ca, cert and key", b.Host)
+		}
+	case "tcp":
+		if u.Port() == "" {
+			return fmt.Errorf("host %s has no port: use tcp://HOST:PORT (buildkitd's --addr)", b.Host)
+		}
+		if tlsFiles == 0 && !Loopback(u.Hostname()) {
+			return fmt.Errorf("host %s is plain TCP to another machine, which would carry registry credentials and build secrets unencrypted: set ca, cert and key (mutual TLS)", b.Host)
+		}
+	default:
+		return fmt.Errorf("host %s: scheme %s is not supported: use tcp://HOST:PORT (with ca, cert and key) or unix:///PATH", b.Host, u.Scheme)
+	}
+	return nil
+}
+
+// Loopback reports whether host (a name or address, with or without a
+// port) is this machine.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

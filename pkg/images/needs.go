@@ -79,7 +79,37 @@ func session(ctx context.Context, e Engine, root string, img plan.Image, uses pl
 	if err := checkContexts(ctx, e, img, df, uses, at); err != nil {
 		return req, err
 	}
+	if o.RemoteBuildKit {
+		req.EngineImages = engineImages(ctx, e, img, uses)
+	}
 	return req, nil
+}
+
+// engineImages are the images in the engine that img's Dockerfile names,
+// directly or through a docker-image:// context: a remote builder gets
+// exactly these bytes (the ones the inputs hash resolved), as the engine's
+// BuildKit would use them. A name the engine lacks is the remote builder's
+// to pull.
+func engineImages(ctx context.Context, e Engine, img plan.Image, uses plan.Uses) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, u := range uses.Sources {
+		name := u.Name
+		if src, ok := img.Contexts[name]; ok {
+			if !strings.HasPrefix(src, config.ImageContextPrefix) {
+				continue // a folder
+			}
+			name = strings.TrimPrefix(src, config.ImageContextPrefix)
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if _, err := e.Inspect(ctx, name); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // checkContexts refuses a context hoist.yaml names that the Dockerfile

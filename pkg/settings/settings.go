@@ -31,6 +31,9 @@ type Settings struct {
 	Rebuild       bool
 	Verbose       bool
 	BuildkitHost  string
+	// BuildkitCA, BuildkitCert and BuildkitKey replace builder's ca, cert
+	// and key of hoist.yaml (files a CI job writes from its secrets).
+	BuildkitCA, BuildkitCert, BuildkitKey string
 	// DockerConfig is Docker's config folder, whose credentials builds
 	// pull with (empty: ~/.docker).
 	DockerConfig string
@@ -91,7 +94,10 @@ var Vars = []Var{
 	{"HOIST_VERSION", "build and push this version instead of VERSION's"},
 	{"HOIST_REBUILD", "`1`: no cache; local bases re-made; remote bases pulled again"},
 	{"HOIST_VERBOSE", "`1`: BuildKit's full progress"},
-	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's"},
+	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's (replaces `builder.host` of hoist.yaml)"},
+	{"HOIST_BUILDKIT_CA", "the CA file that signed the buildkitd's certificate (replaces `builder.ca`)"},
+	{"HOIST_BUILDKIT_CERT", "this client's certificate file for the buildkitd (replaces `builder.cert`)"},
+	{"HOIST_BUILDKIT_KEY", "this client's key file for the buildkitd (replaces `builder.key`); never printed"},
 	{"DOCKER_CONFIG", "Docker's config folder (default `~/.docker`): builds pull private bases with its credentials and credential helpers, as docker build does"},
 	{"SSH_AUTH_SOCK", "the SSH agent an `ssh:` entry of hoist.yaml with no socket or keys forwards to `RUN --mount=type=ssh`"},
 	{"HOIST_NO_ENGINE_SETUP", "`1`: never install or start an engine"},
@@ -149,6 +155,9 @@ func Read(environ []string) (*Settings, error) {
 		Rebuild:         truthy(get("HOIST_REBUILD")),
 		Verbose:         truthy(get("HOIST_VERBOSE")),
 		BuildkitHost:    get("BUILDKIT_HOST"),
+		BuildkitCA:      get("HOIST_BUILDKIT_CA"),
+		BuildkitCert:    get("HOIST_BUILDKIT_CERT"),
+		BuildkitKey:     get("HOIST_BUILDKIT_KEY"),
 		DockerConfig:    get("DOCKER_CONFIG"),
 		SSHAuthSock:     get("SSH_AUTH_SOCK"),
 		SkipChecks:      truthy(get("HOIST_SKIP_CHECKS")),
