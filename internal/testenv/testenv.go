@@ -226,7 +226,7 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 // the test ends.
 func Builder(t testing.TB, e *engine.Engine) *engine.Builder {
 	t.Helper()
-	b, err := e.Builder(context.Background(), "")
+	b, err := e.Builder(context.Background(), engine.Remote{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,6 +131,8 @@ func (c *Config) lines(root *yaml.Node) error {
 			}
 		case "registry":
 			c.Registry.Line = k.Line
+		case "builder":
+			c.Builder.Line = k.Line
 		case "cluster":
 			c.Cluster.Line = k.Line
 		case "scan":

@@ -48,6 +48,13 @@ func TestPathsStayInside(t *testing.T) {
 				}
 			}
 			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			// Sparse: a size over the limit without the disk space.
+			if f, err := os.Create(filepath.Join(dir, "big.bin")); err != nil {
+				t.Fatal(err)
+			} else {
+				f.Truncate(readlimit.BaseFile + 1)
+				f.Close()
+			}
 			_, err := Parse("hoist.yaml", dir, []byte("project: d\n"+tt.yaml))
 			if tt.want == "" {
 				if err != nil {
@@ -75,11 +82,19 @@ func TestLateFailuresCaughtAtLoad(t *testing.T) {
 		{name: "too many images", yaml: "images:\n" + strings.Repeat("  - {name: a, dockerfile: Dockerfile}\n", 4097), want: "hoist.yaml:2: 4097 images, over the limit of 4096 a plan may hold"},
 		{name: "base host file is a device", yaml: "bases:\n  - {ref: 'd/b:1', files: {/bin/x: /dev/zero}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: host file /dev/zero is not a regular file"},
 		{name: "busybox is a device", yaml: "bases:\n  - {ref: 'd/b:1', busybox: /dev/zero}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "busybox /dev/zero is not a regular file"},
+		{name: "base host file too large", yaml: "bases:\n  - {ref: 'd/b:1', files: {/bin/x: big.bin}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: host file big.bin is over the limit of 1 GiB for a base's file: name a smaller file (docs/config.md)"},
 		{name: "local_port negative", yaml: "images:\n  - {name: a, dockerfile: Dockerfile}\nregistry:\n  local_port: -1\n", want: "local_port -1 is not a TCP port"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := repo(t)
 			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			// Sparse: a size over the limit without the disk space.
+			if f, err := os.Create(filepath.Join(dir, "big.bin")); err != nil {
+				t.Fatal(err)
+			} else {
+				f.Truncate(readlimit.BaseFile + 1)
+				f.Close()
+			}
 			_, err := Parse("hoist.yaml", dir, []byte("project: d\n"+tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)
@@ -143,5 +158,30 @@ func TestParseBounded(t *testing.T) {
 	_, err := Parse("hoist.yaml", t.TempDir(), data)
 	if err == nil || !strings.Contains(err.Error(), "hoist.yaml: ") || !strings.Contains(err.Error(), "over the limit of 1 MiB for a config") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestBuilderChecked: a builder Hoist cannot reach safely is refused at
+// load, in one line naming hoist.yaml's line and the fix.
+func TestBuilderChecked(t *testing.T) {
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"partial TLS", "builder:\n  host: tcp://b.example:1234\n  ca: ca.pem\n", "hoist.yaml:2: builder: set ca, cert and key together (mutual TLS), or none of them"},
+		{"plain TCP elsewhere", "builder:\n  host: tcp://b.example:1234\n", "plain TCP to another machine"},
+		{"no port", "builder:\n  host: tcp://127.0.0.1\n", "has no port"},
+		{"unix with TLS", "builder:\n  host: unix:///run/buildkit/buildkitd.sock\n  ca: a\n  cert: b\n  key: c\n", "TLS files apply to tcp:// only"},
+		{"other scheme", "builder:\n  host: ssh://me@b.example\n", "scheme ssh is not supported"},
+		{"TLS without host", "builder:\n  ca: a\n  cert: b\n  key: c\n", "TLS settings without host"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("hoist.yaml", repo(t), []byte("project: d\n"+tt.yaml+"images:\n  - {name: a, dockerfile: Dockerfile}\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)
+			}
+		})
+	}
+	for _, ok := range []string{"builder:\n  host: tcp://127.0.0.1:1234\n", "builder:\n  host: tcp://b.example:1234\n  ca: a\n  cert: b\n  key: c\n", "builder:\n  host: unix:///run/buildkit/buildkitd.sock\n"} {
+		if _, err := Parse("hoist.yaml", repo(t), []byte("project: d\n"+ok+"images:\n  - {name: a, dockerfile: Dockerfile}\n")); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
 	}
 }

@@ -30,6 +30,9 @@ type Config struct {
 	Secrets map[string]Secret `yaml:"secrets"`
 	// SSH are SSH agents by id, for RUN --mount=type=ssh,id=ID.
 	SSH map[string]SSH `yaml:"ssh"`
+	// Builder is a standalone buildkitd to build with instead of the
+	// engine's own BuildKit (empty: the engine's).
+	Builder Builder `yaml:"builder"`
 	// Images to build; one entry may expand to many through its matrix.
 	Images   []Image  `yaml:"images"`
 	Registry Registry `yaml:"registry"`
@@ -178,7 +181,31 @@ type Registry struct {
 	// LocalPort pins the port of the on-demand local registry; 0 (the
 	// default) lets each checkout pick a free one and record it.
 	LocalPort int `yaml:"local_port"`
-	Line      int `yaml:"-"`
+	// Cache keeps a build cache per image in the registry, at
+	// HOST/REPOSITORY/NAME:buildcache: builds read it, and non-PR builds
+	// write it (every layer, mode=max; inline in the image on an engine
+	// that can export no other kind).
+	Cache bool `yaml:"cache"`
+	Line  int  `yaml:"-"`
+}
+
+// Builder is a standalone buildkitd reached over TCP with mutual TLS (or a
+// unix socket), as buildx's remote driver reaches one. Images built there
+// are loaded into the local engine for the tests.
+type Builder struct {
+	// Host is the daemon's address: tcp://HOST:PORT or unix:///PATH.
+	// BUILDKIT_HOST overrides it.
+	Host string `yaml:"host"`
+	// CA, Cert and Key are PEM files for mutual TLS: the CA that signed the
+	// daemon's certificate, and this client's certificate and key. Like
+	// secret files they usually live outside the repository.
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName is the name the daemon's certificate must carry
+	// (default: the host of Host).
+	ServerName string `yaml:"server_name"`
+	Line       int    `yaml:"-"`
 }
 
 // Cluster is the k3d cluster Test loads images into.

@@ -1,7 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hoistci/hoist/pkg/matrix"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 var validName = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
@@ -39,6 +44,11 @@ func (c *Config) validate() error {
 	}
 	if err := validNetwork(c.Network); err != nil {
 		return e(1, "network: %v", err)
+	}
+	if c.Builder != (Builder{Line: c.Builder.Line}) {
+		if err := c.Builder.Check(); err != nil {
+			return e(c.Builder.Line, "builder: %v", err)
+		}
 	}
 	for _, id := range sortedMapKeys(c.Secrets) {
 		s := c.Secrets[id]
@@ -85,21 +95,29 @@ func (c *Config) validate() error {
 			return e(b.Line, "%s", msg)
 		}
 		if b.Busybox != "" {
-			if st, err := os.Stat(c.Path(b.Busybox)); err != nil {
+			if err := readlimit.Check(c.Path(b.Busybox), "busybox", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
 				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
-			} else if !st.Mode().IsRegular() {
+			} else if errors.Is(err, readlimit.ErrNotRegular) {
 				return e(b.Line, "base %s: busybox %s is not a regular file: name the binary, e.g. /bin/busybox", b.Ref, b.Busybox)
+			} else if errors.Is(err, readlimit.ErrTooLarge) {
+				return e(b.Line, "base %s: busybox %s is over the limit of %s for a base's file: name the binary (docs/config.md)", b.Ref, b.Busybox, readlimit.Size(readlimit.BaseFile))
+			} else if err != nil {
+				return e(b.Line, "base %s: busybox %s: %v", b.Ref, b.Busybox, err)
 			}
 		}
 		for in, host := range b.Files {
 			if !strings.HasPrefix(in, "/") {
 				return e(b.Line, "base %s: file %q must be an absolute path in the image", b.Ref, in)
 			}
-			if st, err := os.Stat(c.Path(host)); err != nil {
+			// A device such as /dev/zero would be read without end.
+			if err := readlimit.Check(c.Path(host), "host file", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
 				return e(b.Line, "base %s: host file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", b.Ref, host)
-			} else if !st.Mode().IsRegular() {
-				// A device such as /dev/zero would be read without end.
+			} else if errors.Is(err, readlimit.ErrNotRegular) {
 				return e(b.Line, "base %s: host file %s is not a regular file: name a file", b.Ref, host)
+			} else if errors.Is(err, readlimit.ErrTooLarge) {
+				return e(b.Line, "base %s: host file %s is over the limit of %s for a base's file: name a smaller file (docs/config.md)", b.Ref, host, readlimit.Size(readlimit.BaseFile))
+			} else if err != nil {
+				return e(b.Line, "base %s: host file %s: %v", b.Ref, host, err)
 			}
 		}
 	}
@@ -229,4 +247,60 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// Check refuses a builder Hoist cannot reach safely: an address that is
+// not tcp:// or unix://, TLS files given in part, and plain TCP to
+// anything but this machine (the session carries registry credentials and
+// build secrets). Host may come from BUILDKIT_HOST, so the caller checks
+// again after overriding it.
+func (b Builder) Check() error {
+	tlsFiles := 0
+	for _, f := range []string{b.CA, b.Cert, b.Key} {
+		if f != "" {
+			tlsFiles++
+		}
+	}
+	if tlsFiles != 0 && tlsFiles != 3 {
+		return fmt.Errorf("set ca, cert and key together (mutual TLS), or none of them")
+	}
+	if b.Host == "" {
+		if tlsFiles != 0 || b.ServerName != "" {
+			return fmt.Errorf("TLS settings without host: add host: tcp://HOST:PORT (or set BUILDKIT_HOST)")
+		}
+		return nil
+	}
+	u, err := url.Parse(b.Host)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("host %q is not an address: use tcp://HOST:PORT or unix:///PATH", b.Host)
+	}
+	switch u.Scheme {
+	case "unix":
+		if tlsFiles != 0 {
+			return fmt.Errorf("host %s is a unix socket: TLS files apply to tcp:// only; remove ca, cert and key", b.Host)
+		}
+	case "tcp":
+		if u.Port() == "" {
+			return fmt.Errorf("host %s has no port: use tcp://HOST:PORT (buildkitd's --addr)", b.Host)
+		}
+		if tlsFiles == 0 && !Loopback(u.Hostname()) {
+			return fmt.Errorf("host %s is plain TCP to another machine, which would carry registry credentials and build secrets unencrypted: set ca, cert and key (mutual TLS)", b.Host)
+		}
+	default:
+		return fmt.Errorf("host %s: scheme %s is not supported: use tcp://HOST:PORT (with ca, cert and key) or unix:///PATH", b.Host, u.Scheme)
+	}
+	return nil
+}
+
+// Loopback reports whether host (a name or address, with or without a
+// port) is this machine.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

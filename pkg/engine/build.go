@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	dockercfg "github.com/docker/cli/cli/config"
+	"github.com/hoistci/hoist/pkg/readlimit"
 
 	"github.com/docker/cli/cli/config/configfile"
 	dockertypes "github.com/docker/cli/cli/config/types"
@@ -25,6 +27,8 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // BuildRequest is one image build.
@@ -49,6 +53,23 @@ type BuildRequest struct {
 	// SSH are agents for RUN --mount=type=ssh, by id: one agent socket,
 	// or private key files.
 	SSH map[string][]string
+	// EngineImages are images of the engine the Dockerfile names (FROM,
+	// COPY --from, RUN --mount=from, docker-image:// contexts). The
+	// engine's BuildKit finds them itself; a remote builder is given these
+	// very bytes (the ones the inputs hash named) as OCI layouts instead of
+	// pulling whatever the name means elsewhere.
+	EngineImages []string
+	// Cache, when set, is the image's build cache in a registry.
+	Cache *RegistryCache
+}
+
+// RegistryCache is one image's build cache in a registry, as buildx's
+// --cache-from/--cache-to type=registry keep it.
+type RegistryCache struct {
+	Ref      string // e.g. ghcr.io/org/app/demo:buildcache
+	Import   bool   // read it (not with NoCache: a rebuild refreshes it)
+	Export   bool   // write it (never in fork/PR mode)
+	Insecure bool   // plain HTTP (a loopback registry)
 }
 
 // Secret is one build secret: its value, or a file read when the build
@@ -69,15 +90,36 @@ type BuildResult struct {
 type Builder struct {
 	c    *bk.Client
 	auth session.Attachable // registry credentials; nil: anonymous pulls
+	// remote: a standalone buildkitd, which cannot see the engine's images:
+	// results come back through a docker-format export loaded into the
+	// engine, and the engine's images a build uses go to it as OCI layouts.
+	remote bool
+	addr   string // the remote daemon's address, for messages
+	e      *Engine
+	local  *localImages
 }
 
-// Builder returns a BuildKit client. With addr empty it uses the BuildKit
-// inside the engine, through the engine's /grpc and /session endpoints, so no
-// buildx plugin is needed. Otherwise addr is a buildkitd address
-// (unix://, tcp://, docker-container://…) as BUILDKIT_HOST takes.
-func (e *Engine) Builder(ctx context.Context, addr string) (*Builder, error) {
+// Remote is a standalone buildkitd to build with. The zero Remote is the
+// engine's own BuildKit.
+type Remote struct {
+	// Addr is the daemon's address as BUILDKIT_HOST takes it:
+	// tcp://HOST:PORT or unix:///PATH.
+	Addr string
+	// CA, Cert and Key are PEM files for mutual TLS over tcp://.
+	CA, Cert, Key string
+	// ServerName is the name the daemon's certificate must carry
+	// (default: Addr's host).
+	ServerName string
+}
+
+// Builder returns a BuildKit client. With the zero Remote it uses the
+// BuildKit inside the engine, through the engine's /grpc and /session
+// endpoints, so no buildx plugin is needed. Otherwise it dials the
+// buildkitd r names and asks it who it is, so an unreachable daemon or a
+// refused certificate is one error here rather than one per image.
+func (e *Engine) Builder(ctx context.Context, r Remote) (*Builder, error) {
 	var opts []bk.ClientOpt
-	if addr == "" {
+	if r.Addr == "" {
 		opts = append(opts,
 			bk.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 				return e.API.DialHijack(ctx, "/grpc", "h2c", nil)
@@ -86,12 +128,82 @@ func (e *Engine) Builder(ctx context.Context, addr string) (*Builder, error) {
 				return e.API.DialHijack(ctx, "/session", proto, meta)
 			}),
 		)
+		c, err := bk.New(ctx, "", opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to BuildKit: %w", err)
+		}
+		return &Builder{c: c, e: e}, nil
 	}
-	c, err := bk.New(ctx, addr, opts...)
+	if r.CA != "" {
+		name := r.ServerName
+		if name == "" {
+			if u, err := url.Parse(r.Addr); err == nil {
+				name = u.Hostname()
+			}
+		}
+		opts = append(opts, bk.WithServerConfig(name, r.CA), bk.WithCredentials(r.Cert, r.Key))
+	}
+	c, err := bk.New(ctx, r.Addr, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to BuildKit: %w", err)
+		return nil, fmt.Errorf("builder %s: %w: check builder's ca, cert and key in hoist.yaml", r.Addr, err)
 	}
-	return &Builder{c: c}, nil
+	if _, err := c.Info(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("builder %s does not answer: %s: %s", r.Addr, rpcMessage(err), remoteHint(err))
+	}
+	return &Builder{c: c, e: e, remote: true, addr: r.Addr, local: &localImages{e: e}}, nil
+}
+
+// rpcMessage is a gRPC error's text without the status wrapping
+// ("rpc error: code = Unavailable desc = ").
+func rpcMessage(err error) string {
+	return rpcWrap.ReplaceAllString(err.Error(), "")
+}
+
+var rpcWrap = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+
+// cacheExport is the cache export this builder can do for a registry
+// cache at attrs' ref: every layer as a cache manifest of its own
+// (mode=max) from a standalone buildkitd or an engine keeping images in
+// containerd; an engine with the classic store exports only inline (the
+// cache travels in the image's config, and is read back from the
+// buildcache tag when that names such an image).
+func (b *Builder) cacheExport(attrs map[string]string) bk.CacheOptionsEntry {
+	if b.remote || b.e.Store == StoreContainerd {
+		ex := map[string]string{"mode": "max"}
+		for k, v := range attrs {
+			ex[k] = v
+		}
+		return bk.CacheOptionsEntry{Type: "registry", Attrs: ex}
+	}
+	return bk.CacheOptionsEntry{Type: "inline", Attrs: map[string]string{}}
+}
+
+// dropped reports whether a solve failed because the daemon went away
+// rather than because a step failed.
+func dropped(err error) bool {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	m := err.Error()
+	for _, s := range []string{"error reading from server", "connection reset by peer", "transport is closing", "connection refused", "broken pipe"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteHint says what to do about a failed first call to a buildkitd.
+func remoteHint(err error) string {
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "certificate") || strings.Contains(m, "tls") || strings.Contains(m, "x509"):
+		return "the daemon and Hoist do not trust each other: check builder's ca, cert, key and server_name in hoist.yaml (or HOIST_BUILDKIT_CA, _CERT, _KEY)"
+	case strings.Contains(m, "connection refused") || strings.Contains(m, "no such file") || strings.Contains(m, "deadline") || strings.Contains(m, "unavailable"):
+		return "start buildkitd there (buildkitd --addr ...), or fix builder.host / BUILDKIT_HOST"
+	}
+	return "check that BUILDKIT_HOST or builder.host names a running buildkitd"
 }
 
 // Credentials are a user name and password (or token) for one registry.
@@ -129,7 +241,13 @@ func (b *Builder) UseRegistryAuth(dockerConfig string, registries map[string]Cre
 }
 
 // Close releases the BuildKit connection.
-func (b *Builder) Close() error { return b.c.Close() }
+func (b *Builder) Close() error {
+	err := b.c.Close()
+	if b.local != nil {
+		b.local.remove()
+	}
+	return err
+}
 
 // Build runs one build, its Dockerfile frontend in this process, and
 // exports the image into the engine's image store.
@@ -222,6 +340,26 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
 		Session:       attach,
 	}
+	if c := r.Cache; c != nil {
+		attrs := map[string]string{"ref": c.Ref}
+		if c.Insecure {
+			attrs["registry.insecure"] = "true"
+		}
+		if c.Import && !r.NoCache {
+			opt.CacheImports = append(opt.CacheImports, bk.CacheOptionsEntry{Type: "registry", Attrs: attrs})
+		}
+		if c.Export {
+			opt.CacheExports = append(opt.CacheExports, b.cacheExport(attrs))
+		}
+	}
+	var load *loader
+	if b.remote {
+		if err := b.local.provide(ctx, r, &opt); err != nil {
+			return BuildResult{}, err
+		}
+		load = &loader{e: b.e}
+		opt.Exports = []bk.ExportEntry{{Type: "docker", Attrs: map[string]string{"name": name}, Output: load.output(ctx)}}
+	}
 	if r.Network == "host" {
 		// BuildKit runs a step on the host's network only when the client
 		// grants it, as docker build --network host does.
@@ -254,8 +392,18 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		_, err = d.UpdateFrom(context.Background(), ch)
 		return err
 	})
-	if err := g.Wait(); err != nil {
-		return BuildResult{}, err
+	werr := g.Wait()
+	if load != nil {
+		// A failed load is the cause when the export broke off too.
+		if lerr := load.wait(); lerr != nil {
+			werr = lerr
+		}
+	}
+	if werr != nil {
+		if b.remote && ctx.Err() == nil && dropped(werr) {
+			return BuildResult{}, fmt.Errorf("builder %s dropped the connection mid-build (%s): check that it is running and run again; nothing was loaded or tagged", b.addr, rpcMessage(werr))
+		}
+		return BuildResult{}, werr
 	}
 	br := BuildResult{}
 	if res != nil {
@@ -292,7 +440,7 @@ func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
 		return nil, secrets.ErrNotFound
 	}
 	if sec.File != "" {
-		b, err := os.ReadFile(sec.File)
+		b, err := readlimit.ReadFile(sec.File, "secret file", readlimit.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("reading secret %s: %w", id, err)
 		}

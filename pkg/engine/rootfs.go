@@ -91,7 +91,9 @@ func writeRootfs(w io.Writer, r Rootfs) error {
 			f.Close()
 			return err
 		}
-		_, err = io.Copy(tw, f)
+		// The size seen at the header: a file that grows meanwhile is cut
+		// there instead of streamed without end.
+		_, err = io.CopyN(tw, f, st.Size())
 		f.Close()
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@
 package gate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,9 +16,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -148,27 +151,42 @@ func Engine(ctx context.Context, e Inspector, img lock.Image) error {
 
 // Registry compares the manifest ref resolves to in a registry (and the
 // config it names) with what was tested. It returns the manifest digest.
+// It costs one request: a manifest naming the tested config digest names
+// the tested diff_ids (the config is content-addressed and a pull checks
+// it), so the config is fetched only to explain a mismatch.
 func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img lock.Image) (v1.Hash, error) {
 	d, err := c.Get(ctx, ref)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("digest gate: %s: %w", img.Name, err)
 	}
+	return d.Digest, manifest(ctx, c, ref, d, img)
+}
+
+// manifest checks a fetched manifest against what was tested.
+func manifest(ctx context.Context, c *registry.Client, ref name.Reference, d *remote.Descriptor, img lock.Image) error {
 	where := "registry manifest " + ref.String() + "@" + d.Digest.String()
 	if !d.MediaType.IsImage() {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)
+		return fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)
 	}
+	m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
+	if err != nil {
+		return fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
+	}
+	if m.Config.Digest.String() == img.ConfigDigest {
+		if len(m.Layers) != len(img.DiffIDs) {
+			return fmt.Errorf("digest gate: %s: %s lists %d layers but its config %d diff_ids: the manifest is damaged: push again", img.Name, where, len(m.Layers), len(img.DiffIDs))
+		}
+		return nil
+	}
+	// Another config: read it to say which layers differ.
 	ri, err := d.Image()
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
-	}
-	m, err := ri.Manifest()
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
+		return fmt.Errorf("digest gate: %s: reading %s: %w", img.Name, where, err)
 	}
 	// RawConfigFile checks the bytes against the manifest's config digest.
 	raw, err := ri.RawConfigFile()
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: reading the config of %s: %w", img.Name, where, c.Explain("fetching config", ref.Context().RegistryStr(), err))
+		return fmt.Errorf("digest gate: %s: reading the config of %s: %w", img.Name, where, c.Explain("fetching config", ref.Context().RegistryStr(), err))
 	}
 	var cf struct {
 		RootFS struct {
@@ -176,12 +194,9 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 		} `json:"rootfs"`
 	}
 	if err := json.Unmarshal(raw, &cf); err != nil {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: the config of %s is not JSON: %w", img.Name, where, err)
+		return fmt.Errorf("digest gate: %s: the config of %s is not JSON: %w", img.Name, where, err)
 	}
-	if len(m.Layers) != len(cf.RootFS.DiffIDs) {
-		return v1.Hash{}, fmt.Errorf("digest gate: %s: %s lists %d layers but its config %d diff_ids: the manifest is damaged: push again", img.Name, where, len(m.Layers), len(cf.RootFS.DiffIDs))
-	}
-	return d.Digest, Compare(img, where, m.Config.Digest.String(), cf.RootFS.DiffIDs)
+	return Compare(img, where, m.Config.Digest.String(), cf.RootFS.DiffIDs)
 }
 
 // Lock runs the gate on every image of the lock file at path: the engine's
@@ -189,9 +204,11 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 // prefix (HOST/REPOSITORY of the registry this run targets; pushes the lock
 // recorded elsewhere are not this run's to check). Every tag is resolved,
 // so a tag moved to other bytes fails even when the digest it used to name
-// is intact; each distinct digest's manifest and config are then compared
-// with what was tested. It returns how many checks passed and all
-// mismatches at once.
+// is intact, and each distinct digest's manifest is compared with what was
+// tested. An image's requests go out at once (one GET per digest through
+// one of its tags, one HEAD per other tag), so it costs one round trip
+// whatever the number of tags; images are checked a few at a time. It
+// returns how many checks passed and all mismatches at once.
 func Lock(ctx context.Context, path string, e Inspector, c *registry.Client, prefix string) (int, error) {
 	l, err := lock.Read(path)
 	if err != nil {
@@ -200,50 +217,123 @@ func Lock(ctx context.Context, path string, e Inspector, c *registry.Client, pre
 	if len(l.Images) == 0 {
 		return 0, fmt.Errorf("%s lists no images: run the Images and Test targets first", path)
 	}
-	n := 0
-	var errs []error
-	for _, img := range l.Images {
-		if err := Engine(ctx, e, img); err != nil {
+	var (
+		mu   sync.Mutex
+		n    int
+		errs []error
+	)
+	add := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
 			errs = append(errs, err)
 		} else {
 			n++
 		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, lockParallel)
+	for _, img := range l.Images {
+		add(Engine(ctx, e, img))
 		if c == nil {
 			continue
 		}
-		seen := map[string]bool{}
-		for _, p := range img.Pushed {
-			if prefix != "" && !strings.HasPrefix(p.Ref, prefix+"/") {
-				continue
-			}
-			ref, err := name.ParseReference(p.Ref)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("digest gate: %s: lock records pushed reference %q: %w", img.Name, p.Ref, err))
-				continue
-			}
-			if tag, ok := ref.(name.Tag); ok {
-				d, err := c.Head(ctx, tag)
-				switch {
-				case err != nil:
-					errs = append(errs, fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err))
-				case d.Digest.String() != p.Digest:
-					errs = append(errs, fmt.Errorf("digest gate: %s: %s names %s, but the tested image was pushed as %s: the tag was moved: find who pushed it; do not promote", img.Name, tag, d.Digest, p.Digest))
-				default:
-					n++
+		for _, ck := range registryChecks(img, prefix) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case sem <- struct{}{}:
+					defer func() { <-sem }()
+				case <-ctx.Done():
+					add(ctx.Err())
+					return
 				}
-			}
-			if seen[p.Digest] {
-				continue
-			}
-			seen[p.Digest] = true
-			if _, err := Registry(ctx, c, ref.Context().Digest(p.Digest), img); err != nil {
-				errs = append(errs, err)
-			} else {
-				n++
-			}
+				add(ck(ctx, c))
+			}()
 		}
 	}
+	wg.Wait()
 	return n, errors.Join(errs...)
+}
+
+// lockParallel bounds the gate's requests in flight: every check of an
+// image at once, and a few images side by side.
+const lockParallel = 16
+
+// registryChecks are img's registry checks under prefix, one per request.
+func registryChecks(img lock.Image, prefix string) []func(context.Context, *registry.Client) error {
+	var out []func(context.Context, *registry.Client) error
+	fetched := map[string]bool{} // digests whose manifest is fetched
+	type head struct {
+		tag  name.Tag
+		want string
+	}
+	var heads []head
+	var byDigest []name.Digest
+	for _, p := range img.Pushed {
+		if prefix != "" && !strings.HasPrefix(p.Ref, prefix+"/") {
+			continue
+		}
+		ref, err := name.ParseReference(p.Ref)
+		if err != nil {
+			err = fmt.Errorf("digest gate: %s: lock records pushed reference %q: %w", img.Name, p.Ref, err)
+			out = append(out, func(context.Context, *registry.Client) error { return err })
+			continue
+		}
+		tag, ok := ref.(name.Tag)
+		if !ok {
+			byDigest = append(byDigest, ref.Context().Digest(p.Digest))
+			continue
+		}
+		if fetched[p.Digest] {
+			heads = append(heads, head{tag, p.Digest})
+			continue
+		}
+		// The first tag of a digest is fetched whole: one request both
+		// resolves the tag and reads the manifest.
+		fetched[p.Digest] = true
+		want := p.Digest
+		out = append(out, func(ctx context.Context, c *registry.Client) error {
+			d, err := c.Get(ctx, tag)
+			if err != nil {
+				return fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err)
+			}
+			if err := moved(img, tag, d.Digest.String(), want); err != nil {
+				return err
+			}
+			return manifest(ctx, c, tag, d, img)
+		})
+	}
+	for _, h := range heads {
+		tag, want := h.tag, h.want
+		out = append(out, func(ctx context.Context, c *registry.Client) error {
+			d, err := c.Head(ctx, tag)
+			if err != nil {
+				return fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err)
+			}
+			return moved(img, tag, d.Digest.String(), want)
+		})
+	}
+	for _, ref := range byDigest {
+		if fetched[ref.DigestStr()] {
+			continue
+		}
+		fetched[ref.DigestStr()] = true
+		out = append(out, func(ctx context.Context, c *registry.Client) error {
+			_, err := Registry(ctx, c, ref, img)
+			return err
+		})
+	}
+	return out
+}
+
+// moved says a tag names other bytes than the tested push.
+func moved(img lock.Image, tag name.Tag, got, want string) error {
+	if got == want {
+		return nil
+	}
+	return fmt.Errorf("digest gate: %s: %s names %s, but the tested image was pushed as %s: the tag was moved: find who pushed it; do not promote", img.Name, tag, got, want)
 }
 
 // Resolver resolves many references to image IDs in one call.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,7 +35,18 @@ func (e engineHas) ConfigDigest(_ context.Context, ref string) (string, error) {
 // even though the digest the lock recorded is intact in the registry;
 // pushes the lock recorded to another registry are not checked.
 func TestLockResolvesEveryTag(t *testing.T) {
-	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
+	reg := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))
+	var mu sync.Mutex
+	var seen []string // the gate's manifest and blob requests
+	counting := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if counting && (strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "/blobs/")) {
+			seen = append(seen, r.Method+" "+r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+		}
+		mu.Unlock()
+		reg.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	c, err := registry.New(registry.Options{Host: host})
@@ -69,9 +83,19 @@ func TestLockResolvesEveryTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := engineHas{img.Ref: {ID: cfg.String(), Config: cfg.String(), DiffIDs: diffs}}
+	count := func(on bool) { mu.Lock(); counting = on; mu.Unlock() }
+	count(true)
 	n, err := Lock(ctx, path, e, c, host+"/acme")
-	if err != nil || n != 4 {
-		t.Fatalf("Lock = %d, %v; want 4 checks (engine, two tags, one manifest)", n, err)
+	count(false)
+	if err != nil || n != 3 {
+		t.Fatalf("Lock = %d, %v; want 3 checks (engine, 1.0.0 with its manifest, latest)", n, err)
+	}
+	// One request per tag, sent together: a GET that resolves 1.0.0 and
+	// reads the manifest, a HEAD for latest; no config fetch, no second
+	// read of the manifest by digest.
+	sort.Strings(seen)
+	if got := strings.Join(seen, ", "); got != "GET 1.0.0, HEAD latest" {
+		t.Fatalf("the gate's requests: %s; want GET 1.0.0, HEAD latest", got)
 	}
 	// latest moved to other bytes: the tested manifest is still there.
 	if err := c.Pusher().Push(ctx, repo.Tag("latest"), other); err != nil {

@@ -260,6 +260,16 @@ func TestSecretBadInput(t *testing.T) {
 	oneLine(t, err, "image app", "Dockerfile:2", `secret "npmrc", which hoist.yaml does not define`, "add secrets: {npmrc: {env: VARIABLE}}")
 	_, _, err = r.build(yaml, Options{Secrets: map[string]Secret{"npmrc": {File: filepath.Join(r.dir, "nope"), Where: "hoist.yaml:3"}}})
 	oneLine(t, err, "image app", "Dockerfile:2", "nope, which does not exist", "secrets.npmrc.file (hoist.yaml:3)")
+	// A device would be read without end, and BuildKit takes no secret
+	// over 500 KiB: both refused before the build starts.
+	big := filepath.Join(r.dir, "big")
+	if err := os.WriteFile(big, make([]byte, 600<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{"/dev/zero": "is a character device", big: "the limit for a secret file is 500 KiB"} {
+		_, _, err = r.build(yaml, Options{Secrets: map[string]Secret{"npmrc": {File: file, Where: "hoist.yaml:3"}}})
+		oneLine(t, err, "image app", "Dockerfile:2", want, "secrets.npmrc.file, hoist.yaml:3")
+	}
 	withheld := Secret{Withheld: "fork/PR mode gives builds no secrets: set pr: true", Where: "hoist.yaml:3"}
 	_, _, err = r.build(yaml, Options{Secrets: map[string]Secret{"npmrc": withheld}})
 	oneLine(t, err, "image app", "Dockerfile:2", "requires secret", "fork/PR mode")

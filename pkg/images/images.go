@@ -57,6 +57,8 @@ type Options struct {
 	// bridge as their default network, so without this Build checks that
 	// the bridge exists before an image with network default is built.
 	RemoteBuildKit bool
+	// Cache, when set, keeps each image's build cache in the registry.
+	Cache *Cache
 	// Secrets are the build secrets by id, as hoist.yaml defines them.
 	Secrets map[string]Secret
 	// SSH are the SSH agents by id, as hoist.yaml defines them.
@@ -350,6 +352,9 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	req.ContextDir, req.Dockerfile, req.Tags = img.ContextDir, img.Dockerfile, []string{img.Ref}
 	req.Args, req.Labels, req.Target = img.Args, labels, img.Target
 	req.NoCache, req.Pull = o.Rebuild, pull
+	if o.Cache != nil {
+		req.Cache = &engine.RegistryCache{Ref: o.Cache.Prefix + "/" + img.Name + ":" + CacheTag, Import: true, Export: o.Cache.Write, Insecure: o.Cache.Insecure}
+	}
 	built, err := b.Build(ctx, req, w)
 	lf.Close()
 	if err != nil {
@@ -374,6 +379,16 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	pr.line(r)
 	return r
 }
+
+// Cache is where images keep their build cache: PREFIX/NAME:buildcache.
+type Cache struct {
+	Prefix   string // HOST/REPOSITORY
+	Write    bool   // export too (not in fork/PR mode)
+	Insecure bool
+}
+
+// CacheTag is the tag of an image's build cache in the registry.
+const CacheTag = "buildcache"
 
 // pullRefused turns a registry's 401 during the build into what to do.
 // BuildKit's answer crosses gRPC as text, so the status is all there is

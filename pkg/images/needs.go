@@ -2,7 +2,9 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/plan"
+	"github.com/hoistci/hoist/pkg/readlimit"
 )
 
 // session checks what img's Dockerfile asks of the build (secrets, SSH
@@ -38,9 +41,11 @@ func session(ctx context.Context, e Engine, root string, img plan.Image, uses pl
 			continue // an optional mount builds without it, as BuildKit does
 		}
 		if s.File != "" {
-			if st, err := os.Stat(s.File); err != nil || !st.Mode().IsRegular() {
+			if err := readlimit.Check(s.File, "secret file", readlimit.Secret); errors.Is(err, fs.ErrNotExist) {
 				return req, fmt.Errorf("%s: secret %q reads %s, which does not exist: create it, or fix secrets.%s.file (%s)",
 					at(u.Line), u.Name, s.File, u.Name, s.Where)
+			} else if err != nil {
+				return req, fmt.Errorf("%s: secret %q: %w (secrets.%s.file, %s)", at(u.Line), u.Name, err, u.Name, s.Where)
 			}
 		}
 		if req.Secrets == nil {
@@ -74,7 +79,37 @@ func session(ctx context.Context, e Engine, root string, img plan.Image, uses pl
 	if err := checkContexts(ctx, e, img, df, uses, at); err != nil {
 		return req, err
 	}
+	if o.RemoteBuildKit {
+		req.EngineImages = engineImages(ctx, e, img, uses)
+	}
 	return req, nil
+}
+
+// engineImages are the images in the engine that img's Dockerfile names,
+// directly or through a docker-image:// context: a remote builder gets
+// exactly these bytes (the ones the inputs hash resolved), as the engine's
+// BuildKit would use them. A name the engine lacks is the remote builder's
+// to pull.
+func engineImages(ctx context.Context, e Engine, img plan.Image, uses plan.Uses) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, u := range uses.Sources {
+		name := u.Name
+		if src, ok := img.Contexts[name]; ok {
+			if !strings.HasPrefix(src, config.ImageContextPrefix) {
+				continue // a folder
+			}
+			name = strings.TrimPrefix(src, config.ImageContextPrefix)
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if _, err := e.Inspect(ctx, name); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // checkContexts refuses a context hoist.yaml names that the Dockerfile

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hoistci/hoist/pkg/config"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/images"
 )
@@ -65,4 +66,51 @@ func (r *Run) registryAuth(b *engine.Builder) error {
 		extra[host] = engine.Credentials{Username: r.Set.RegistryUser, Password: string(r.Set.RegistryPassword)}
 	}
 	return b.UseRegistryAuth(dir, extra)
+}
+
+// remoteBuilder is hoist.yaml's builder with the environment's overrides
+// (BUILDKIT_HOST, HOIST_BUILDKIT_CA/CERT/KEY), checked by the same rule as
+// the config: the zero Remote means the engine's own BuildKit.
+func (r *Run) remoteBuilder() (engine.Remote, error) {
+	b := r.Cfg.Builder
+	where := fmt.Sprintf("%s:%d: builder", r.Cfg.File, b.Line)
+	for _, o := range []struct {
+		v   string
+		dst *string
+	}{{r.Set.BuildkitHost, &b.Host}, {r.Set.BuildkitCA, &b.CA}, {r.Set.BuildkitCert, &b.Cert}, {r.Set.BuildkitKey, &b.Key}} {
+		if o.v != "" {
+			*o.dst = o.v
+			where = "builder (hoist.yaml with BUILDKIT_HOST and HOIST_BUILDKIT_CA, _CERT, _KEY)"
+		}
+	}
+	if b.Host == "" {
+		return engine.Remote{}, nil
+	}
+	if err := b.Check(); err != nil {
+		return engine.Remote{}, fmt.Errorf("%s: %w", where, err)
+	}
+	rm := engine.Remote{Addr: b.Host, ServerName: b.ServerName}
+	if b.CA != "" {
+		// Paths from hoist.yaml are the repository's; from the
+		// environment, as given.
+		rm.CA, rm.Cert, rm.Key = r.Cfg.Path(b.CA), r.Cfg.Path(b.Cert), r.Cfg.Path(b.Key)
+	}
+	return rm, nil
+}
+
+// buildCache is where builds keep their cache when hoist.yaml asks for it
+// (registry.cache) and a registry is configured: read always, written
+// except in fork/PR mode, which writes no shared cache.
+func (r *Run) buildCache() *images.Cache {
+	reg := r.Cfg.Registry
+	if !reg.Cache || reg.Host == "" {
+		return nil
+	}
+	repository := reg.Repository
+	if repository == "" {
+		repository = r.Cfg.Project
+	}
+	return &images.Cache{Prefix: strings.TrimSuffix(reg.Host+"/"+repository, "/"), Write: !r.Set.PR,
+		// Plain HTTP only where Push uses it too: a loopback registry.
+		Insecure: reg.Insecure || config.Loopback(reg.Host)}
 }

@@ -59,7 +59,11 @@ func (r *Run) Images(ctx context.Context) ([]images.Result, error) {
 // the build options every build of this run uses (Images, and DigestGate's
 // rebuild from cache): parallelism, secrets and SSH agents, fork mode.
 func (r *Run) builder(ctx context.Context, e *engine.Engine) (*engine.Builder, images.Options, error) {
-	b, err := e.Builder(ctx, r.Set.BuildkitHost)
+	remote, err := r.remoteBuilder()
+	if err != nil {
+		return nil, images.Options{}, err
+	}
+	b, err := e.Builder(ctx, remote)
 	if err != nil {
 		return nil, images.Options{}, err
 	}
@@ -73,7 +77,8 @@ func (r *Run) builder(ctx context.Context, e *engine.Engine) (*engine.Builder, i
 		Rebuild:        r.Set.Rebuild,
 		PR:             r.Set.PR,
 		Only:           r.Set.Images,
-		RemoteBuildKit: r.Set.BuildkitHost != "",
+		RemoteBuildKit: remote.Addr != "",
+		Cache:          r.buildCache(),
 		Secrets:        secrets,
 		SSH:            agents,
 	}, nil

@@ -13,11 +13,13 @@ import (
 
 // Limits per kind of file (docs/config.md lists them).
 const (
-	Config     = 1 << 20  // hoist.yaml
-	Version    = 256      // VERSION
-	Dockerfile = 1 << 20  // a Dockerfile or a Dockerfile template
-	List       = 64 << 10 // an axis file such as PYTHON_VERSIONS
-	Lock       = 64 << 20 // build/hoist/lock.json
+	Config     = 1 << 20   // hoist.yaml
+	Version    = 256       // VERSION
+	Dockerfile = 1 << 20   // a Dockerfile or a Dockerfile template
+	List       = 64 << 10  // an axis file such as PYTHON_VERSIONS
+	Lock       = 64 << 20  // build/hoist/lock.json
+	BaseFile   = 1 << 30   // a host file copied into a local base (bases[].files, busybox)
+	Secret     = 500 << 10 // a build secret's file (BuildKit's own limit for a secret)
 )
 
 // ErrTooLarge is wrapped when a file holds more than its limit.
@@ -59,6 +61,28 @@ func ReadFile(path, what string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// Check is ReadFile's refusals without the read, for a file that is
+// streamed later (a base's host files): a regular file of at most limit
+// bytes. The stream itself stops at the size seen here.
+func Check(path, what string, limit int64) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|nonblock, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is %s, %w: point it at a regular file", what, path, kind(st.Mode()), ErrNotRegular)
+	}
+	if st.Size() > limit {
+		return tooLarge(path, what, fmt.Sprint(st.Size()), limit)
+	}
+	return nil
+}
+
 func tooLarge(path, what, size string, limit int64) error {
 	return fmt.Errorf("%s %s holds %s bytes, %w: the limit for a %s is %s (docs/config.md)", what, path, size, ErrTooLarge, what, Size(limit))
 }
@@ -66,6 +90,8 @@ func tooLarge(path, what, size string, limit int64) error {
 // Size writes n bytes the way the docs do: 256 bytes, 64 KiB, 1 MiB.
 func Size(n int64) string {
 	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0:

@@ -31,6 +31,9 @@ type Settings struct {
 	Rebuild       bool
 	Verbose       bool
 	BuildkitHost  string
+	// BuildkitCA, BuildkitCert and BuildkitKey replace builder's ca, cert
+	// and key of hoist.yaml (files a CI job writes from its secrets).
+	BuildkitCA, BuildkitCert, BuildkitKey string
 	// DockerConfig is Docker's config folder, whose credentials builds
 	// pull with (empty: ~/.docker).
 	DockerConfig string
@@ -50,6 +53,7 @@ type Settings struct {
 	GitHubToken           Secret
 	VersionOverride       string
 	Ref                   string // GITHUB_REF
+	Event                 string // GITHUB_EVENT_NAME: schedule picks the rebuild line
 	Output                string // GITHUB_OUTPUT
 	StepSummary           string // GITHUB_STEP_SUMMARY
 
@@ -90,7 +94,10 @@ var Vars = []Var{
 	{"HOIST_VERSION", "build and push this version instead of VERSION's"},
 	{"HOIST_REBUILD", "`1`: no cache; local bases re-made; remote bases pulled again"},
 	{"HOIST_VERBOSE", "`1`: BuildKit's full progress"},
-	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's"},
+	{"BUILDKIT_HOST", "use this buildkitd instead of the engine's (replaces `builder.host` of hoist.yaml)"},
+	{"HOIST_BUILDKIT_CA", "the CA file that signed the buildkitd's certificate (replaces `builder.ca`)"},
+	{"HOIST_BUILDKIT_CERT", "this client's certificate file for the buildkitd (replaces `builder.cert`)"},
+	{"HOIST_BUILDKIT_KEY", "this client's key file for the buildkitd (replaces `builder.key`); never printed"},
 	{"DOCKER_CONFIG", "Docker's config folder (default `~/.docker`): builds pull private bases with its credentials and credential helpers, as docker build does"},
 	{"SSH_AUTH_SOCK", "the SSH agent an `ssh:` entry of hoist.yaml with no socket or keys forwards to `RUN --mount=type=ssh`"},
 	{"HOIST_NO_ENGINE_SETUP", "`1`: never install or start an engine"},
@@ -109,8 +116,8 @@ var Vars = []Var{
 	{"HOIST_GITHUB_TOKEN", "token for GitHub releases and the github reserve backend; never printed"},
 	{"GITHUB_TOKEN", "used when `HOIST_GITHUB_TOKEN` is not set"},
 	{"GITHUB_REF", "the ref the run is for, which decides the line; else read from git"},
-	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode"},
-	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
+	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode; `schedule`, or `workflow_dispatch` with `HOIST_REBUILD=1`, makes Release the rebuild line (docs/release.md)"},
+	{"GITHUB_OUTPUT", "the staging and rebuild lines and Reserve append `version=…` here, and the staging and rebuild lines each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
 	{"CI", "`true`: a test that needs the engine fails instead of skipping, and a pushing line refuses to run with no registry configured"},
 	{"HOIST_PROJECT", "`init`: the images' project (default: DIR's name)"},
@@ -148,6 +155,9 @@ func Read(environ []string) (*Settings, error) {
 		Rebuild:         truthy(get("HOIST_REBUILD")),
 		Verbose:         truthy(get("HOIST_VERBOSE")),
 		BuildkitHost:    get("BUILDKIT_HOST"),
+		BuildkitCA:      get("HOIST_BUILDKIT_CA"),
+		BuildkitCert:    get("HOIST_BUILDKIT_CERT"),
+		BuildkitKey:     get("HOIST_BUILDKIT_KEY"),
 		DockerConfig:    get("DOCKER_CONFIG"),
 		SSHAuthSock:     get("SSH_AUTH_SOCK"),
 		SkipChecks:      truthy(get("HOIST_SKIP_CHECKS")),
@@ -175,6 +185,7 @@ func Read(environ []string) (*Settings, error) {
 	s.GitHubToken = Secret(strings.TrimSpace(tok))
 	ev := get("GITHUB_EVENT_NAME")
 	s.PR = truthy(get("HOIST_PR")) || ev == "pull_request" || ev == "pull_request_target"
+	s.Event = ev
 	if s.Version != "" {
 		if _, err := version.Parse(s.Version); err != nil {
 			return nil, fmt.Errorf("HOIST_VERSION: %w", err)

@@ -51,7 +51,7 @@ func run(rounds, parallel int, only string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	dockerConfig, err := buildx(ctx, dir)
+	dockerConfig, err := benchutil.Buildx(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func run(rounds, parallel int, only string) error {
 		return fmt.Errorf("%w (bash scripts/engine-up.sh starts one)", err)
 	}
 	defer e.Close()
-	b, err := e.Builder(ctx, "")
+	b, err := e.Builder(ctx, engine.Remote{})
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func run(rounds, parallel int, only string) error {
 		return err
 	}
 
-	fmt.Printf("%d rounds (median), Images parallel=%d, %d cores; anchor: docker buildx bake (buildx %s, docker driver)\n", rounds, parallel, runtime.NumCPU(), buildxVersion)
+	fmt.Printf("%d rounds (median), Images parallel=%d, %d cores; anchor: docker buildx bake (buildx %s, docker driver)\n", rounds, parallel, runtime.NumCPU(), benchutil.BuildxVersion)
 	ok := true
 	for _, set := range []struct {
 		key, name string
@@ -225,34 +225,6 @@ func writeBake(path string, p *plan.Plan) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
-}
-
-const buildxVersion = "v0.19.3"
-
-// buildx builds the pinned buildx from the module proxy (tools/buildx)
-// once per version, and returns a DOCKER_CONFIG folder holding it as a CLI
-// plugin.
-func buildx(ctx context.Context, dir string) (string, error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "hoist", "buildx-"+buildxVersion, "docker-buildx")
-	if _, err := os.Stat(bin); err != nil {
-		cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-o", bin, "github.com/docker/buildx/cmd/buildx")
-		cmd.Dir = filepath.Join("tools", "buildx")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("building buildx %s from tools/buildx (run from the repository root): %v\n%s", buildxVersion, err, out)
-		}
-	}
-	cfg := filepath.Join(dir, "docker-config")
-	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.Symlink(bin, filepath.Join(cfg, "cli-plugins", "docker-buildx")); err != nil {
-		return "", err
-	}
-	return cfg, nil
 }
 
 func cleanup(e *engine.Engine, p *plan.Plan) {

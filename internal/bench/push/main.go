@@ -81,7 +81,7 @@ func run(ctx context.Context, rounds int) error {
 	}
 	n := len(b.imgs)
 	fmt.Println("building crane from go-containerregistry v0.20.6 (module cache)...")
-	if b.crane, err = buildCrane(ctx, tmp); err != nil {
+	if b.crane, err = benchutil.Crane(ctx, tmp); err != nil {
 		return err
 	}
 
@@ -144,7 +144,7 @@ func (b *bench) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bld, err := b.e.Builder(ctx, "")
+	bld, err := b.e.Builder(ctx, engine.Remote{})
 	if err != nil {
 		return err
 	}
@@ -165,29 +165,6 @@ func (b *bench) build(ctx context.Context) error {
 		b.imgs = append(b.imgs, img)
 	}
 	return nil
-}
-
-func buildCrane(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		return "", err
-	}
-	src := filepath.Join(string(trim(out)), "github.com/google/go-containerregistry@v0.20.6")
-	bin := filepath.Join(dir, "crane")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/crane")
-	cmd.Dir = src
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building crane in %s: %w", src, err)
-	}
-	return bin, nil
-}
-
-func trim(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func (b *bench) registry(ctx context.Context, name string) (*localregistry.Server, error) {
