@@ -129,7 +129,9 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	defer func() {
 		if err != nil {
-			n.Stop(context.WithoutCancel(ctx))
+			if serr := n.Stop(context.WithoutCancel(ctx)); serr != nil {
+				err = fmt.Errorf("%w (stopping what had started: %v)", err, serr)
+			}
 		}
 	}()
 	for _, d := range []string{"logs", "node", "etcd"} {
@@ -278,7 +280,7 @@ func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
-			l.Close()
+			_ = l.Close() // only the port numbers were wanted
 		}
 	}()
 	var ports []int

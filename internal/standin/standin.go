@@ -109,7 +109,7 @@ func isStatic(bin string) bool {
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return false
