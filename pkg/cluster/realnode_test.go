@@ -35,12 +35,14 @@ func busyboxImage(t *testing.T, e *engine.Engine) cluster.Image {
 // TestLoadIntoRealNodeRunsThatImage loads an image into a real Kubernetes
 // node found by its k3d labels, then has the kubelet run it: the running
 // container's image is exactly the loaded config. A second load sends
-// nothing.
-//
-// The node runs on the classic engine only: the modern engine (moby v2,
-// containerd image store) could take the hoist-runc runtime too, but one
-// real node per test binary keeps the machine's two cores for the rest.
+// nothing. It runs on both engines: each takes the hoist-runc runtime the
+// node needs (scripts/engine-up.sh registers it with both), as do the other
+// real-node tests.
 func TestLoadIntoRealNodeRunsThatImage(t *testing.T) {
+	testenv.EachEngine(t, testLoadIntoRealNodeRunsThatImage)
+}
+
+func testLoadIntoRealNodeRunsThatImage(t *testing.T) {
 	e := testenv.Engine(t)
 	node := nodetest.Start(t, e)
 	img := busyboxImage(t, e)
@@ -101,6 +103,10 @@ spec:
 // TestInClusterFailuresOnRealNode: each way the in-cluster stage fails on a
 // real node ends in one line saying what happened, where.
 func TestInClusterFailuresOnRealNode(t *testing.T) {
+	testenv.EachEngine(t, testInClusterFailuresOnRealNode)
+}
+
+func testInClusterFailuresOnRealNode(t *testing.T) {
 	e := testenv.Engine(t)
 	node := nodetest.Start(t, e)
 	img := busyboxImage(t, e)
@@ -181,9 +187,15 @@ spec:
     metadata: {labels: {app: crashes}}
     spec:
       containers:
-      - {name: main, image: box, imagePullPolicy: Never, command: [/bin/busybox, "false"]}
+      - name: main
+        image: box
+        imagePullPolicy: Never
+        command: [/bin/busybox, sleep, "3600"]
+        readinessProbe:
+          exec: {command: [/bin/busybox, "false"]}
+          periodSeconds: 1
 `, 15*time.Second)
-		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-")
+		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-", "Readiness probe failed")
 	})
 	t.Run("another cluster's kubeconfig", func(t *testing.T) {
 		dir := t.TempDir()
@@ -229,6 +241,10 @@ spec:
 // Restart has the Deployment and the Job that run it run the new content
 // (the running container's image ID is the new config digest).
 func TestReloadRestartsWorkloadsOnRealNode(t *testing.T) {
+	testenv.EachEngine(t, testReloadRestartsWorkloadsOnRealNode)
+}
+
+func testReloadRestartsWorkloadsOnRealNode(t *testing.T) {
 	e := testenv.Engine(t)
 	node := nodetest.Start(t, e)
 	bb := testenv.Binary(t, "busybox", "busybox-static")

@@ -50,11 +50,9 @@ spec:
 // the just-built references, the Deployment rolled out, the Job completed
 // and the configured test run; the lock records it. A failing Job fails
 // the target with its exit code and log, and the pod logs are saved.
-//
-// Classic engine only: one real node per run is what the machine's two
-// cores afford, and the stage's engine-specific part (the load) has its
-// tests on both engines.
-func TestTestRunsInClusterStage(t *testing.T) {
+func TestTestRunsInClusterStage(t *testing.T) { testenv.EachEngine(t, testTestRunsInClusterStage) }
+
+func testTestRunsInClusterStage(t *testing.T) {
 	e := testenv.Engine(t)
 	if err := kubenode.CanRun(); err != nil {
 		testenv.Need(t, err.Error())
@@ -110,7 +108,9 @@ func TestTestRunsInClusterStage(t *testing.T) {
 // TestClusterReloadTarget is the dev loop in one command against a running
 // real node: after an edit to one image's context, cluster:reload sends
 // only that image and the Deployment running it runs its new config.
-func TestClusterReloadTarget(t *testing.T) {
+func TestClusterReloadTarget(t *testing.T) { testenv.EachEngine(t, testClusterReloadTarget) }
+
+func testClusterReloadTarget(t *testing.T) {
 	e := testenv.Engine(t)
 	node := nodetest.Start(t, e)
 	ctx := context.Background()
