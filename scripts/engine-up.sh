@@ -11,7 +11,15 @@
 #   - --for-tests: the CNCF distribution registry (docker-registry), a static
 #     busybox (busybox-static), containerd and ctr, and sudo, each only when
 #     not found on PATH (a runner's containerd.io provides containerd and
-#     ctr, so Debian's containerd, which conflicts with it, is never added).
+#     ctr, so Debian's containerd, which conflicts with it, is never added);
+#     and for the in-cluster tests' Kubernetes node: etcd (etcd-server), runc
+#     and the CNI plugins (containernetworking-plugins).
+#   - On a machine whose capability bounding set lacks CAP_SYS_RESOURCE (some
+#     VMs), the engine refuses every privileged container ("unable to apply
+#     caps"). There a runc wrapper that drops that one capability from the
+#     container's config is installed and registered as the extra runtime
+#     hoist-runc in /etc/docker/daemon.json, and the running engines reload
+#     their configuration (SIGHUP). Nothing else about the engine changes.
 # Installing and starting use apt-get and need root: as another user the
 # script uses `sudo -n` when that works, and otherwise says in one line what
 # to install (for a test tool outside CI that is a note: those tests skip).
@@ -105,9 +113,95 @@ if [ -n "$for_tests" ]; then
     need containerd "the cluster tests' stand-in node runs containerd and ctr, which are not on PATH"
   command -v sudo >/dev/null ||
     need sudo "the GitHub-runner test runs steps as a user with sudo, and sudo is not on PATH"
+  command -v etcd >/dev/null ||
+    need etcd-server "the in-cluster tests' Kubernetes node keeps its state in etcd, which is not on PATH"
+  command -v runc >/dev/null ||
+    need runc "the in-cluster tests' Kubernetes node runs pods with runc, which is not on PATH"
+  [ -x /usr/lib/cni/bridge ] ||
+    need containernetworking-plugins "the in-cluster tests' Kubernetes node wires pods with the CNI bridge plugin, which is not in /usr/lib/cni"
 fi
 
+runtime_name=hoist-runc
+runtime_path=/usr/local/libexec/hoist/hoist-runc
+daemon_json=/etc/docker/daemon.json
+
+# lacks_sys_resource: this machine's capability bounding set lacks
+# CAP_SYS_RESOURCE (bit 24), so the engine cannot grant it to anyone.
+lacks_sys_resource() {
+  local bnd
+  bnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status 2>/dev/null) || return 1
+  [ -n "$bnd" ] && [ $(( (16#$bnd >> 24) & 1 )) = 0 ]
+}
+
+# local_engine: DOCKER_HOST names no other engine than this machine's default one.
+local_engine() {
+  case "${DOCKER_HOST:-}" in ""|unix:///var/run/docker.sock|unix:///run/docker.sock) return 0 ;; esac
+  return 1
+}
+
+# register_runtime installs the runc wrapper and registers it with the
+# engines that read /etc/docker/daemon.json (the default one and any private
+# one started by scripts/modern-engine-up.sh), then makes them reload.
+register_runtime() {
+  lacks_sys_resource && can_root && local_engine || return 0
+  if ! [ -x "$runtime_path" ] || ! grep -q 'hoist-runc v2' "$runtime_path"; then
+    say "installing $runtime_path: this machine lacks CAP_SYS_RESOURCE, so privileged containers need a runc that does not ask for it"
+    as_root mkdir -p "$(dirname "$runtime_path")"
+    as_root sh -c 'cat >"$1.tmp" && chmod 755 "$1.tmp" && mv "$1.tmp" "$1"' sh "$runtime_path" <<'WRAPPER'
+#!/bin/sh
+# hoist-runc v2: runc without CAP_SYS_RESOURCE. This machine's capability
+# bounding set lacks it, so runc fails every container, and every exec into
+# one, that asks for it (privileged ones always do). Installed by Hoist's
+# scripts/engine-up.sh.
+prev=
+for a in "$@"; do
+  f=
+  case "$prev" in --bundle|-b) f=$a/config.json ;; --process|-p) f=$a ;; esac
+  case "$a" in --bundle=*) f=${a#--bundle=}/config.json ;; --process=*) f=${a#--process=} ;; esac
+  if [ -n "$f" ] && [ -f "$f" ] && grep -q '"CAP_SYS_RESOURCE"' "$f"; then
+    sed -i -e 's/"CAP_SYS_RESOURCE",//g' -e 's/,"CAP_SYS_RESOURCE"//g' -e 's/\["CAP_SYS_RESOURCE"\]/[]/g' "$f"
+  fi
+  prev=$a
+done
+exec runc "$@"
+WRAPPER
+  fi
+  local changed=
+  if ! [ -s "$daemon_json" ]; then
+    as_root mkdir -p "$(dirname "$daemon_json")"
+    printf '{\n  "runtimes": {\n    "%s": {"path": "%s"}\n  }\n}\n' "$runtime_name" "$runtime_path" |
+      as_root sh -c 'cat >"$1"' sh "$daemon_json"
+    changed=1
+  elif ! grep -q "\"$runtime_name\"" "$daemon_json"; then
+    command -v jq >/dev/null || need jq "registering the $runtime_name runtime edits $daemon_json"
+    local merged
+    merged=$(jq --arg n "$runtime_name" --arg p "$runtime_path" '.runtimes[$n] = {path: $p}' "$daemon_json") || {
+      say "$daemon_json is not valid JSON: fix it, then run again"; exit 1; }
+    printf '%s\n' "$merged" | as_root sh -c 'cat >"$1.tmp" && mv "$1.tmp" "$1"' sh "$daemon_json"
+    changed=1
+  fi
+  # Reload every engine reading that file whose runtimes lack the wrapper
+  # (one started after the file was written has it already).
+  local pidfile pid
+  for pidfile in /var/run/docker.pid /run/hoist-modern/dockerd.pid; do
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+    if [ -n "$changed" ] || ! grep -q "$runtime_name" <(docker_info_runtimes "$pidfile"); then
+      say "registering runtime $runtime_name with dockerd (pid $pid): reloading its configuration (SIGHUP)"
+      as_root kill -HUP "$pid"
+    fi
+  done
+}
+
+# docker_info_runtimes PIDFILE prints the runtimes the engine of that pidfile lists.
+docker_info_runtimes() {
+  local host=
+  case "$1" in /run/hoist-modern/*) host=unix:///run/hoist-modern/docker.sock ;; esac
+  DOCKER_HOST=${host:-${DOCKER_HOST:-}} docker info --format '{{json .Runtimes}}' 2>/dev/null || true
+}
+
 if answers; then
+  register_runtime
   exit 0
 fi
 
@@ -140,6 +234,7 @@ fi
 for _ in $(seq 1 "$((wait_s * 4))"); do
   if answers; then
     say "Docker Engine $(docker version --format '{{.Server.Version}}') is up"
+    register_runtime
     exit 0
   fi
   sleep 0.25

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/docker/docker/client"
 	"github.com/hoistci/hoist/pkg/engine"
 )
 
-// Layer is the files of one image layer: path -> content.
+// Layer is the files of one image layer: path -> content. Files under bin/
+// are executable.
 type Layer map[string][]byte
 
 // MakeImage loads an image made of layers (bottom first) into the engine as
@@ -86,7 +88,11 @@ func layerTar(l Layer) ([]byte, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(l[n])), Typeflag: tar.TypeReg}); err != nil {
+		mode := int64(0o644)
+		if strings.HasPrefix(n, "bin/") {
+			mode = 0o755 // programs, e.g. a static busybox pods run
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: mode, Size: int64(len(l[n])), Typeflag: tar.TypeReg}); err != nil {
 			return nil, err
 		}
 		if _, err := tw.Write(l[n]); err != nil {

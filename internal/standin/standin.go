@@ -8,7 +8,9 @@ package standin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,7 +55,7 @@ func BuildImage(ctx context.Context, e *engine.Engine, ref string) error {
 			return err
 		}
 		files["/usr/bin/"+bin] = p
-		libs, err := linked(ctx, p)
+		libs, err := Linked(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -79,10 +81,14 @@ func BuildImage(ctx context.Context, e *engine.Engine, ref string) error {
 	return err
 }
 
-// linked lists the shared libraries and loader a binary needs, from ldd.
-func linked(ctx context.Context, bin string) ([]string, error) {
+// Linked lists the shared libraries and loader a binary needs, from ldd
+// (none for a static binary).
+func Linked(ctx context.Context, bin string) ([]string, error) {
 	out, err := exec.CommandContext(ctx, "ldd", bin).Output()
 	if err != nil {
+		if bytes.Contains(out, []byte("not a dynamic executable")) || isStatic(bin) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("ldd %s: %w", bin, err)
 	}
 	var libs []string
@@ -95,6 +101,21 @@ func linked(ctx context.Context, bin string) ([]string, error) {
 		}
 	}
 	return libs, nil
+}
+
+// isStatic tells whether bin is an ELF file with no program interpreter.
+func isStatic(bin string) bool {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }() // read-only
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
 
 // StartNode runs one stand-in node named name for cluster with role, and

@@ -106,3 +106,33 @@ func TestTriggers(t *testing.T) {
 		}
 	}
 }
+
+// The scheduled run is the rebuild line: it runs release (which publishes
+// X.Y.Z-rN and never moves latest), with fresh bases, at the newest
+// release's tag; in this repository's workflows and in the one init writes.
+func TestScheduleRunsTheRebuildLine(t *testing.T) {
+	ws := repoWorkflows(t)
+	w, err := Load(filepath.Join(testenv.RepoRoot(t), "pkg", "initrepo", "files", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduled := 0
+	for _, w := range append(ws, w) {
+		if _, ok := w.On["schedule"]; !ok {
+			continue
+		}
+		scheduled++
+		raw := string(w.Raw)
+		for _, want := range []string{"go run mage.go release", "HOIST_REBUILD:", "rebuild_base", `sed -nE 's/^v?([0-9]+\.[0-9]+\.[0-9]+)$/\1/p'`, "git checkout --quiet \"$tag\"", "HOIST_REGISTRY_PASSWORD:"} {
+			if !strings.Contains(raw, want) {
+				t.Errorf("%s: the scheduled run lacks %q", w.Path, want)
+			}
+		}
+		if strings.Contains(raw, "mage.go test && go run mage.go scan") {
+			t.Errorf("%s: the scheduled run only tests and scans; it must publish the revision", w.Path)
+		}
+	}
+	if scheduled != 2 {
+		t.Fatalf("%d scheduled workflows, want this repository's and init's", scheduled)
+	}
+}

@@ -17,17 +17,28 @@ import (
 
 // InClusterOptions describe the in-cluster stage.
 type InClusterOptions struct {
-	Kubeconfig string            // the cluster's kubeconfig
-	Manifests  string            // folder of *.yaml manifests (infra/k8s)
-	Refs       map[string]string // plan image name -> engine reference
-	Test       []string          // command run once everything is ready (in Dir, KUBECONFIG set)
-	Dir        string            // working folder of Test (the repository root)
-	Timeout    time.Duration     // for each wait (default 2m)
-	WorkDir    string            // resolved manifests and pod logs go here
+	Kubeconfig string // the cluster's kubeconfig
+	// Kubectl is the kubectl to run (default: kubectl from PATH). Its
+	// folder also goes first on the test command's PATH, so a test that
+	// runs kubectl gets the same one.
+	Kubectl   string
+	Manifests string            // folder of *.yaml manifests (infra/k8s)
+	Refs      map[string]string // plan image name -> engine reference
+	Test      []string          // command run once everything is ready (in Dir, KUBECONFIG set)
+	Dir       string            // working folder of Test (the repository root)
+	Timeout   time.Duration     // for each wait (default 2m)
+	WorkDir   string            // resolved manifests and pod logs go here
 	// LockPath, when set, gets the result recorded for every image the
 	// manifests ran, as the tested image IDs of ImageIDs (name -> ID).
 	LockPath string
 	ImageIDs map[string]string
+	// Nodes, when set, are the node containers the images were loaded
+	// into; a kubeconfig whose API server has none of them is refused.
+	Nodes []string
+	// Alive, when set, is asked while waiting for the workloads and fails
+	// the wait when the cluster's nodes are gone (e.g. a node container
+	// that died), instead of waiting out the timeout.
+	Alive func(context.Context) error
 }
 
 // InClusterResult says what ran.
@@ -67,41 +78,22 @@ func InCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 
 func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error) {
 	var res InClusterResult
-	kubectl, err := exec.LookPath("kubectl")
+	kubectl, err := kubectlPath(o.Kubectl)
 	if err != nil {
-		return res, ErrNoKubectl
+		return res, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	files, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yaml"))
-	more, _ := filepath.Glob(filepath.Join(o.Manifests, "*.yml"))
-	files = append(files, more...)
-	sort.Strings(files)
-	if len(files) == 0 {
-		return res, fmt.Errorf("no manifests (*.yaml) in %s: add the workloads to test, or set cluster.manifests in hoist.yaml", o.Manifests)
-	}
 	out := filepath.Join(o.WorkDir, "manifests")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	objs, err := resolveDir(o.Manifests, o.Refs, out)
+	if err != nil {
 		return res, err
 	}
-	var objs []Object
 	used := map[string]bool{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return res, err
-		}
-		r, err := Resolve(f, data, o.Refs)
-		if err != nil {
-			return res, err
-		}
-		objs = append(objs, r.Objects...)
-		for _, n := range r.Images {
+	for _, ob := range objs {
+		for _, n := range ob.Images {
 			used[n] = true
-		}
-		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), r.Data, 0o644); err != nil {
-			return res, err
 		}
 	}
 	for n := range used {
@@ -110,6 +102,9 @@ func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 	sort.Strings(res.Images)
 
 	k := kube{bin: kubectl, config: o.Kubeconfig}
+	if err := k.reach(ctx, o.Nodes); err != nil {
+		return res, err
+	}
 	fail := func(err error) (InClusterResult, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -125,20 +120,81 @@ func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 		return fail(fmt.Errorf("applying %s: %w", o.Manifests, err))
 	}
 	for _, ob := range objs {
-		if err := k.wait(ctx, ob, o.Timeout); err != nil {
+		if err := k.wait(ctx, ob, o.Timeout, o.Alive); err != nil {
 			return fail(err)
 		}
 	}
 	if len(o.Test) > 0 {
-		cmd := exec.CommandContext(ctx, o.Test[0], o.Test[1:]...)
+		bin := o.Test[0]
+		if bin == "kubectl" {
+			bin = kubectl
+		}
+		cmd := exec.CommandContext(ctx, bin, o.Test[1:]...)
 		cmd.Dir = o.Dir
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+o.Kubeconfig)
+		cmd.Env = append(withPathFirst(os.Environ(), filepath.Dir(kubectl)), "KUBECONFIG="+o.Kubeconfig)
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			return fail(fmt.Errorf("in-cluster test %s failed: %v\n%s", strings.Join(o.Test, " "), err, tail(b)))
 		}
 	}
 	return res, nil
+}
+
+// withPathFirst returns env with dir first on its PATH.
+func withPathFirst(env []string, dir string) []string {
+	out := make([]string, 0, len(env)+1)
+	path := dir
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = dir + string(os.PathListSeparator) + v
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "PATH="+path)
+}
+
+// resolveDir resolves every manifest of dir (*.yaml, *.yml) into out and
+// returns their objects.
+func resolveDir(dir string, refs map[string]string, out string) ([]Object, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
+	files = append(files, more...)
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no manifests (*.yaml) in %s: add the workloads to test, or set cluster.manifests in hoist.yaml", dir)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	var objs []Object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		r, err := Resolve(f, data, refs)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, r.Objects...)
+		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), r.Data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+// kubectlPath is o's kubectl, or the one on PATH.
+func kubectlPath(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		return "", ErrNoKubectl
+	}
+	return p, nil
 }
 
 type kube struct{ bin, config string }
@@ -159,45 +215,6 @@ func ns(o Object) []string {
 		return nil
 	}
 	return []string{"-n", o.Namespace}
-}
-
-// wait waits until a workload is ready (or a Job has finished).
-func (k kube) wait(ctx context.Context, o Object, timeout time.Duration) error {
-	t := "--timeout=" + timeout.String()
-	switch o.Kind {
-	case "Deployment", "StatefulSet", "DaemonSet":
-		_, err := k.run(ctx, append([]string{"rollout", "status", strings.ToLower(o.Kind) + "/" + o.Name, t}, ns(o)...)...)
-		return err
-	case "Pod":
-		_, err := k.run(ctx, append([]string{"wait", "--for=condition=Ready", "pod/" + o.Name, t}, ns(o)...)...)
-		return err
-	case "Job":
-		// A failed Job never completes; ask until it succeeds or fails
-		// rather than waiting out the timeout.
-		deadline := time.Now().Add(timeout)
-		for {
-			b, err := k.run(ctx, append([]string{"get", "job/" + o.Name, "-o", "jsonpath={.status.succeeded},{.status.failed}"}, ns(o)...)...)
-			if err != nil {
-				return err
-			}
-			s, f, _ := strings.Cut(strings.TrimSpace(string(b)), ",")
-			if s != "" && s != "0" {
-				return nil
-			}
-			if f != "" && f != "0" {
-				return fmt.Errorf("job %s failed", o.Name)
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("job %s did not finish in %s", o.Name, timeout)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
-			}
-		}
-	}
-	return nil
 }
 
 // podLogs writes the pods' state, descriptions and logs of every namespace

@@ -12,9 +12,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Object is one Kubernetes object of a manifest, enough to wait for it.
+// Object is one Kubernetes object of a manifest, enough to wait for it
+// and to know which plan images it runs.
 type Object struct {
 	Kind, Name, Namespace string
+	Images                []string // plan image names it runs, sorted
 }
 
 // Resolved is a manifest with its image references replaced by the plan's.
@@ -56,10 +58,16 @@ func Resolve(file string, data []byte, refs map[string]string) (Resolved, error)
 			continue
 		}
 		root := doc.Content[0]
-		if err := resolveImages(file, root, refs, byRepo, used); err != nil {
+		mine := map[string]bool{}
+		if err := resolveImages(file, root, refs, byRepo, mine); err != nil {
 			return Resolved{}, err
 		}
 		obj := Object{Kind: scalar(root, "kind")}
+		for n := range mine {
+			used[n] = true
+			obj.Images = append(obj.Images, n)
+		}
+		sort.Strings(obj.Images)
 		if md := mapValue(root, "metadata"); md != nil {
 			obj.Name, obj.Namespace = scalar(md, "name"), scalar(md, "namespace")
 		}

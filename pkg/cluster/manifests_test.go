@@ -22,8 +22,8 @@ func TestResolveGolden(t *testing.T) {
 		objects []Object
 		images  []string
 	}{
-		{file: "toolbox.yaml", objects: []Object{{Kind: "Deployment", Name: "hoist-toolbox"}, {Kind: "Job", Name: "hoist-demo-selftest"}}, images: []string{"demo-cpu-py3.12", "toolbox"}},
-		{file: "mixed.yaml", objects: []Object{{Kind: "Deployment", Name: "web", Namespace: "demo"}, {Kind: "Pod", Name: "check"}}, images: []string{"demo-cpu-py3.12", "toolbox"}},
+		{file: "toolbox.yaml", objects: []Object{{Kind: "Deployment", Name: "hoist-toolbox", Images: []string{"toolbox"}}, {Kind: "Job", Name: "hoist-demo-selftest", Images: []string{"demo-cpu-py3.12"}}}, images: []string{"demo-cpu-py3.12", "toolbox"}},
+		{file: "mixed.yaml", objects: []Object{{Kind: "Deployment", Name: "web", Namespace: "demo", Images: []string{"demo-cpu-py3.12"}}, {Kind: "Pod", Name: "check", Images: []string{"toolbox"}}}, images: []string{"demo-cpu-py3.12", "toolbox"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -43,6 +43,29 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func TestDecideEvent(t *testing.T) {
+	b := Branches{Staging: "staging", Main: "main"}
+	for _, tt := range []struct {
+		name string
+		e    Event
+		line Line
+	}{
+		{name: "weekly schedule", e: Event{Ref: "refs/heads/main", Name: "schedule"}, line: Rebuild},
+		{name: "schedule without fresh bases asked", e: Event{Ref: "refs/heads/main", Name: "schedule", FreshBases: false}, line: Rebuild},
+		{name: "manual rebuild_base", e: Event{Ref: "refs/heads/main", Name: "workflow_dispatch", FreshBases: true}, line: Rebuild},
+		{name: "manual staging run", e: Event{Ref: "refs/heads/staging", Name: "workflow_dispatch"}, line: Staging},
+		{name: "push with fresh bases stays on its ref's line", e: Event{Ref: "refs/heads/staging", Name: "push", FreshBases: true}, line: Staging},
+		{name: "pull request never rebuilds", e: Event{Ref: "refs/pull/1/merge", Name: "schedule", PR: true}, line: Verify},
+		{name: "no event", e: Event{Ref: "refs/tags/v1.2.3"}, line: Release},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := DecideEvent(tt.e, b); d.Line != tt.line || d.Why == "" {
+				t.Fatalf("DecideEvent(%+v) = %+v, want %s", tt.e, d, tt.line)
+			}
+		})
+	}
+}
+
 func TestRunStopsAtFirstFailure(t *testing.T) {
 	var ran []string
 	step := func(name string, err error) Step {

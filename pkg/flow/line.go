@@ -21,6 +21,10 @@ const (
 	Main Line = "main"
 	// Release builds and pushes the version of a vX.Y.Z tag.
 	Release Line = "release"
+	// Rebuild rebuilds the release at HEAD with fresh bases and publishes
+	// it as the next revision X.Y.Z-rN, moving X.Y.Z (and X.Y, X when it is
+	// the newest there) to it; latest never moves.
+	Rebuild Line = "rebuild"
 	// Local runs the whole pipeline on this machine: staging build, reserve
 	// (in a private repository under the build folder), push to the local
 	// registry, then promote to X.Y.Z there. Nothing shared is touched.
@@ -38,6 +42,33 @@ type Decision struct {
 // Branches names the branches of the two branch lines.
 type Branches struct {
 	Staging, Main string
+}
+
+// Event is what started a run: its ref, and for CI what kind of run.
+type Event struct {
+	Ref string
+	PR  bool
+	// Name is the CI event (GITHUB_EVENT_NAME): schedule, workflow_dispatch,
+	// push, …; empty outside CI.
+	Name string
+	// FreshBases: the run was asked to rebuild with fresh bases
+	// (HOIST_REBUILD=1, the workflow's rebuild_base).
+	FreshBases bool
+}
+
+// DecideEvent picks the line of a run: a scheduled run, or a manual one
+// (workflow_dispatch) asking for fresh bases, is the rebuild line; anything
+// else is decided by its ref (Decide). A pull request never rebuilds.
+func DecideEvent(e Event, b Branches) Decision {
+	if !e.PR {
+		switch {
+		case e.Name == "schedule":
+			return Decision{Line: Rebuild, Why: "scheduled run: rebuild the release at HEAD with fresh bases as its next revision"}
+		case e.Name == "workflow_dispatch" && e.FreshBases:
+			return Decision{Line: Rebuild, Why: "manual run with fresh bases: rebuild the release at HEAD as its next revision"}
+		}
+	}
+	return Decide(e.Ref, e.PR, b)
 }
 
 var releaseTag = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`)

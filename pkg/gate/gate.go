@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -25,6 +26,7 @@ import (
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
+	"github.com/hoistci/hoist/pkg/tags"
 )
 
 // ErrUntested means an image has no passing test of its current build.
@@ -202,13 +204,18 @@ func manifest(ctx context.Context, c *registry.Client, ref name.Reference, d *re
 // Lock runs the gate on every image of the lock file at path: the engine's
 // image, and (when c is not nil) every reference already pushed under
 // prefix (HOST/REPOSITORY of the registry this run targets; pushes the lock
-// recorded elsewhere are not this run's to check). Every tag is resolved,
-// so a tag moved to other bytes fails even when the digest it used to name
-// is intact, and each distinct digest's manifest is compared with what was
-// tested. An image's requests go out at once (one GET per digest through
-// one of its tags, one HEAD per other tag), so it costs one round trip
-// whatever the number of tags; images are checked a few at a time. It
-// returns how many checks passed and all mismatches at once.
+// recorded elsewhere are not this run's to check). Every tag that never
+// moves (X.Y.Z, X.Y.Z-staging.N, X.Y.Z-rN, other prereleases: package
+// tags' immutable ones) is resolved, so a tag moved to other bytes fails
+// even when the digest it used to name is intact; X.Y.Z passes when it has
+// moved forward to a revision of itself, the one move the tag policy
+// allows it. Floating tags (X.Y, X, latest, staging) move by design,
+// checked when written, and are not the gate's. Each distinct digest's
+// manifest is compared with what was tested. An image's requests go out
+// at once (one GET per digest through one of its tags, one HEAD per other
+// tag), so it costs one round trip whatever the number of tags; images are
+// checked a few at a time. It returns how many checks passed and all
+// mismatches at once.
 func Lock(ctx context.Context, path string, e Inspector, c *registry.Client, prefix string) (int, error) {
 	l, err := lock.Read(path)
 	if err != nil {
@@ -286,6 +293,10 @@ func registryChecks(img lock.Image, prefix string) []func(context.Context, *regi
 			byDigest = append(byDigest, ref.Context().Digest(p.Digest))
 			continue
 		}
+		if floating(tag.TagStr()) {
+			byDigest = append(byDigest, ref.Context().Digest(p.Digest))
+			continue
+		}
 		if fetched[p.Digest] {
 			heads = append(heads, head{tag, p.Digest})
 			continue
@@ -299,7 +310,13 @@ func registryChecks(img lock.Image, prefix string) []func(context.Context, *regi
 			if err != nil {
 				return fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err)
 			}
-			if err := moved(img, tag, d.Digest.String(), want); err != nil {
+			if d.Digest.String() != want {
+				if err := moved(ctx, c, img, tag, d.Digest.String(), want); err != nil {
+					return err
+				}
+				// Moved on to a revision: the tested push is still
+				// checked, by its digest.
+				_, err := Registry(ctx, c, tag.Context().Digest(want), img)
 				return err
 			}
 			return manifest(ctx, c, tag, d, img)
@@ -312,7 +329,7 @@ func registryChecks(img lock.Image, prefix string) []func(context.Context, *regi
 			if err != nil {
 				return fmt.Errorf("digest gate: %s: resolving %s: %w", img.Name, tag, err)
 			}
-			return moved(img, tag, d.Digest.String(), want)
+			return moved(ctx, c, img, tag, d.Digest.String(), want)
 		})
 	}
 	for _, ref := range byDigest {
@@ -328,12 +345,34 @@ func registryChecks(img lock.Image, prefix string) []func(context.Context, *regi
 	return out
 }
 
-// moved says a tag names other bytes than the tested push.
-func moved(img lock.Image, tag name.Tag, got, want string) error {
+// moved says a tag names other bytes than the tested push. A release's
+// X.Y.Z that now names a revision of itself (X.Y.Z-rN, a fresh-bases
+// rebuild) has moved as the tag policy allows; only then, on this error
+// path, are the repository's tags listed and its revisions resolved.
+func moved(ctx context.Context, c *registry.Client, img lock.Image, tag name.Tag, got, want string) error {
 	if got == want {
 		return nil
 	}
+	if v, err := semver.StrictNewVersion(tag.TagStr()); err == nil && tags.KindOf(v) == tags.Release {
+		if existing, err := c.Tags(ctx, tag.Context()); err == nil {
+			for _, t := range existing {
+				if base, _, ok := tags.ParseRevision(t); !ok || base.String() != tag.TagStr() {
+					continue
+				}
+				if d, err := c.Head(ctx, tag.Context().Tag(t)); err == nil && d.Digest.String() == got {
+					return nil
+				}
+			}
+		}
+	}
 	return fmt.Errorf("digest gate: %s: %s names %s, but the tested image was pushed as %s: the tag was moved: find who pushed it; do not promote", img.Name, tag, got, want)
+}
+
+// floating reports whether a tag is one that moves by design: anything
+// that is not a full version (X.Y, X, latest, staging).
+func floating(tag string) bool {
+	_, err := semver.StrictNewVersion(tag)
+	return err != nil
 }
 
 // Resolver resolves many references to image IDs in one call.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/hoistci/hoist/internal/kubenode"
 	"github.com/hoistci/hoist/pkg/cluster"
 	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
@@ -31,7 +35,99 @@ func (r *Run) K3dLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.load(ctx, e, nodes, imgs)
+	_, err = r.load(ctx, e, nodes, imgs)
+	return err
+}
+
+// ClusterReload is the dev loop in one step: build (unchanged images cost
+// an inspect), load into the cluster only what changed, then restart the
+// workloads of the manifests that run a changed image and wait until they
+// run its new content.
+func (r *Run) ClusterReload(ctx context.Context) error {
+	name, err := r.ClusterName()
+	if err != nil {
+		return err
+	}
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := r.Images(ctx); err != nil {
+		return err
+	}
+	_, imgs, err := r.Built(ctx, e)
+	if err != nil {
+		return err
+	}
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+	if err != nil {
+		return err
+	}
+	res, err := r.load(ctx, e, nodes, imgs)
+	if err != nil {
+		return err
+	}
+	kubeconfig, kubectl, err := r.access(ctx, e, name)
+	if err != nil {
+		return err
+	}
+	refs := map[string]string{}
+	var changed []string
+	for _, img := range imgs {
+		refs[img.Name] = img.Ref
+		if slices.Contains(res.Sent, img.Ref) {
+			changed = append(changed, img.Name)
+		}
+	}
+	start := time.Now()
+	done, err := cluster.Restart(ctx, cluster.RestartOptions{
+		Kubeconfig: kubeconfig,
+		Kubectl:    kubectl,
+		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
+		Refs:       refs,
+		Changed:    changed,
+		Timeout:    r.Cfg.Cluster.Timeout,
+		WorkDir:    filepath.Join(r.BuildDir(), "cluster"),
+		Alive: func(ctx context.Context) error {
+			_, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if len(done) == 0 {
+		r.logf("hoist: no workload runs a changed image; nothing restarted")
+		return nil
+	}
+	r.logf("hoist: restarted %s; running the new images after %.2fs", strings.Join(done, ", "), time.Since(start).Seconds())
+	return nil
+}
+
+// access returns the kubeconfig and kubectl for the named cluster: a node
+// Hoist started (internal/kubenode) names its own kubeconfig and runs with
+// the pinned kubectl; a k3d cluster's kubeconfig is written from k3d, and
+// kubectl comes from PATH.
+func (r *Run) access(ctx context.Context, e *engine.Engine, name string) (kubeconfig, kubectl string, err error) {
+	kc, ok, err := kubenode.Kubeconfig(ctx, e, name)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return r.kubeconfig(), "", cluster.WriteKubeconfig(ctx, cluster.Runtime(), name, r.kubeconfig())
+	}
+	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: r.toolsDir(), Progress: r.Out})
+	if err != nil {
+		return "", "", err
+	}
+	return kc, c.Path("kubectl"), nil
+}
+
+func (r *Run) toolsDir() string {
+	if r.Set.ToolsDir != "" {
+		return r.Set.ToolsDir
+	}
+	return filepath.Join(userCache(), "hoist", "tools")
 }
 
 // ClusterCreate creates the configured k3d cluster unless it exists.
@@ -87,7 +183,7 @@ func (r *Run) createOptions() cluster.CreateOptions {
 	return cluster.CreateOptions{Kubeconfig: r.kubeconfig(), Name: r.Cfg.Cluster.Name, Getenv: func(k string) string { v, _ := r.Set.Lookup(k); return v }}
 }
 
-func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, imgs []lock.Image) error {
+func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, imgs []lock.Image) (cluster.LoadResult, error) {
 	start := time.Now()
 	var ci []cluster.Image
 	for _, img := range imgs {
@@ -98,26 +194,39 @@ func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, 
 		Unpack:    r.Set.Unpack,
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	r.logf("hoist: %d images in %d nodes of %s: %d sent (%d blobs, %.1f MiB) to %d nodes, %d already there, in %.2fs",
 		len(imgs), len(nodes), r.Cfg.Cluster.Name, len(res.Sent), res.Blobs, float64(res.Bytes)/(1<<20), len(res.Nodes), len(res.Skipped), time.Since(start).Seconds())
-	return nil
+	return res, nil
 }
 
 // clusterStage loads the images and runs the in-cluster tests, recording
-// the result in the lock; where no k3s node can run it says so in one line
-// and returns nil.
+// the result in the lock. With no cluster of that name running it creates
+// the k3d cluster; where k3s cannot run (the engine refuses privileged
+// containers) it runs the stage on a Kubernetes node of its own instead
+// (internal/kubenode), stopped again at the end; where neither can run it
+// says so in one line and returns nil.
 func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Image) error {
 	name := r.Cfg.Cluster.Name
 	rt := cluster.Runtime()
+	// A node left by a run that was killed would otherwise be found below.
+	kubenode.Sweep(ctx, e)
+	kubeconfig, kubectl := r.kubeconfig(), ""
 	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	if errors.Is(err, cluster.ErrNoCluster) {
 		if perr := cluster.Probe(ctx, e); errors.Is(perr, cluster.ErrCannotRun) {
-			r.logf("hoist: in-cluster stage skipped: %v", perr)
-			return nil
-		}
-		if _, err := cluster.Create(ctx, e, rt, r.Cfg.Path(r.Cfg.Cluster.Config), r.createOptions()); err != nil {
+			node, err := r.startNode(ctx, e, perr)
+			if node == nil {
+				return err
+			}
+			defer func() {
+				if err := node.Stop(context.WithoutCancel(ctx)); err != nil {
+					r.logf("hoist: stopping the Kubernetes node: %v", err)
+				}
+			}()
+			kubeconfig, kubectl = node.Kubeconfig, node.Kubectl
+		} else if _, err := cluster.Create(ctx, e, rt, r.Cfg.Path(r.Cfg.Cluster.Config), r.createOptions()); err != nil {
 			return err
 		}
 		nodes, err = cluster.Nodes(ctx, cluster.Lister(e.API), name)
@@ -125,11 +234,17 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 	if err != nil {
 		return err
 	}
-	if err := r.load(ctx, e, nodes, imgs); err != nil {
+	if _, err := r.load(ctx, e, nodes, imgs); err != nil {
 		return err
 	}
-	if err := cluster.WriteKubeconfig(ctx, rt, name, r.kubeconfig()); err != nil {
-		return err
+	if kubectl == "" {
+		if err := cluster.WriteKubeconfig(ctx, rt, name, kubeconfig); err != nil {
+			return err
+		}
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
 	}
 	refs := map[string]string{}
 	ids := map[string]string{}
@@ -137,7 +252,8 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		refs[img.Name], ids[img.Name] = img.Ref, img.ImageID
 	}
 	res, err := cluster.InCluster(ctx, cluster.InClusterOptions{
-		Kubeconfig: r.kubeconfig(),
+		Kubeconfig: kubeconfig,
+		Kubectl:    kubectl,
 		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
 		Refs:       refs,
 		Test:       r.Cfg.Cluster.Test,
@@ -146,6 +262,11 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		WorkDir:    filepath.Join(r.BuildDir(), "cluster"),
 		LockPath:   r.LockPath,
 		ImageIDs:   ids,
+		Nodes:      names,
+		Alive: func(ctx context.Context) error {
+			_, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
+			return err
+		},
 	})
 	if ctx.Err() != nil || len(res.Images) == 0 {
 		return err
@@ -157,4 +278,31 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		r.Failed++
 	}
 	return err
+}
+
+// startNode starts a Kubernetes node labelled as the configured k3d
+// cluster's server, building the pinned components once. Where this
+// machine cannot run one either, it logs the one line saying the stage is
+// skipped and why, and returns nil, nil.
+func (r *Run) startNode(ctx context.Context, e *engine.Engine, k3s error) (*kubenode.Node, error) {
+	name := r.Cfg.Cluster.Name
+	if err := kubenode.CanRun(); err != nil {
+		r.logf("hoist: in-cluster stage skipped: %v, and %v", k3s, err)
+		return nil, nil
+	}
+	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: r.toolsDir(), Progress: r.Out})
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.BuildDir(), "kubenode")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	start := time.Now()
+	node, err := kubenode.Start(ctx, kubenode.Options{Engine: e, Components: c, Cluster: name, Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("starting a Kubernetes node for cluster %s (k3s cannot run on this engine): %w (logs: %s)", name, err, r.Rel(filepath.Join(dir, "logs")))
+	}
+	r.logf("hoist: k3s cannot run on this engine: Kubernetes %s node %s is Ready in %.1fs (logs: %s)", kubenode.Version, node.Container, time.Since(start).Seconds(), r.Rel(filepath.Join(dir, "logs")))
+	return node, nil
 }

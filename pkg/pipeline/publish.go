@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/images"
@@ -66,6 +68,12 @@ func (r *Run) Registry(ctx context.Context) (*registry.Client, string, error) {
 // Push pushes the tested images of the lock: blobs and manifests by digest,
 // tags last, with the tag policy of the run's version.
 func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
+	return r.push(ctx, nil)
+}
+
+// push is Push with the tags of version as (a rebuild's revision X.Y.Z-rN
+// of the planned X.Y.Z) instead of the plan's version, when set.
+func (r *Run) push(ctx context.Context, as *semver.Version) (*publish.PushResult, error) {
 	if r.Set.PR {
 		return nil, errors.New("push: fork/pull-request mode never pushes: the images were built and tested locally")
 	}
@@ -99,6 +107,9 @@ func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
 		return nil, err
 	}
 	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
+	if as != nil {
+		o.Version = as
+	}
 	var record func(context.Context) error
 	if o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err

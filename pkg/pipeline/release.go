@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/hoistci/hoist/pkg/flow"
@@ -27,6 +28,11 @@ func (r *Run) Release(ctx context.Context) error {
 	p, err := release.Prepare(ctx, o)
 	if err != nil {
 		return err
+	}
+	if p.Decision.Line == flow.Rebuild {
+		// The rebuild line exists to pick up fresh bases, however it was
+		// started.
+		r.Set.Rebuild = true
 	}
 	r.logf("release: %s line (%s), VERSION %s, commit %.12s", p.Decision.Line, p.Decision.Why, p.Version, p.Commit)
 	for _, n := range p.Notes {
@@ -102,6 +108,8 @@ func (r *Run) releaseOptions() (release.Options, error) {
 		Reserver:          g,
 		Ref:               r.Set.Ref,
 		PR:                r.Set.PR,
+		Event:             r.Set.Event,
+		FreshBases:        r.Set.Rebuild,
 		CI:                r.Set.CI,
 		Branches:          flow.Branches{Staging: rc.StagingBranch, Main: rc.MainBranch},
 		Override:          r.Set.VersionOverride,
@@ -137,6 +145,13 @@ func (r *Run) stages() release.Stages {
 		Scan:       r.Scan,
 		DigestGate: r.DigestGate,
 		Push:       r.Push,
+		PushRevision: func(ctx context.Context, revision string) (*publish.PushResult, error) {
+			v, err := semver.StrictNewVersion(revision)
+			if err != nil {
+				return nil, fmt.Errorf("pushing revision %q: %w", revision, err)
+			}
+			return r.push(ctx, v)
+		},
 		Promote: func(ctx context.Context, cands []string, tested func(context.Context, string) (map[string]string, error), dryRun bool) (*publish.PromotePlan, error) {
 			return r.promote(ctx, cands, tested, dryRun)
 		},

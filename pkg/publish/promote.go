@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,10 @@ import (
 	"github.com/hoistci/hoist/pkg/tags"
 	"github.com/hoistci/hoist/pkg/version"
 )
+
+// ErrRevised means the release was rebuilt since it was promoted: its
+// X.Y.Z names a revision X.Y.Z-rN, and it is never promoted again.
+var ErrRevised = errors.New("released version has revisions")
 
 // PromoteOptions configure Promote.
 type PromoteOptions struct {
@@ -252,6 +257,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	// 4. Plan the tags (and check X.Y.Z) without writing anything.
 	var mu sync.Mutex
 	var conflicts []error
+	var revised []string // images where X.Y.Z was rebuilt as a revision
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *promoteItem) error {
 		existing := it.srcTags
 		if !it.step.SameRepo {
@@ -261,6 +267,11 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 			}
 		}
 		it.target.existing = existing
+		if n, ok := tags.MaxRevision(o.Base, existing); ok {
+			mu.Lock()
+			revised = append(revised, fmt.Sprintf("%s has %s", it.step.Name, tags.RevisionTag(o.Base, n)))
+			mu.Unlock()
+		}
 		p, err := tags.Plan(base, existing)
 		if err != nil {
 			return err
@@ -287,6 +298,12 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	}
 	for _, it := range items {
 		plan.Steps = append(plan.Steps, *it.step)
+	}
+	if len(revised) > 0 {
+		// X.Y.Z now names its newest revision: promoting the release again
+		// would move it back to the first build's bytes.
+		sort.Strings(revised)
+		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %s was released and rebuilt since (%s): %w: a released version is never promoted over: bump VERSION to release again", plan.Staging, o.Base, strings.Join(revised, ", "), ErrRevised)
 	}
 	if len(conflicts) > 0 {
 		return plan, fmt.Errorf("refusing to promote %s, no tag was written: %w: a release is never rewritten: bump VERSION to release again", plan.Staging, conflictSummary(conflicts, len(items)))

@@ -51,6 +51,25 @@ func (r *Run) steps() []flow.Step {
 			r.pushStep("image tags "+strings.Join(tagNames(v), ", ")),
 			r.githubStep(r.Decision.Tag, v, r.Version.Prerelease() != ""),
 		)
+	case flow.Rebuild:
+		return join(
+			// The release's own commit with fresh bases (no build cache,
+			// bases made or pulled again); the images carry X.Y.Z, as
+			// released: a revision changes the bases, not the source.
+			r.verified(),
+			// The revision number, now that the rebuild is fit to publish:
+			// a failed rebuild spends none. A number a killed run reserved
+			// and never recorded is reused.
+			r.reviseStep(),
+			// X.Y.Z-rN for every image by digest, tags last; then X.Y.Z,
+			// and X.Y and X when X.Y.Z is the newest in their range, move
+			// to it. latest never moves.
+			r.revisionPushStep(),
+			// What was pushed, beside the revision tag: the revision is
+			// complete, and the next rebuild takes the next number. No
+			// GitHub release: the source is the release's, whose notes stay.
+			r.recordStep(),
+		)
 	case flow.Local:
 		return join(
 			// The staging line and the main line's promotion on this machine,
@@ -100,7 +119,7 @@ func (r *Run) verified() []flow.Step {
 // Lines are the step names of every line, for the docs and their test.
 func Lines() map[flow.Line][]string {
 	out := map[flow.Line][]string{}
-	for _, l := range []flow.Line{flow.Verify, flow.Local, flow.Staging, flow.Main, flow.Release} {
+	for _, l := range []flow.Line{flow.Verify, flow.Local, flow.Staging, flow.Main, flow.Release, flow.Rebuild} {
 		r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3"}
 		for _, s := range r.steps() {
 			out[l] = append(out[l], s.Name)

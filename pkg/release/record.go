@@ -22,7 +22,8 @@ type Record struct {
 	Images map[string]string `json:"images"` // image name -> manifest digest
 }
 
-// recordStep writes the record of the staging build just pushed.
+// recordStep writes the record of the staging build (or, on the rebuild
+// line, the revision) just pushed.
 func (r *Run) recordStep() flow.Step {
 	where := ""
 	if g := r.recorder(); g != nil {
@@ -30,12 +31,13 @@ func (r *Run) recordStep() flow.Step {
 	}
 	return flow.Step{
 		Name:   "Record",
-		Writes: []string{"the digests pushed, as refs/hoist/builds/" + r.Staging + where},
+		Writes: []string{"the digests pushed, as refs/hoist/builds/" + r.built() + where},
 		Run: func(ctx context.Context) error {
 			if r.Pushed == nil {
 				return errors.New("nothing was pushed to record: run the Push step first")
 			}
-			rec := Record{Tag: r.Staging, Commit: r.Commit, Images: map[string]string{}}
+			tag := r.built()
+			rec := Record{Tag: tag, Commit: r.Commit, Images: map[string]string{}}
 			for _, img := range r.Pushed.Images {
 				rec.Images[img.Name] = img.Digest
 			}
@@ -43,9 +45,18 @@ func (r *Run) recordStep() flow.Step {
 			if err != nil {
 				return err
 			}
-			return r.recorder().PutRecord(ctx, r.Staging, r.Commit, append(b, '\n'))
+			return r.recorder().PutRecord(ctx, tag, r.Commit, append(b, '\n'))
 		},
 	}
+}
+
+// built is the build this run pushes and records: the revision on the
+// rebuild line, else the staging build.
+func (r *Run) built() string {
+	if r.Decision.Line == flow.Rebuild {
+		return r.Revision
+	}
+	return r.Staging
 }
 
 // recorder is the git remote records go to: the reservations' remote when

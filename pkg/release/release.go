@@ -1,12 +1,13 @@
 // Package release is Hoist's release flow. Prepare decides the line of a
-// run (verify, local, staging, main, a vX.Y.Z tag), checks before anything
+// run (verify, local, staging, main, a vX.Y.Z tag, rebuild), checks before anything
 // is built everything the line will need (the preflight), and lays out the
-// line's steps in order; lines.go holds the five lists, top to bottom. The
+// line's steps in order; lines.go holds the six lists, top to bottom. The
 // steps share one typed state, Run, built once here.
 package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/hoistci/hoist/pkg/github"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/publish"
+	"github.com/hoistci/hoist/pkg/tags"
 	"github.com/hoistci/hoist/pkg/version"
 )
 
@@ -35,6 +37,10 @@ type Stages struct {
 	Scan       func(ctx context.Context) error
 	DigestGate func(ctx context.Context) error
 	Push       func(ctx context.Context) (*publish.PushResult, error)
+	// PushRevision pushes the tested images of the lock (labelled with the
+	// release X.Y.Z) under the tags of revision X.Y.Z-rN: the revision tag,
+	// then the pointers that move forward (package tags).
+	PushRevision func(ctx context.Context, revision string) (*publish.PushResult, error)
 	// Promote promotes the first of candidates (X.Y.Z-staging.N, highest
 	// first) that every image has, refusing any image whose staging tag no
 	// longer names the digest tested says; dryRun plans and writes nothing.
@@ -60,10 +66,14 @@ type Options struct {
 	// GitHub publishes releases; nil: no GitHub release.
 	GitHub *github.Client
 	// Ref is the git ref the run is for (GITHUB_REF); empty: read from git.
-	Ref      string
-	PR       bool // fork or pull request: build and test only
-	CI       bool // a CI run: never the local line
-	Branches flow.Branches
+	Ref string
+	PR  bool // fork or pull request: build and test only
+	// Event is the CI event (GITHUB_EVENT_NAME); with FreshBases it picks
+	// the rebuild line (flow.DecideEvent).
+	Event      string
+	FreshBases bool
+	CI         bool // a CI run: never the local line
+	Branches   flow.Branches
 	// Override is a staging version chosen by hand (X.Y.Z-staging.N),
 	// reserved exactly instead of the next free N.
 	Override string
@@ -100,8 +110,10 @@ type Run struct {
 	// reserved (or reused) for this commit, on the main line the one built
 	// from this commit, promoted.
 	Staging string
-	// reuse: the staging number was reserved at this commit by an earlier
-	// run, which this one completes.
+	// Revision is, on the rebuild line, the revision X.Y.Z-rN published.
+	Revision string
+	// reuse: the staging number (or revision) was reserved at this commit
+	// by an earlier run, which this one completes.
 	reuse bool
 	// candidates are, on the main line, the staging builds of this commit,
 	// highest first.
@@ -149,11 +161,14 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 			return nil, err
 		}
 	}
-	r.Decision = flow.Decide(ref, o.PR, o.Branches)
-	if r.Decision.Line != flow.Verify && o.Local && !o.CI && o.Ref == "" {
+	r.Decision = flow.DecideEvent(flow.Event{Ref: ref, PR: o.PR, Name: o.Event, FreshBases: o.FreshBases}, o.Branches)
+	if r.Decision.Line != flow.Verify && r.Decision.Line != flow.Rebuild && o.Local && !o.CI && o.Ref == "" {
 		r.Decision = flow.Decision{Line: flow.Local, Why: "no registry configured and not in CI: the whole pipeline against this checkout's local registry"}
 	}
 	line := r.Decision.Line
+	if line != flow.Verify && tags.KindOf(vf.SemVer) == tags.Revision {
+		return nil, fmt.Errorf("VERSION %s has the form X.Y.Z-rN of a rebuild's revision tag, which only the rebuild line writes: write a release or another prerelease (e.g. %s-rc.1)", vf.SemVer, version.Base(vf.SemVer))
+	}
 	if line == flow.Verify {
 		if o.Override != "" {
 			return nil, fmt.Errorf("a version override (%s) is for the staging line, and this run builds and tests only (%s)", o.Override, r.Decision.Why)
@@ -168,7 +183,7 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}
 		p.Notes = append(p.Notes, "nothing shared is written: staging numbers are reserved in "+r.o.Reserver.String()+", images go to this checkout's local registry")
 	} else {
-		if err := checkCheckout(ctx, o.Git, co, r.Decision, o.BuildDir); err != nil {
+		if err := checkCheckout(ctx, o.Git, co, r.Decision, o.BuildDir, vf.SemVer); err != nil {
 			return nil, err
 		}
 		if o.GitHub == nil {
@@ -220,6 +235,8 @@ func (r *Run) preflight(ctx context.Context) error {
 		return r.chooseStaging(ctx)
 	case flow.Main:
 		return r.choosePromotion(ctx)
+	case flow.Rebuild:
+		return r.chooseRevision(ctx)
 	case flow.Release:
 		tv, err := semver.StrictNewVersion(strings.TrimPrefix(r.Decision.Tag, "v"))
 		if err != nil || !tv.Equal(r.Version) || tv.Prerelease() != r.Version.Prerelease() {
@@ -297,6 +314,12 @@ func (r *Run) choosePromotion(ctx context.Context) error {
 		return fmt.Errorf("commit %s has no staging build of %s (%s): promote only a commit the staging line built and tested: merge staging into %s, or push this commit to %s first", short(r.Commit), r.Base, have, r.Decision.Branch, r.o.Branches.Staging)
 	}
 	plan, err := r.o.Stages.Promote(ctx, r.candidates, r.tested, true)
+	if errors.Is(err, publish.ErrRevised) && r.tagAtHead(ctx) {
+		// Promoted, tagged, and since rebuilt as revisions: the release is
+		// out and X.Y.Z names its newest revision.
+		r.planned, r.Done = nil, fmt.Sprintf("already promoted, and rebuilt since as revisions of %s: nothing to do", r.Base)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -351,7 +374,7 @@ func localRef(ctx context.Context, g *gitref.Git, co *gitref.Checkout) (string, 
 	return "", nil
 }
 
-func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d flow.Decision, buildDir string) error {
+func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d flow.Decision, buildDir string, v *semver.Version) error {
 	if dirty := changes(co, buildDir); len(dirty) > 0 {
 		return fmt.Errorf("the checkout has %d uncommitted change(s) (first: %q): commit or stash them; a release is built only from a commit", len(dirty), dirty[0])
 	}
@@ -374,8 +397,30 @@ func checkCheckout(ctx context.Context, g *gitref.Git, co *gitref.Checkout, d fl
 			}
 		}
 		return fmt.Errorf("HEAD %s is not at tag %s: check out the tag (git checkout %s) or fetch it (git fetch --tags)", short(co.SHA), d.Tag, d.Tag)
+	case flow.Rebuild:
+		_, err := releaseTagAtHead(ctx, g, co, v)
+		return err
 	}
 	return nil
+}
+
+// releaseTagAtHead is the tag marking HEAD as the release VERSION names:
+// X.Y.Z (written by the main line) or vX.Y.Z (a release tag). The rebuild
+// line rebuilds only a released commit.
+func releaseTagAtHead(ctx context.Context, g *gitref.Git, co *gitref.Checkout, v *semver.Version) (string, error) {
+	if v.Prerelease() != "" {
+		return "", fmt.Errorf("VERSION is %s, a prerelease: the rebuild line rebuilds a release; check out the newest X.Y.Z (or vX.Y.Z) tag", v)
+	}
+	tags, err := g.TagsAtHead(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tags {
+		if t == v.String() || t == "v"+v.String() {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("HEAD %s has no release tag %s (or v%s): the rebuild line rebuilds a released commit: check out the newest release tag (git checkout %s)", short(co.SHA), v, v, v)
 }
 
 // changes are the checkout's uncommitted changes outside buildDir.

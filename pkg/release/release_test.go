@@ -840,7 +840,7 @@ func TestDocsStepTable(t *testing.T) {
 			t.Errorf("docs/release.md has no row for the %s line", line)
 		}
 	}
-	if len(lines) != 5 {
+	if len(lines) != 6 {
 		t.Fatalf("lines: %v", lines)
 	}
 }

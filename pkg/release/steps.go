@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -273,9 +274,12 @@ func (r *Run) pullRefs() []string {
 				tag = all[0]
 				for _, t := range all {
 					if strings.Contains(t, ".") {
-						tag = t // the version tag, not a floating word
+						tag = t // a version tag, not a floating word
 						break
 					}
+				}
+				if r.Revision != "" && slices.Contains(all, r.Revision) {
+					tag = r.Revision // the one tag that never moves
 				}
 			}
 			if strings.HasPrefix(tag, "sha256:") {

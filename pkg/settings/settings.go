@@ -53,6 +53,7 @@ type Settings struct {
 	GitHubToken           Secret
 	VersionOverride       string
 	Ref                   string // GITHUB_REF
+	Event                 string // GITHUB_EVENT_NAME: schedule picks the rebuild line
 	Output                string // GITHUB_OUTPUT
 	StepSummary           string // GITHUB_STEP_SUMMARY
 
@@ -132,8 +133,8 @@ var Vars = []Var{
 	{"HOIST_GITHUB_TOKEN", "token for GitHub releases and the github reserve backend; never printed"},
 	{"GITHUB_TOKEN", "used when `HOIST_GITHUB_TOKEN` is not set"},
 	{"GITHUB_REF", "the ref the run is for, which decides the line; else read from git"},
-	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode"},
-	{"GITHUB_OUTPUT", "the staging line and Reserve append `version=…` here, and the staging line each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
+	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode; `schedule`, or `workflow_dispatch` with `HOIST_REBUILD=1`, makes Release the rebuild line (docs/release.md)"},
+	{"GITHUB_OUTPUT", "the staging and rebuild lines and Reserve append `version=…` here, and the staging and rebuild lines each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
 	{"GITHUB_SERVER_URL", "with `GITHUB_REPOSITORY`, `GITHUB_RUN_ID` and `GITHUB_RUN_ATTEMPT`: the run's URL, the provenance's invocation id"},
 	{"GITHUB_REPOSITORY", "`OWNER/REPO` of the run (provenance)"},
@@ -216,6 +217,7 @@ func Read(environ []string) (*Settings, error) {
 	s.GitHubToken = Secret(strings.TrimSpace(tok))
 	ev := get("GITHUB_EVENT_NAME")
 	s.PR = truthy(get("HOIST_PR")) || ev == "pull_request" || ev == "pull_request_target"
+	s.Event = ev
 	if s.Version != "" {
 		if _, err := version.Parse(s.Version); err != nil {
 			return nil, fmt.Errorf("HOIST_VERSION: %w", err)

@@ -4,16 +4,31 @@
 //
 //   - release X.Y.Z: X.Y.Z (immutable), X.Y, X and latest (floating);
 //   - prerelease X.Y.Z-rc.1 and the like: only its own tag;
-//   - staging X.Y.Z-staging.N: its own tag plus floating staging.
+//   - staging X.Y.Z-staging.N: its own tag plus floating staging;
+//   - revision X.Y.Z-rN (N = 1, 2, …), a fresh-bases rebuild of the
+//     released X.Y.Z: X.Y.Z-rN (immutable), then X.Y.Z, X.Y and X as
+//     pointers to the newest revision; never latest.
 //
 // Floating tags move only forward in SemVer order: a floating tag is written
 // only when no version in its scope already present in the repository is
-// higher than the one being pushed.
+// higher than the one being pushed. A revision counts as its X.Y.Z, newer
+// than the release and than every lower revision of it: so X.Y.Z, X.Y and
+// X move to X.Y.Z-rN only when no X.Y.Z-rM with M > N is there, and X.Y and
+// X only when X.Y.Z is the newest release in their range. Once X.Y.Z has a
+// revision, a push or promotion of the release X.Y.Z moves no floating tag
+// (the revision is newer), and its X.Y.Z tag names the revision, so the
+// release itself is never written again.
+//
+// X.Y.Z is thus written once by its release and afterwards moved only by a
+// rebuild of that same release, forward, to a revision of it; a revision
+// tag, like every other immutable tag, is never rewritten.
 package tags
 
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -27,6 +42,7 @@ const (
 	Release    Kind = iota // X.Y.Z
 	Prerelease             // X.Y.Z-anything that is not staging.N
 	Staging                // X.Y.Z-staging.N
+	Revision               // X.Y.Z-rN: a rebuild of release X.Y.Z
 )
 
 func (k Kind) String() string {
@@ -37,6 +53,8 @@ func (k Kind) String() string {
 		return "prerelease"
 	case Staging:
 		return "staging"
+	case Revision:
+		return "revision"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -55,6 +73,9 @@ func KindOf(v *semver.Version) Kind {
 	}
 	if _, ok := version.StagingN(v); ok {
 		return Staging
+	}
+	if _, ok := RevisionN(v); ok {
+		return Revision
 	}
 	return Prerelease
 }
@@ -83,6 +104,14 @@ func For(v *semver.Version) ([]Tag, error) {
 		}, nil
 	case Staging:
 		return []Tag{own, {Name: StagingTag, Floating: true}}, nil
+	case Revision:
+		// The pointers, not latest: a rebuild is not a new release.
+		return []Tag{
+			own,
+			{Name: version.Base(v).String(), Floating: true},
+			{Name: fmt.Sprintf("%d.%d", v.Major(), v.Minor()), Floating: true},
+			{Name: fmt.Sprintf("%d", v.Major()), Floating: true},
+		}, nil
 	}
 	return []Tag{own}, nil
 }
@@ -120,16 +149,42 @@ func inScope(f string, v, w *semver.Version) bool {
 	return w.Major() == v.Major() && w.Minor() == v.Minor()
 }
 
+// newer reports whether existing tag w holds floating tag f back from
+// version v: w is in f's scope and after v. A revision of v's X.Y.Z is after
+// the release and after every lower revision; a release or revision of
+// another X.Y.Z is compared by its release.
+func newer(f string, v, w *semver.Version) bool {
+	if KindOf(v) == Release || KindOf(v) == Revision {
+		if m, ok := RevisionN(w); ok && version.Base(w).Equal(version.Base(v)) {
+			n, _ := RevisionN(v) // 0 for the release itself
+			return m > n
+		}
+	}
+	if KindOf(v) == Revision {
+		switch f {
+		case Latest:
+			return true // a rebuild never moves latest
+		case version.Base(v).String():
+			return false // the X.Y.Z pointer looks only at revisions of X.Y.Z
+		}
+		return inScope(f, v, w) && w.GreaterThan(version.Base(v))
+	}
+	return inScope(f, v, w) && w.GreaterThan(v)
+}
+
 // Moves reports whether floating tag f may point at version v, given the
-// tags already in the repository: it may unless a higher version in f's scope
-// is there. Tags that are not versions are ignored.
+// tags already in the repository: it may unless a newer version in f's
+// scope is there (see newer). Tags that are not versions are ignored.
 func Moves(f string, v *semver.Version, existing []string) bool {
+	if KindOf(v) == Revision && f == Latest {
+		return false
+	}
 	for _, t := range existing {
 		w, err := semver.StrictNewVersion(t)
-		if err != nil || !inScope(f, v, w) {
+		if err != nil {
 			continue
 		}
-		if w.GreaterThan(v) {
+		if newer(f, v, w) {
 			return false
 		}
 	}
@@ -198,4 +253,52 @@ func sortedKeys(m map[string][]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// FirstRevision is N of a release's first rebuild: X.Y.Z-r1.
+const FirstRevision = 1
+
+// RevisionN returns N when v is X.Y.Z-rN (N ≥ 1, no leading zero).
+func RevisionN(v *semver.Version) (uint64, bool) {
+	rest, ok := strings.CutPrefix(v.Prerelease(), "r")
+	if !ok || rest == "" || rest[0] < '1' || rest[0] > '9' || strings.Trim(rest, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
+}
+
+// RevisionTag is base-rN, the tag of the Nth rebuild of release base (X.Y.Z).
+func RevisionTag(base string, n uint64) string {
+	return base + "-r" + strconv.FormatUint(n, 10)
+}
+
+// ParseRevision splits a tag X.Y.Z-rN into X.Y.Z and N. Only the exact form
+// is accepted (no leading v, no build metadata), so RevisionTag gives back s.
+func ParseRevision(s string) (base *semver.Version, n uint64, ok bool) {
+	v, err := semver.StrictNewVersion(s)
+	if err != nil || v.Metadata() != "" {
+		return nil, 0, false
+	}
+	if n, ok = RevisionN(v); !ok || v.String() != s {
+		return nil, 0, false
+	}
+	return version.Base(v), n, true
+}
+
+// MaxRevision returns the highest N among tags of the form base-rN, and
+// false when there is none.
+func MaxRevision(base string, existing []string) (uint64, bool) {
+	var best uint64
+	found := false
+	for _, t := range existing {
+		b, n, ok := ParseRevision(t)
+		if !ok || b.String() != base {
+			continue
+		}
+		if !found || n > best {
+			best, found = n, true
+		}
+	}
+	return best, found
 }

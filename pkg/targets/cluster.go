@@ -51,3 +51,20 @@ func (Cluster) Delete(ctx context.Context) error {
 	defer r.Close()
 	return r.ClusterDelete(ctx)
 }
+
+// Reload is the dev loop: Images, then K3dLoad, then the workloads that run a changed image restarted.
+//
+// After an edit to one image, Reload rebuilds it (unchanged images cost an
+// inspect), sends only its new layers to the cluster's nodes, and restarts
+// the workloads of the cluster manifests (infra/k8s) that run it:
+// Deployments, StatefulSets and DaemonSets with `kubectl rollout restart`,
+// Jobs and Pods deleted and applied again. It returns once they run the new
+// image. kubectl must be installed.
+func (Cluster) Reload(ctx context.Context) error {
+	r, err := newRun(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.ClusterReload(ctx)
+}

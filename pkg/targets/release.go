@@ -59,13 +59,16 @@ func Reserve(ctx context.Context) error {
 	return nil
 }
 
-// Release runs this checkout's line: staging, main, a vX.Y.Z tag, verify or local.
+// Release runs this checkout's line: staging, main, a vX.Y.Z tag, rebuild, verify or local.
 //
 // Stage by stage, stopping at the first failure (see docs/release.md).
 //
 // staging branch → reserve, build, test, push, prerelease; main → promote
 // the staging build of HEAD, tag X.Y.Z, release; vX.Y.Z tag → build, test,
-// push, release; other refs build and test only; outside CI with no
+// push, release; a scheduled run (GITHUB_EVENT_NAME=schedule, or
+// workflow_dispatch with HOIST_REBUILD=1) at a release tag → rebuild with
+// fresh bases, push as revision X.Y.Z-rN, move X.Y.Z to it, never latest;
+// other refs build and test only; outside CI with no
 // registry configured, the local line: the whole pipeline against this
 // checkout's own registry on 127.0.0.1, writing nothing shared.
 //

@@ -6,8 +6,9 @@ import "context"
 //
 // A Docker Engine is brought up first when none answers: on a fresh machine
 // the static checks' own tests need it as much as the container tests do.
-// The in-cluster stage runs when a k3d cluster is configured and can run
-// here: the images are loaded into it and the in-cluster tests run.
+// The in-cluster stage runs when a k3d cluster is configured: the images are
+// loaded into it and the in-cluster tests run; where k3s cannot run, on a
+// Kubernetes node Hoist starts for the stage (docs/cluster.md).
 //
 // Static checks (hoist.yaml checks) run first and stop at the first failure.
 // Container tests run each image's test command with no network (unless it

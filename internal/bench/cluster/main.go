@@ -2,7 +2,9 @@
 // ImageImportIntoClusterMulti (direct mode, exec made non-privileged) on
 // stand-in k3d nodes (server + agent), side by side in one run:
 //
-//	go run ./internal/bench/cluster [-images 14] [-runs 3]
+//	go run ./internal/bench/cluster [-images 14] [-runs 3] [-kube]
+//
+// With -kube it measures on real Kubernetes nodes instead (kube.go).
 //
 // Scenarios: a first load of all images into empty nodes; a reload with
 // nothing changed; a reload after one image changed (against k3d importing
@@ -36,9 +38,22 @@ func main() {
 	n := flag.Int("images", 14, "images to load")
 	runs := flag.Int("runs", 3, "runs of each scenario (the median is reported)")
 	payload := flag.Int("payload-kib", 2048, "size of each image's own layer (the shared base is 2 MiB)")
+	onKube := flag.Bool("kube", false, "measure on real Kubernetes nodes (internal/kubenode; needs root) instead of stand-in nodes")
 	flag.Parse()
 	k3dlog.Log().SetLevel(logrus.WarnLevel)
-	if err := run(*n, *runs, *payload<<10); err != nil {
+	do := run
+	if *onKube {
+		do = func(n, runs, payload int) error {
+			ctx := context.Background()
+			e, err := engine.Connect(ctx, engine.Options{})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			return kube(ctx, e, n, runs, payload)
+		}
+	}
+	if err := do(*n, *runs, *payload<<10); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
+	k3druntimes "github.com/k3d-io/k3d/v5/pkg/runtimes"
+	k3d "github.com/k3d-io/k3d/v5/pkg/types"
+
+	"github.com/hoistci/hoist/internal/kubenode"
+	"github.com/hoistci/hoist/internal/standin"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/cluster"
+	"github.com/hoistci/hoist/pkg/engine"
+)
+
+// kube measures on real Kubernetes nodes (internal/kubenode): the node's
+// cold start with the components cached; the first load of n images into an
+// empty node, Hoist against k3d's ImageImportIntoClusterMulti with k3d's own
+// Docker runtime (its privileged execs work on the node through the
+// hoist-runc runtime); apply → Deployment rolled out and Job complete; and
+// edit → a pod running the new image ID for one changed image, Hoist
+// (K3dLoad + Restart) against k3d's import of that image + the same
+// Restart. Each run uses a fresh node per contender.
+func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
+	if err := kubenode.CanRun(); err != nil {
+		return err
+	}
+	comps, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: kubenode.DefaultTools(), Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	bbPath, err := lookBusybox()
+	if err != nil {
+		return err
+	}
+	bb, err := os.ReadFile(bbPath)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "hoist-bench-kube-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	// n images of a matrix: a shared base (busybox, so pods run) and an own
+	// layer each.
+	base := standin.Layer{"bin/busybox": bb}
+	prefix := testenv.Unique("hoist-bench/kube")
+	refs := map[string]string{}
+	var imgs []cluster.Image
+	var names []string
+	makeImage := func(i int) (cluster.Image, error) {
+		ref := fmt.Sprintf("%s-%02d:1", prefix, i)
+		img, err := standin.MakeImage(ctx, e, ref, base, standin.Layer{"payload": random(payload)})
+		if err != nil {
+			return cluster.Image{}, err
+		}
+		cleanup = append(cleanup, func() { e.Remove(ctx, ref); e.Remove(ctx, img.ID) })
+		return cluster.Image{Ref: ref, ID: img.Config, DiffIDs: img.DiffIDs}, nil
+	}
+	for i := range n {
+		img, err := makeImage(i)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("img%02d", i)
+		imgs, names, refs[name] = append(imgs, img), append(names, name), img.Ref
+	}
+	manifests := filepath.Join(work, "manifests")
+	os.MkdirAll(manifests, 0o755)
+	os.WriteFile(filepath.Join(manifests, "app.yaml"), []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - {name: app, image: img00, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: check}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: check, image: img01, imagePullPolicy: Never, command: [/bin/busybox, "true"]}
+`), 0o644)
+
+	var cold, hoistFirst, k3dFirst, apply, hoistEdit, k3dEdit, hoistEditLoad, k3dEditImport []time.Duration
+	for r := range runs {
+		var nodes [2]*kubenode.Node
+		for c := range nodes {
+			start := time.Now()
+			nd, err := kubenode.Start(ctx, kubenode.Options{Engine: e, Components: comps, Cluster: testenv.Unique("hoist-bench-"), Dir: filepath.Join(work, fmt.Sprintf("node-%d-%d", r, c))})
+			if err != nil {
+				nd.Stop(context.Background())
+				return err
+			}
+			cold = append(cold, time.Since(start))
+			cleanup = append(cleanup, func() { nd.Stop(context.Background()) })
+			nodes[c] = nd
+		}
+		hn, kn := nodes[0], nodes[1]
+		state := filepath.Join(work, fmt.Sprintf("state-%d.json", r))
+		hoistLoad := func() (cluster.LoadResult, error) {
+			ns, err := cluster.Nodes(ctx, cluster.Lister(e.API), hn.Cluster)
+			if err != nil {
+				return cluster.LoadResult{}, err
+			}
+			return cluster.Load(ctx, e.API, ns, imgs, cluster.LoadOptions{StateFile: state})
+		}
+		k3dImport := func(refs []string) error {
+			c, err := k3dclient.ClusterGet(ctx, k3druntimes.Docker, &k3d.Cluster{Name: kn.Cluster})
+			if err != nil {
+				return fmt.Errorf("k3d cluster get: %w", err)
+			}
+			return k3dclient.ImageImportIntoClusterMulti(ctx, k3druntimes.Docker, refs, c, k3d.ImageImportOpts{Mode: k3d.ImportModeDirect})
+		}
+		var all []string
+		for _, img := range imgs {
+			all = append(all, img.Ref)
+		}
+		// First load into the empty nodes, alternating who goes first.
+		first := []func() error{
+			func() error {
+				s := time.Now()
+				_, err := hoistLoad()
+				hoistFirst = append(hoistFirst, time.Since(s))
+				return err
+			},
+			func() error {
+				s := time.Now()
+				err := k3dImport(all)
+				k3dFirst = append(k3dFirst, time.Since(s))
+				return err
+			},
+		}
+		for i := range first {
+			if err := first[(i+r)%2](); err != nil {
+				return err
+			}
+		}
+		// Apply → rolled out and complete, on Hoist's node.
+		restart := func(nd *kubenode.Node, changed []string) error {
+			_, err := cluster.Restart(ctx, cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute})
+			return err
+		}
+		s := time.Now()
+		if err := restart(hn, names); err != nil {
+			return err
+		}
+		apply = append(apply, time.Since(s))
+		if err := restart(kn, names); err != nil {
+			return err
+		}
+		// One image of the matrix changes (the Deployment's); each side
+		// gets it into its node and restarts what runs it.
+		if imgs[0], err = makeImage(0); err != nil {
+			return err
+		}
+		edits := []func() error{
+			func() error {
+				s := time.Now()
+				res, err := hoistLoad()
+				if err == nil && len(res.Sent) != 1 {
+					err = fmt.Errorf("hoist sent %v after one change", res.Sent)
+				}
+				loaded := time.Since(s)
+				if err == nil {
+					err = restart(hn, []string{"img00"})
+				}
+				hoistEditLoad = append(hoistEditLoad, loaded)
+				hoistEdit = append(hoistEdit, time.Since(s))
+				return err
+			},
+			func() error {
+				s := time.Now()
+				err := k3dImport([]string{imgs[0].Ref})
+				k3dEditImport = append(k3dEditImport, time.Since(s))
+				if err == nil {
+					err = restart(kn, []string{"img00"})
+				}
+				k3dEdit = append(k3dEdit, time.Since(s))
+				return err
+			},
+		}
+		for i := range edits {
+			if err := edits[(i+r)%2](); err != nil {
+				return err
+			}
+		}
+		for _, nd := range nodes {
+			nd.Stop(context.Background())
+		}
+	}
+	fmt.Printf("real Kubernetes %s nodes (kubelet + containerd in a k3d-labelled container), %d images (busybox base + %d KiB each), %d runs, medians\n\n", kubenode.Version, n, payload>>10, runs)
+	fmt.Println("| measure | Hoist | k3d | ratio | target |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| node cold start to Ready (components cached) | %s | | | |\n", ms(median(cold)))
+	fmt.Printf("| apply → Deployment rolled out + Job complete | %s | | | |\n", ms(median(apply)))
+	row := func(what string, h, k []time.Duration, target float64) bool {
+		ratio := median(h).Seconds() / median(k).Seconds()
+		mark := "ok"
+		if ratio > target {
+			mark = "MISSED"
+		}
+		fmt.Printf("| %s | %s | %s | %.3f× | ≤ %.1f× %s |\n", what, ms(median(h)), ms(median(k)), ratio, target, mark)
+		return ratio <= target
+	}
+	ok := row(fmt.Sprintf("first load of %d into an empty node", n), hoistFirst, k3dFirst, 0.6)
+	fmt.Printf("| edit: the load alone (K3dLoad of all %d vs k3d import of the changed one) | %s | %s | %.3f× | |\n", n, ms(median(hoistEditLoad)), ms(median(k3dEditImport)), median(hoistEditLoad).Seconds()/median(k3dEditImport).Seconds())
+	ok = row("edit → pod running the new image ID (1 of "+fmt.Sprint(n)+" changed; load + restart)", hoistEdit, k3dEdit, 0.3) && ok
+	if !ok {
+		return fmt.Errorf("a target was missed")
+	}
+	return nil
+}
+
+func lookBusybox() (string, error) {
+	p, err := exec.LookPath("busybox")
+	if err != nil {
+		return "", fmt.Errorf("busybox is not installed (apt-get install busybox-static)")
+	}
+	return p, nil
+}

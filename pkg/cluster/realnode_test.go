@@ -1,0 +1,394 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoistci/hoist/internal/kubenode/nodetest"
+	"github.com/hoistci/hoist/internal/testenv"
+	"github.com/hoistci/hoist/pkg/cluster"
+	"github.com/hoistci/hoist/pkg/engine"
+)
+
+// busyboxImage is a FROM-scratch busybox image under a unique reference, as
+// the loader sees it (config digest and layers).
+func busyboxImage(t *testing.T, e *engine.Engine) cluster.Image {
+	t.Helper()
+	ref := testenv.BusyboxBase(t, e)
+	img, err := e.Inspect(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := e.ConfigDigest(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cluster.Image{Ref: ref, ID: cfg, DiffIDs: img.DiffIDs}
+}
+
+// TestLoadIntoRealNodeRunsThatImage loads an image into a real Kubernetes
+// node found by its k3d labels, then has the kubelet run it: the running
+// container's image is exactly the loaded config. A second load sends
+// nothing. It runs on both engines: each takes the hoist-runc runtime the
+// node needs (scripts/engine-up.sh registers it with both), as do the other
+// real-node tests.
+func TestLoadIntoRealNodeRunsThatImage(t *testing.T) {
+	testenv.EachEngine(t, testLoadIntoRealNodeRunsThatImage)
+}
+
+func testLoadIntoRealNodeRunsThatImage(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	img := busyboxImage(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 || nodes[0].Name != node.Container || nodes[0].Role != cluster.RoleServer {
+		t.Fatalf("nodes of %s = %+v, want the server %s", node.Cluster, nodes, node.Container)
+	}
+	res, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img}, cluster.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Sent) != 1 {
+		t.Fatalf("first load sent %v, want %s", res.Sent, img.Ref)
+	}
+
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: loaded}
+spec:
+  containers:
+  - name: c
+    image: ` + img.Ref + `
+    imagePullPolicy: Never
+    command: [/bin/busybox, sleep, "3600"]
+`
+	apply := node.Command(ctx, "apply", "-f", "-")
+	apply.Stdin = strings.NewReader(pod)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	if out, err := node.Run(ctx, "wait", "--for=condition=Ready", "pod/loaded", "--timeout=2m"); err != nil {
+		desc, _ := node.Run(ctx, "describe", "pod/loaded")
+		t.Fatalf("%v\n%s\n%s", err, out, desc)
+	}
+	got, err := node.Run(ctx, "get", "pod/loaded", "-o", "jsonpath={.status.containerStatuses[0].imageID}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(got, img.ID) {
+		t.Errorf("the running container's image ID is %q, want the loaded config %s", got, img.ID)
+	}
+
+	again, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img}, cluster.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Sent) != 0 || again.Blobs != 0 {
+		t.Errorf("second load sent %v (%d blobs), want nothing", again.Sent, again.Blobs)
+	}
+}
+
+// TestInClusterFailuresOnRealNode: each way the in-cluster stage fails on a
+// real node ends in one line saying what happened, where.
+func TestInClusterFailuresOnRealNode(t *testing.T) {
+	testenv.EachEngine(t, testInClusterFailuresOnRealNode)
+}
+
+func testInClusterFailuresOnRealNode(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	img := busyboxImage(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img}, cluster.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// notLoaded is built by the plan but never loaded into the node.
+	notLoaded := testenv.Unique("hoist-test/never-loaded:")
+	refs := map[string]string{"box": img.Ref, "missing": notLoaded}
+	alive := func(ctx context.Context) error {
+		_, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+		return err
+	}
+	run := func(t *testing.T, manifest string, timeout time.Duration) (cluster.InClusterResult, error) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cluster.InCluster(ctx, cluster.InClusterOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: dir, Refs: refs,
+			WorkDir: t.TempDir(), Timeout: timeout, Nodes: []string{node.Container}, Alive: alive,
+		})
+	}
+	oneLine := func(t *testing.T, err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("got no error, want one saying %q", want)
+		}
+		t.Log(err)
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not say %q", err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error is not one line: %q", err)
+		}
+	}
+	job := func(name, image, script string) string {
+		return `apiVersion: batch/v1
+kind: Job
+metadata: {name: ` + name + `}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: main, image: ` + image + `, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, '` + script + `']}
+`
+	}
+
+	t.Run("job fails", func(t *testing.T) {
+		res, err := run(t, job("fails", "box", "echo out of cheese; exit 7"), 2*time.Minute)
+		oneLine(t, err, "job fails failed: container main of pod fails-", "exited with code 7", "out of cheese", "pod logs: ")
+		if b, _ := os.ReadFile(res.PodLogs); !strings.Contains(string(b), "out of cheese") {
+			t.Errorf("pod logs %s lack the job's output:\n%s", res.PodLogs, b)
+		}
+	})
+	t.Run("image not loaded", func(t *testing.T) {
+		_, err := run(t, job("unloaded", "missing", "true"), 2*time.Minute)
+		oneLine(t, err, "image "+notLoaded+" was not loaded into node "+node.Container)
+	})
+	t.Run("never ready", func(t *testing.T) {
+		_, err := run(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crashes}
+spec:
+  selector: {matchLabels: {app: crashes}}
+  template:
+    metadata: {labels: {app: crashes}}
+    spec:
+      containers:
+      - name: main
+        image: box
+        imagePullPolicy: Never
+        command: [/bin/busybox, sleep, "3600"]
+        readinessProbe:
+          exec: {command: [/bin/busybox, "false"]}
+          periodSeconds: 1
+`, 15*time.Second)
+		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-", "Readiness probe failed")
+	})
+	t.Run("another cluster's kubeconfig", func(t *testing.T) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(job("elsewhere", "box", "true")), 0o644)
+		_, err := cluster.InCluster(ctx, cluster.InClusterOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: dir, Refs: refs,
+			WorkDir: t.TempDir(), Nodes: []string{"k3d-other-server-0"},
+		})
+		oneLine(t, err, "kubeconfig "+node.Kubeconfig+" is for another cluster", node.Server, "k3d-other-server-0")
+	})
+	// Last: the node dies while the stage waits for a Job that never ends.
+	t.Run("node dies", func(t *testing.T) {
+		killCtx, stopKiller := context.WithCancel(ctx)
+		started := make(chan error, 1)
+		go func() {
+			ctx := killCtx
+			// Kill the node once the Job's pod runs.
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for range tick.C {
+				out, err := node.Run(ctx, "get", "pods", "-l", "job-name=forever", "-o", "jsonpath={.items[*].status.phase}")
+				if err != nil || ctx.Err() != nil {
+					started <- err
+					return
+				}
+				if strings.Contains(out, "Running") {
+					started <- e.API.ContainerKill(ctx, node.Container, "KILL")
+					return
+				}
+			}
+		}()
+		_, err := run(t, job("forever", "box", "sleep 3600"), 5*time.Minute)
+		stopKiller()
+		if kerr := <-started; kerr != nil {
+			t.Fatalf("killing the node: %v (the stage returned %v)", kerr, err)
+		}
+		oneLine(t, err, "waiting for job forever: ", node.Container, "not running")
+	})
+}
+
+// TestReloadRestartsWorkloadsOnRealNode is the dev loop on a real node:
+// one image changes under the same tag; the reload sends only it, and
+// Restart has the Deployment and the Job that run it run the new content
+// (the running container's image ID is the new config digest).
+func TestReloadRestartsWorkloadsOnRealNode(t *testing.T) {
+	testenv.EachEngine(t, testReloadRestartsWorkloadsOnRealNode)
+}
+
+func testReloadRestartsWorkloadsOnRealNode(t *testing.T) {
+	e := testenv.Engine(t)
+	node := nodetest.Start(t, e)
+	bb := testenv.Binary(t, "busybox", "busybox-static")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ref := testenv.Unique("hoist-test/devloop:")
+	other := busyboxImage(t, e)
+	t.Cleanup(func() { e.Remove(context.Background(), ref) })
+	build := func(version string) cluster.Image {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "version")
+		os.WriteFile(f, []byte(version+"\n"), 0o644)
+		r := engine.BusyboxRootfs(bb)
+		r.Files["/version"] = f
+		if _, err := e.ImportRootfs(ctx, ref, r); err != nil {
+			t.Fatal(err)
+		}
+		img, err := e.Inspect(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := e.ConfigDigest(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cluster.Image{Ref: ref, ID: cfg, DiffIDs: img.DiffIDs}
+	}
+	manifests := t.TempDir()
+	os.WriteFile(filepath.Join(manifests, "app.yaml"), []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: app, image: app, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: check}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: check, image: app, imagePullPolicy: Never, command: [/bin/busybox, cat, /version]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: untouched}
+spec:
+  selector: {matchLabels: {app: untouched}}
+  template:
+    metadata: {labels: {app: untouched}}
+    spec:
+      containers:
+      - {name: c, image: other, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+`), 0o644)
+	refs := map[string]string{"app": ref, "other": other.Ref}
+	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), node.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	reload := func(img cluster.Image) ([]string, cluster.LoadResult) {
+		t.Helper()
+		res, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img, other}, cluster.LoadOptions{StateFile: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changed []string
+		for name, r := range refs {
+			if slices.Contains(res.Sent, r) {
+				changed = append(changed, name)
+			}
+		}
+		done, err := cluster.Restart(ctx, cluster.RestartOptions{
+			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: manifests, Refs: refs,
+			Changed: changed, WorkDir: t.TempDir(), Timeout: 2 * time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done, res
+	}
+	// running is the image ID of the Deployment's live (not terminating) pod.
+	running := func(app string) string {
+		t.Helper()
+		out, err := node.Run(ctx, "get", "pods", "-l", "app="+app, "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Items []struct {
+				Metadata struct {
+					DeletionTimestamp *string `json:"deletionTimestamp"`
+				} `json:"metadata"`
+				Status struct {
+					ContainerStatuses []struct {
+						ImageID string `json:"imageID"`
+						Ready   bool   `json:"ready"`
+					} `json:"containerStatuses"`
+				} `json:"status"`
+			} `json:"items"`
+		}
+		json.Unmarshal([]byte(out), &list)
+		for _, p := range list.Items {
+			if p.Metadata.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready {
+				return p.Status.ContainerStatuses[0].ImageID
+			}
+		}
+		t.Fatalf("no ready pod of %s:\n%s", app, out)
+		return ""
+	}
+
+	v1 := build("1")
+	done, _ := reload(v1)
+	if !slices.Equal(done, []string{"deployment/app", "deployment/untouched", "job/check"}) {
+		t.Errorf("first reload restarted %v, want every workload started", done)
+	}
+	if got := running("app"); !strings.HasSuffix(got, v1.ID) {
+		t.Fatalf("app runs %s, want %s", got, v1.ID)
+	}
+	untouched := running("untouched")
+
+	v2 := build("2")
+	done, res := reload(v2)
+	if !slices.Equal(res.Sent, []string{ref}) || res.Blobs != 3 {
+		t.Errorf("reload after one change sent %v (%d blobs), want only %s: its layer, config and manifest", res.Sent, res.Blobs, ref)
+	}
+	if !slices.Equal(done, []string{"deployment/app", "job/check"}) {
+		t.Errorf("restarted %v, want the Deployment and the Job running the changed image", done)
+	}
+	if got := running("app"); !strings.HasSuffix(got, v2.ID) {
+		t.Errorf("after the reload app runs %s, want the new config %s", got, v2.ID)
+	}
+	if got := running("untouched"); got != untouched {
+		t.Errorf("the workload of the unchanged image changed: %s, was %s", got, untouched)
+	}
+	if out, err := node.Run(ctx, "logs", "job/check"); err != nil || strings.TrimSpace(out) != "2" {
+		t.Errorf("the Job ran again with %q (%v), want the new content 2", out, err)
+	}
+}
