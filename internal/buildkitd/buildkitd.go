@@ -1,6 +1,6 @@
 // Package buildkitd starts a real standalone buildkitd for tests and
 // benchmarks: the pinned release built once from the Go module proxy
-// (tools/buildkitd), its OCI worker running steps with runc, listening on
+// (tools/buildkitd, through package gotool), its OCI worker running steps with runc, listening on
 // 127.0.0.1 with mutual TLS from certificates made for the run.
 package buildkitd
 
@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	_ "embed"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -25,41 +26,68 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoistci/hoist/pkg/lock"
+	"github.com/hoistci/hoist/pkg/gotool"
 )
 
-// Version is the buildkitd release tools/buildkitd pins.
-const Version = "v0.26.3"
+// Pinned is the buildkitd release tools/buildkitd pins.
+const Pinned = "0.26.3"
 
-// Ensure returns the pinned buildkitd, building it from tools/buildkitd
-// (under repo) into toolsDir once, under a file lock, when it is missing.
-func Ensure(ctx context.Context, repo, toolsDir string, progress io.Writer) (string, error) {
-	bin := filepath.Join(toolsDir, "buildkitd-"+Version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(toolsDir, 0o755); err != nil {
+// Module is BuildKit's Go module path.
+const Module = "github.com/moby/buildkit"
+
+// The tools module of tools/buildkitd (a test keeps the copies equal).
+var (
+	//go:embed pinned.go.mod
+	pinnedGoMod []byte
+	//go:embed pinned.go.sum
+	pinnedGoSum []byte
+)
+
+const toolsGo = `//go:build tools
+
+// Package tools pins the standalone buildkitd the remote-builder tests run.
+// It is a module of its own so that Hoist's go.mod stays free of the
+// daemon's dependencies.
+package tools
+
+import _ "github.com/moby/buildkit/cmd/buildkitd"
+`
+
+// Spec is buildkitd as a pinned tool, built like Trivy and cosign
+// (package gotool: a tools module of its own, a file lock, reused).
+var Spec = gotool.Spec{
+	Name: "buildkitd", Module: Module, Package: Module + "/cmd/buildkitd", Pinned: Pinned,
+	GoMod: pinnedGoMod, GoSum: pinnedGoSum, ToolsGo: toolsGo,
+	Flags: func(v string) []string {
+		return []string{"-trimpath", "-ldflags", "-s -w -X " + Module + "/version.Version=v" + v}
+	},
+	Version: Version,
+}
+
+// Version runs `buildkitd --version` ("buildkitd MODULE vX.Y.Z REVISION")
+// and returns the release it reports.
+func Version(ctx context.Context, path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
 		return "", err
 	}
-	held, err := lock.Acquire(ctx, bin+".lock", nil)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("building buildkitd %s: %w", Version, err)
+		return "", fmt.Errorf("running %s --version: %w", path, err)
 	}
-	defer held.Release()
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil // built by another process while this one waited
+	f := strings.Fields(string(out))
+	if len(f) < 3 || !gotool.VersionRe.MatchString(f[2]) {
+		return "", fmt.Errorf("buildkitd reports %q, which names no release", strings.TrimSpace(string(out)))
 	}
-	if progress != nil {
-		fmt.Fprintf(progress, "building buildkitd %s from the Go module proxy (once, into %s)\n", Version, toolsDir)
-	}
-	tmp := bin + ".tmp"
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "github.com/moby/buildkit/cmd/buildkitd")
-	cmd.Dir = filepath.Join(repo, "tools", "buildkitd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building buildkitd %s in tools/buildkitd: %v\n%s", Version, err, out)
-	}
-	return bin, os.Rename(tmp, bin)
+	return strings.TrimPrefix(f[2], "v"), nil
+}
+
+// Ensure returns the pinned buildkitd, building it into toolsDir once when
+// neither PATH nor the folder has it.
+func Ensure(ctx context.Context, toolsDir string, progress io.Writer) (string, error) {
+	t, err := gotool.Ensure(ctx, Spec, gotool.Options{Dir: toolsDir, Progress: progress})
+	return t.Path, err
 }
 
 // TLS are the PEM files of one run: a CA, the daemon's pair (for

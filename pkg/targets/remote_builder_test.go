@@ -33,7 +33,7 @@ func startBuildkitd(t *testing.T) *buildkitd.Daemon {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	bin, err := buildkitd.Ensure(ctx, testenv.RepoRoot(t), filepath.Join(cache, "hoist", "tools"), os.Stderr)
+	bin, err := buildkitd.Ensure(ctx, filepath.Join(cache, "hoist", "tools"), os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

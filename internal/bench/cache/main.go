@@ -37,8 +37,6 @@ func main() {
 }
 
 func run(ctx context.Context, rounds, payload int) error {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 	e, err := engine.Connect(ctx, engine.Options{})
 	if err != nil {
 		return err
@@ -50,7 +48,7 @@ func run(ctx context.Context, rounds, payload int) error {
 	}
 	defer os.RemoveAll(work)
 	cache, _ := os.UserCacheDir()
-	bin, err := buildkitd.Ensure(ctx, root, filepath.Join(cache, "hoist", "tools"), os.Stderr)
+	bin, err := buildkitd.Ensure(ctx, filepath.Join(cache, "hoist", "tools"), os.Stderr)
 	if err != nil {
 		return err
 	}
