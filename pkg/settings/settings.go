@@ -80,6 +80,15 @@ type Settings struct {
 	Environ []string
 }
 
+// String and GoString keep secrets out of any print of the settings
+// (%v, %+v, %#v): Environ holds the whole environment, tokens included.
+func (s Settings) String() string {
+	return fmt.Sprintf("settings for %s (%d environment variables, not shown)", s.Config, len(s.Environ))
+}
+
+// GoString is String, for %#v.
+func (s Settings) GoString() string { return s.String() }
+
 // Lookup returns the value of one variable of Environ.
 func (s *Settings) Lookup(key string) (string, bool) {
 	for i := len(s.Environ) - 1; i >= 0; i-- {

@@ -146,3 +146,21 @@ func TestSigningAndRunSettings(t *testing.T) {
 		t.Fatalf("outside Actions: builder %q, run %q, %v", s.CIBuilderID, s.CIRunURL, err)
 	}
 }
+
+// TestSettingsNeverPrintSecrets: printing the settings in any form shows
+// no value of the environment.
+func TestSettingsNeverPrintSecrets(t *testing.T) {
+	const secret = "s3cr3t-token-value"
+	s, err := Read([]string{"HOIST_REGISTRY_PASSWORD=" + secret, "GITHUB_TOKEN=" + secret, "HOIST_SIGNING_PASSWORD=" + secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(f, s); strings.Contains(out, secret) {
+			t.Errorf("%s prints a secret: %s", f, out)
+		}
+		if out := fmt.Sprintf(f, *s); strings.Contains(out, secret) {
+			t.Errorf("%s of the value prints a secret: %s", f, out)
+		}
+	}
+}
