@@ -133,4 +133,10 @@ func TestZeroInstallEntryPoint(t *testing.T) {
 			t.Errorf("mage -l does not list %s:\n%s", target, out)
 		}
 	}
+	// One short line per target; the details are in mage -h TARGET.
+	for _, line := range strings.Split(string(out), "\n") {
+		if len(line) > 100 {
+			t.Errorf("mage -l line of %d characters (at most 100): %s", len(line), line)
+		}
+	}
 }

@@ -52,7 +52,7 @@ func (Cluster) Delete(ctx context.Context) error {
 	return r.ClusterDelete(ctx)
 }
 
-// Reload is the dev loop: Images, then K3dLoad, then the workloads that run a changed image restarted.
+// Reload is the dev loop: Images, K3dLoad, then restarts workloads of changed images.
 //
 // After an edit to one image, Reload rebuilds it (unchanged images cost an
 // inspect), sends only its new layers to the cluster's nodes, and restarts

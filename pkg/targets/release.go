@@ -59,7 +59,7 @@ func Reserve(ctx context.Context) error {
 	return nil
 }
 
-// Release runs this checkout's line: staging, main, a vX.Y.Z tag, rebuild, verify or local.
+// Release runs this checkout's line: staging, main, vX.Y.Z tag, rebuild, verify or local.
 //
 // Stage by stage, stopping at the first failure (see docs/release.md).
 //
