@@ -133,6 +133,8 @@ func (c *Config) lines(root *yaml.Node) error {
 			c.Registry.Line = k.Line
 		case "builder":
 			c.Builder.Line = k.Line
+		case "pins":
+			c.Pins.Line = k.Line
 		case "cluster":
 			c.Cluster.Line = k.Line
 		case "scan":

@@ -139,6 +139,7 @@ func (c *Config) checkPaths() error {
 		{c.Cluster.Line, "cluster: config", c.Cluster.Config},
 		{c.Cluster.Line, "cluster: manifests", c.Cluster.Manifests},
 		{c.Release.Line, "release: changelogs", c.Release.Changelogs},
+		{c.Pins.Line, "pins: kustomization", c.Pins.Kustomization},
 		{c.Attest.Line, "attest: public_key", c.Attest.PublicKey},
 	} {
 		if kv.p == "" {

@@ -185,3 +185,20 @@ func TestBuilderChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestPinsChecked: a GitOps target Hoist could not commit to is refused at
+// load, and a kustomization outside the repository like any other path.
+func TestPinsChecked(t *testing.T) {
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"remote without branch", "pins:\n  commit_to: {remote: ../gitops.git}\n", "hoist.yaml:2: pins: commit_to needs remote and branch"},
+		{"path leaves the branch", "pins:\n  commit_to: {remote: ../gitops.git, branch: main, path: ../x}\n", "must be a folder inside the branch"},
+		{"kustomization outside", "pins:\n  kustomization: ../elsewhere/kustomization.yaml\n", "pins: kustomization"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("hoist.yaml", repo(t), []byte("project: d\n"+tt.yaml+"images:\n  - {name: a, dockerfile: Dockerfile}\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\nwant one line containing %q", err, tt.want)
+			}
+		})
+	}
+}

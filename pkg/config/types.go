@@ -39,7 +39,10 @@ type Config struct {
 	Cluster  Cluster  `yaml:"cluster"`
 	Scan     Scan     `yaml:"scan"`
 	Release  Release  `yaml:"release"`
-	Attest   Attest   `yaml:"attest"`
+	// Pins say where the publishing lines pin what they published, for
+	// GitOps (build/hoist/pins.json always).
+	Pins   Pins   `yaml:"pins"`
+	Attest Attest `yaml:"attest"`
 	// Outside lists folders outside the repository that paths in this file
 	// may name (e.g. ../shared-base); any other path that leaves the
 	// repository, after symlinks, is refused.
@@ -207,6 +210,25 @@ type Builder struct {
 	// (default: the host of Host).
 	ServerName string `yaml:"server_name"`
 	Line       int    `yaml:"-"`
+}
+
+// Pins is the GitOps side of a release: a kustomization to pin, and a
+// branch of a git remote to commit the pins to.
+type Pins struct {
+	// Kustomization is a kustomization.yaml in the repository whose
+	// images: entries are pinned (in a copy beside pins.json).
+	Kustomization string `yaml:"kustomization"`
+	// CommitTo commits pins.json (and the pinned kustomization) to a
+	// branch; never in fork/PR mode.
+	CommitTo PinsCommit `yaml:"commit_to"`
+	Line     int        `yaml:"-"`
+}
+
+// PinsCommit is a branch of a git remote and a folder in it.
+type PinsCommit struct {
+	Remote string `yaml:"remote"` // a URL or a remote of the checkout
+	Branch string `yaml:"branch"`
+	Path   string `yaml:"path"` // default: the project's name
 }
 
 // Cluster is the k3d cluster Test loads images into.

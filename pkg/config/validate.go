@@ -45,6 +45,12 @@ func (c *Config) validate() error {
 	if err := validNetwork(c.Network); err != nil {
 		return e(1, "network: %v", err)
 	}
+	if pc := c.Pins.CommitTo; (pc.Remote == "") != (pc.Branch == "") || (pc.Path != "" && pc.Remote == "") {
+		return e(c.Pins.Line, "pins: commit_to needs remote and branch, e.g. commit_to: {remote: git@github.com:org/gitops.git, branch: main}")
+	}
+	if pc := c.Pins.CommitTo; pc.Path != "" && (strings.HasPrefix(pc.Path, "/") || strings.Contains("/"+pc.Path+"/", "/../")) {
+		return e(c.Pins.Line, "pins: commit_to path %q must be a folder inside the branch, e.g. clusters/prod", pc.Path)
+	}
 	if c.Builder != (Builder{Line: c.Builder.Line}) {
 		if err := c.Builder.Check(); err != nil {
 			return e(c.Builder.Line, "builder: %v", err)

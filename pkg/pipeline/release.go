@@ -116,6 +116,7 @@ func (r *Run) releaseOptions() (release.Options, error) {
 		Local:             r.Local(),
 		LocalReservations: filepath.Join(r.BuildDir(), "reservations.git"),
 		Output:            r.Set.Output,
+		Pins:              r.pinsOptions(),
 		Progress:          r.Out,
 		Stages:            r.stages(),
 	}
@@ -198,4 +199,19 @@ func (r *Run) CheckRegistry(ctx context.Context) (string, error) {
 		}
 	}
 	return prefix, nil
+}
+
+// pinsOptions are hoist.yaml's pins: pins.json in the build folder always,
+// the kustomization and the GitOps branch when configured.
+func (r *Run) pinsOptions() release.PinsOptions {
+	p := r.Cfg.Pins
+	o := release.PinsOptions{File: filepath.Join(r.BuildDir(), "pins.json"),
+		Remote: p.CommitTo.Remote, Branch: p.CommitTo.Branch, Path: p.CommitTo.Path}
+	if p.Kustomization != "" {
+		o.Kustomization = r.Cfg.Path(p.Kustomization)
+	}
+	if o.Path == "" {
+		o.Path = r.Cfg.Project
+	}
+	return o
 }

@@ -27,6 +27,9 @@ func (r *Run) steps() []flow.Step {
 			// What was pushed, kept beside the reservation where a moved
 			// registry tag cannot change it: main promotes only these digests.
 			r.recordStep(),
+			// With pins configured: the digests for GitOps (pins.json, the
+			// pinned kustomization, a commit to the GitOps branch).
+			r.pinsStep(),
 			// The prerelease, with the digests pushed.
 			r.githubStep(r.Staging, r.Staging, true),
 		)
@@ -39,6 +42,9 @@ func (r *Run) steps() []flow.Step {
 			// The staging build of this very commit, copied by digest: no
 			// rebuild, and never a build of another commit.
 			r.promoteStep(),
+			// The pins before the tag: a failed pin leaves the line
+			// unfinished, so a re-run completes it.
+			r.pinsStep(),
 			// The release tag marks the commit the images came from.
 			r.tagStep(),
 			r.githubStep(r.Base, r.Base, false),
@@ -49,6 +55,7 @@ func (r *Run) steps() []flow.Step {
 			// A vX.Y.Z tag builds its own images: there is no staging build.
 			r.verified(),
 			r.pushStep("image tags "+strings.Join(tagNames(v), ", ")),
+			r.pinsStep(),
 			r.githubStep(r.Decision.Tag, v, r.Version.Prerelease() != ""),
 		)
 	case flow.Rebuild:
@@ -69,6 +76,7 @@ func (r *Run) steps() []flow.Step {
 			// complete, and the next rebuild takes the next number. No
 			// GitHub release: the source is the release's, whose notes stay.
 			r.recordStep(),
+			r.pinsStep(),
 		)
 	case flow.Local:
 		return join(
@@ -80,6 +88,7 @@ func (r *Run) steps() []flow.Step {
 			r.pushStep("image tags "+r.Staging+" and staging"),
 			r.recordStep(),
 			r.promoteStep(),
+			r.pinsStep(),
 		)
 	}
 	// Verify: pull requests, forks, other branches. Build and test only.
@@ -120,7 +129,7 @@ func (r *Run) verified() []flow.Step {
 func Lines() map[flow.Line][]string {
 	out := map[flow.Line][]string{}
 	for _, l := range []flow.Line{flow.Verify, flow.Local, flow.Staging, flow.Main, flow.Release, flow.Rebuild} {
-		r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3"}
+		r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3", o: Options{Pins: PinsOptions{File: "pins.json"}}}
 		for _, s := range r.steps() {
 			out[l] = append(out[l], s.Name)
 		}

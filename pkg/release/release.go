@@ -84,6 +84,8 @@ type Options struct {
 	LocalReservations string
 	// Output is $GITHUB_OUTPUT: the staging line appends version=… there.
 	Output string
+	// Pins say where the publishing lines write what they published.
+	Pins   PinsOptions
 	Stages Stages
 	// Progress receives a line per outcome; nil discards them.
 	Progress io.Writer
