@@ -164,7 +164,7 @@ registry:
 	}
 
 	// Killed after reserving r3: the next run completes r3.
-	out := killedRelease(ctx, t, dir, `[7/8] Push`)
+	out := killedRelease(ctx, t, dir, `[7/9] Push`)
 	if !strings.Contains(run(t, dir, "git", "ls-remote", "--tags", bare, "0.3.0-r3"), sha) || recorded("0.3.0-r3") {
 		t.Fatalf("the killed run did not leave 0.3.0-r3 reserved and unrecorded:\n%s", out)
 	}

@@ -245,7 +245,7 @@ registry:
 		}
 		return m[1] + m[2]
 	}
-	steps := []string{"Reserve", "Images", "Test", "Scan", "DigestGate", "Gate", "Push", "tags", "Record"}
+	steps := []string{"Reserve", "Images", "Test", "Scan", "DigestGate", "Gate", "Push", "tags", "Record", "Pins"}
 	for i, at := range steps {
 		t.Run("staging/kill at "+at, func(t *testing.T) {
 			testenv.WriteFiles(t, dir, map[string]string{"svc/round": at + "\n"})
@@ -277,7 +277,7 @@ registry:
 
 	// main, fast-forwarded to a staged commit of a new version each time,
 	// killed at each step and in the middle of the promotion's tag writes.
-	for k, at := range []string{"Promote", "tags", "Tag"} {
+	for k, at := range []string{"Promote", "tags", "Pins", "Tag"} {
 		t.Run("main/kill at "+at, func(t *testing.T) {
 			v := fmt.Sprintf("0.%d.0", 4+k)
 			run(t, dir, "git", "checkout", "-q", "staging")

@@ -157,7 +157,7 @@ func TestReleaseTargetDryRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Log("\n" + out)
-	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/9] Reserve: would write git tag 0.3.0-staging.0", "[3/9] Test\n", "[7/9] Push: would write image tags 0.3.0-staging.0 and staging on " + host + "/rel", "[9/9] GitHub prerelease skipped: release.github is not set"} {
+	for _, want := range []string{"release: staging line", "no GitHub release: release.github is not set", "[1/10] Reserve: would write git tag 0.3.0-staging.0", "[3/10] Test\n", "[7/10] Push: would write image tags 0.3.0-staging.0 and staging on " + host + "/rel", "[9/10] Pins: would write ", "[10/10] GitHub prerelease skipped: release.github is not set"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
