@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/hoistci/hoist/pkg/attest"
 	"github.com/hoistci/hoist/pkg/gate"
 	"github.com/hoistci/hoist/pkg/gitref"
 	"github.com/hoistci/hoist/pkg/images"
@@ -194,11 +196,60 @@ func (r *Run) promote(ctx context.Context, staging []string, tested func(context
 	if err != nil {
 		return nil, err
 	}
+	if r.Set.VerifyKey != "" || r.Cfg.Attest.PublicKey != "" {
+		// With a key to check against, the staging build's proofs must
+		// verify before anything is copied (the dry run included, so the
+		// main line's preflight refuses early).
+		if tested, err = r.provenTested(c, from, tested); err != nil {
+			return nil, err
+		}
+	}
 	o := publish.PromoteOptions{From: from, To: r.Cfg.Registry.PromoteTo, Base: p.Version.Base(), Staging: staging, Tested: tested, DryRun: r.Set.DryRun || dryRun, Parallel: r.Parallel(), LockPath: r.LockPath}
 	for _, img := range p.Images {
 		o.Images = append(o.Images, img.Name)
 	}
 	return publish.Promote(ctx, c, o)
+}
+
+// provenTested wraps tested: the digests it proves were tested must also
+// carry the proofs attest.require names, signed by the configured key and
+// saying the image passed; any image short of that stops the promotion
+// before a write, one line per problem.
+func (r *Run) provenTested(c *registry.Client, from string, tested func(context.Context, string) (map[string]string, error)) (func(context.Context, string) (map[string]string, error), error) {
+	v, err := r.verifier()
+	if err != nil {
+		return nil, err
+	}
+	policy := attest.Policy{Require: r.Cfg.Attest.Require}
+	return func(ctx context.Context, staging string) (map[string]string, error) {
+		digests, err := tested(ctx, staging)
+		if err != nil {
+			return digests, err
+		}
+		names := make([]string, 0, len(digests))
+		for n := range digests {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		var problems []string
+		for _, n := range names {
+			d, err := name.NewDigest(from + "/" + n + "@" + digests[n])
+			if err != nil {
+				return nil, fmt.Errorf("promote: %s: %w", n, err)
+			}
+			rep, err := attest.Verify(ctx, c.Options(ctx), d, v, policy)
+			if err != nil {
+				return nil, c.Explain("verifying the proofs of "+d.String(), d.RegistryStr(), err)
+			}
+			for _, p := range rep.Problems {
+				problems = append(problems, n+": "+p)
+			}
+		}
+		if len(problems) > 0 {
+			return nil, fmt.Errorf("promote: refusing %s, its proofs do not hold: %w: %s", staging, attest.ErrRefused, strings.Join(problems, "; "))
+		}
+		return digests, nil
+	}, nil
 }
 
 // only is p limited to the named images.

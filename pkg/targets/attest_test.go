@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+
 	"github.com/hoistci/hoist/internal/cosign"
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/scantest"
@@ -138,6 +141,7 @@ func testPushAttestsAndVerify(t *testing.T) {
 	// Docker's config.
 	cosignEnv := []string{"DOCKER_CONFIG=" + dockerConfig}
 	pub := filepath.Join(keys, "cosign.pub")
+	t.Setenv("HOIST_VERIFY_KEY", pub)
 	for _, typ := range []string{"slsaprovenance1", attest.PredicateHoist, "cyclonedx"} {
 		if out, err := cosign.Run(ctx, bin, cosignEnv, "verify-attestation", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", "--type", typ, digestRef); err != nil {
 			t.Fatalf("cosign verify-attestation --type %s %s: %v\n%s", typ, digestRef, err, out)
@@ -160,6 +164,28 @@ func testPushAttestsAndVerify(t *testing.T) {
 	out, err = step("verify, another key", map[string]string{"HOIST_VERIFY_KEY": otherPath}, Verify)
 	if !errors.Is(err, attest.ErrRefused) || !strings.Contains(err.Error(), "does not verify with key") || !strings.Contains(out, "REFUSED") {
 		t.Fatalf("verify under another key: %v\n%s", err, out)
+	}
+
+	// Promote checks the staging build's proofs before it copies: under a
+	// key that did not sign them it refuses and writes nothing.
+	repo := strings.SplitN(digestRef, "@", 2)[0]
+	basic := crane.WithAuth(&authn.Basic{Username: user, Password: regSecret})
+	_, err = step("promote, another key", map[string]string{"HOIST_VERIFY_KEY": otherPath, "HOIST_VERSION": ""}, Promote)
+	if !errors.Is(err, attest.ErrRefused) || !strings.Contains(err.Error(), "refusing 2.3.4-staging.1, its proofs do not hold") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("promote under another key: %v", err)
+	}
+	if d, err := crane.Digest(repo+":2.3.4", crane.Insecure, basic); err == nil {
+		t.Fatalf("a refused promotion wrote %s:2.3.4 = %s", repo, d)
+	}
+	// Under the signing key it promotes, and the proofs, attached to the
+	// digest, verify under the release tag as well.
+	if out, err := step("promote", map[string]string{"HOIST_VERIFY_KEY": pub}, Promote); err != nil {
+		t.Fatalf("promote: %v\n%s", err, out)
+	}
+	for _, typ := range []string{"slsaprovenance1", attest.PredicateHoist, "cyclonedx"} {
+		if out, err := cosign.Run(ctx, bin, cosignEnv, "verify-attestation", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", "--type", typ, repo+":2.3.4"); err != nil {
+			t.Fatalf("cosign verify-attestation --type %s %s:2.3.4: %v\n%s", typ, repo, err, out)
+		}
 	}
 
 	// No secret anywhere: output, lock file, reports, logs.
