@@ -34,12 +34,15 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 3, "measurements of each side; the median is reported")
 	payload := flag.Int("payload-kib", 4096, "each image's own layer")
+	flag.BoolVar(&verbose, "v", false, "print how long each of Hoist's steps took")
 	flag.Parse()
 	if err := run(context.Background(), *rounds, *payload<<10); err != nil {
 		fmt.Fprintln(os.Stderr, "bench pipeline:", err)
 		os.Exit(1)
 	}
 }
+
+var verbose bool
 
 type bench struct {
 	e       *engine.Engine
@@ -240,6 +243,13 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 		}
 		if img.Test == nil || !img.Test.Passed || img.Scan == nil || !latest {
 			return 0, fmt.Errorf("%s: tested %v, scanned %v, promoted to latest %v (pushed %+v); the release printed:\n%s", img.Name, img.Test != nil, img.Scan != nil, latest, img.Pushed, out.String())
+		}
+	}
+	if verbose {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, " done in ") {
+				fmt.Println("  hoist " + l)
+			}
 		}
 	}
 	return d, nil
