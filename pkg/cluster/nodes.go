@@ -94,7 +94,7 @@ func Nodes(ctx context.Context, rt NodeLister, name string) ([]Node, error) {
 	}
 	if len(stopped) > 0 {
 		sort.Strings(stopped)
-		return nil, fmt.Errorf("k3d cluster %q: nodes %s are not running: start them with `k3d cluster start %s`", name, strings.Join(stopped, ", "), name)
+		return nil, fmt.Errorf("k3d cluster %q: nodes %s are not running: start them with `k3d cluster start %s` (a node Hoist's Test started where k3s cannot run is started afresh by running Test again)", name, strings.Join(stopped, ", "), name)
 	}
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("k3d cluster %q: %w: add a server with `k3d node create` or recreate the cluster", name, ErrNoNodes)
