@@ -106,11 +106,7 @@ func (r *Run) buildCache() *images.Cache {
 	if !reg.Cache || reg.Host == "" {
 		return nil
 	}
-	repository := reg.Repository
-	if repository == "" {
-		repository = r.Cfg.Project
-	}
-	return &images.Cache{Prefix: strings.TrimSuffix(reg.Host+"/"+repository, "/"), Write: !r.Set.PR,
+	return &images.Cache{Prefix: r.prefixOn(reg.Host), Write: !r.Set.PR,
 		// Plain HTTP only where Push uses it too: a loopback registry.
 		Insecure: reg.Insecure || config.Loopback(reg.Host)}
 }

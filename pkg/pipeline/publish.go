@@ -50,10 +50,6 @@ func (r *Run) Registry(ctx context.Context) (*registry.Client, string, error) {
 		}
 		host = srv.Host
 	}
-	repository := r.Cfg.Registry.Repository
-	if repository == "" {
-		repository = r.Cfg.Project
-	}
 	c, err := registry.New(registry.Options{
 		Host:     host,
 		Username: r.Set.RegistryUser,
@@ -63,8 +59,18 @@ func (r *Run) Registry(ctx context.Context) (*registry.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	r.reg, r.prefix = c, strings.TrimSuffix(host+"/"+repository, "/")
+	r.reg, r.prefix = c, r.prefixOn(host)
 	return r.reg, r.prefix, nil
+}
+
+// prefixOn is HOST/REPOSITORY, where the run's images go on host
+// (registry.repository, default the project).
+func (r *Run) prefixOn(host string) string {
+	repository := r.Cfg.Registry.Repository
+	if repository == "" {
+		repository = r.Cfg.Project
+	}
+	return strings.TrimSuffix(host+"/"+repository, "/")
 }
 
 // Push pushes the tested images of the lock: blobs and manifests by digest,
