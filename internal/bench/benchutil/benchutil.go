@@ -178,3 +178,16 @@ func Buildx(ctx context.Context, dir string) (string, error) {
 	}
 	return cfg, nil
 }
+
+// Commit makes dir a git repository on branch main with everything in it
+// committed, as the release lines expect a checkout to be.
+func Commit(ctx context.Context, dir string) error {
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "matrix"}} {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return nil
+}

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -145,12 +144,8 @@ func measure(ctx context.Context, e *engine.Engine, root, work, db, node string,
 	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("1.0.0\n"), 0o644); err != nil {
 		return nil, err
 	}
-	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "matrix"}} {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("git %v: %v\n%s", args, err, out)
-		}
+	if err := benchutil.Commit(ctx, dir); err != nil {
+		return nil, err
 	}
 	open := func(version string) (*pipeline.Run, error) {
 		set, err := settings.Read([]string{"HOIST_CONFIG=" + filepath.Join(dir, "hoist.yaml"), "HOIST_VERSION=" + version, "HOME=" + os.Getenv("HOME"), "PATH=" + os.Getenv("PATH")})

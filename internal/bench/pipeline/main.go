@@ -196,12 +196,8 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 		return 0, err
 	}
 	// On main: the local line runs the staging line and main's promotion.
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "matrix"}} {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("git %v: %v\n%s", args, err, out)
-		}
+	if err := benchutil.Commit(ctx, dir); err != nil {
+		return 0, err
 	}
 	b.refs = append(b.refs, project+"/busybox:1")
 	set, err := settings.Read([]string{"HOIST_CONFIG=" + filepath.Join(dir, "hoist.yaml"), "HOIST_REBUILD=1",
