@@ -843,4 +843,14 @@ func TestDocsStepTable(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("lines: %v", lines)
 	}
+	shards := ShardLines()
+	for part, steps := range shards {
+		row := "| " + part + " | " + strings.Join(steps, ", ") + " |"
+		if !strings.Contains(string(b), row) {
+			t.Errorf("docs/release.md lacks the row %q", row)
+		}
+	}
+	if len(shards) != 4 {
+		t.Fatalf("shard lines: %v", shards)
+	}
 }
