@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/publish"
@@ -76,7 +77,7 @@ func (r *Run) shardOptions(ctx context.Context, o *release.Options, m mode) erro
 			return err
 		}
 		for _, n := range r.Set.Images {
-			if !contains(names, n) {
+			if !slices.Contains(names, n) {
 				return fmt.Errorf("shard %d/%d: HOIST_IMAGES names %s, which hoist.yaml does not define at this commit: run the plan target again", r.Set.ShardIndex, r.Set.ShardCount, n)
 			}
 		}
@@ -86,7 +87,7 @@ func (r *Run) shardOptions(ctx context.Context, o *release.Options, m mode) erro
 			if err := lock.UpdateContext(ctx, r.LockPath, func(l *lock.Lock) error {
 				keep := l.Images[:0]
 				for _, img := range l.Images {
-					if contains(r.Set.Images, img.Name) {
+					if slices.Contains(r.Set.Images, img.Name) {
 						keep = append(keep, img)
 					}
 				}
@@ -134,13 +135,4 @@ func (r *Run) PushTags(ctx context.Context) (*publish.PushResult, error) {
 		return nil, err
 	}
 	return publish.Tag(ctx, c, publish.TagOptions{LockPath: r.LockPath, Prefix: prefix, Version: p.Version.SemVer, Progress: r.Out, DryRun: r.Set.DryRun})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
