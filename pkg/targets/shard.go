@@ -49,7 +49,7 @@ func Plan(ctx context.Context) error {
 	return nil
 }
 
-// Shard runs one CI shard of the staging or vX.Y.Z line: HOIST_SHARD=I/K, HOIST_IMAGES its images.
+// Shard runs CI shard HOIST_SHARD=I/K of the line for HOIST_IMAGES, pushing by digest.
 //
 // Its images are built, tested, scanned and gated, then pushed by digest
 // only: no tag names them until the join. Its lock is kept as
@@ -66,7 +66,7 @@ func Shard(ctx context.Context) error {
 	return r.Shard(ctx)
 }
 
-// Join joins the CI shards' fragments (HOIST_FRAGMENTS) and writes every tag, last, as one release.
+// Join checks the CI shards' fragments are one release, then writes every tag.
 //
 // The fragments must be one per shard of one plan, hold every image of
 // hoist.yaml exactly once, all built at this commit and version, tested,
