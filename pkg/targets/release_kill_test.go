@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 // childTargets are the targets a child process can run, by childEnv's value.
 var childTargets = map[string]func(context.Context) error{
 	"1": Release, "reserve": Reserve, "plan": Plan, "shard": Shard, "join": Join,
+	"cluster:create": Cluster{}.Create, "cluster:delete": Cluster{}.Delete,
 }
 
 // killImages is how many images the kill matrix releases: enough that the
