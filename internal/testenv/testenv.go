@@ -291,3 +291,18 @@ func arm64Emulation(path string) string {
 	}
 	return "the aarch64 handler in binfmt_misc lacks the F flag, so containers cannot use it"
 }
+
+// Probe builds internal/testenv/probe, a static program that reports the
+// machine it runs on, for each GOARCH into dir as probe-GOARCH (the name a
+// Dockerfile's COPY probe-${TARGETARCH} finds).
+func Probe(t testing.TB, dir string, goarchs ...string) {
+	t.Helper()
+	for _, arch := range goarchs {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "probe-"+arch), "./internal/testenv/probe")
+		cmd.Dir = RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the probe for %s: %v\n%s", arch, err, out)
+		}
+	}
+}

@@ -1,0 +1,29 @@
+package lock
+
+// Platform is one platform's image of an image built for several: where it
+// is in the engine, its identity, and what Test and Scan found on it.
+type Platform struct {
+	Platform string `json:"platform"` // e.g. linux/arm64
+	// Ref is where the engine keeps it: the image's Ref for its primary
+	// platform, REF-OS-ARCH[-VARIANT] for the others (plan.PlatformRef).
+	Ref          string   `json:"ref"`
+	ImageID      string   `json:"image_id"`
+	ConfigDigest string   `json:"config_digest"`
+	DiffIDs      []string `json:"diff_ids"`
+	// InputsHash is this platform's own (plan.PlatformInputs), the label
+	// its image carries.
+	InputsHash string `json:"inputs_hash"`
+	Skipped    bool   `json:"skipped,omitempty"`
+	Test       *Test  `json:"test,omitempty"`
+	Scan       *Scan  `json:"scan,omitempty"`
+}
+
+// FindPlatform returns img's record of platform p.
+func (img *Image) FindPlatform(p string) (*Platform, bool) {
+	for i := range img.Platforms {
+		if img.Platforms[i].Platform == p {
+			return &img.Platforms[i], true
+		}
+	}
+	return nil, false
+}
