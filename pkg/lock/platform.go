@@ -1,5 +1,7 @@
 package lock
 
+import "time"
+
 // Platform is one platform's image of an image built for several: where it
 // is in the engine, its identity, and what Test and Scan found on it.
 type Platform struct {
@@ -26,4 +28,34 @@ func (img *Image) FindPlatform(p string) (*Platform, bool) {
 		}
 	}
 	return nil, false
+}
+
+// PlatformsTest is the test record of an image with platforms as a whole,
+// for the stages that read one (the digest gate, Push): passed only when
+// every platform's own image passed, naming the first failure's log and
+// exit code; nil while a platform is untested.
+func (img *Image) PlatformsTest() *Test {
+	if len(img.Platforms) == 0 {
+		return img.Test
+	}
+	sum := &Test{Passed: true, ImageID: img.ImageID}
+	var took time.Duration
+	for _, p := range img.Platforms {
+		t := p.Test
+		if t == nil || t.ImageID != p.ImageID {
+			return nil
+		}
+		if t.At.After(sum.At) {
+			sum.At = t.At
+		}
+		if d, err := time.ParseDuration(t.Duration); err == nil {
+			took += d
+		}
+		if sum.Log == "" || (sum.Passed && !t.Passed) {
+			sum.Log, sum.ExitCode = t.Log, t.ExitCode
+		}
+		sum.Passed = sum.Passed && t.Passed
+	}
+	sum.Duration = took.String()
+	return sum
 }
