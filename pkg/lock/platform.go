@@ -59,3 +59,42 @@ func (img *Image) PlatformsTest() *Test {
 	sum.Duration = took.String()
 	return sum
 }
+
+// PlatformsScan is the scan record of an image with platforms as a whole:
+// passed only when every platform's own image was scanned and passed, with
+// every platform's findings (each once) and reports, and the primary
+// platform's SBOM; nil while a platform is unscanned.
+func (img *Image) PlatformsScan() *Scan {
+	if len(img.Platforms) == 0 {
+		return img.Scan
+	}
+	sum := &Scan{Passed: true, ImageID: img.ImageID}
+	seen := map[Finding]bool{}
+	for _, p := range img.Platforms {
+		s := p.Scan
+		if s == nil || s.ImageID != p.ImageID {
+			return nil
+		}
+		sum.Passed = sum.Passed && s.Passed
+		if s.At.After(sum.At) {
+			sum.At = s.At
+		}
+		if sum.Scanner == "" {
+			sum.Scanner, sum.DB = s.Scanner, s.DB
+		}
+		if s.Error != "" && sum.Error == "" {
+			sum.Error = p.Platform + ": " + s.Error
+		}
+		for _, f := range s.Findings {
+			if !seen[f] {
+				seen[f] = true
+				sum.Findings = append(sum.Findings, f)
+			}
+		}
+		sum.Reports = append(sum.Reports, s.Reports...)
+		if p.ImageID == img.ImageID && s.SBOM != nil {
+			sum.SBOM = s.SBOM
+		}
+	}
+	return sum
+}
