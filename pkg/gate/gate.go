@@ -148,7 +148,10 @@ func Engine(ctx context.Context, e Inspector, img lock.Image) error {
 			return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
 		}
 	}
-	return Compare(img, "engine image "+img.Ref, cfg, got.DiffIDs)
+	if err := Compare(img, "engine image "+img.Ref, cfg, got.DiffIDs); err != nil {
+		return err
+	}
+	return enginePlatforms(ctx, e, img)
 }
 
 // Registry compares the manifest ref resolves to in a registry (and the
@@ -401,7 +404,7 @@ func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 			errs[i] = err
 			continue
 		}
-		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) {
+		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) && len(img.Platforms) == 0 {
 			continue
 		}
 		errs[i] = Engine(ctx, e, img)
