@@ -169,6 +169,9 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 
 // manifest checks a fetched manifest against what was tested.
 func manifest(ctx context.Context, c *registry.Client, ref name.Reference, d *remote.Descriptor, img lock.Image) error {
+	if d.MediaType.IsIndex() && len(img.Platforms) > 0 {
+		return index(ctx, c, ref, d, img)
+	}
 	where := "registry manifest " + ref.String() + "@" + d.Digest.String()
 	if !d.MediaType.IsImage() {
 		return fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)

@@ -18,6 +18,9 @@ type Platform struct {
 	Skipped    bool   `json:"skipped,omitempty"`
 	Test       *Test  `json:"test,omitempty"`
 	Scan       *Scan  `json:"scan,omitempty"`
+	// Manifest is the digest of the manifest Push uploaded for this
+	// platform, which the image index the tags name lists.
+	Manifest string `json:"manifest,omitempty"`
 }
 
 // FindPlatform returns img's record of platform p.
