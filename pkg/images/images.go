@@ -358,6 +358,11 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", img.Dockerfile, err))
 	}
+	if platform != "" {
+		if err := foreignSources(ctx, e, img, uses, platform, localBases); err != nil {
+			return fail(err)
+		}
+	}
 	req, err := session(ctx, e, root, img, uses, o)
 	if err != nil {
 		return fail(err)

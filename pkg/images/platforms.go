@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/plan"
 )
@@ -135,4 +136,28 @@ func keepPlatformResults(prev lock.Image, img *lock.Image) {
 func samePlatform(got, want string) bool {
 	g, w := strings.Split(got, "/"), strings.Split(want, "/")
 	return len(g) >= 2 && len(w) >= 2 && g[0] == w[0] && g[1] == w[1]
+}
+
+// foreignSources refuses to build img for platform FROM an image made on
+// this machine for another platform (a local base, or on the classic store
+// any image that came from no registry): such an image holds one platform
+// only, so the containerd store would give the build that image's binaries
+// under the wrong platform's name and the classic one would try to pull
+// it. A pulled image may hold every platform; BuildKit resolves those.
+func foreignSources(ctx context.Context, e Engine, img plan.Image, uses plan.Uses, platform string, localBases map[string]bool) error {
+	for _, u := range uses.Sources {
+		if _, named := img.Contexts[u.Name]; named {
+			continue
+		}
+		cur, err := e.Inspect(ctx, u.Name)
+		if err != nil || cur.Platform == "" || samePlatform(cur.Platform, platform) {
+			continue // a build stage, or the right platform
+		}
+		if !localBases[u.Name] && (cur.Store != engine.StoreClassic || len(cur.RepoDigests) > 0) {
+			continue // it may come from a registry, where BuildKit looks for the platform
+		}
+		return fmt.Errorf("%s line %d: %s %s is a %s image made on this machine, which holds no %s image: build FROM scratch with a binary per platform (COPY app-${TARGETARCH} /app) or FROM an image a registry serves for every platform, or leave %s out of this image's platforms",
+			img.Dockerfile, u.Line, u.Source, u.Name, cur.Platform, platform, platform)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"os"
 	"os/exec"
@@ -169,5 +170,52 @@ func testBuildPlatforms(t *testing.T) {
 	}
 	if img, _ := f.e.Inspect(ctx, m3.Ref); img.Platform != "linux/arm64" {
 		t.Errorf("%s is %s, want linux/arm64", m3.Ref, img.Platform)
+	}
+}
+
+// TestBuildPlatformsForeignBase: an image built for linux/arm64 FROM a
+// local base (made for the engine's platform only) is refused in one line
+// naming the base, the line and the platform, on both stores.
+func TestBuildPlatformsForeignBase(t *testing.T) { testenv.EachEngine(t, testBuildPlatformsForeignBase) }
+
+func testBuildPlatformsForeignBase(t *testing.T) {
+	e := testenv.Engine(t)
+	bb := testenv.Binary(t, "busybox", "busybox-static")
+	f := &fixture{e: e, b: &counting{b: testenv.Builder(t, e)}, dir: t.TempDir(), project: testenv.Unique("hoisttest")}
+	f.lock = filepath.Join(f.dir, "build", "lock.json")
+	base := f.project + "/busybox:1"
+	testenv.WriteFiles(t, f.dir, map[string]string{
+		"ctx/Dockerfile": "FROM " + base + "\nRUN uname -m > /machine\n",
+		"hoist.yaml": "project: " + f.project + `
+build_dir: build
+bases:
+  - {ref: "` + base + `", busybox: ` + bb + `}
+images:
+  - name: onbase
+    context: ctx
+    dockerfile: ctx/Dockerfile
+    platforms: [linux/amd64, linux/arm64]
+`,
+	})
+	t.Cleanup(func() {
+		e.Remove(context.Background(), f.project+"/onbase:1.0.0")
+		e.Remove(context.Background(), base)
+	})
+	_, err := Build(context.Background(), e, f.b, f.plan(t), f.lock, Options{Parallel: 2})
+	var be *BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("got %v, want a BuildError", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"onbase: linux/arm64:", "line 1: FROM " + base + " is a linux/amd64 image made on this machine", "COPY app-${TARGETARCH}"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error is more than one line: %q", msg)
+	}
+	if _, err := lock.Read(f.lock); err == nil {
+		t.Error("a failed build wrote the lock")
 	}
 }
