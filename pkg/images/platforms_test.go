@@ -2,8 +2,8 @@ package images
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,7 +176,9 @@ func testBuildPlatforms(t *testing.T) {
 // TestBuildPlatformsForeignBase: an image built for linux/arm64 FROM a
 // local base (made for the engine's platform only) is refused in one line
 // naming the base, the line and the platform, on both stores.
-func TestBuildPlatformsForeignBase(t *testing.T) { testenv.EachEngine(t, testBuildPlatformsForeignBase) }
+func TestBuildPlatformsForeignBase(t *testing.T) {
+	testenv.EachEngine(t, testBuildPlatformsForeignBase)
+}
 
 func testBuildPlatformsForeignBase(t *testing.T) {
 	e := testenv.Engine(t)
