@@ -10,7 +10,7 @@ func TestPlatformsTestAndScan(t *testing.T) {
 		amd, arm *Test
 		want     *Test // nil: no record for the image as a whole
 	}{
-		{name: "both passed", amd: pass("a"), arm: pass("b"), want: &Test{Passed: true, ImageID: "a", Log: "log-a", Duration: "3s"}},
+		{name: "both passed", amd: pass("a"), arm: pass("b"), want: &Test{Passed: true, ImageID: "a", Log: "log-a", Duration: "2s"}},
 		{name: "arm64 failed", amd: pass("a"), arm: fail("b"), want: &Test{Passed: false, ExitCode: 3, ImageID: "a", Log: "log-b", Duration: "3s"}},
 		{name: "arm64 untested", amd: pass("a"), arm: nil},
 		{name: "arm64 tested on an older build", amd: pass("a"), arm: pass("old")},
