@@ -65,6 +65,9 @@ type PushOptions struct {
 	// Attach, when set, attaches proofs to each manifest before tags are
 	// written (see Attacher).
 	Attach Attacher
+	// DigestOnly pushes manifests by digest and writes no tag (a CI shard:
+	// the join tags every shard's images at once, with Tag).
+	DigestOnly bool
 }
 
 // PushedImage is what Push did for one image.
@@ -346,8 +349,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 			uploaded[t] += uploads.count(c.built)
 		}
 	}
-	if err := writeTags(ctx, sess, o.Version, targets); err != nil {
-		return nil, err
+	if !o.DigestOnly {
+		if err := writeTags(ctx, sess, o.Version, targets); err != nil {
+			return nil, err
+		}
 	}
 
 	now := time.Now().UTC()
