@@ -4,7 +4,9 @@ import "testing"
 
 func TestPlatformsTestAndScan(t *testing.T) {
 	pass := func(id string) *Test { return &Test{Passed: true, ImageID: id, Log: "log-" + id, Duration: "1s"} }
-	fail := func(id string) *Test { return &Test{Passed: false, ExitCode: 3, ImageID: id, Log: "log-" + id, Duration: "2s"} }
+	fail := func(id string) *Test {
+		return &Test{Passed: false, ExitCode: 3, ImageID: id, Log: "log-" + id, Duration: "2s"}
+	}
 	tests := []struct {
 		name     string
 		amd, arm *Test
