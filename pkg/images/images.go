@@ -252,7 +252,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	for _, r := range done {
 		used[r.Locked.InputsHash] = true
 	}
-	results := gather(todo, us, done, host)
+	results := gather(todo, us, done, host, known)
 	if len(o.Only) == 0 {
 		// What no entry or base of the plan uses any more is forgotten, so
 		// the record stays the size of the plan.

@@ -46,8 +46,9 @@ func units(ctx context.Context, e Engine, todo []plan.Image) ([]unit, string, er
 // gather turns the solves' outcomes into one Result per image: an image
 // with platforms is Failed when one platform failed (naming it), Built when
 // one was built, and locked as its primary platform's image plus a record
-// of every platform.
-func gather(todo []plan.Image, us []unit, done []Result, host string) []Result {
+// of every platform, its build time the sum of its platforms' solves (what
+// known, the last lock, says when none ran).
+func gather(todo []plan.Image, us []unit, done []Result, host string, known map[string]lock.Image) []Result {
 	results := make([]Result, len(todo))
 	parts := make([][]Result, len(todo))
 	for k, u := range us {
@@ -65,6 +66,7 @@ func gather(todo []plan.Image, us []unit, done []Result, host string) []Result {
 		r := Result{Image: img, State: Unchanged, Log: ps[0].Log}
 		primary := img.Primary(host)
 		skipped := true
+		var millis int64
 		for _, p := range ps {
 			r.Duration = max(r.Duration, p.Duration)
 			switch {
@@ -75,6 +77,7 @@ func gather(todo []plan.Image, us []unit, done []Result, host string) []Result {
 				r.State = Built
 			}
 			skipped = skipped && p.Locked.Skipped
+			millis += p.Locked.BuildMillis
 			if p.Platform == primary {
 				r.Locked = p.Locked
 			}
@@ -89,7 +92,10 @@ func gather(todo []plan.Image, us []unit, done []Result, host string) []Result {
 			})
 		}
 		r.Locked.Name, r.Locked.Ref, r.Locked.Entry = img.Name, img.Ref, img.Entry
-		r.Locked.InputsHash, r.Locked.Skipped = ps[0].imageSum, skipped
+		r.Locked.InputsHash, r.Locked.Skipped, r.Locked.BuildMillis = ps[0].imageSum, skipped, millis
+		if k, ok := known[img.Name]; ok && millis == 0 && k.InputsHash == r.Locked.InputsHash {
+			r.Locked.BuildMillis = k.BuildMillis
+		}
 		results[i] = r
 	}
 	return results

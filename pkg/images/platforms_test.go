@@ -131,6 +131,10 @@ func testBuildPlatforms(t *testing.T) {
 		}
 	}
 
+	if multi.BuildMillis <= 0 {
+		t.Errorf("build time %d ms recorded, want the platforms' solves", multi.BuildMillis)
+	}
+
 	// Nothing changed: no solve for any platform.
 	out.Reset()
 	res, err := Build(ctx, f.e, f.b, f.plan(t), f.lock, Options{Parallel: 2, Progress: &out})
@@ -147,6 +151,9 @@ func testBuildPlatforms(t *testing.T) {
 	}
 	again, _ := lock.Read(f.lock)
 	m2, _ := again.Find("multi")
+	if m2.BuildMillis != multi.BuildMillis {
+		t.Errorf("unchanged build time %d ms, want the last solve's %d", m2.BuildMillis, multi.BuildMillis)
+	}
 	for i, p := range m2.Platforms {
 		if !p.Skipped || p.ConfigDigest != multi.Platforms[i].ConfigDigest {
 			t.Errorf("unchanged record %+v, was %+v", p, multi.Platforms[i])
