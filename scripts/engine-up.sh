@@ -133,8 +133,10 @@ fi
 binfmt=/proc/sys/fs/binfmt_misc
 arm64_emulation() {
   case "$(uname -m)" in aarch64|arm64) return 0 ;; esac
-  # Docker Desktop, a runner's tonistiigi/binfmt or an earlier run: keep it.
-  grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null && return 0
+  # Docker Desktop, a runner's tonistiigi/binfmt or an earlier run: keep it,
+  # unless it lacks F (then containers cannot use it, and it is replaced).
+  grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null &&
+    grep -q '^flags: .*F' "$binfmt/qemu-aarch64" && return 0
   local conf=/usr/lib/binfmt.d/qemu-aarch64.conf
   if ! [ -x /usr/bin/qemu-aarch64-static ] || ! [ -s "$conf" ]; then
     need qemu-user-static "the multi-platform tests run arm64 images under emulation and qemu-aarch64-static is not installed"
