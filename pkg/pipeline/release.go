@@ -64,6 +64,7 @@ func (r *Run) release(ctx context.Context, m mode) error {
 		r.logf("release: %s", n)
 	}
 	err = flow.Run(ctx, r.Out, p.Steps, r.Set.DryRun)
+	r.stopAhead()
 	if r.Set.DryRun {
 		return err
 	}
@@ -165,10 +166,11 @@ func (r *Run) releaseOptions() (release.Options, error) {
 // stages are this run's stages as the release flow calls them.
 func (r *Run) stages() release.Stages {
 	return release.Stages{
-		UseVersion:  func(v string) { r.Version = v },
-		Images:      func(ctx context.Context) error { _, err := r.Images(ctx); return err },
-		Test:        func(ctx context.Context) error { return r.Test(ctx, false) },
-		Scan:        r.Scan,
+		UseVersion: func(v string) { r.Version = v },
+		Images:     func(ctx context.Context) error { _, err := r.Images(ctx); return err },
+		// Scan starts beside Test and is collected at its own step.
+		Test:        func(ctx context.Context) error { r.scanAhead(ctx); return r.Test(ctx, false) },
+		Scan:        r.scanStep,
 		DigestGate:  r.DigestGate,
 		Push:        r.Push,
 		PushDigests: r.PushDigests,
