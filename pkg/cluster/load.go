@@ -41,6 +41,15 @@ type Image struct {
 	Ref     string   // reference in the engine, e.g. hoist/demo:1.2.3
 	ID      string   // config digest (the engine's image ID only on the classic store)
 	DiffIDs []string // uncompressed layer digests, bottom first
+	// Platform is what this image runs on (e.g. linux/arm64); it is set on
+	// the records of Platforms.
+	Platform string
+	// Platforms holds an image built for several platforms, one record per
+	// platform (Ref is that platform's image in the engine): each node is
+	// given the record of its own platform under this image's Ref, and a
+	// node whose platform has none fails the load. Empty: every node gets
+	// Ref as it is.
+	Platforms []Image
 }
 
 // LoadOptions tune Load.
@@ -82,18 +91,38 @@ var ctr = []string{"ctr", "-n", "k8s.io"}
 // what is missing. A node that fails fails the load, named in the error; the
 // other nodes still finish.
 func Load(ctx context.Context, api client.APIClient, nodes []Node, images []Image, o LoadOptions) (LoadResult, error) {
-	var res LoadResult
 	if len(nodes) == 0 {
-		return res, ErrNoNodes
+		return LoadResult{}, ErrNoNodes
 	}
-	names := make([]string, len(images))
-	for i, img := range images {
-		n, err := containerdName(img.Ref)
-		if err != nil {
-			return res, err
+	groups, err := byPlatform(ctx, api, nodes, images)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	if len(groups) == 1 {
+		g := groups[0]
+		res, err := loadGroup(ctx, api, g.nodes, g.images, g.names, o)
+		return g.shown(res), err
+	}
+	// Nodes of different platforms hold different images under one name,
+	// so each platform's nodes get a stream of their own, one after the
+	// other (they share the state file).
+	var all []LoadResult
+	var errs []error
+	for _, g := range groups {
+		res, err := loadGroup(ctx, api, g.nodes, g.images, g.names, o)
+		all = append(all, g.shown(res))
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
 		}
-		names[i] = n
 	}
+	return merge(images, all), errors.Join(errs...)
+}
+
+// loadGroup loads images into nodes under names (their containerd names,
+// one per image), as Load describes.
+func loadGroup(ctx context.Context, api client.APIClient, nodes []Node, images []Image, names []string, o LoadOptions) (LoadResult, error) {
+	var res LoadResult
 	// What Hoist loaded before: manifest digest -> config and layers.
 	known := readState(o.StateFile)
 	unknown := neverLoaded(images, known)

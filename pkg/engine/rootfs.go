@@ -27,6 +27,10 @@ type Rootfs struct {
 	Env   []string          // KEY=VALUE
 	// Labels are set on the image (Hoist records the inputs hash there).
 	Labels map[string]string
+	// Platform is what the files run on, e.g. linux/arm64 (OS/ARCH[/VARIANT]),
+	// recorded in the image's config so the engine runs it under emulation
+	// where it must. Empty: linux and the architecture Hoist runs on.
+	Platform string
 }
 
 // ImportRootfs builds the tarball for r and loads it as ref. Entries are
@@ -53,14 +57,31 @@ func (e *Engine) ImportRootfs(ctx context.Context, ref string, r Rootfs) (string
 		return "", fmt.Errorf("making base %s: %w", ref, err)
 	}
 	diffID := fmt.Sprintf("sha256:%x", h.Sum(nil))
-	cfg, err := json.Marshal(map[string]any{
-		"architecture": runtime.GOARCH,
-		"os":           "linux",
+	os_, arch, variant := "linux", runtime.GOARCH, ""
+	if r.Platform != "" {
+		parts := strings.Split(r.Platform, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return "", fmt.Errorf("making base %s: platform %q is not OS/ARCH[/VARIANT]", ref, r.Platform)
+		}
+		os_, arch = parts[0], parts[1]
+		if len(parts) == 3 {
+			variant = parts[2]
+		}
+	}
+	doc := map[string]any{
+		"architecture": arch,
+		"os":           os_,
 		"created":      baseCreated,
 		"config":       map[string]any{"Env": r.Env, "Labels": r.Labels},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{diffID}},
 		"history":      []map[string]any{{"created": baseCreated, "created_by": "hoist: base made from host files"}},
-	})
+	}
+	// Only when there is one: a host base's config, and so its ID, stays
+	// what it was before platforms existed.
+	if variant != "" {
+		doc["variant"] = variant
+	}
+	cfg, err := json.Marshal(doc)
 	if err != nil {
 		return "", err
 	}

@@ -223,7 +223,11 @@ func (r *Run) load(ctx context.Context, e *engine.Engine, nodes []cluster.Node, 
 	start := time.Now()
 	var ci []cluster.Image
 	for _, img := range imgs {
-		ci = append(ci, cluster.Image{Ref: img.Ref, ID: img.ConfigDigest, DiffIDs: img.DiffIDs})
+		c := cluster.Image{Ref: img.Ref, ID: img.ConfigDigest, DiffIDs: img.DiffIDs}
+		for _, p := range img.Platforms {
+			c.Platforms = append(c.Platforms, cluster.Image{Platform: p.Platform, Ref: p.Ref, ID: p.ConfigDigest, DiffIDs: p.DiffIDs})
+		}
+		ci = append(ci, c)
 	}
 	res, err := cluster.Load(ctx, e.API, nodes, ci, cluster.LoadOptions{
 		StateFile: filepath.Join(r.BuildDir(), "cluster-manifests.json"),
