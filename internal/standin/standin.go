@@ -45,6 +45,14 @@ disabled_plugins = [
 // BuildImage imports the stand-in node image as ref from the host's
 // containerd and ctr binaries.
 func BuildImage(ctx context.Context, e *engine.Engine, ref string) error {
+	return BuildImageFor(ctx, e, ref, "")
+}
+
+// BuildImageFor is BuildImage with the image recorded as made for platform
+// (e.g. linux/arm64; empty: the host's). The binaries stay the host's, so
+// the engine runs them natively: a node that says it runs platform, for
+// what reads a node's platform from its image.
+func BuildImageFor(ctx context.Context, e *engine.Engine, ref, platform string) error {
 	files := map[string]string{}
 	for _, bin := range []string{"containerd", "ctr"} {
 		p, err := exec.LookPath(bin)
@@ -76,7 +84,8 @@ func BuildImage(ctx context.Context, e *engine.Engine, ref string) error {
 	_, err = e.ImportRootfs(ctx, ref, engine.Rootfs{
 		Files: files,
 		Dirs:  []string{"/tmp", "/run/containerd", "/var/lib/containerd"},
-		Env:   []string{"PATH=/usr/bin", "CONTAINERD_NAMESPACE=k8s.io"},
+		Env:      []string{"PATH=/usr/bin", "CONTAINERD_NAMESPACE=k8s.io"},
+		Platform: platform,
 	})
 	return err
 }
@@ -186,10 +195,16 @@ func Containers(ctx context.Context, e *engine.Engine, clusterName string) ([]st
 // Image builds the stand-in image under a unique tag, removed when t ends.
 func Image(t testing.TB, e *engine.Engine) string {
 	t.Helper()
+	return ImageFor(t, e, "")
+}
+
+// ImageFor is Image recorded as made for platform (BuildImageFor).
+func ImageFor(t testing.TB, e *engine.Engine, platform string) string {
+	t.Helper()
 	ref := testenv.Unique("hoist-standin/node:")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := BuildImage(ctx, e, ref); err != nil {
+	if err := BuildImageFor(ctx, e, ref, platform); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Remove(context.Background(), ref) })
