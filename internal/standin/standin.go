@@ -82,8 +82,8 @@ func BuildImageFor(ctx context.Context, e *engine.Engine, ref, platform string) 
 	}
 	files["/etc/containerd/config.toml"] = cfg
 	_, err = e.ImportRootfs(ctx, ref, engine.Rootfs{
-		Files: files,
-		Dirs:  []string{"/tmp", "/run/containerd", "/var/lib/containerd"},
+		Files:    files,
+		Dirs:     []string{"/tmp", "/run/containerd", "/var/lib/containerd"},
 		Env:      []string{"PATH=/usr/bin", "CONTAINERD_NAMESPACE=k8s.io"},
 		Platform: platform,
 	})
