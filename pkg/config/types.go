@@ -89,8 +89,20 @@ type Base struct {
 	Env []string `yaml:"env"`
 	// Go maps a path in the image to a Go main package that Hoist compiles
 	// for the engine's Linux (gobase.go).
-	Go   map[string]string `yaml:"go"`
-	Line int               `yaml:"-"`
+	Go map[string]string `yaml:"go"`
+	// Platforms gives the host files of other platforms (e.g. linux/arm64:
+	// {busybox: /usr/lib/hoist/arm64/busybox}); the ones above are the
+	// engine's own platform's, unless an entry names it. Go packages are
+	// compiled for every platform an image built FROM the base needs.
+	Platforms map[string]BasePlatform `yaml:"platforms"`
+	Line      int                     `yaml:"-"`
+}
+
+// BasePlatform is one platform's host files of a base: busybox replaces
+// the base's, files are added to (or replace) the base's files.
+type BasePlatform struct {
+	Busybox string            `yaml:"busybox"`
+	Files   map[string]string `yaml:"files"`
 }
 
 // Image is one image, or a family of images when it has a matrix.

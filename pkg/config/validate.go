@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,30 +108,26 @@ func (c *Config) validate() error {
 		if msg := b.checkGo(c); msg != "" {
 			return e(b.Line, "%s", msg)
 		}
-		if b.Busybox != "" {
-			if err := readlimit.Check(c.Path(b.Busybox), "busybox", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
-				return e(b.Line, "base %s: busybox %s is missing: apt-get install busybox-static, or change the path", b.Ref, b.Busybox)
-			} else if errors.Is(err, readlimit.ErrNotRegular) {
-				return e(b.Line, "base %s: busybox %s is not a regular file: name the binary, e.g. /bin/busybox", b.Ref, b.Busybox)
-			} else if errors.Is(err, readlimit.ErrTooLarge) {
-				return e(b.Line, "base %s: busybox %s is over the limit of %s for a base's file: name the binary (docs/config.md)", b.Ref, b.Busybox, readlimit.Size(readlimit.BaseFile))
-			} else if err != nil {
-				return e(b.Line, "base %s: busybox %s: %v", b.Ref, b.Busybox, err)
-			}
+		if msg := c.checkHostFiles(b.Ref, "", b.Busybox, b.Files); msg != "" {
+			return e(b.Line, "%s", msg)
 		}
-		for in, host := range b.Files {
-			if !strings.HasPrefix(in, "/") {
-				return e(b.Line, "base %s: file %q must be an absolute path in the image", b.Ref, in)
+		for _, p := range slices.Sorted(maps.Keys(b.Platforms)) {
+			pb := b.Platforms[p]
+			norm, err := ParsePlatform(p)
+			if err != nil {
+				return e(b.Line, "base %s: platforms: %v", b.Ref, err)
 			}
-			// A device such as /dev/zero would be read without end.
-			if err := readlimit.Check(c.Path(host), "host file", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
-				return e(b.Line, "base %s: host file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", b.Ref, host)
-			} else if errors.Is(err, readlimit.ErrNotRegular) {
-				return e(b.Line, "base %s: host file %s is not a regular file: name a file", b.Ref, host)
-			} else if errors.Is(err, readlimit.ErrTooLarge) {
-				return e(b.Line, "base %s: host file %s is over the limit of %s for a base's file: name a smaller file (docs/config.md)", b.Ref, host, readlimit.Size(readlimit.BaseFile))
-			} else if err != nil {
-				return e(b.Line, "base %s: host file %s: %v", b.Ref, host, err)
+			if norm != p {
+				return e(b.Line, "base %s: platforms: write %s as %s", b.Ref, p, norm)
+			}
+			if pb.Busybox == "" && len(pb.Files) == 0 {
+				return e(b.Line, "base %s: platforms: %s has no files: add busybox: PATH or files: {/IN/IMAGE: /ON/HOST} for it", b.Ref, p)
+			}
+			if b.Busybox != "" && pb.Busybox == "" {
+				return e(b.Line, "base %s: platforms: %s has no busybox, so it would get the engine's: add busybox: PATH (e.g. Debian's busybox-static:arm64) for it", b.Ref, p)
+			}
+			if msg := c.checkHostFiles(b.Ref, p+" ", pb.Busybox, pb.Files); msg != "" {
+				return e(b.Line, "%s", msg)
 			}
 		}
 	}
@@ -321,4 +319,36 @@ func Loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkHostFiles checks a base's host files (of platform, when not empty:
+// "linux/arm64 "), returning the line to show or "".
+func (c *Config) checkHostFiles(ref, platform, busybox string, files map[string]string) string {
+	if busybox != "" {
+		if err := readlimit.Check(c.Path(busybox), "busybox", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("base %s: %sbusybox %s is missing: apt-get install busybox-static, or change the path", ref, platform, busybox)
+		} else if errors.Is(err, readlimit.ErrNotRegular) {
+			return fmt.Sprintf("base %s: %sbusybox %s is not a regular file: name the binary, e.g. /bin/busybox", ref, platform, busybox)
+		} else if errors.Is(err, readlimit.ErrTooLarge) {
+			return fmt.Sprintf("base %s: %sbusybox %s is over the limit of %s for a base's file: name the binary (docs/config.md)", ref, platform, busybox, readlimit.Size(readlimit.BaseFile))
+		} else if err != nil {
+			return fmt.Sprintf("base %s: %sbusybox %s: %v", ref, platform, busybox, err)
+		}
+	}
+	for in, host := range files {
+		if !strings.HasPrefix(in, "/") {
+			return fmt.Sprintf("base %s: %sfile %q must be an absolute path in the image", ref, platform, in)
+		}
+		// A device such as /dev/zero would be read without end.
+		if err := readlimit.Check(c.Path(host), "host file", readlimit.BaseFile); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("base %s: %shost file %s is missing: install it (e.g. apt-get install busybox-static) or change the path", ref, platform, host)
+		} else if errors.Is(err, readlimit.ErrNotRegular) {
+			return fmt.Sprintf("base %s: %shost file %s is not a regular file: name a file", ref, platform, host)
+		} else if errors.Is(err, readlimit.ErrTooLarge) {
+			return fmt.Sprintf("base %s: %shost file %s is over the limit of %s for a base's file: name a smaller file (docs/config.md)", ref, platform, host, readlimit.Size(readlimit.BaseFile))
+		} else if err != nil {
+			return fmt.Sprintf("base %s: %shost file %s: %v", ref, platform, host, err)
+		}
+	}
+	return ""
 }

@@ -180,20 +180,6 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	if err != nil {
 		return nil, err
 	}
-	used := map[string]bool{}
-	localBases := map[string]bool{}
-	for _, base := range p.Bases {
-		localBases[base.Ref] = true
-		base, err := compileGo(ctx, base, p.BuildDir, o)
-		if err != nil {
-			return nil, err
-		}
-		used[base.Hash] = true
-		if err := makeBase(ctx, e, rec, base, o.Rebuild, pr); err != nil {
-			// Bases made before this one stay recorded.
-			return nil, errors.Join(err, rec.write())
-		}
-	}
 	h := &plan.Hasher{Resolve: func(ctx context.Context, ref string) (string, error) {
 		img, err := e.Inspect(ctx, ref)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -232,6 +218,16 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	if err != nil {
 		return nil, err
 	}
+	used := map[string]bool{}
+	localBases := map[string]bool{}
+	var variants baseVariants
+	for _, base := range p.Bases {
+		localBases[base.Ref] = true
+		if variants, err = makeBases(ctx, e, rec, base, p.BuildDir, host, platformsOf(us), variants, used, o, pr); err != nil {
+			// Bases made before this one stay recorded.
+			return nil, errors.Join(err, rec.write())
+		}
+	}
 	done := make([]Result, len(us))
 	g, gctx := errgroup.WithContext(ctx)
 	// Every platform of every image is one solve under the same bound.
@@ -242,7 +238,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 			if u.platform != "" {
 				prev = prevPlatform(prev, u.platform)
 			}
-			done[k] = buildOne(gctx, e, b, h, rec, net, p.Dir, u.img, u.platform, prev, localBases, o, pr)
+			done[k] = buildOne(gctx, e, b, h, rec, net, p.Dir, u.img, u.platform, host, prev, localBases, variants, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
@@ -312,7 +308,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 
 // buildOne builds img, or with platform set img's image for that platform
 // (img.Ref then being the platform's reference, plan.PlatformRef).
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *builtRecord, net *networks, root string, img plan.Image, platform string, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *builtRecord, net *networks, root string, img plan.Image, platform, host string, prev lock.Image, localBases map[string]bool, variants baseVariants, o Options, pr *printer) Result {
 	start := time.Now()
 	logFile := logPath(o.LogDir, img.Name, platform)
 	r := Result{Image: img, Platform: platform, Log: logFile}
@@ -328,6 +324,13 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	r.imageSum = sum
 	if platform != "" {
 		sum = plan.PlatformInputs(sum, platform)
+		// FROM a local base made for this platform too: the build reads
+		// that platform's base, and its bytes join the platform's hash.
+		if platform != host && len(variants) > 0 {
+			if img, sum, err = variants.use(ctx, e, img, platform, sum); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	if !o.Rebuild {
 		// Unchanged only when Hoist itself built the image now at the

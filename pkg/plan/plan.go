@@ -54,6 +54,15 @@ type Base struct {
 	// compiled when the base is made (the Images stage), so its bytes join
 	// Hash there.
 	Go map[string]string
+	// Platforms are the host files hoist.yaml gives for other platforms
+	// (bases[].platforms); see For.
+	Platforms map[string]PlatformBase
+}
+
+// PlatformBase is a base's root filesystem for one platform, and its hash.
+type PlatformBase struct {
+	Rootfs engine.Rootfs
+	Hash   string
 }
 
 // Image is one entry to build.
@@ -106,24 +115,30 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 		p.Source = o.Source
 	}
 	for _, b := range cfg.Bases {
-		rf := engine.Rootfs{Files: map[string]string{}, Links: map[string]string{}, Dirs: b.Dirs, Env: b.Env}
-		if b.Busybox != "" {
-			bb := engine.BusyboxRootfs(cfg.Path(b.Busybox))
-			rf = bb
-			if len(b.Env) > 0 {
-				rf.Env = b.Env
-			}
-			rf.Dirs = append(rf.Dirs, b.Dirs...)
-		}
-		for in, target := range b.Links {
-			rf.Links[in] = target
-		}
-		for in, host := range b.Files {
-			rf.Files[in] = cfg.Path(host)
-		}
+		rf := baseRootfs(cfg, b, b.Busybox, b.Files)
 		h, err := rootfsHash(rf)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: base %s: %w", cfg.File, b.Line, b.Ref, err)
+		}
+		var plats map[string]PlatformBase
+		for p, pb := range b.Platforms {
+			files := map[string]string{}
+			for in, host := range b.Files {
+				files[in] = host
+			}
+			for in, host := range pb.Files {
+				files[in] = host
+			}
+			prf := baseRootfs(cfg, b, pb.Busybox, files)
+			prf.Platform = p
+			ph, err := rootfsHash(prf)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: base %s: %s: %w", cfg.File, b.Line, b.Ref, p, err)
+			}
+			if plats == nil {
+				plats = map[string]PlatformBase{}
+			}
+			plats[p] = PlatformBase{Rootfs: prf, Hash: PlatformInputs(ph, p)}
 		}
 		var gos map[string]string
 		if len(b.Go) > 0 {
@@ -132,7 +147,7 @@ func Make(cfg *config.Config, o Options) (*Plan, error) {
 				gos[in] = cfg.Path(pkg)
 			}
 		}
-		p.Bases = append(p.Bases, Base{Ref: b.Ref, Rootfs: rf, Hash: h, Go: gos})
+		p.Bases = append(p.Bases, Base{Ref: b.Ref, Rootfs: rf, Hash: h, Go: gos, Platforms: plats})
 	}
 	// seen: which image of hoist.yaml, and which of its entries, gave a name.
 	type origin struct {
@@ -361,3 +376,23 @@ func sortedKeys(m map[string]string) []string {
 
 // Resolver tells the image ID of a reference in the engine ("" when absent).
 type Resolver func(ctx context.Context, ref string) (string, error)
+
+// baseRootfs is the root filesystem of base b with busybox and files (host
+// paths as hoist.yaml writes them).
+func baseRootfs(cfg *config.Config, b config.Base, busybox string, files map[string]string) engine.Rootfs {
+	rf := engine.Rootfs{Files: map[string]string{}, Links: map[string]string{}, Dirs: b.Dirs, Env: b.Env}
+	if busybox != "" {
+		rf = engine.BusyboxRootfs(cfg.Path(busybox))
+		if len(b.Env) > 0 {
+			rf.Env = b.Env
+		}
+		rf.Dirs = append(rf.Dirs, b.Dirs...)
+	}
+	for in, target := range b.Links {
+		rf.Links[in] = target
+	}
+	for in, host := range files {
+		rf.Files[in] = cfg.Path(host)
+	}
+	return rf
+}

@@ -31,3 +31,31 @@ func (img Image) PlatformRef(platform, host string) string {
 func PlatformSuffix(platform string) string {
 	return strings.ReplaceAll(platform, "/", "-")
 }
+
+// For is the base to make for platform, given the engine's own platform
+// host, and whether one can be made: the files hoist.yaml gives for
+// platform when it gives some; else, for host, the base itself; else, for
+// a base with no host files (host files are of one platform), the same Go
+// packages compiled for platform. A base of a platform other than host
+// lives at its Ref with the platform appended, as images do, e.g.
+// hoist/base:local-linux-arm64.
+func (b Base) For(platform, host string) (Base, bool) {
+	out := b
+	out.Platforms = nil
+	if platform != host {
+		out.Ref = b.Ref + "-" + PlatformSuffix(platform)
+	}
+	if pb, ok := b.Platforms[platform]; ok {
+		out.Rootfs, out.Hash = pb.Rootfs, pb.Hash
+		return out, true
+	}
+	if platform == host {
+		return out, true
+	}
+	if len(b.Rootfs.Files) > 0 {
+		return Base{}, false
+	}
+	out.Rootfs.Platform = platform
+	out.Hash = PlatformInputs(b.Hash, platform)
+	return out, true
+}
