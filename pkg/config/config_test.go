@@ -119,6 +119,11 @@ func TestParseErrors(t *testing.T) {
 		{name: "context bad scheme", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, contexts: {src: 'https://x/y.git'}}\n", want: `use a folder or docker-image://REF`},
 		{name: "context empty image", yaml: "project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, contexts: {src: 'docker-image://'}}\n", want: `write docker-image://REF`},
 		{name: "wrong type in list", yaml: "project: d\nimages:\n  - name: a\n    dockerfile: Dockerfile\n    test: {command: x}\n", want: `hoist.yaml:5: wrong type: "x" is str, want a list`},
+		{name: "base platform unknown", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', files: {/x: Dockerfile}, platforms: {linux/m68k: {files: {/x: Dockerfile}}}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: `hoist.yaml:3: base d/b:1: platforms: "linux/m68k" is not a platform Hoist builds for`},
+		{name: "base platform spelled otherwise", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', files: {/x: Dockerfile}, platforms: {linux/aarch64: {files: {/x: Dockerfile}}}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "platforms: write linux/aarch64 as linux/arm64"},
+		{name: "base platform without files", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', files: {/x: Dockerfile}, platforms: {linux/arm64: {}}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "platforms: linux/arm64 has no files"},
+		{name: "base platform without its busybox", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', busybox: Dockerfile, platforms: {linux/arm64: {files: {/x: Dockerfile}}}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "platforms: linux/arm64 has no busybox, so it would get the engine's"},
+		{name: "base platform file missing", yaml: "project: d\nbases:\n  - {ref: 'd/b:1', files: {/x: Dockerfile}, platforms: {linux/arm64: {files: {/x: nope}}}}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: base d/b:1: linux/arm64 host file nope is missing"},
 		{name: "check without run", yaml: "project: d\nchecks:\n  - {name: vet}\nimages:\n  - {name: a, dockerfile: Dockerfile}\n", want: "hoist.yaml:3: a check needs a name and a run command"},
 	}
 	for _, tt := range tests {

@@ -121,3 +121,76 @@ images:
 		t.Fatalf("the program changed: %d more solves and %d bases made, want 2 and 2:\n%s", n-2, strings.Count(out.String(), "base "), out.String())
 	}
 }
+
+// TestBuildPlatformsHostFilesBase: a base of host files gives another
+// platform's files under bases[].platforms (here a static program built
+// for each architecture, as Debian's busybox-static:arm64 would be); each
+// platform's image is built FROM its own platform's base.
+func TestBuildPlatformsHostFilesBase(t *testing.T) {
+	testenv.EachEngine(t, testBuildPlatformsHostFilesBase)
+}
+
+func testBuildPlatformsHostFilesBase(t *testing.T) {
+	e := testenv.Engine(t)
+	testenv.Arm64(t, e)
+	ctx := context.Background()
+	host, err := e.Platform(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "linux/amd64" {
+		t.Skip("the host files below are the amd64 program; this engine runs " + host)
+	}
+	f := &fixture{e: e, b: &counting{b: testenv.Builder(t, e)}, dir: t.TempDir(), project: testenv.Unique("hoisttest")}
+	f.lock = filepath.Join(f.dir, "build", "lock.json")
+	testenv.Probe(t, filepath.Join(f.dir, "host"), "amd64", "arm64")
+	base := f.project + "/files:1"
+	testenv.WriteFiles(t, f.dir, map[string]string{
+		"host/motd":      "shared\n",
+		"ctx/Dockerfile": "FROM " + base + "\nRUN [\"/bin/probe\", \"write\", \"/built-on\"]\n",
+		"hoist.yaml": "project: " + f.project + `
+build_dir: build
+bases:
+  - ref: "` + base + `"
+    files: {/bin/probe: host/probe-amd64, /etc/motd: host/motd}
+    platforms:
+      linux/arm64: {files: {/bin/probe: host/probe-arm64}}
+images:
+  - name: multi
+    context: ctx
+    dockerfile: ctx/Dockerfile
+    platforms: [linux/amd64, linux/arm64]
+`,
+	})
+	t.Cleanup(func() {
+		for _, ref := range []string{"multi:1.0.0", "multi:1.0.0-linux-arm64", "files:1", "files:1-linux-arm64"} {
+			e.Remove(context.Background(), f.project+"/"+ref)
+		}
+	})
+	var out bytes.Buffer
+	if _, err := Build(ctx, e, f.b, f.plan(t), f.lock, Options{Parallel: 2, Progress: &out}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	l, err := lock.Read(f.lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi, _ := l.Find("multi")
+	if len(multi.Platforms) != 2 {
+		t.Fatalf("platform records %+v, want two", multi.Platforms)
+	}
+	for _, p := range multi.Platforms {
+		a := strings.Split(p.Platform, "/")[1]
+		machine := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[a]
+		if got := dockerRun(t, "run", "--rm", "--network", "none", "--platform", p.Platform, p.Ref, "/bin/probe", "cat", "/built-on"); got != a+" "+machine {
+			t.Errorf("%s: the base's program wrote %q, want %q", p.Platform, got, a+" "+machine)
+		}
+		// Files the platform does not replace are the base's.
+		if got := dockerRun(t, "run", "--rm", "--network", "none", "--platform", p.Platform, p.Ref, "/bin/probe", "cat", "/etc/motd"); got != "shared" {
+			t.Errorf("%s: /etc/motd is %q, want the base's shared file", p.Platform, got)
+		}
+	}
+	if img, err := e.Inspect(ctx, base+"-linux-arm64"); err != nil || img.Platform != "linux/arm64" {
+		t.Errorf("the arm64 base: %+v, %v; want a linux/arm64 image", img, err)
+	}
+}

@@ -162,6 +162,10 @@ func foreignSources(ctx context.Context, e Engine, img plan.Image, uses plan.Use
 		if !localBases[u.Name] && (cur.Store != engine.StoreClassic || len(cur.RepoDigests) > 0) {
 			continue // it may come from a registry, where BuildKit looks for the platform
 		}
+		if localBases[u.Name] {
+			return fmt.Errorf("%s line %d: %s %s is a %s base made on this machine from host files, which hoist.yaml gives for no other platform: give it %s's files (bases: platforms: {%s: {busybox: PATH}}, see docs/config.md), build FROM scratch with a binary per platform (COPY app-${TARGETARCH} /app), or leave %s out of this image's platforms",
+				img.Dockerfile, u.Line, u.Source, u.Name, cur.Platform, platform, platform, platform)
+		}
 		return fmt.Errorf("%s line %d: %s %s is a %s image made on this machine, which holds no %s image: build FROM scratch with a binary per platform (COPY app-${TARGETARCH} /app) or FROM an image a registry serves for every platform, or leave %s out of this image's platforms",
 			img.Dockerfile, u.Line, u.Source, u.Name, cur.Platform, platform, platform)
 	}

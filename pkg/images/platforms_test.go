@@ -216,7 +216,7 @@ images:
 		t.Fatalf("got %v, want a BuildError", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"onbase: linux/arm64:", "line 1: FROM " + base + " is a linux/amd64 image made on this machine", "COPY app-${TARGETARCH}"} {
+	for _, want := range []string{"onbase: linux/arm64:", "line 1: FROM " + base + " is a linux/amd64 base made on this machine from host files", "bases: platforms: {linux/arm64: {busybox: PATH}}", "COPY app-${TARGETARCH}"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
