@@ -55,6 +55,9 @@ func (r *Run) Verify(ctx context.Context, out io.Writer) ([]*attest.Report, erro
 		return nil, err
 	}
 	policy := attest.Policy{Require: r.Cfg.Attest.Require}
+	// What was built and tested, to hold an index's platforms to (none
+	// when verifying references with no lock file here).
+	l, _ := lock.Read(r.LockPath)
 	var reports []*attest.Report
 	var problems []string
 	for _, ref := range refs {
@@ -66,8 +69,13 @@ func (r *Run) Verify(ctx context.Context, out io.Writer) ([]*attest.Report, erro
 		if err != nil {
 			return reports, c.Explain("verifying "+d.String(), d.RegistryStr(), err)
 		}
+		platforms, held, err := r.verifyPlatforms(ctx, c, ref, d, l, rep)
+		if err != nil {
+			return reports, err
+		}
 		reports = append(reports, rep)
 		writeReport(out, rep)
+		writePlatforms(out, platforms, held)
 		problems = append(problems, rep.Problems...)
 	}
 	if len(problems) > 0 {
