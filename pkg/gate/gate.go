@@ -172,7 +172,10 @@ func manifest(ctx context.Context, c *registry.Client, ref name.Reference, d *re
 	if d.MediaType.IsIndex() && len(img.Platforms) > 0 {
 		return index(ctx, c, ref, d, img)
 	}
-	where := "registry manifest " + ref.String() + "@" + d.Digest.String()
+	where := "registry manifest " + ref.String()
+	if _, byDigest := ref.(name.Digest); !byDigest {
+		where += "@" + d.Digest.String()
+	}
 	if !d.MediaType.IsImage() {
 		return fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)
 	}
