@@ -251,31 +251,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 
 	// 5. Upload each missing blob once, to the first repository needing it;
 	// the others mount it from there.
-	type up struct {
-		repo name.Repository
-		l    v1.Layer
-	}
-	var ups []up
-	for _, it := range items {
-		if it.present {
-			continue
-		}
-		for _, l := range it.built.layers {
-			d, _ := l.Digest()
-			if missing[d] {
-				ups = append(ups, up{it.repo, l})
-				missing[d] = false
-				where[d] = it.repo
-			}
-		}
-	}
-	if err := forEach(ctx, o.Parallel, ups, func(ctx context.Context, u up) error {
-		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
-			d, _ := u.l.Digest()
-			return c.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
-		}
-		return nil
-	}); err != nil {
+	if err := uploadMissing(ctx, c, o.Parallel, items, where, missing); err != nil {
 		return nil, err
 	}
 
