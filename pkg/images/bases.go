@@ -30,6 +30,16 @@ func platformsOf(us []unit) []string {
 	return out
 }
 
+// platformBases tells whether a base gives files per platform.
+func platformBases(bases []plan.Base) bool {
+	for _, b := range bases {
+		if len(b.Platforms) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // makeBases makes base for the engine's platform host, and for each of
 // platforms it can be made for (plan.Base.For), recording the latter in v.
 // A base is made for every platform some image is built for, not only the

@@ -218,6 +218,13 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	if err != nil {
 		return nil, err
 	}
+	if host == "" && platformBases(p.Bases) {
+		// A base's files for the engine's own platform replace its
+		// top-level ones even when no image is built for several.
+		if host, err = e.Platform(ctx); err != nil {
+			return nil, err
+		}
+	}
 	used := map[string]bool{}
 	localBases := map[string]bool{}
 	var variants baseVariants
