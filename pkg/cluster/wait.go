@@ -11,21 +11,29 @@ import (
 // pod is what waiting reads of a pod.
 type pod struct {
 	Metadata struct {
-		Name            string `json:"name"`
-		OwnerReferences []struct {
+		Name              string  `json:"name"`
+		ResourceVersion   string  `json:"resourceVersion"`
+		DeletionTimestamp *string `json:"deletionTimestamp"`
+		OwnerReferences   []struct {
 			Kind string `json:"kind"`
 			Name string `json:"name"`
 		} `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
-		NodeName string `json:"nodeName"`
+		NodeName                      string         `json:"nodeName"`
+		Containers                    []podContainer `json:"containers"`
+		TerminationGracePeriodSeconds *int64         `json:"terminationGracePeriodSeconds"`
 	} `json:"spec"`
 	Status struct {
 		Phase             string `json:"phase"`
 		ContainerStatuses []struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
-			State struct {
+			Name        string `json:"name"`
+			Image       string `json:"image"`
+			ContainerID string `json:"containerID"`
+			ImageID     string `json:"imageID"`
+			Ready       bool   `json:"ready"`
+			State       struct {
+				Running *struct{} `json:"running"`
 				Waiting *struct {
 					Reason  string `json:"reason"`
 					Message string `json:"message"`

@@ -58,7 +58,7 @@ func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 	// layer each.
 	base := standin.Layer{"bin/busybox": bb}
 	prefix := testenv.Unique("hoist-bench/kube")
-	refs := map[string]string{}
+	refs, ids := map[string]string{}, map[string]string{}
 	var imgs []cluster.Image
 	var names []string
 	makeImage := func(i int) (cluster.Image, error) {
@@ -76,7 +76,7 @@ func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 			return err
 		}
 		name := fmt.Sprintf("img%02d", i)
-		imgs, names, refs[name] = append(imgs, img), append(names, name), img.Ref
+		imgs, names, refs[name], ids[name] = append(imgs, img), append(names, name), img.Ref, img.ID
 	}
 	manifests := filepath.Join(work, "manifests")
 	os.MkdirAll(manifests, 0o755)
@@ -88,9 +88,9 @@ spec:
   template:
     metadata: {labels: {app: app}}
     spec:
-      terminationGracePeriodSeconds: 0
       containers:
-      - {name: app, image: img00, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+      # A server that stops on SIGTERM, as servers do.
+      - {name: app, image: img00, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
 ---
 apiVersion: batch/v1
 kind: Job
@@ -160,7 +160,7 @@ spec:
 		}
 		// Apply → rolled out and complete, on Hoist's node.
 		restart := func(nd *kubenode.Node, changed []string) error {
-			_, err := cluster.Restart(ctx, cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute})
+			_, err := cluster.Restart(ctx, cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, IDs: ids, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute})
 			return err
 		}
 		s := time.Now()
@@ -176,6 +176,7 @@ spec:
 		if imgs[0], err = makeImage(0); err != nil {
 			return err
 		}
+		ids["img00"] = imgs[0].ID
 		edits := []func() error{
 			func() error {
 				s := time.Now()
