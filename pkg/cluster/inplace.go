@@ -129,15 +129,33 @@ type patched struct {
 	ob       Object
 	selector string
 	rv       string // resource version of the pod list the patches follow
-	// before: pod name -> container name -> the container ID it ran
-	// before the patch; done when every one runs a new, ready container.
-	before  map[string]map[string]string
+	// before: pod name -> container name -> what it ran before the patch
+	// and the image ID it must run; done when every one runs a new, ready
+	// container of that image.
+	before  map[string]map[string]swap
 	grace   time.Duration // longest grace period of its pods
 	timeout time.Duration
 	refOf   map[string]string // image ID -> engine reference, for messages
 	// replaced: a patched pod went away meanwhile (deleted, evicted), so
 	// the workload's controller makes another; the workload is waited for.
 	replaced bool
+}
+
+// swap is one container restarted in place.
+type swap struct {
+	was string // container ID before the patch ("" when none had started)
+	id  string // image ID it must run
+}
+
+// done tells whether the container status shows the swap done: a new
+// container, running and ready, of the image. The CRI reports a repository
+// digest rather than the ID for an image that has one; the new container
+// then has to do.
+func (s swap) done(cs containerStatus) bool {
+	if cs.ContainerID == s.was || cs.State.Running == nil || !cs.Ready {
+		return false
+	}
+	return cs.ImageID == s.id || !strings.HasPrefix(cs.ImageID, "sha256:")
 }
 
 // errRollout means the workload cannot be restarted in place and must be
@@ -193,7 +211,7 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 	if err != nil {
 		return nil, errRollout
 	}
-	p := &patched{ob: ob, selector: sel.String(), before: map[string]map[string]string{}, refOf: map[string]string{}}
+	p := &patched{ob: ob, selector: sel.String(), before: map[string]map[string]swap{}, refOf: map[string]string{}}
 	for ref, id := range changed {
 		p.refOf[id] = ref
 	}
@@ -224,13 +242,16 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 			if i < 0 {
 				return nil, errRollout
 			}
-			if pd.Spec.Containers[i].Image == id || pd.runs(name, id) {
-				continue // patching it would not restart it, or need not
+			if pd.Spec.Containers[i].Image == id || pd.runs(name, id) || !pd.hasStatus(name) {
+				// Patching it would not restart it, or need not: a container
+				// the kubelet has yet to start will resolve the tag, which
+				// names the new content already.
+				continue
 			}
 			if p.before[pd.Metadata.Name] == nil {
-				p.before[pd.Metadata.Name] = map[string]string{}
+				p.before[pd.Metadata.Name] = map[string]swap{}
 			}
-			p.before[pd.Metadata.Name][name] = pd.containerID(name)
+			p.before[pd.Metadata.Name][name] = swap{was: pd.containerID(name), id: id}
 			// The test keeps the index honest should the pod change meanwhile.
 			patches[pd.Metadata.Name] = append(patches[pd.Metadata.Name],
 				op{"test", fmt.Sprintf("/spec/containers/%d/name", i), name},
@@ -262,6 +283,11 @@ func (p pod) runs(name, id string) bool {
 		}
 	}
 	return false
+}
+
+// hasStatus tells whether the kubelet reported on the pod's container.
+func (p pod) hasStatus(name string) bool {
+	return slices.ContainsFunc(p.Status.ContainerStatuses, func(cs containerStatus) bool { return cs.Name == name })
 }
 
 // containerID is the ID of the container the pod's status names, "" when it
@@ -318,17 +344,18 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 			return nil
 		}
 		ready := true
-		for name, was := range old {
-			for _, cs := range pd.Status.ContainerStatuses {
-				if cs.Name != name {
-					continue
-				}
-				if w := cs.State.Waiting; w != nil && w.Reason == "ErrImageNeverPull" {
-					return fmt.Errorf("%s: image %s was not loaded into node %s: run the K3dLoad target, or make the manifest name an image this plan builds", describe(p.ob), cmp.Or(p.refOf[cs.Image], cs.Image), k.nodeName(ctx, pd.Spec.NodeName))
-				}
-				if cs.ContainerID == was || cs.State.Running == nil || !cs.Ready {
-					ready = false
-				}
+		for name, sw := range old {
+			i := slices.IndexFunc(pd.Status.ContainerStatuses, func(cs containerStatus) bool { return cs.Name == name })
+			if i < 0 {
+				ready = false // not started yet
+				continue
+			}
+			cs := pd.Status.ContainerStatuses[i]
+			if w := cs.State.Waiting; w != nil && w.Reason == "ErrImageNeverPull" {
+				return fmt.Errorf("%s: image %s was not loaded into node %s: run the K3dLoad target, or make the manifest name an image this plan builds", describe(p.ob), cmp.Or(p.refOf[cs.Image], cs.Image), k.nodeName(ctx, pd.Spec.NodeName))
+			}
+			if !sw.done(cs) {
+				ready = false
 			}
 		}
 		if ready {

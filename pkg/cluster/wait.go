@@ -25,26 +25,29 @@ type pod struct {
 		TerminationGracePeriodSeconds *int64         `json:"terminationGracePeriodSeconds"`
 	} `json:"spec"`
 	Status struct {
-		Phase             string `json:"phase"`
-		ContainerStatuses []struct {
-			Name        string `json:"name"`
-			Image       string `json:"image"`
-			ContainerID string `json:"containerID"`
-			ImageID     string `json:"imageID"`
-			Ready       bool   `json:"ready"`
-			State       struct {
-				Running *struct{} `json:"running"`
-				Waiting *struct {
-					Reason  string `json:"reason"`
-					Message string `json:"message"`
-				} `json:"waiting"`
-				Terminated *struct {
-					ExitCode int    `json:"exitCode"`
-					Reason   string `json:"reason"`
-				} `json:"terminated"`
-			} `json:"state"`
-		} `json:"containerStatuses"`
+		Phase             string            `json:"phase"`
+		ContainerStatuses []containerStatus `json:"containerStatuses"`
 	} `json:"status"`
+}
+
+// containerStatus is what waiting reads of a container's status.
+type containerStatus struct {
+	Name        string `json:"name"`
+	Image       string `json:"image"`
+	ContainerID string `json:"containerID"`
+	ImageID     string `json:"imageID"`
+	Ready       bool   `json:"ready"`
+	State       struct {
+		Running *struct{} `json:"running"`
+		Waiting *struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"waiting"`
+		Terminated *struct {
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"terminated"`
+	} `json:"state"`
 }
 
 // owns tells whether the workload o made p (a Deployment through its
