@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
@@ -26,7 +27,8 @@ import (
 // hoist-runc runtime); apply → Deployment rolled out and Job complete; and
 // edit → a pod running the new image ID for one changed image, Hoist
 // (K3dLoad + Restart) against k3d's import of that image + the same
-// Restart. Each run uses a fresh node per contender.
+// Restart, once restarting in place and once with rollout restart. Each run
+// uses a fresh node per contender.
 func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 	if err := kubenode.CanRun(); err != nil {
 		return err
@@ -105,6 +107,9 @@ spec:
 `), 0o644)
 
 	var cold, hoistFirst, k3dFirst, apply, hoistEdit, k3dEdit, hoistEditLoad, k3dEditImport []time.Duration
+	// The same edit again, each side restarting with `rollout restart` (a
+	// new pod) instead of in place: what the restart costs either way.
+	var hoistRollout, k3dRollout []time.Duration
 	for r := range runs {
 		var nodes [2]*kubenode.Node
 		for c := range nodes {
@@ -159,8 +164,13 @@ spec:
 			}
 		}
 		// Apply → rolled out and complete, on Hoist's node.
+		inPlace := true
 		restart := func(nd *kubenode.Node, changed []string) error {
-			_, err := cluster.Restart(ctx, cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, IDs: ids, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute})
+			o := cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, IDs: ids, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute}
+			if !inPlace {
+				o.IDs = nil // without image IDs, Restart rolls workloads out
+			}
+			_, err := cluster.Restart(ctx, o)
 			return err
 		}
 		s := time.Now()
@@ -172,40 +182,52 @@ spec:
 			return err
 		}
 		// One image of the matrix changes (the Deployment's); each side
-		// gets it into its node and restarts what runs it.
-		if imgs[0], err = makeImage(0); err != nil {
-			return err
-		}
-		ids["img00"] = imgs[0].ID
-		edits := []func() error{
-			func() error {
-				s := time.Now()
-				res, err := hoistLoad()
-				if err == nil && len(res.Sent) != 1 {
-					err = fmt.Errorf("hoist sent %v after one change", res.Sent)
-				}
-				loaded := time.Since(s)
-				if err == nil {
-					err = restart(hn, []string{"img00"})
-				}
-				hoistEditLoad = append(hoistEditLoad, loaded)
-				hoistEdit = append(hoistEdit, time.Since(s))
+		// gets it into its node and restarts what runs it: in place, then,
+		// after another change, with rollout restart.
+		for _, mode := range []bool{true, false} {
+			inPlace = mode
+			if imgs[0], err = makeImage(0); err != nil {
 				return err
-			},
-			func() error {
-				s := time.Now()
-				err := k3dImport([]string{imgs[0].Ref})
-				k3dEditImport = append(k3dEditImport, time.Since(s))
-				if err == nil {
-					err = restart(kn, []string{"img00"})
+			}
+			ids["img00"] = imgs[0].ID
+			hoistAll, k3dAll := &hoistEdit, &k3dEdit
+			if !mode {
+				hoistAll, k3dAll = &hoistRollout, &k3dRollout
+			}
+			edits := []func() error{
+				func() error {
+					s := time.Now()
+					res, err := hoistLoad()
+					if err == nil && len(res.Sent) != 1 {
+						err = fmt.Errorf("hoist sent %v after one change", res.Sent)
+					}
+					loaded := time.Since(s)
+					if err == nil {
+						err = restart(hn, []string{"img00"})
+					}
+					if mode {
+						hoistEditLoad = append(hoistEditLoad, loaded)
+					}
+					*hoistAll = append(*hoistAll, time.Since(s))
+					return err
+				},
+				func() error {
+					s := time.Now()
+					err := k3dImport([]string{imgs[0].Ref})
+					if mode {
+						k3dEditImport = append(k3dEditImport, time.Since(s))
+					}
+					if err == nil {
+						err = restart(kn, []string{"img00"})
+					}
+					*k3dAll = append(*k3dAll, time.Since(s))
+					return err
+				},
+			}
+			for i := range edits {
+				if err := edits[(i+r)%2](); err != nil {
+					return err
 				}
-				k3dEdit = append(k3dEdit, time.Since(s))
-				return err
-			},
-		}
-		for i := range edits {
-			if err := edits[(i+r)%2](); err != nil {
-				return err
 			}
 		}
 		for _, nd := range nodes {
@@ -228,7 +250,21 @@ spec:
 	}
 	ok := row(fmt.Sprintf("first load of %d into an empty node", n), hoistFirst, k3dFirst, 0.6)
 	fmt.Printf("| edit: the load alone (K3dLoad of all %d vs k3d import of the changed one) | %s | %s | %.3f× | |\n", n, ms(median(hoistEditLoad)), ms(median(k3dEditImport)), median(hoistEditLoad).Seconds()/median(k3dEditImport).Seconds())
+	var hr, kr []time.Duration
+	for i := range hoistEdit {
+		hr, kr = append(hr, hoistEdit[i]-hoistEditLoad[i]), append(kr, k3dEdit[i]-k3dEditImport[i])
+	}
+	fmt.Printf("| edit: the restart alone (in place, the same for both) | %s | %s | | |\n", ms(median(hr)), ms(median(kr)))
 	ok = row("edit → pod running the new image ID (1 of "+fmt.Sprint(n)+" changed; load + restart)", hoistEdit, k3dEdit, 0.3) && ok
+	fmt.Printf("| edit → pod, restarting with `rollout restart` instead (load + rollout) | %s | %s | %.3f× | |\n", ms(median(hoistRollout)), ms(median(k3dRollout)), median(hoistRollout).Seconds()/median(k3dRollout).Seconds())
+	list := func(ds []time.Duration) string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, ms(d))
+		}
+		return strings.Join(out, ", ")
+	}
+	fmt.Printf("\nrestart alone, in place, each run: Hoist %s; k3d %s\n", list(hr), list(kr))
 	if !ok {
 		return fmt.Errorf("a target was missed")
 	}
