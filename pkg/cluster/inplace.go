@@ -178,10 +178,7 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 	if !ok {
 		return nil, errRollout
 	}
-	nsName := ob.Namespace
-	if nsName == "" {
-		nsName = "default"
-	}
+	nsName := cmp.Or(ob.Namespace, "default")
 	u, err := c.Resource(res).Namespace(nsName).Get(ctx, ob.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", describe(ob), err)
@@ -311,10 +308,7 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 	if len(p.before) == 0 {
 		return nil
 	}
-	nsName := p.ob.Namespace
-	if nsName == "" {
-		nsName = "default"
-	}
+	nsName := cmp.Or(p.ob.Namespace, "default")
 	pods := c.Resource(podsResource).Namespace(nsName)
 	p.timeout = timeout
 	deadline := time.NewTimer(timeout)
