@@ -39,6 +39,7 @@ const inPlaceWait = 2 * time.Second
 
 var (
 	podsResource     = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	eventsResource   = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 	workloadResource = map[string]schema.GroupVersionResource{
 		"Deployment":  {Group: "apps", Version: "v1", Resource: "deployments"},
 		"StatefulSet": {Group: "apps", Version: "v1", Resource: "statefulsets"},
@@ -111,8 +112,10 @@ func (w workload) rolling(kind string) bool {
 }
 
 type podContainer struct {
-	Name  string `json:"name"`
-	Image string `json:"image"`
+	Name           string    `json:"name"`
+	Image          string    `json:"image"`
+	ReadinessProbe *struct{} `json:"readinessProbe"`
+	StartupProbe   *struct{} `json:"startupProbe"`
 }
 
 func decode(obj map[string]any, v any) error {
@@ -129,10 +132,11 @@ type patched struct {
 	ob       Object
 	selector string
 	rv       string // resource version of the pod list the patches follow
+	eventsRV string // resource version of the events before the patches
 	// before: pod name -> container name -> what it ran before the patch
 	// and the image ID it must run; done when every one runs a new, ready
 	// container of that image.
-	before  map[string]map[string]swap
+	before  map[string]map[string]*swap
 	grace   time.Duration // longest grace period of its pods
 	timeout time.Duration
 	refOf   map[string]string // image ID -> engine reference, for messages
@@ -145,6 +149,12 @@ type patched struct {
 type swap struct {
 	was string // container ID before the patch ("" when none had started)
 	id  string // image ID it must run
+	// byEvents: nothing but running makes the container ready (no
+	// readiness or startup probe, no readiness gate), so the kubelet's
+	// events may tell it is done: Pulled naming the image ID (only the new
+	// spec names it) and Started, both after the patch.
+	byEvents        bool
+	pulled, started bool
 }
 
 // done tells whether the container status shows the swap done: a new
@@ -208,7 +218,7 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 	if err != nil {
 		return nil, errRollout
 	}
-	p := &patched{ob: ob, selector: sel.String(), before: map[string]map[string]swap{}, refOf: map[string]string{}}
+	p := &patched{ob: ob, selector: sel.String(), before: map[string]map[string]*swap{}, refOf: map[string]string{}}
 	for ref, id := range changed {
 		p.refOf[id] = ref
 	}
@@ -246,9 +256,11 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 				continue
 			}
 			if p.before[pd.Metadata.Name] == nil {
-				p.before[pd.Metadata.Name] = map[string]swap{}
+				p.before[pd.Metadata.Name] = map[string]*swap{}
 			}
-			p.before[pd.Metadata.Name][name] = swap{was: pd.containerID(name), id: id}
+			ct := pd.Spec.Containers[i]
+			p.before[pd.Metadata.Name][name] = &swap{was: pd.containerID(name), id: id,
+				byEvents: ct.ReadinessProbe == nil && ct.StartupProbe == nil && len(pd.Spec.ReadinessGates) == 0}
 			// The test keeps the index honest should the pod change meanwhile.
 			patches[pd.Metadata.Name] = append(patches[pd.Metadata.Name],
 				op{"test", fmt.Sprintf("/spec/containers/%d/name", i), name},
@@ -258,6 +270,12 @@ func patchInPlace(ctx context.Context, c dynamic.Interface, ob Object, changed m
 	if len(patches) == 0 {
 		return nil, errRolling // nothing runs old content: wait for it to be ready
 	}
+	// The kubelet's events about the restarts come after this point.
+	evs, err := c.Resource(eventsResource).Namespace(nsName).List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("reading the events of %s: %w", describe(ob), err)
+	}
+	p.eventsRV = evs.GetResourceVersion()
 	for name, ops := range patches {
 		b, _ := json.Marshal(ops)
 		if _, err := c.Resource(podsResource).Namespace(nsName).Patch(ctx, name, types.JSONPatchType, b, metav1.PatchOptions{}); err != nil {
@@ -298,12 +316,17 @@ func (p pod) containerID(name string) string {
 	return ""
 }
 
-// waitInPlace watches p's pods until every patched container runs a new,
-// ready container. It fails at once, in one line, on an image the node does
-// not have; alive, when set, is asked once a second. It returns errRollout
-// when the pods still run their old containers after inPlaceWait while
-// their grace period is longer, and after timeout names the pods' last
-// events.
+// waitInPlace watches p's pods, and the kubelet's events about them, until
+// every patched container runs a new container of the new image: the
+// kubelet's Started event, after its Pulled event naming the image ID, says
+// so at once, where the pod's status says so only at the kubelet's next
+// relist of the containers (once a second). A container that has a
+// readiness or startup probe, or a pod with readiness gates, is waited for
+// until its status says ready. It fails at once, in one line, on an image
+// the node does not have; alive, when set, is asked once a second. It
+// returns errRollout when the pods still run their old containers after
+// inPlaceWait while their grace period is longer, and after timeout names
+// the pods' last events.
 func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, timeout time.Duration, alive func(context.Context) error) error {
 	if len(p.before) == 0 {
 		return nil
@@ -325,8 +348,15 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 	for name := range p.before {
 		pending[name] = true
 	}
-	// check takes one pod's state; it reports whether the pod runs the new
-	// containers, or the error that will not get better.
+	settle := func(name string) {
+		for _, sw := range p.before[name] {
+			if !(sw.byEvents && sw.pulled && sw.started) {
+				return
+			}
+		}
+		delete(pending, name)
+	}
+	// check takes one pod's state; it fails on what will not get better.
 	check := func(pd pod) error {
 		old, ok := p.before[pd.Metadata.Name]
 		if !ok || !pending[pd.Metadata.Name] {
@@ -348,7 +378,9 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 			if w := cs.State.Waiting; w != nil && w.Reason == "ErrImageNeverPull" {
 				return fmt.Errorf("%s: image %s was not loaded into node %s: run the K3dLoad target, or make the manifest name an image this plan builds", describe(p.ob), cmp.Or(p.refOf[cs.Image], cs.Image), k.nodeName(ctx, pd.Spec.NodeName))
 			}
-			if !sw.done(cs) {
+			if sw.done(cs) {
+				sw.byEvents, sw.pulled, sw.started = true, true, true // done either way
+			} else {
 				ready = false
 			}
 		}
@@ -357,14 +389,92 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 		}
 		return nil
 	}
+	// event takes one of the kubelet's events about a pod.
+	event := func(ev kubeEvent) {
+		old, ok := p.before[ev.InvolvedObject.Name]
+		if !ok || !pending[ev.InvolvedObject.Name] {
+			return
+		}
+		for name, sw := range old {
+			if ev.InvolvedObject.FieldPath != "spec.containers{"+name+"}" {
+				continue
+			}
+			switch ev.Reason {
+			case "Pulled":
+				sw.pulled = sw.pulled || strings.Contains(ev.Message, sw.id)
+			case "Started":
+				sw.started = true
+			}
+		}
+		settle(ev.InvolvedObject.Name)
+	}
+	ew, err := c.Resource(eventsResource).Namespace(nsName).Watch(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod", ResourceVersion: p.eventsRV})
+	if err != nil {
+		return fmt.Errorf("watching the events of %s: %w", describe(p.ob), err)
+	}
+	defer ew.Stop()
+	events := ew.ResultChan()
 	rv := p.rv
 	for len(pending) > 0 {
 		w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: p.selector, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
 			return fmt.Errorf("watching the pods of %s: %w", describe(p.ob), err)
 		}
-		rv, err = k.follow(ctx, w, check, func() bool { return len(pending) == 0 }, deadline.C, fallback, tick.C, alive, p)
-		w.Stop()
+		rv, err = func() (string, error) {
+			defer w.Stop()
+			rv := ""
+			for len(pending) > 0 {
+				select {
+				case <-ctx.Done():
+					return "", ctx.Err()
+				case <-deadline.C:
+					return "", fmt.Errorf("%s was not ready within %s: %s", describe(p.ob), p.timeout, k.lastEvents(context.WithoutCancel(ctx), p.ob))
+				case <-fallback:
+					return "", errRollout
+				case <-tick.C:
+					if alive != nil {
+						if err := alive(ctx); err != nil {
+							return "", fmt.Errorf("waiting for %s: %w", describe(p.ob), err)
+						}
+					}
+				case e, ok := <-events:
+					if !ok || e.Type == watch.Error {
+						events = nil // the pods' status still tells
+						continue
+					}
+					var ev kubeEvent
+					if u, ok := e.Object.(interface{ UnstructuredContent() map[string]any }); ok && (e.Type == watch.Added || e.Type == watch.Modified) && decode(u.UnstructuredContent(), &ev) == nil {
+						event(ev)
+					}
+				case e, ok := <-w.ResultChan():
+					if !ok {
+						return rv, nil
+					}
+					if e.Type == watch.Error {
+						return "", nil
+					}
+					u, ok := e.Object.(interface{ UnstructuredContent() map[string]any })
+					if !ok {
+						continue
+					}
+					var pd pod
+					if decode(u.UnstructuredContent(), &pd) != nil {
+						continue
+					}
+					rv = cmp.Or(pd.Metadata.ResourceVersion, rv)
+					if e.Type == watch.Bookmark {
+						continue
+					}
+					if e.Type == watch.Deleted && pd.Metadata.DeletionTimestamp == nil {
+						pd.Metadata.DeletionTimestamp = new(string)
+					}
+					if err := check(pd); err != nil {
+						return "", err
+					}
+				}
+			}
+			return rv, nil
+		}()
 		if err != nil {
 			return err
 		}
@@ -388,52 +498,12 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 	return nil
 }
 
-// follow reads one watch until done, a failure, or the watch ends; it
-// returns the resource version to watch on from ("" to list again).
-func (k kube) follow(ctx context.Context, w watch.Interface, check func(pod) error, done func() bool, deadline, fallback, tick <-chan time.Time, alive func(context.Context) error, p *patched) (string, error) {
-	rv := ""
-	for !done() {
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-deadline:
-			return "", fmt.Errorf("%s was not ready within %s: %s", describe(p.ob), p.timeout, k.lastEvents(context.WithoutCancel(ctx), p.ob))
-		case <-fallback:
-			return "", errRollout
-		case <-tick:
-			if alive != nil {
-				if err := alive(ctx); err != nil {
-					return "", fmt.Errorf("waiting for %s: %w", describe(p.ob), err)
-				}
-			}
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return rv, nil
-			}
-			if ev.Type == watch.Error {
-				return "", nil
-			}
-			obj, ok := ev.Object.(interface{ UnstructuredContent() map[string]any })
-			if !ok {
-				continue
-			}
-			var pd pod
-			if err := decode(obj.UnstructuredContent(), &pd); err != nil {
-				continue
-			}
-			if pd.Metadata.ResourceVersion != "" {
-				rv = pd.Metadata.ResourceVersion
-			}
-			if ev.Type == watch.Bookmark {
-				continue
-			}
-			if ev.Type == watch.Deleted && pd.Metadata.DeletionTimestamp == nil {
-				pd.Metadata.DeletionTimestamp = new(string)
-			}
-			if err := check(pd); err != nil {
-				return "", err
-			}
-		}
-	}
-	return rv, nil
+// kubeEvent is what the in-place restart reads of an event.
+type kubeEvent struct {
+	InvolvedObject struct {
+		Name      string `json:"name"`
+		FieldPath string `json:"fieldPath"`
+	} `json:"involvedObject"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 }

@@ -388,6 +388,15 @@ spec:
 		}
 		return found[0]
 	}
+	// settled waits (kubectl wait watches) until the pod's status shows the
+	// image: an in-place restart returns on the kubelet's Started event,
+	// and the status follows at its next relist.
+	settled := func(app, id string) {
+		t.Helper()
+		if out, err := node.Run(ctx, "wait", "pod", "-l", "app="+app, "--for=jsonpath={.status.containerStatuses[0].imageID}="+id, "--timeout=30s"); err != nil {
+			t.Fatalf("%s never showed %s: %v: %s", app, id, err, out)
+		}
+	}
 	replicaSets := func(app string) string {
 		t.Helper()
 		out, err := node.Run(ctx, "get", "replicasets", "-l", "app="+app, "-o", "name")
@@ -418,6 +427,7 @@ spec:
 	}
 	// app: the same pod, its container restarted in place on the new image,
 	// the Deployment untouched (no new ReplicaSet).
+	settled("app", v2.ID)
 	app2 := running("app")
 	if !strings.HasSuffix(app2.imageID, v2.ID) || app2.name != app1.name || app2.restarts != app1.restarts+1 {
 		t.Errorf("after the reload app runs %+v, want pod %s restarted in place on the new config %s", app2, app1.name, v2.ID)
@@ -443,6 +453,7 @@ spec:
 	if done, _ := reload(v3); !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "job/check"}) {
 		t.Errorf("second edit restarted %v", done)
 	}
+	settled("app", v3.ID)
 	if got := running("app"); !strings.HasSuffix(got.imageID, v3.ID) || got.name != app1.name || got.restarts != app1.restarts+2 {
 		t.Errorf("after a second edit app runs %+v, want pod %s restarted in place again on %s", got, app1.name, v3.ID)
 	}

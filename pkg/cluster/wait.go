@@ -28,6 +28,7 @@ type pod struct {
 		NodeName                      string         `json:"nodeName"`
 		Containers                    []podContainer `json:"containers"`
 		TerminationGracePeriodSeconds *int64         `json:"terminationGracePeriodSeconds"`
+		ReadinessGates                []struct{}     `json:"readinessGates"`
 	} `json:"spec"`
 	Status struct {
 		Phase             string            `json:"phase"`

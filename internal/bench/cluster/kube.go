@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
 
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
 	k3druntimes "github.com/k3d-io/k3d/v5/pkg/runtimes"
@@ -110,6 +117,10 @@ spec:
 	// The same edit again, each side restarting with `rollout restart` (a
 	// new pod) instead of in place: what the restart costs either way.
 	var hoistRollout, k3dRollout []time.Duration
+	// Until the pod's status shows the new image, in place: the restart
+	// returns on the kubelet's Started event; the status follows at its
+	// next relist of the containers.
+	var hoistStatus, k3dStatus []time.Duration
 	for r := range runs {
 		var nodes [2]*kubenode.Node
 		for c := range nodes {
@@ -209,6 +220,10 @@ spec:
 						hoistEditLoad = append(hoistEditLoad, loaded)
 					}
 					*hoistAll = append(*hoistAll, time.Since(s))
+					if err == nil && mode {
+						err = statusShows(ctx, hn, imgs[0].ID)
+						hoistStatus = append(hoistStatus, time.Since(s))
+					}
 					return err
 				},
 				func() error {
@@ -221,6 +236,10 @@ spec:
 						err = restart(kn, []string{"img00"})
 					}
 					*k3dAll = append(*k3dAll, time.Since(s))
+					if err == nil && mode {
+						err = statusShows(ctx, kn, imgs[0].ID)
+						k3dStatus = append(k3dStatus, time.Since(s))
+					}
 					return err
 				},
 			}
@@ -256,6 +275,7 @@ spec:
 	}
 	fmt.Printf("| edit: the restart alone (in place, the same for both) | %s | %s | | |\n", ms(median(hr)), ms(median(kr)))
 	ok = row("edit → pod running the new image ID (1 of "+fmt.Sprint(n)+" changed; load + restart)", hoistEdit, k3dEdit, 0.3) && ok
+	fmt.Printf("| edit → the pod's status shows the new image ID (the kubelet's next relist) | %s | %s | %.3f× | |\n", ms(median(hoistStatus)), ms(median(k3dStatus)), median(hoistStatus).Seconds()/median(k3dStatus).Seconds())
 	fmt.Printf("| edit → pod, restarting with `rollout restart` instead (load + rollout) | %s | %s | %.3f× | |\n", ms(median(hoistRollout)), ms(median(k3dRollout)), median(hoistRollout).Seconds()/median(k3dRollout).Seconds())
 	list := func(ds []time.Duration) string {
 		var out []string
@@ -269,6 +289,61 @@ spec:
 		return fmt.Errorf("a target was missed")
 	}
 	return nil
+}
+
+// statusShows watches the app Deployment's pods until one that is not
+// going away shows a ready container of the image id in its status.
+func statusShows(ctx context.Context, nd *kubenode.Node, id string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", nd.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pods := c.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace("default")
+	shows := func(obj map[string]any) bool {
+		var p struct {
+			Metadata struct {
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Status struct {
+				ContainerStatuses []struct {
+					ImageID string `json:"imageID"`
+					Ready   bool   `json:"ready"`
+				} `json:"containerStatuses"`
+			} `json:"status"`
+		}
+		b, _ := json.Marshal(obj)
+		if json.Unmarshal(b, &p) != nil || p.Metadata.DeletionTimestamp != nil || len(p.Status.ContainerStatuses) != 1 {
+			return false
+		}
+		cs := p.Status.ContainerStatuses[0]
+		return cs.Ready && cs.ImageID == id
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+	if err != nil {
+		return err
+	}
+	for _, it := range list.Items {
+		if shows(it.Object) {
+			return nil
+		}
+	}
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "app=app", ResourceVersion: list.GetResourceVersion()})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		if u, ok := ev.Object.(*unstructured.Unstructured); ok && shows(u.Object) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no pod of app showed %s: %w", id, ctx.Err())
 }
 
 func lookBusybox() (string, error) {
