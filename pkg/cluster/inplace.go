@@ -145,6 +145,21 @@ type patched struct {
 	replaced bool
 }
 
+// templateChanged tells whether ob's template changed since its controller
+// last looked (the apply changed it), or its controller is still replacing
+// pods of an older one.
+func templateChanged(ctx context.Context, c dynamic.Interface, ob Object) (bool, error) {
+	u, err := c.Resource(workloadResource[ob.Kind]).Namespace(cmp.Or(ob.Namespace, "default")).Get(ctx, ob.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", describe(ob), err)
+	}
+	var w workload
+	if err := decode(u.Object, &w); err != nil {
+		return false, fmt.Errorf("reading %s: %w", describe(ob), err)
+	}
+	return w.rolling(ob.Kind), nil
+}
+
 // swap is one container restarted in place.
 type swap struct {
 	was string // container ID before the patch ("" when none had started)

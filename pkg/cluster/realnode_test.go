@@ -327,6 +327,9 @@ spec:
 		t.Fatal(err)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
+	// One working folder, as the reload target keeps: from the second
+	// reload on, the same manifests are applied while the pods are patched.
+	work := t.TempDir()
 	reload := func(img cluster.Image) ([]string, cluster.LoadResult) {
 		t.Helper()
 		res, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img, other}, cluster.LoadOptions{StateFile: state})
@@ -342,7 +345,7 @@ spec:
 		done, err := cluster.Restart(ctx, cluster.RestartOptions{
 			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: manifests, Refs: refs,
 			IDs:     map[string]string{"app": img.ID, "other": other.ID},
-			Changed: changed, WorkDir: t.TempDir(), Timeout: 2 * time.Minute,
+			Changed: changed, WorkDir: work, Timeout: 2 * time.Minute,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -47,10 +50,14 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 		o.Timeout = 2 * time.Minute
 	}
 	out := filepath.Join(o.WorkDir, "manifests")
+	last := readFiles(out)
 	objs, err := resolveDir(o.Manifests, o.Refs, out)
 	if err != nil {
 		return nil, err
 	}
+	// The same resolved manifests as the last reload's: applying them
+	// again is expected to change nothing.
+	same := len(last) > 0 && maps.Equal(last, readFiles(out))
 	k := kube{bin: kubectl, config: o.Kubeconfig}
 	// The API server is checked only when a call fails, to say why in one
 	// line; on the dev loop every call counts.
@@ -77,9 +84,34 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 			return nil, explain(fmt.Errorf("restarting %s: %w", describe(ob), err))
 		}
 	}
-	if _, err := k.run(ctx, "apply", "-f", out); err != nil {
-		return nil, explain(fmt.Errorf("applying %s: %w", o.Manifests, err))
+	// Manifests that are the same as last time are applied while the pods
+	// are patched: the apply is then expected to change nothing, and its
+	// process start would otherwise come first. Changed ones are applied
+	// first, so a restarted container sees, say, a changed ConfigMap. A
+	// template the apply does change is seen below, after it, and that
+	// workload is then waited for as it rolls out.
+	applied := make(chan error, 1)
+	go func() {
+		_, err := k.run(ctx, "apply", "-f", out)
+		applied <- err
+	}()
+	applyErr := func() error {
+		if err := <-applied; err != nil {
+			return explain(fmt.Errorf("applying %s: %w", o.Manifests, err))
+		}
+		return nil
 	}
+	applyDone := !same
+	if !same {
+		if err := applyErr(); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if !applyDone {
+			<-applied
+		}
+	}()
 	// Engine reference -> image ID of each changed image.
 	changed := map[string]string{}
 	for _, n := range o.Changed {
@@ -102,14 +134,36 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 		}
 		p, err := patchInPlace(ctx, api, ob, changed)
 		switch {
-		case errors.Is(err, errRolling):
-			rolling = append(rolling, ob)
+		case errors.Is(err, errRolling), apierrors.IsNotFound(err):
+			rolling = append(rolling, ob) // new: the apply creates it
 		case errors.Is(err, errRollout):
 			rollout = append(rollout, ob)
 		case err != nil:
+			if !applyDone {
+				applyDone = true
+				if aerr := applyErr(); aerr != nil {
+					return nil, aerr
+				}
+			}
 			return nil, err
 		default:
 			inPlace = append(inPlace, p)
+		}
+	}
+	if !applyDone {
+		applyDone = true
+		if err := applyErr(); err != nil {
+			return nil, err
+		}
+	}
+	// A template the apply changed rolls its workload out: wait for that.
+	for i := 0; same && i < len(inPlace); i++ {
+		if changedBy, err := templateChanged(ctx, api, inPlace[i].ob); err != nil {
+			return nil, err
+		} else if changedBy {
+			rolling = append(rolling, inPlace[i].ob)
+			inPlace = slices.Delete(inPlace, i, i+1)
+			i--
 		}
 	}
 	roll := func(ob Object) error {
@@ -155,4 +209,16 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 	}
 	slices.SortFunc(done, func(a, b string) int { return order[a] - order[b] })
 	return done, nil
+}
+
+// readFiles returns the contents of the files in dir by name.
+func readFiles(dir string) map[string]string {
+	es, _ := os.ReadDir(dir)
+	out := map[string]string{}
+	for _, e := range es {
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			out[e.Name()] = string(b)
+		}
+	}
+	return out
 }
