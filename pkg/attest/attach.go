@@ -1,15 +1,16 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
@@ -48,23 +49,41 @@ type ImageSignature struct {
 type Attached struct {
 	Att name.Tag // cosign's attestations tag, sha256-HEX.att
 	Sig name.Tag // cosign's signature tag, sha256-HEX.sig
-	// Referrer is the OCI referrer holding every envelope, one layer each.
+	// Referrer is the OCI referrer holding every envelope, one layer each:
+	// the manifest Att names.
 	Referrer      string
 	PredicateType []string // of its layers, in order
 }
 
+// Registry is what Attach needs of a registry: one authenticated session
+// for every image of a push (registry.Session), so no artifact pays for a
+// ping, a token or an existence check of its own.
+type Registry interface {
+	// Upload writes a blob the registry cannot have yet (its bytes were
+	// just made) and returns its digest.
+	Upload(ctx context.Context, repo name.Repository, blob []byte) (v1.Hash, error)
+	// Put writes a manifest under ref.
+	Put(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType) error
+	// PutReferrer writes a manifest under ref and makes it a referrer of
+	// subject (through the fallback tag where the registry has no
+	// referrers API).
+	PutReferrer(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType, subject v1.Hash, artifactType string) error
+}
+
 // Attach writes the envelopes and the signature for the image d (whose
-// manifest subject describes) in both layouts: cosign's tags (so `cosign
-// verify-attestation` and `cosign verify` find them) and one OCI referrer
-// whose subject is d, holding every envelope as a layer annotated with its
-// predicate type (as Docker's attestation manifests do). go-containerregistry
-// maintains the fallback tag sha256-HEX where the registry has no referrers
-// API. The `.att` and `.sig` tags are replaced, not appended to: they hold
-// this push's proofs. The three are written at once.
+// manifest subject describes) in both layouts at once, as one manifest:
+// cosign's `.att` image (so `cosign verify-attestation` finds it) is also
+// the OCI referrer of d (its subject), one layer per envelope annotated
+// with its predicate type under both cosign's and in-toto's names, its
+// config's media type (the artifact type the referrers index records)
+// DSSE. The image signature goes to cosign's `.sig` tag. The `.att` and
+// `.sig` tags are replaced, not appended to: they hold this push's proofs;
+// the referrers index keeps earlier pushes' referrers.
 //
-// p is the caller's pusher: its connections and tokens are reused across
-// images, where a write of its own would ping and authenticate each time.
-func Attach(ctx context.Context, p *remote.Pusher, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
+// Every blob is uploaded once (the envelopes are shared by both layouts),
+// all at once, then the two manifests; where the registry has no referrers
+// API the fallback tag is read and written once for the image.
+func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", d, err)
@@ -74,52 +93,63 @@ func Attach(ctx context.Context, p *remote.Pusher, d name.Digest, subject v1.Des
 	}
 	tagBase := strings.Replace(h.String(), ":", "-", 1)
 	out := &Attached{Att: d.Context().Tag(tagBase + ".att"), Sig: d.Context().Tag(tagBase + ".sig")}
-	var g errgroup.Group
+	var imgs []v1.Image
+	var att, sigImg v1.Image
+	if len(envs) > 0 {
+		if att, err = attestationImage(subject, envs); err != nil {
+			return nil, fmt.Errorf("assembling the attestations of %s: %w", d, err)
+		}
+		imgs = append(imgs, att)
+	}
 	if sig != nil {
+		sigImg, err = mutate.Append(cosignBase(), mutate.Addendum{
+			Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
+			Annotations: map[string]string{annotationSignature: sig.Sig},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("assembling the signature of %s: %w", d, err)
+		}
+		imgs = append(imgs, sigImg)
+	}
+	blobs, err := blobsOf(imgs...)
+	if err != nil {
+		return nil, fmt.Errorf("assembling the proofs of %s: %w", d, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range blobs {
 		g.Go(func() error {
-			img, err := mutate.Append(cosignBase(), mutate.Addendum{
-				Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
-				Annotations: map[string]string{annotationSignature: sig.Sig},
-			})
+			_, err := r.Upload(gctx, d.Context(), b)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("writing the proofs of %s: %w", d, err)
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	if sigImg != nil {
+		g.Go(func() error {
+			raw, mt, err := rawManifest(sigImg)
 			if err != nil {
-				return fmt.Errorf("assembling the signature of %s: %w", d, err)
+				return err
 			}
-			if err := p.Push(ctx, out.Sig, img); err != nil {
-				return fmt.Errorf("writing the signature of %s to %s: %w", d, out.Sig, err)
+			if err := r.Put(gctx, out.Sig, raw, mt); err != nil {
+				return fmt.Errorf("writing the signature of %s: %w", d, err)
 			}
 			return nil
 		})
 	}
-	if len(envs) > 0 {
+	if att != nil {
 		g.Go(func() error {
-			// cosign's layout: one image of layers, one layer per envelope.
-			att := cosignBase()
-			var err error
-			for _, e := range envs {
-				att, err = mutate.Append(att, mutate.Addendum{
-					Layer:       static.NewLayer(e.DSSE, MediaTypeDSSE),
-					Annotations: map[string]string{annotationSignature: "", annotationPredicate: e.PredicateType},
-				})
-				if err != nil {
-					return fmt.Errorf("assembling the attestations of %s: %w", d, err)
-				}
-			}
-			if err := p.Push(ctx, out.Att, att); err != nil {
-				return fmt.Errorf("writing the attestations of %s to %s: %w", d, out.Att, err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			img, err := referrerImage(subject, envs)
-			if err != nil {
-				return fmt.Errorf("assembling the referrer of %s: %w", d, err)
-			}
-			rd, err := img.Digest()
+			raw, mt, err := rawManifest(att)
 			if err != nil {
 				return err
 			}
-			if err := p.Push(ctx, d.Context().Digest(rd.String()), img); err != nil {
-				return fmt.Errorf("writing the attestations of %s as a referrer: %w", d, err)
+			if err := r.PutReferrer(gctx, out.Att, raw, mt, h, MediaTypeDSSE); err != nil {
+				return fmt.Errorf("writing the attestations of %s: %w", d, err)
+			}
+			rd, _, err := v1.SHA256(bytes.NewReader(raw))
+			if err != nil {
+				return err
 			}
 			out.Referrer = rd.String()
 			for _, e := range envs {
@@ -134,21 +164,71 @@ func Attach(ctx context.Context, p *remote.Pusher, d name.Digest, subject v1.Des
 	return out, nil
 }
 
+// blobsOf is every blob (config and layers) of the images, each once.
+func blobsOf(imgs ...v1.Image) ([][]byte, error) {
+	seen := map[v1.Hash]bool{}
+	var out [][]byte
+	add := func(b []byte) {
+		h, _, _ := v1.SHA256(bytes.NewReader(b))
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, b)
+		}
+	}
+	for _, img := range imgs {
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		add(cfg)
+		ls, err := img.Layers()
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range ls {
+			rc, err := l.Compressed()
+			if err != nil {
+				return nil, err
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return nil, err
+			}
+			add(b)
+		}
+	}
+	return out, nil
+}
+
+func rawManifest(img v1.Image) ([]byte, types.MediaType, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, "", err
+	}
+	mt, err := img.MediaType()
+	return raw, mt, err
+}
+
 // cosignBase is the empty OCI image cosign builds its tags on.
 func cosignBase() v1.Image {
 	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 }
 
-// referrerImage is an OCI artifact of envelopes: artifact type (the
-// config's media type, which the fallback index records) DSSE, one layer
-// per envelope annotated with its predicate type.
-func referrerImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) {
+// attestationImage is cosign's `.att` image and an OCI referrer of
+// subject in one: artifact type (the config's media type, which the
+// referrers index records) DSSE, one layer per envelope.
+func attestationImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), MediaTypeDSSE)
 	for _, e := range envs {
 		var err error
 		img, err = mutate.Append(img, mutate.Addendum{
-			Layer:       static.NewLayer(e.DSSE, MediaTypeDSSE),
-			Annotations: map[string]string{AnnotationPredicateType: e.PredicateType},
+			Layer: static.NewLayer(e.DSSE, MediaTypeDSSE),
+			Annotations: map[string]string{
+				annotationSignature:     "",
+				annotationPredicate:     e.PredicateType,
+				AnnotationPredicateType: e.PredicateType,
+			},
 		})
 		if err != nil {
 			return nil, err

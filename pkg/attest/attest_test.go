@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/pkg/attest"
+	"github.com/hoistci/hoist/pkg/registry"
 )
 
 const testPassword = "pw-correct-horse-7f3a"
@@ -83,11 +85,21 @@ func attach(t *testing.T, d name.Digest, envs []attest.Envelope, sig *attest.Ima
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := remote.NewPusher()
+	return attest.Attach(t.Context(), session(t, d.Context()), d, *desc, envs, sig)
+}
+
+// session opens a registry session for writing to repo, as Push does.
+func session(t *testing.T, repo name.Repository) *registry.Session {
+	t.Helper()
+	c, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return attest.Attach(t.Context(), p, d, *desc, envs, sig)
+	s, err := c.Session(t.Context(), repo.Registry, nil, []name.Repository{repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func subject(d name.Digest) attest.Subject {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -91,7 +90,7 @@ type Unsigned struct {
 
 // SignAndAttach signs each statement into an envelope, signs the image
 // itself, and attaches all of it to d (see Attach).
-func (s *Signer) SignAndAttach(ctx context.Context, p *remote.Pusher, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
+func (s *Signer) SignAndAttach(ctx context.Context, r Registry, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
 	envs := make([]Envelope, 0, len(stmts))
 	for _, st := range stmts {
 		env, err := s.Sign(ctx, st.Statement)
@@ -104,5 +103,5 @@ func (s *Signer) SignAndAttach(ctx context.Context, p *remote.Pusher, d name.Dig
 	if err != nil {
 		return nil, err
 	}
-	return Attach(ctx, p, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+	return Attach(ctx, r, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
 }

@@ -113,7 +113,7 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			return nil
 		})
 	}
-	attach = func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+	attach = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		var pi *plan.Image
 		for i := range p.Images {
 			if p.Images[i].Name == li.Name {
@@ -155,7 +155,7 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 				unsigned = append(unsigned, attest.Unsigned{PredicateType: pt, Statement: st})
 			}
 		}
-		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, unsigned)
+		att, err := s.SignAndAttach(ctx, sess, d, desc, unsigned)
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}

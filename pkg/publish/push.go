@@ -296,7 +296,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 				return err
 			}
 		}
-		return attach(ctx, o, it)
+		return attach(ctx, o, sess, it)
 	}); err != nil {
 		return nil, err
 	}

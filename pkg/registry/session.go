@@ -26,6 +26,8 @@ type Session struct {
 	c      *Client
 	reg    name.Registry
 	client *http.Client
+
+	referrers referrersAPI // whether reg serves the referrers API, asked once
 }
 
 var manifestTypes = strings.Join([]string{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/pkg/attest"
@@ -25,37 +26,39 @@ import (
 // and a CycloneDX SBOM (a synthetic one of sbomKiB), each in a signed DSSE
 // envelope in cosign's tags and as OCI referrers, plus cosign's image
 // signature, and recording them in the lock file.
-func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, attested time.Duration, err error) {
+// The requests each sent are counted by kind (counts, without and with).
+func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, attested time.Duration, counts [2]map[string]int, err error) {
 	priv, _, err := attest.GenerateKey([]byte("bench"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, counts, err
 	}
 	signer, err := attest.LoadSigner(priv, []byte("bench"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, counts, err
 	}
 	sbom := syntheticSBOM(sbomKiB)
 	for _, with := range []bool{false, true} {
 		reg, err := b.registry(ctx, fmt.Sprintf("attest-%d-%v", round, with))
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		work := filepath.Join(b.tmp, fmt.Sprintf("attest-work-%d-%v", round, with))
 		os.MkdirAll(work, 0o755)
 		lockPath := filepath.Join(work, "lock.json")
 		if err := imagefix.WriteLock(lockPath, "1.2.3", b.imgs...); err != nil {
 			reg.Close()
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
-		c, err := client()
+		ct := newCounting(remote.DefaultTransport)
+		c, err := registry.New(registry.Options{Keychain: noKeys{}, Transport: ct})
 		if err != nil {
 			reg.Close()
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
 		record := func() error { return nil }
 		if with {
-			o.Attach, record = attacher(c, signer, lockPath, sbom)
+			o.Attach, record = attacher(signer, lockPath, sbom)
 		}
 		start := time.Now()
 		_, err = publish.Push(ctx, c, b.e, o)
@@ -65,24 +68,24 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 		d := time.Since(start)
 		reg.Close()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		if with {
-			attested = d
+			attested, counts[1] = d, ct.reset()
 		} else {
-			plain = d
+			plain, counts[0] = d, ct.reset()
 		}
 	}
-	return plain, attested, nil
+	return plain, attested, counts, nil
 }
 
 // attacher makes, per image, the statements the Push target makes and
 // signs and attaches them as it does (attest.SignAndAttach), recording
 // them in the lock file once at the end (record).
-func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher, func() error) {
+func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher, func() error) {
 	var mu sync.Mutex
 	var attached []lock.Attestation
-	attach := func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+	attach := func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		prov, err := attest.ProvenanceStatement(sub, attest.Provenance{
 			BuilderID: "https://hoistci.dev/builders/local",
@@ -108,7 +111,7 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		if err != nil {
 			return err
 		}
-		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, []attest.Unsigned{
+		att, err := s.SignAndAttach(ctx, sess, d, desc, []attest.Unsigned{
 			{PredicateType: attest.PredicateProvenance, Statement: prov},
 			{PredicateType: attest.PredicateHoist, Statement: tested},
 			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
@@ -162,16 +165,19 @@ func runAttest(ctx context.Context, rounds, sbomKiB int) error {
 	}
 	defer done()
 	var plain, with, ratio []float64
+	var counts [2]map[string]int
 	for r := 0; r < rounds; r++ {
-		p, a, err := b.attestPush(ctx, r, sbomKiB)
+		p, a, cs, err := b.attestPush(ctx, r, sbomKiB)
 		if err != nil {
 			return err
 		}
+		counts = cs
 		plain, with, ratio = append(plain, p.Seconds()), append(with, a.Seconds()), append(ratio, a.Seconds()/p.Seconds())
 		fmt.Printf("round %d: Push %.2fs, Push with attestations %.2fs (%.3fx)\n", r+1, p.Seconds(), a.Seconds(), ratio[r])
 	}
 	fmt.Printf("%d images, %d rounds, SBOM %d KiB each: median Push %.2fs, with every attestation %.2fs, ratio %.3fx (median of round ratios %.3fx)\n",
 		len(b.imgs), rounds, sbomKiB, medianF(plain), medianF(with), medianF(with)/medianF(plain), medianF(ratio))
+	fmt.Printf("\nrequests sent in the last round, by kind:\n%s", countTable(counts[0], counts[1]))
 	return nil
 }
 
