@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,6 +103,16 @@ func session(t *testing.T, repo name.Repository) *registry.Session {
 	return s
 }
 
+// attIs reports whether the .att tag names the referrer manifest.
+func attIs(t *testing.T, got *attest.Attached) bool {
+	t.Helper()
+	desc, err := remote.Head(got.Att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.Digest.String() == got.Referrer
+}
+
 func subject(d name.Digest) attest.Subject {
 	return attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 }
@@ -186,6 +197,18 @@ func TestAttachAndVerify(t *testing.T) {
 		}
 		if err := fx.ver.VerifyImage(ctx, fx.img, payload, sig); err != nil {
 			t.Fatal(err)
+		}
+		// The fallback tag exactly where the registry has no referrers API.
+		tags, err := remote.List(fx.img.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fallback := strings.TrimSuffix(got.Att.TagStr(), ".att")
+		if hasAPI := !strings.Contains(t.Name(), "fallback"); slices.Contains(tags, fallback) == hasAPI {
+			t.Errorf("tags %v: fallback tag %s present %v, with the referrers API %v", tags, fallback, !hasAPI, hasAPI)
+		}
+		if !attIs(t, got) {
+			t.Errorf("the referrer %s is not the manifest under %s", got.Referrer, got.Att)
 		}
 		// Attaching again (a second push of the same digest) still verifies.
 		if _, err := attach(t, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), nil); err != nil {

@@ -270,34 +270,37 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		return nil, err
 	}
 
-	// 6. Manifests by digest (configs go up with them).
-	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
-		if it.present {
-			return nil
-		}
-		ref := it.repo.Digest(it.built.digest.String())
-		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
-			return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
-		}
-		logf("%s: %s", it.img.Name, ref)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-
-	// 7. The gate on what the registry now serves. A manifest already there
-	// was found either by the digest of the manifest we assembled from the
-	// tested config (so it is those bytes) or under the version's own tag
-	// with the tested config digest checked, so only new ones are read back.
-	// Each image's proofs follow its gate, before any tag names it.
-	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
+	// 6. Manifests by digest (configs go up with them), and 7. the gate on
+	// what the registry now serves. A manifest already there was found
+	// either by the digest of the manifest we assembled from the tested
+	// config (so it is those bytes) or under the version's own tag with the
+	// tested config digest checked, so only new ones are read back. Each
+	// image's gate, then its proofs, follow its own manifest at once (while
+	// the others' manifests go up), before any tag names it.
+	gated, gctx := errgroup.WithContext(ctx)
+	gated.SetLimit(tagJobs)
+	err = forEach(gctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
 		if !it.present {
-			if _, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
-				return err
+			ref := it.repo.Digest(it.built.digest.String())
+			if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
+				return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
 			}
+			logf("%s: %s", it.img.Name, ref)
 		}
-		return attach(ctx, o, sess, it)
-	}); err != nil {
+		gated.Go(func() error {
+			if !it.present {
+				if _, err := gate.Registry(gctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
+					return err
+				}
+			}
+			return attach(gctx, o, sess, it)
+		})
+		return nil
+	})
+	if gerr := gated.Wait(); err == nil {
+		err = gerr
+	}
+	if err != nil {
 		return nil, err
 	}
 
