@@ -106,6 +106,9 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 			Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
 			Annotations: map[string]string{annotationSignature: sig.Sig},
 		})
+		if err == nil {
+			sigImg, err = withSharedConfig(sigImg, types.OCIConfigJSON)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("assembling the signature of %s: %w", d, err)
 		}
@@ -165,6 +168,8 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 }
 
 // blobsOf is every blob (config and layers) of the images, each once.
+// Layers are found by the manifest's descriptors: the shared config lists
+// no diff_ids to find them by.
 func blobsOf(imgs ...v1.Image) ([][]byte, error) {
 	seen := map[v1.Hash]bool{}
 	var out [][]byte
@@ -181,11 +186,15 @@ func blobsOf(imgs ...v1.Image) ([][]byte, error) {
 			return nil, err
 		}
 		add(cfg)
-		ls, err := img.Layers()
+		m, err := img.Manifest()
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range ls {
+		for _, desc := range m.Layers {
+			l, err := img.LayerByDigest(desc.Digest)
+			if err != nil {
+				return nil, err
+			}
 			rc, err := l.Compressed()
 			if err != nil {
 				return nil, err
@@ -210,6 +219,19 @@ func rawManifest(img v1.Image) ([]byte, types.MediaType, error) {
 	return raw, mt, err
 }
 
+// withSharedConfig gives img the config both manifests share, of media
+// type mt: the same bytes for every image, so one blob per repository,
+// where configs listing each manifest's layers would be two new blobs per
+// image. cosign and the referrers readers never read it; they find the
+// layers by the manifest's digests.
+func withSharedConfig(img v1.Image, mt types.MediaType) (v1.Image, error) {
+	img, err := mutate.ConfigFile(img, &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers"}})
+	if err != nil {
+		return nil, err
+	}
+	return mutate.ConfigMediaType(img, mt), nil
+}
+
 // cosignBase is the empty OCI image cosign builds its tags on.
 func cosignBase() v1.Image {
 	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
@@ -217,7 +239,8 @@ func cosignBase() v1.Image {
 
 // attestationImage is cosign's `.att` image and an OCI referrer of
 // subject in one: artifact type (the config's media type, which the
-// referrers index records) DSSE, one layer per envelope.
+// referrers index records) DSSE, one layer per envelope. The subject goes
+// on last: mutating the config drops it.
 func attestationImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), MediaTypeDSSE)
 	for _, e := range envs {
@@ -233,6 +256,10 @@ func attestationImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) 
 		if err != nil {
 			return nil, err
 		}
+	}
+	img, err := withSharedConfig(img, MediaTypeDSSE)
+	if err != nil {
+		return nil, err
 	}
 	subject.Platform, subject.Annotations, subject.URLs = nil, nil, nil
 	return mutate.Subject(img, subject).(v1.Image), nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -24,28 +25,41 @@ import (
 // manifest with a subject in one plus, on registries without the
 // referrers API, a read and a write of the fallback tag.
 
-// referrersAPI remembers whether a registry serves the referrers API: it
-// is asked once per session, not once per subject.
-type referrersAPI struct {
+// artifacts is what a session's artifact writes learn of the registry:
+// whether it serves the referrers API (asked once per session, not once
+// per subject), and which repository each blob went to (so the next
+// repository mounts it rather than uploading it again).
+type artifacts struct {
 	once sync.Once
 	has  bool
 	err  error
+
+	uploaded sync.Map // v1.Hash → name.Repository
 }
 
 // Upload writes blob to repo in one monolithic upload (POST, then PUT
 // with the bytes) and returns its digest. It does not ask first whether
-// the registry has it: callers upload bytes they just made.
+// the registry has it: callers upload bytes they just made. A blob this
+// session already wrote to another repository is mounted from there
+// instead (a registry that declines the mount takes the upload).
 func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte) (v1.Hash, error) {
 	h, _, err := v1.SHA256(bytes.NewReader(blob))
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	what := "uploading blob " + h.String() + " to " + repo.String()
-	resp, err := s.do(ctx, http.MethodPost, s.url(repo, "blobs/uploads/"), nil, nil, http.StatusAccepted)
+	u := s.url(repo, "blobs/uploads/")
+	if from, ok := s.artifacts.uploaded.Load(h); ok && from.(name.Repository) != repo {
+		u += "?" + url.Values{"mount": {h.String()}, "from": {from.(name.Repository).RepositoryStr()}}.Encode()
+	}
+	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusAccepted, http.StatusCreated)
 	if err != nil {
 		return v1.Hash{}, s.c.Explain(what, repo.RegistryStr(), err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return h, nil // mounted
+	}
 	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 	if err != nil || resp.Header.Get("Location") == "" {
 		return v1.Hash{}, fmt.Errorf("%s: the registry sent no upload location", what)
@@ -59,6 +73,7 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // to reuse the connection
 	resp.Body.Close()
+	s.artifacts.uploaded.LoadOrStore(h, repo)
 	return h, nil
 }
 
@@ -91,19 +106,19 @@ func (s *Session) PutReferrer(ctx context.Context, ref name.Reference, manifest 
 // hasReferrersAPI asks the registry, once per session, whether it serves
 // the referrers API.
 func (s *Session) hasReferrersAPI(ctx context.Context, repo name.Repository, subject v1.Hash) (bool, error) {
-	s.referrers.once.Do(func() {
+	s.artifacts.once.Do(func() {
 		resp, err := s.do(ctx, http.MethodGet, s.url(repo, "referrers/"+subject.String()), nil, map[string]string{"Accept": string(types.OCIImageIndex)}, http.StatusOK, http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed)
 		if err != nil {
-			s.referrers.err = s.c.Explain("asking "+repo.RegistryStr()+" for the referrers API", repo.RegistryStr(), err)
+			s.artifacts.err = s.c.Explain("asking "+repo.RegistryStr()+" for the referrers API", repo.RegistryStr(), err)
 			return
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		// 404 also answers a registry that has the API for an unknown
 		// subject, so only a reply that is an index counts as the API.
-		s.referrers.has = resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), string(types.OCIImageIndex))
+		s.artifacts.has = resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), string(types.OCIImageIndex))
 	})
-	return s.referrers.has, s.referrers.err
+	return s.artifacts.has, s.artifacts.err
 }
 
 // addFallback adds the manifest to the index under subject's fallback tag

@@ -27,7 +27,7 @@ type Session struct {
 	reg    name.Registry
 	client *http.Client
 
-	referrers referrersAPI // whether reg serves the referrers API, asked once
+	artifacts artifacts // what the session's artifact writes know of reg
 }
 
 var manifestTypes = strings.Join([]string{
