@@ -297,7 +297,9 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		})
 		return nil
 	})
-	if gerr := gated.Wait(); err == nil {
+	// A failed gate cancels the manifests still going up: its error is the
+	// one to report, not theirs.
+	if gerr := gated.Wait(); gerr != nil {
 		err = gerr
 	}
 	if err != nil {

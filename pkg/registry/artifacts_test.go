@@ -51,8 +51,8 @@ func TestSessionArtifacts(t *testing.T) {
 	subject, _ := v1.NewHash("sha256:" + string(slices.Repeat([]byte("5"), 64)))
 	for i, ref := range []name.Reference{a.Tag("one"), a.Tag("two"), a.Tag("two")} {
 		m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
-			Config:  v1.Descriptor{MediaType: "application/vnd.example+json", Digest: h, Size: int64(len(cfg))},
-			Subject: &v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: subject, Size: 2},
+			Config:      v1.Descriptor{MediaType: "application/vnd.example+json", Digest: h, Size: int64(len(cfg))},
+			Subject:     &v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: subject, Size: 2},
 			Annotations: map[string]string{"n": ref.Identifier()}}
 		raw, _ := json.Marshal(m)
 		if err := s.PutReferrer(t.Context(), ref, raw, types.OCIManifestSchema1, subject, "application/vnd.example+json"); err != nil {
