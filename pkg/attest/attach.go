@@ -80,9 +80,9 @@ type Registry interface {
 // `.sig` tags are replaced, not appended to: they hold this push's proofs;
 // the referrers index keeps earlier pushes' referrers.
 //
-// Every blob is uploaded once (the envelopes are shared by both layouts),
-// all at once, then the two manifests; where the registry has no referrers
-// API the fallback tag is read and written once for the image.
+// Every blob is uploaded once (both manifests share one config), all at
+// once, then the two manifests; where the registry has no referrers API
+// the fallback tag is read and written once for the image.
 func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
