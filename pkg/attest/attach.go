@@ -84,6 +84,49 @@ type Registry interface {
 // once, then the two manifests; where the registry has no referrers API
 // the fallback tag is read and written once for the image.
 func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Attached, error) {
+	st, err := newStaged(r, d, subject, sig)
+	if err != nil {
+		return nil, err
+	}
+	return st.Attach(ctx, envs)
+}
+
+// Staged is one image's proofs on their way: their blobs are in the
+// registry, but no manifest or tag names them yet, so nothing is attached.
+type Staged struct {
+	r        Registry
+	d        name.Digest
+	h        v1.Hash
+	subject  v1.Descriptor
+	envs     []Envelope
+	sig      *ImageSignature
+	uploaded map[v1.Hash]bool
+}
+
+// Stage uploads the blobs of the envelopes and of the image signature for
+// d ahead of Attach: a push can send them while the image's own blobs go
+// up, and attach them (with the envelopes that had to wait) once the
+// digest gate has passed.
+func Stage(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Staged, error) {
+	st, err := newStaged(r, d, subject, sig)
+	if err != nil {
+		return nil, err
+	}
+	st.envs = envs
+	blobs := make([][]byte, 0, len(envs)+1)
+	for _, e := range envs {
+		blobs = append(blobs, e.DSSE)
+	}
+	if sig != nil {
+		blobs = append(blobs, sig.Payload)
+	}
+	if err := st.upload(ctx, blobs); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func newStaged(r Registry, d name.Digest, subject v1.Descriptor, sig *ImageSignature) (*Staged, error) {
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, fmt.Errorf("attaching to %s: %w", d, err)
@@ -91,20 +134,54 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 	if subject.Digest != h {
 		return nil, fmt.Errorf("attaching to %s: subject descriptor names %s", d, subject.Digest)
 	}
+	return &Staged{r: r, d: d, h: h, subject: subject, sig: sig, uploaded: map[v1.Hash]bool{}}, nil
+}
+
+// upload sends the blobs not sent yet, all at once.
+func (st *Staged) upload(ctx context.Context, blobs [][]byte) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range blobs {
+		h, _, err := v1.SHA256(bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		if st.uploaded[h] {
+			continue
+		}
+		st.uploaded[h] = true
+		g.Go(func() error {
+			_, err := st.r.Upload(gctx, st.d.Context(), b)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("writing the proofs of %s: %w", st.d, err)
+	}
+	return nil
+}
+
+// Attach uploads envs and whatever else is not in the registry yet, then
+// writes the manifests that attach every staged and given envelope and the
+// image signature to the image (see the function Attach). Staged envelopes
+// come first in the `.att` image.
+func (st *Staged) Attach(ctx context.Context, envs []Envelope) (*Attached, error) {
+	d, h := st.d, st.h
+	all := append(append([]Envelope{}, st.envs...), envs...)
 	tagBase := strings.Replace(h.String(), ":", "-", 1)
 	out := &Attached{Att: d.Context().Tag(tagBase + ".att"), Sig: d.Context().Tag(tagBase + ".sig")}
 	var imgs []v1.Image
 	var att, sigImg v1.Image
-	if len(envs) > 0 {
-		if att, err = attestationImage(subject, envs); err != nil {
+	var err error
+	if len(all) > 0 {
+		if att, err = attestationImage(st.subject, all); err != nil {
 			return nil, fmt.Errorf("assembling the attestations of %s: %w", d, err)
 		}
 		imgs = append(imgs, att)
 	}
-	if sig != nil {
+	if st.sig != nil {
 		sigImg, err = mutate.Append(cosignBase(), mutate.Addendum{
-			Layer:       static.NewLayer(sig.Payload, mediaTypeSimpleSigning),
-			Annotations: map[string]string{annotationSignature: sig.Sig},
+			Layer:       static.NewLayer(st.sig.Payload, mediaTypeSimpleSigning),
+			Annotations: map[string]string{annotationSignature: st.sig.Sig},
 		})
 		if err == nil {
 			sigImg, err = withSharedConfig(sigImg, types.OCIConfigJSON)
@@ -118,24 +195,17 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 	if err != nil {
 		return nil, fmt.Errorf("assembling the proofs of %s: %w", d, err)
 	}
+	if err := st.upload(ctx, blobs); err != nil {
+		return nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, b := range blobs {
-		g.Go(func() error {
-			_, err := r.Upload(gctx, d.Context(), b)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("writing the proofs of %s: %w", d, err)
-	}
-	g, gctx = errgroup.WithContext(ctx)
 	if sigImg != nil {
 		g.Go(func() error {
 			raw, mt, err := rawManifest(sigImg)
 			if err != nil {
 				return err
 			}
-			if err := r.Put(gctx, out.Sig, raw, mt); err != nil {
+			if err := st.r.Put(gctx, out.Sig, raw, mt); err != nil {
 				return fmt.Errorf("writing the signature of %s: %w", d, err)
 			}
 			return nil
@@ -147,7 +217,7 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 			if err != nil {
 				return err
 			}
-			if err := r.PutReferrer(gctx, out.Att, raw, mt, h, MediaTypeDSSE); err != nil {
+			if err := st.r.PutReferrer(gctx, out.Att, raw, mt, h, MediaTypeDSSE); err != nil {
 				return fmt.Errorf("writing the attestations of %s: %w", d, err)
 			}
 			rd, _, err := v1.SHA256(bytes.NewReader(raw))
@@ -155,7 +225,7 @@ func Attach(ctx context.Context, r Registry, d name.Digest, subject v1.Descripto
 				return err
 			}
 			out.Referrer = rd.String()
-			for _, e := range envs {
+			for _, e := range all {
 				out.PredicateType = append(out.PredicateType, e.PredicateType)
 			}
 			return nil

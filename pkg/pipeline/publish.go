@@ -119,7 +119,7 @@ func (r *Run) push(ctx context.Context, as *semver.Version) (*publish.PushResult
 		o.Version = as
 	}
 	var record func(context.Context) error
-	if o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
+	if o.Stage, o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err
 	}
 	res, err := publish.Push(ctx, c, e, o)

@@ -64,6 +64,9 @@ type PushOptions struct {
 	// Attach, when set, attaches proofs to each manifest before tags are
 	// written (see Attacher).
 	Attach Attacher
+	// Stage, when set, prepares each image's proofs as soon as its digest
+	// is known, attaching nothing (see Attacher).
+	Stage Attacher
 }
 
 // PushedImage is what Push did for one image.
@@ -240,6 +243,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 	}
 
+	// Proofs that need only the digest go up beside the images' blobs.
+	stg := startStages(ctx, o, sess, items)
+	defer stg.stop()
+
 	// 5. Upload each missing blob once, to the first repository needing it;
 	// the others mount it from there.
 	type up struct {
@@ -292,6 +299,9 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 				if _, err := gate.Registry(gctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
 					return err
 				}
+			}
+			if err := stg.wait(gctx, it); err != nil {
+				return err
 			}
 			return attach(gctx, o, sess, it)
 		})

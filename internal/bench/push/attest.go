@@ -58,7 +58,7 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
 		record := func() error { return nil }
 		if with {
-			o.Attach, record = attacher(signer, lockPath, sbom)
+			o.Stage, o.Attach, record = attacher(signer, lockPath, sbom)
 		}
 		start := time.Now()
 		_, err = publish.Push(ctx, c, b.e, o)
@@ -80,12 +80,15 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 }
 
 // attacher makes, per image, the statements the Push target makes and
-// signs and attaches them as it does (attest.SignAndAttach), recording
-// them in the lock file once at the end (record).
-func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher, func() error) {
+// signs and attaches them as it does (stage: provenance, SBOM and the
+// image signature as soon as the digest is known; attach: the tested
+// statement after the gate, and every manifest), recording them in the
+// lock file once at the end (record).
+func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach publish.Attacher, record func() error) {
 	var mu sync.Mutex
 	var attached []lock.Attestation
-	attach := func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+	staged := map[string]*attest.Staged{}
+	stage = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		prov, err := attest.ProvenanceStatement(sub, attest.Provenance{
 			BuilderID: "https://hoistci.dev/builders/local",
@@ -98,6 +101,24 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher,
 		if err != nil {
 			return err
 		}
+		bom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, sbom)
+		if err != nil {
+			return err
+		}
+		st, err := s.SignAndStage(ctx, sess, d, desc, []attest.Unsigned{
+			{PredicateType: attest.PredicateProvenance, Statement: prov},
+			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
+		})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		staged[li.Name] = st
+		return nil
+	}
+	attach = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		tested, err := attest.TestedStatement(sub, attest.Tested{
 			Image: li.Name, ConfigDigest: li.ConfigDigest,
 			Test:       &attest.TestResult{Passed: true, LogSHA256: strings.Repeat("3", 64)},
@@ -107,15 +128,10 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher,
 		if err != nil {
 			return err
 		}
-		bom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, sbom)
-		if err != nil {
-			return err
-		}
-		att, err := s.SignAndAttach(ctx, sess, d, desc, []attest.Unsigned{
-			{PredicateType: attest.PredicateProvenance, Statement: prov},
-			{PredicateType: attest.PredicateHoist, Statement: tested},
-			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
-		})
+		mu.Lock()
+		st := staged[li.Name]
+		mu.Unlock()
+		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: tested}})
 		if err != nil {
 			return err
 		}
@@ -126,7 +142,7 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher,
 		}
 		return nil
 	}
-	record := func() error {
+	record = func() error {
 		return lock.Update(lockPath, func(l *lock.Lock) error {
 			for _, a := range attached {
 				repo, _, _ := strings.Cut(a.Subject, "@")
@@ -139,7 +155,7 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher,
 			return nil
 		})
 	}
-	return attach, record
+	return stage, attach, record
 }
 
 // syntheticSBOM is a CycloneDX document of about kib KiB.
