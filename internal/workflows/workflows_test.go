@@ -13,6 +13,9 @@ import (
 func repoWorkflows(t *testing.T) []*Workflow {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(t), ".github", "workflows", "*.yml"))
+	// Local actions' steps are held to the same pinning rule.
+	actions, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(t), ".github", "actions", "*", "action.yml"))
+	files = append(files, actions...)
 	if len(files) == 0 {
 		t.Fatal("no workflows found")
 	}
@@ -134,5 +137,43 @@ func TestScheduleRunsTheRebuildLine(t *testing.T) {
 	}
 	if scheduled != 2 {
 		t.Fatalf("%d scheduled workflows, want this repository's and init's", scheduled)
+	}
+}
+
+// The staging and tag workflows run over shards when the plan says so:
+// plan (with reserve on staging), a matrix of shard jobs uploading their
+// fragments, and a join that needs every shard; else one runner.
+func TestShardedLines(t *testing.T) {
+	for _, name := range []string{"publish-staging.yml", "release-tag.yml"} {
+		w, err := Load(filepath.Join(testenv.RepoRoot(t), ".github", "workflows", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, job := range []string{"plan", "release", "shard", "join"} {
+			if _, ok := w.Jobs[job]; !ok {
+				t.Errorf("%s: no %s job", name, job)
+			}
+		}
+		raw := string(w.Raw)
+		want := []string{
+			"run: go run mage.go plan",
+			"if: needs.plan.outputs.sharded != 'true'",
+			"matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}",
+			"HOIST_SHARD: ${{ matrix.shard }}",
+			"HOIST_IMAGES: ${{ matrix.images }}",
+			"run: go run mage.go shard",
+			"path: build/hoist/shards/",
+			"needs: [plan, shard]",
+			"HOIST_FRAGMENTS: build/hoist/fragments",
+			"run: go run mage.go join",
+		}
+		if name == "publish-staging.yml" {
+			want = append(want, "run: go run mage.go reserve")
+		}
+		for _, s := range want {
+			if !strings.Contains(raw, s) {
+				t.Errorf("%s lacks %q", name, s)
+			}
+		}
 	}
 }

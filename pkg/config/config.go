@@ -135,6 +135,8 @@ func (c *Config) lines(root *yaml.Node) error {
 			c.Builder.Line = k.Line
 		case "pins":
 			c.Pins.Line = k.Line
+		case "shards":
+			c.Shards.Line = k.Line
 		case "cluster":
 			c.Cluster.Line = k.Line
 		case "scan":
@@ -236,6 +238,12 @@ func (c *Config) readMatrix(img *Image, n *yaml.Node) error {
 }
 
 func (c *Config) defaults() {
+	if c.Shards.Threshold == 0 {
+		c.Shards.Threshold = DefaultShardThreshold
+	}
+	if c.Shards.Count == 0 {
+		c.Shards.Count = DefaultShardCount
+	}
 	if c.VersionFile == "" {
 		c.VersionFile = "VERSION"
 	}

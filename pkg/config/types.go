@@ -43,6 +43,9 @@ type Config struct {
 	// GitOps (build/hoist/pins.json always).
 	Pins   Pins   `yaml:"pins"`
 	Attest Attest `yaml:"attest"`
+	// Shards split the staging and vX.Y.Z lines over CI jobs when there
+	// are many images (the plan target).
+	Shards Shards `yaml:"shards"`
 	// Outside lists folders outside the repository that paths in this file
 	// may name (e.g. ../shared-base); any other path that leaves the
 	// repository, after symlinks, is refused.
@@ -223,6 +226,24 @@ type Pins struct {
 	CommitTo PinsCommit `yaml:"commit_to"`
 	Line     int        `yaml:"-"`
 }
+
+// Shards say when and how far the plan target splits a release over CI
+// shards.
+type Shards struct {
+	// Threshold: shard only when there are more images than this
+	// (default DefaultShardThreshold).
+	Threshold int `yaml:"threshold"`
+	// Count is how many shards (default DefaultShardCount); never more
+	// than there are images.
+	Count int `yaml:"count"`
+	Line  int `yaml:"-"`
+}
+
+// Defaults of Shards.
+const (
+	DefaultShardThreshold = 40
+	DefaultShardCount     = 4
+)
 
 // PinsCommit is a branch of a git remote and a folder in it.
 type PinsCommit struct {

@@ -51,6 +51,9 @@ func (c *Config) validate() error {
 	if pc := c.Pins.CommitTo; pc.Path != "" && (strings.HasPrefix(pc.Path, "/") || strings.Contains("/"+pc.Path+"/", "/../")) {
 		return e(c.Pins.Line, "pins: commit_to path %q must be a folder inside the branch, e.g. clusters/prod", pc.Path)
 	}
+	if c.Shards.Threshold < 0 || c.Shards.Count < 0 || c.Shards.Count > 256 {
+		return e(c.Shards.Line, "shards: threshold %d, count %d: use a positive threshold and a count from 1 to 256 (a GitHub matrix's limit), or leave them out", c.Shards.Threshold, c.Shards.Count)
+	}
 	if c.Builder != (Builder{Line: c.Builder.Line}) {
 		if err := c.Builder.Check(); err != nil {
 			return e(c.Builder.Line, "builder: %v", err)

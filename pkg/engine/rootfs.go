@@ -2,13 +2,20 @@ package engine
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
 )
 
 // Rootfs describes a root filesystem assembled from host files, so a base
@@ -22,29 +29,87 @@ type Rootfs struct {
 	Labels map[string]string
 }
 
-// ImportRootfs builds the tarball for r and imports it as ref. Entries are
-// written in a fixed order with zero timestamps, so the layer is the same
-// for the same files.
+// ImportRootfs builds the tarball for r and loads it as ref. Entries are
+// written in a fixed order with zero timestamps, and the image config has
+// a fixed creation time, so the same files make the same image ID on
+// every machine and in every checkout (CI shards' images built FROM it
+// come out identical). It returns the image's ID.
 func (e *Engine) ImportRootfs(ctx context.Context, ref string, r Rootfs) (string, error) {
+	layer, err := os.CreateTemp("", "hoist-base-*.tar")
+	if err != nil {
+		return "", fmt.Errorf("making base %s: %w", ref, err)
+	}
+	defer os.Remove(layer.Name())
+	defer layer.Close()
+	h := sha256.New()
+	if err := writeRootfs(io.MultiWriter(layer, h), r); err != nil {
+		return "", err
+	}
+	size, err := layer.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return "", fmt.Errorf("making base %s: %w", ref, err)
+	}
+	if _, err := layer.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("making base %s: %w", ref, err)
+	}
+	diffID := fmt.Sprintf("sha256:%x", h.Sum(nil))
+	cfg, err := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH,
+		"os":           "linux",
+		"created":      baseCreated,
+		"config":       map[string]any{"Env": r.Env, "Labels": r.Labels},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"history":      []map[string]any{{"created": baseCreated, "created_by": "hoist: base made from host files"}},
+	})
+	if err != nil {
+		return "", err
+	}
+	cfgName := fmt.Sprintf("%x.json", sha256.Sum256(cfg))
+	manifest, err := json.Marshal([]map[string]any{{"Config": cfgName, "RepoTags": []string{ref}, "Layers": []string{"layer.tar"}}})
+	if err != nil {
+		return "", err
+	}
 	pr, pw := io.Pipe()
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		pw.CloseWithError(writeRootfs(pw, r))
+		tw := tar.NewWriter(pw)
+		err := writeFile(tw, cfgName, bytes.NewReader(cfg), int64(len(cfg)))
+		if err == nil {
+			err = writeFile(tw, "layer.tar", layer, size)
+		}
+		if err == nil {
+			err = writeFile(tw, "manifest.json", bytes.NewReader(manifest), int64(len(manifest)))
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
 	}()
-	defer func() {
-		// Closing the reader stops a writer the import left early; wait for it.
-		_ = pr.Close()
-		<-done
-	}()
-	var changes []string
-	for _, kv := range r.Env {
-		changes = append(changes, "ENV "+kv)
+	resp, err := e.API.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		pr.CloseWithError(err)
+		return "", fmt.Errorf("making base %s: %w", ref, err)
 	}
-	for _, k := range sortedKeys(r.Labels) {
-		changes = append(changes, fmt.Sprintf("LABEL %s=%q", k, r.Labels[k]))
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		return "", fmt.Errorf("making base %s: %w", ref, err)
 	}
-	return e.Import(ctx, pr, ref, changes)
+	img, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+// baseCreated is every made base's creation time: fixed, so the image ID
+// depends on the files alone.
+const baseCreated = "1970-01-01T00:00:00Z"
+
+func writeFile(tw *tar.Writer, name string, r io.Reader, size int64) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	_, err := io.CopyN(tw, r, size)
+	return err
 }
 
 func writeRootfs(w io.Writer, r Rootfs) error {

@@ -304,6 +304,9 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 			}
 			r.State, r.Duration = Unchanged, time.Since(start)
 			r.Locked = locked(img, cur, sum, true)
+			if prev.InputsHash == sum {
+				r.Locked.BuildMillis = prev.BuildMillis
+			}
 			pr.line(r)
 			return r
 		}
@@ -376,6 +379,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	rec.put(sum, builtImage{ImageID: cur.ID, ConfigDigest: cur.Config})
 	r.State, r.Duration = Built, time.Since(start)
 	r.Locked = locked(img, cur, sum, false)
+	r.Locked.BuildMillis = max(1, r.Duration.Milliseconds())
 	pr.line(r)
 	return r
 }

@@ -35,6 +35,16 @@ type Lock struct {
 	Revision string    `json:"revision,omitempty"` // git commit the images were built from
 	Created  time.Time `json:"created"`
 	Images   []Image   `json:"images"`
+	// Shard, on a CI shard's lock (its fragment), says which part of the
+	// plan this run built; the join merges the fragments (package shard).
+	Shard *Shard `json:"shard,omitempty"`
+}
+
+// Shard is one CI shard's place in the plan.
+type Shard struct {
+	Index  int      `json:"index"` // 1-based
+	Count  int      `json:"count"`
+	Images []string `json:"images"` // the images the plan gave it
 }
 
 // Image is one built image and everything later stages learned about it.
@@ -58,11 +68,14 @@ type Image struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	InputsHash string            `json:"inputs_hash"`
 	Built      time.Time         `json:"built"`
-	Skipped    bool              `json:"skipped,omitempty"` // inputs unchanged: no solve was run
-	Test       *Test             `json:"test,omitempty"`
-	Cluster    *Test             `json:"cluster_test,omitempty"`
-	Scan       *Scan             `json:"scan,omitempty"`
-	Pushed     []Pushed          `json:"pushed,omitempty"`
+	// BuildMillis is how long the last solve of these inputs took; an
+	// unchanged image keeps it. The shard plan balances by it.
+	BuildMillis int64    `json:"build_ms,omitempty"`
+	Skipped     bool     `json:"skipped,omitempty"` // inputs unchanged: no solve was run
+	Test        *Test    `json:"test,omitempty"`
+	Cluster     *Test    `json:"cluster_test,omitempty"`
+	Scan        *Scan    `json:"scan,omitempty"`
+	Pushed      []Pushed `json:"pushed,omitempty"`
 	// Attestations and Signature are the signed proofs Push attached to
 	// the pushed manifest.
 	Attestations []Attestation `json:"attestations,omitempty"`

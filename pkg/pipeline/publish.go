@@ -82,6 +82,11 @@ func (r *Run) Push(ctx context.Context) (*publish.PushResult, error) {
 // push is Push with the tags of version as (a rebuild's revision X.Y.Z-rN
 // of the planned X.Y.Z) instead of the plan's version, when set.
 func (r *Run) push(ctx context.Context, as *semver.Version) (*publish.PushResult, error) {
+	return r.pushWith(ctx, as, false)
+}
+
+// pushWith is push, by digest only (no tag) when digestOnly.
+func (r *Run) pushWith(ctx context.Context, as *semver.Version, digestOnly bool) (*publish.PushResult, error) {
 	if r.Set.PR {
 		return nil, errors.New("push: fork/pull-request mode never pushes: the images were built and tested locally")
 	}
@@ -114,7 +119,7 @@ func (r *Run) push(ctx context.Context, as *semver.Version) (*publish.PushResult
 	if err := gate.EngineLabels(ctx, e, only(p, pushing)); err != nil {
 		return nil, err
 	}
-	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer}
+	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Progress: r.Out, Parallel: r.Parallel(), DryRun: r.Set.DryRun, Version: p.Version.SemVer, DigestOnly: digestOnly}
 	if as != nil {
 		o.Version = as
 	}

@@ -20,9 +20,34 @@ import (
 // Release runs the release line of this checkout (package release decides
 // which and lists its steps) on this run's stages, then prints what was
 // written.
-func (r *Run) Release(ctx context.Context) error {
+func (r *Run) Release(ctx context.Context) error { return r.release(ctx, modeLine) }
+
+// Shard runs this checkout's staging or vX.Y.Z line as CI shard
+// HOIST_SHARD of the plan, for the images HOIST_IMAGES names: built,
+// tested, scanned, pushed by digest only, and its lock kept as the
+// shard's fragment for the join.
+func (r *Run) Shard(ctx context.Context) error { return r.release(ctx, modeShard) }
+
+// Join joins the shards' fragments into one release and finishes the
+// line: every tag of every image, last, once every image of the plan is
+// in.
+func (r *Run) Join(ctx context.Context) error { return r.release(ctx, modeJoin) }
+
+// mode is what part of a line a run is.
+type mode int
+
+const (
+	modeLine  mode = iota // the whole line on this machine
+	modeShard             // one CI shard
+	modeJoin              // the join of the shards
+)
+
+func (r *Run) release(ctx context.Context, m mode) error {
 	o, err := r.releaseOptions()
 	if err != nil {
+		return err
+	}
+	if err := r.shardOptions(ctx, &o, m); err != nil {
 		return err
 	}
 	p, err := release.Prepare(ctx, o)
@@ -39,6 +64,7 @@ func (r *Run) Release(ctx context.Context) error {
 		r.logf("release: %s", n)
 	}
 	err = flow.Run(ctx, r.Out, p.Steps, r.Set.DryRun)
+	r.stopAhead()
 	if r.Set.DryRun {
 		return err
 	}
@@ -142,10 +168,13 @@ func (r *Run) stages() release.Stages {
 	return release.Stages{
 		UseVersion: func(v string) { r.Version = v },
 		Images:     func(ctx context.Context) error { _, err := r.Images(ctx); return err },
-		Test:       func(ctx context.Context) error { return r.Test(ctx, false) },
-		Scan:       r.Scan,
-		DigestGate: r.DigestGate,
-		Push:       r.Push,
+		// Scan starts beside Test and is collected at its own step.
+		Test:        func(ctx context.Context) error { r.scanAhead(ctx); return r.Test(ctx, false) },
+		Scan:        r.scanStep,
+		DigestGate:  r.DigestGate,
+		Push:        r.Push,
+		PushDigests: r.PushDigests,
+		PushTags:    r.PushTags,
 		PushRevision: func(ctx context.Context, revision string) (*publish.PushResult, error) {
 			v, err := semver.StrictNewVersion(revision)
 			if err != nil {

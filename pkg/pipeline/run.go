@@ -41,6 +41,7 @@ type Run struct {
 
 	eng    *engine.Engine
 	reg    *registry.Client
+	ahead  *aheadScan // a Scan running beside Test (release lines)
 	prefix string
 	held   *lock.RunLock
 }

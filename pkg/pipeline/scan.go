@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -11,7 +13,10 @@ import (
 
 // Scan runs the pinned Trivy on every built image (or the settings'
 // subset) against the config's policy, recording findings in the lock.
-func (r *Run) Scan(ctx context.Context) error {
+func (r *Run) Scan(ctx context.Context) error { return r.scanTo(ctx, r.Out) }
+
+// scanTo is Scan printing to out.
+func (r *Run) scanTo(ctx context.Context, out io.Writer) error {
 	policy, err := scan.PolicyFrom(r.Cfg)
 	if err != nil {
 		return err
@@ -34,7 +39,7 @@ func (r *Run) Scan(ctx context.Context) error {
 		Trivy:    trivy.Options{Version: r.Cfg.Scan.Trivy, Dir: tools},
 		CacheDir: filepath.Join(cache, "hoist", "trivy"), DBDir: dbDir, DBRepository: r.Cfg.Scan.DBRepository,
 		OutDir: filepath.Join(r.BuildDir(), "scan"), Parallel: r.Parallel(), Timeout: r.Cfg.Scan.Timeout,
-		Out: r.Out, StepSummary: r.Set.StepSummary, Rescan: r.Set.Rescan,
+		Out: out, StepSummary: r.Set.StepSummary, Rescan: r.Set.Rescan,
 		SBOM: r.SBOMFormat(),
 	})
 	return err
@@ -45,4 +50,55 @@ func userCache() string {
 		return d
 	}
 	return os.TempDir()
+}
+
+// aheadScan is a Scan started beside Test (scanAhead).
+type aheadScan struct {
+	cancel context.CancelFunc
+	out    bytes.Buffer
+	done   chan error
+}
+
+// scanAhead starts Scan beside Test, on a release line where Scan follows
+// Test: both only read the built images and each records its own results
+// in the lock under its file lock, so neither waits for the other. Scan's
+// output is held and printed at its own step (scanStep), so the log still
+// reads step by step.
+func (r *Run) scanAhead(ctx context.Context) {
+	if _, err := r.Engine(ctx); err != nil {
+		return // Test reports it
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &aheadScan{cancel: cancel, done: make(chan error, 1)}
+	r.ahead = a
+	go func() { a.done <- r.scanTo(ctx, &a.out) }()
+}
+
+// scanStep is the Scan step: the result of the Scan started beside Test,
+// or a Scan now.
+func (r *Run) scanStep(ctx context.Context) error {
+	a := r.ahead
+	if a == nil {
+		return r.Scan(ctx)
+	}
+	r.ahead = nil
+	var err error
+	select {
+	case err = <-a.done:
+	case <-ctx.Done():
+		a.cancel()
+		err = <-a.done
+	}
+	_, _ = r.Out.Write(a.out.Bytes())
+	return err
+}
+
+// stopAhead stops a Scan started beside a Test whose line stopped there,
+// and waits for it: nothing writes the lock after the run.
+func (r *Run) stopAhead() {
+	if a := r.ahead; a != nil {
+		r.ahead = nil
+		a.cancel()
+		<-a.done
+	}
 }

@@ -83,12 +83,15 @@ func sourceEnv(env []string) []string {
 	return out
 }
 
-// Built pairs each plan image with its lock entry, and checks the engine
-// still holds exactly that image.
+// Built pairs each plan image (those HOIST_IMAGES names, when set) with
+// its lock entry, and checks the engine still holds exactly that image.
 func (r *Run) Built(ctx context.Context, e *engine.Engine) (*plan.Plan, []lock.Image, error) {
 	p, err := r.Plan(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(r.Set.Images) > 0 {
+		p = only(p, r.Set.Images)
 	}
 	l, err := lock.Read(r.LockPath)
 	if err != nil {

@@ -67,6 +67,9 @@ type PushOptions struct {
 	// Stage, when set, prepares each image's proofs as soon as its digest
 	// is known, attaching nothing (see Attacher).
 	Stage Attacher
+	// DigestOnly pushes manifests by digest and writes no tag (a CI shard:
+	// the join tags every shard's images at once, with Tag).
+	DigestOnly bool
 }
 
 // PushedImage is what Push did for one image.
@@ -321,8 +324,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	for i, it := range items {
 		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
 	}
-	if err := writeTags(ctx, sess, o.Version, targets); err != nil {
-		return nil, err
+	if !o.DigestOnly {
+		if err := writeTags(ctx, sess, o.Version, targets); err != nil {
+			return nil, err
+		}
 	}
 
 	now := time.Now().UTC()

@@ -12,6 +12,12 @@ import (
 // bottom here; docs/release.md's step table is checked against these lists
 // (TestDocsStepTable). The preflight (Prepare) has run before any of them.
 func (r *Run) steps() []flow.Step {
+	switch {
+	case r.o.Shard != nil:
+		return r.shardSteps()
+	case r.o.Join != nil:
+		return r.joinSteps()
+	}
 	switch r.Decision.Line {
 	case flow.Staging:
 		return join(
@@ -95,6 +101,52 @@ func (r *Run) steps() []flow.Step {
 	return r.verified()[:3]
 }
 
+// shardSteps are one CI shard's part of the staging or vX.Y.Z line: its
+// images only, pushed by digest; no tag names anything until the join.
+func (r *Run) shardSteps() []flow.Step {
+	var reserve []flow.Step
+	if r.Decision.Line == flow.Staging {
+		// The number the plan job reserved at this commit (the preflight
+		// refuses a shard without one): every shard builds the same version.
+		reserve = []flow.Step{r.reserveStep()}
+	}
+	return join(
+		reserve,
+		// Images, Test, Scan, DigestGate, Gate, for this shard's images.
+		r.verified(),
+		// Manifests by digest, with their proofs; no tag.
+		r.pushDigestsStep(),
+		// This shard's lock, kept for the join (a CI artifact).
+		r.fragmentStep(),
+	)
+}
+
+// joinSteps join the shards of the staging or vX.Y.Z line into one
+// release, then finish the line as a single machine would.
+func (r *Run) joinSteps() []flow.Step {
+	if r.Decision.Line == flow.Release {
+		v := r.Version.String()
+		return join(
+			// Every image of the plan exactly once, at this commit, passed.
+			r.joinStep(),
+			r.gateStep(),
+			// All tags of all images, last, as one release.
+			r.pushTagsStep("image tags "+strings.Join(tagNames(v), ", ")),
+			r.pinsStep(),
+			r.githubStep(r.Decision.Tag, v, r.Version.Prerelease() != ""),
+		)
+	}
+	return join(
+		r.reserveStep(),
+		r.joinStep(),
+		r.gateStep(),
+		r.pushTagsStep("image tags "+r.Staging+" and staging"),
+		r.recordStep(),
+		r.pinsStep(),
+		r.githubStep(r.Staging, r.Staging, true),
+	)
+}
+
 // join lays steps and lists of steps out as one list, in order.
 func join(parts ...any) []flow.Step {
 	var out []flow.Step
@@ -132,6 +184,27 @@ func Lines() map[flow.Line][]string {
 		r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3", o: Options{Pins: PinsOptions{File: "pins.json"}}}
 		for _, s := range r.steps() {
 			out[l] = append(out[l], s.Name)
+		}
+	}
+	return out
+}
+
+// ShardLines are the step names of a CI shard and of the join, on the
+// staging and vX.Y.Z lines, for the docs and their test.
+func ShardLines() map[string][]string {
+	out := map[string][]string{}
+	for _, l := range []flow.Line{flow.Staging, flow.Release} {
+		for _, mode := range []string{"shard", "join"} {
+			o := Options{Pins: PinsOptions{File: "pins.json"}}
+			if mode == "shard" {
+				o.Shard = &Shard{Index: 1, Count: 2}
+			} else {
+				o.Join = &Join{}
+			}
+			r := &Run{Decision: flow.Decision{Line: l}, Version: mustVersion("1.2.3"), Base: "1.2.3", o: o}
+			for _, s := range r.steps() {
+				out[string(l)+" "+mode] = append(out[string(l)+" "+mode], s.Name)
+			}
 		}
 	}
 	return out

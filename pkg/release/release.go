@@ -37,6 +37,12 @@ type Stages struct {
 	Scan       func(ctx context.Context) error
 	DigestGate func(ctx context.Context) error
 	Push       func(ctx context.Context) (*publish.PushResult, error)
+	// PushDigests pushes the tested images by digest only, writing no tag
+	// (a CI shard).
+	PushDigests func(ctx context.Context) (*publish.PushResult, error)
+	// PushTags writes the release's tags for the images of the lock, each
+	// already pushed by digest (the join of CI shards).
+	PushTags func(ctx context.Context) (*publish.PushResult, error)
 	// PushRevision pushes the tested images of the lock (labelled with the
 	// release X.Y.Z) under the tags of revision X.Y.Z-rN: the revision tag,
 	// then the pointers that move forward (package tags).
@@ -85,7 +91,11 @@ type Options struct {
 	// Output is $GITHUB_OUTPUT: the staging line appends version=… there.
 	Output string
 	// Pins say where the publishing lines write what they published.
-	Pins   PinsOptions
+	Pins PinsOptions
+	// Shard, when set, makes the run one CI shard of the staging or
+	// vX.Y.Z line; Join, when set, the join of such shards.
+	Shard  *Shard
+	Join   *Join
 	Stages Stages
 	// Progress receives a line per outcome; nil discards them.
 	Progress io.Writer
@@ -168,6 +178,9 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		r.Decision = flow.Decision{Line: flow.Local, Why: "no registry configured and not in CI: the whole pipeline against this checkout's local registry"}
 	}
 	line := r.Decision.Line
+	if err := r.checkSharding(); err != nil {
+		return nil, err
+	}
 	if line != flow.Verify && tags.KindOf(vf.SemVer) == tags.Revision {
 		return nil, fmt.Errorf("VERSION %s has the form X.Y.Z-rN of a rebuild's revision tag, which only the rebuild line writes: write a release or another prerelease (e.g. %s-rc.1)", vf.SemVer, version.Base(vf.SemVer))
 	}
@@ -196,6 +209,9 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}
 	}
 	if err := r.preflight(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.checkReserved(); err != nil {
 		return nil, err
 	}
 	p.Steps = r.steps()

@@ -843,4 +843,48 @@ func TestDocsStepTable(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("lines: %v", lines)
 	}
+	shards := ShardLines()
+	for part, steps := range shards {
+		row := "| " + part + " | " + strings.Join(steps, ", ") + " |"
+		if !strings.Contains(string(b), row) {
+			t.Errorf("docs/release.md lacks the row %q", row)
+		}
+	}
+	if len(shards) != 4 {
+		t.Fatalf("shard lines: %v", shards)
+	}
+}
+
+// TestShardRefusals: shards and the join serve the staging and vX.Y.Z
+// lines only, and a staging shard or join never reserves its own number.
+func TestShardRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, o := range []Options{{Shard: &Shard{Index: 1, Count: 2}}, {Join: &Join{}}} {
+		opts := f.opts
+		opts.Shard, opts.Join = o.Shard, o.Join
+		_, err := Prepare(ctx, opts)
+		if err == nil || !strings.Contains(err.Error(), "no staging build is reserved at commit "+f.sha[:12]) {
+			t.Fatalf("staging shard with no reservation: %v", err)
+		}
+		opts.Ref = "refs/heads/main"
+		if _, err := Prepare(ctx, opts); err == nil || !strings.Contains(err.Error(), "CI shards build the staging and vX.Y.Z lines, and this run is the main line") {
+			t.Fatalf("main-line shard: %v", err)
+		}
+		opts.Ref, opts.PR = "", true
+		if _, err := Prepare(ctx, opts); err == nil || !strings.Contains(err.Error(), "this run is the verify line") {
+			t.Fatalf("pull-request shard: %v", err)
+		}
+	}
+	// Reserved at this commit (the plan job's reserve): the shard reuses it.
+	git(t, f.work, "push", "-q", "origin", f.sha+":refs/tags/1.2.3-staging.4")
+	opts := f.opts
+	opts.Shard = &Shard{Index: 2, Count: 3, Images: []string{"app", "worker"}, Dir: t.TempDir()}
+	p, err := Prepare(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(p.Steps) != "Reserve,Images,Test,Scan,DigestGate,Gate,Push,Fragment" || p.Staging != "1.2.3-staging.4" {
+		t.Fatalf("shard steps %s, staging %s", names(p.Steps), p.Staging)
+	}
 }

@@ -73,11 +73,7 @@ func (r *Run) reserve(ctx context.Context) (*gitref.Reservation, error) {
 // gateStep is the last check before anything is pushed (Gate).
 func (r *Run) gateStep() flow.Step {
 	return flow.Step{Name: "Gate", Run: func(ctx context.Context) error {
-		v := r.Version.String()
-		if r.Staging != "" && r.Decision.Line != flow.Release {
-			v = r.Staging
-		}
-		return Gate(r.o.LockPath, v, r.Commit)
+		return Gate(r.o.LockPath, r.version(), r.Commit)
 	}}
 }
 

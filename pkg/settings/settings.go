@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hoistci/hoist/pkg/shard"
 	"github.com/hoistci/hoist/pkg/version"
 )
 
@@ -61,6 +62,12 @@ type Settings struct {
 	ToolsDir string
 	Rescan   bool
 	Project  string // init: the images' project
+
+	// ShardIndex of ShardCount is this CI shard (HOIST_SHARD=I/K; 0: not
+	// a shard). Fragments is the folder the join reads the shards'
+	// fragments from (empty: the build folder's shards).
+	ShardIndex, ShardCount int
+	Fragments              string
 
 	// SigningKey is the cosign key file Push signs attestations with
 	// (empty: nothing is signed); SigningPassword decrypts it.
@@ -137,13 +144,15 @@ var Vars = []Var{
 	{"HOIST_REGISTRY_PASSWORD", "registry password or token; never printed"},
 	{"HOIST_GATE_REBUILD", "`1`: DigestGate rebuilds from cache and compares (separate test and push machines)"},
 	{"HOIST_VERSION_OVERRIDE", "reserve exactly this `X.Y.Z-staging.N`"},
+	{"HOIST_SHARD", "`I/K`: the `shard` target is shard I of K (the `plan` target's matrix gives it, with the shard's `HOIST_IMAGES`)"},
+	{"HOIST_FRAGMENTS", "the folder the `join` target reads the shards' fragments from, searched recursively (default `build/hoist/shards`)"},
 	{"HOIST_GITHUB_REPO", "`OWNER/REPO`: publish GitHub releases there (`release.github`)"},
 	{"HOIST_GITHUB_API", "the GitHub API base (`release.github_api`)"},
 	{"HOIST_GITHUB_TOKEN", "token for GitHub releases and the github reserve backend; never printed"},
 	{"GITHUB_TOKEN", "used when `HOIST_GITHUB_TOKEN` is not set"},
 	{"GITHUB_REF", "the ref the run is for, which decides the line; else read from git"},
 	{"GITHUB_EVENT_NAME", "`pull_request` or `pull_request_target` turns on fork / pull-request mode; `schedule`, or `workflow_dispatch` with `HOIST_REBUILD=1`, makes Release the rebuild line (docs/release.md)"},
-	{"GITHUB_OUTPUT", "the staging and rebuild lines and Reserve append `version=…` here, and the staging and rebuild lines each pushed image's digest reference (`digest_NAME=REPO@sha256:…`)"},
+	{"GITHUB_OUTPUT", "the staging and rebuild lines and Reserve append `version=…` here, and the staging and rebuild lines (and the join) each pushed image's digest reference (`digest_NAME=REPO@sha256:…`); the `plan` target appends `matrix=…`, `sharded=…` and `shards=K`"},
 	{"GITHUB_STEP_SUMMARY", "Scan and Release append their Markdown summaries here"},
 	{"GITHUB_SERVER_URL", "with `GITHUB_REPOSITORY`, `GITHUB_RUN_ID` and `GITHUB_RUN_ATTEMPT`: the run's URL, the provenance's invocation id"},
 	{"GITHUB_REPOSITORY", "`OWNER/REPO` of the run (provenance)"},
@@ -206,6 +215,7 @@ func Read(environ []string) (*Settings, error) {
 		Project:         get("HOIST_PROJECT"),
 		SigningKey:      get("HOIST_SIGNING_KEY"),
 		VerifyKey:       get("HOIST_VERIFY_KEY"),
+		Fragments:       get("HOIST_FRAGMENTS"),
 		Environ:         environ,
 	}
 	spw, _ := lookup("HOIST_SIGNING_PASSWORD")
@@ -243,6 +253,13 @@ func Read(environ []string) (*Settings, error) {
 		if n = strings.TrimSpace(n); n != "" {
 			s.Images = append(s.Images, n)
 		}
+	}
+	if sh := get("HOIST_SHARD"); sh != "" {
+		i, k, err := shard.ParseSpec(sh)
+		if err != nil {
+			return nil, fmt.Errorf("HOIST_SHARD: %w", err)
+		}
+		s.ShardIndex, s.ShardCount = i, k
 	}
 	if r := get("HOIST_REGISTRY"); r != "" {
 		host, repo, err := splitRegistry(r)

@@ -29,14 +29,19 @@ import (
 const childEnv = "HOIST_TEST_RELEASE_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		if err := Release(context.Background()); err != nil {
+	if target, ok := childTargets[os.Getenv(childEnv)]; ok {
+		if err := target(context.Background()); err != nil {
 			fmt.Println("release failed:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// childTargets are the targets a child process can run, by childEnv's value.
+var childTargets = map[string]func(context.Context) error{
+	"1": Release, "reserve": Reserve, "plan": Plan, "shard": Shard, "join": Join,
 }
 
 // killImages is how many images the kill matrix releases: enough that the
