@@ -103,8 +103,8 @@ type Staged struct {
 	uploaded map[v1.Hash]bool
 }
 
-// Stage uploads the blobs of the envelopes and of the image signature for
-// d ahead of Attach: a push can send them while the image's own blobs go
+// Stage uploads the blobs of the envelopes, of the image signature and the
+// shared config for d ahead of Attach: a push can send them while the image's own blobs go
 // up, and attach them (with the envelopes that had to wait) once the
 // digest gate has passed.
 func Stage(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor, envs []Envelope, sig *ImageSignature) (*Staged, error) {
@@ -113,7 +113,11 @@ func Stage(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor
 		return nil, err
 	}
 	st.envs = envs
-	blobs := make([][]byte, 0, len(envs)+1)
+	cfg, err := sharedConfig()
+	if err != nil {
+		return nil, err
+	}
+	blobs := [][]byte{cfg}
 	for _, e := range envs {
 		blobs = append(blobs, e.DSSE)
 	}
@@ -295,11 +299,24 @@ func rawManifest(img v1.Image) ([]byte, types.MediaType, error) {
 // image. cosign and the referrers readers never read it; they find the
 // layers by the manifest's digests.
 func withSharedConfig(img v1.Image, mt types.MediaType) (v1.Image, error) {
-	img, err := mutate.ConfigFile(img, &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers"}})
+	img, err := mutate.ConfigFile(img, sharedConfigFile())
 	if err != nil {
 		return nil, err
 	}
 	return mutate.ConfigMediaType(img, mt), nil
+}
+
+func sharedConfigFile() *v1.ConfigFile {
+	return &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers"}}
+}
+
+// sharedConfig is the bytes of the shared config, as the manifests name it.
+func sharedConfig() ([]byte, error) {
+	img, err := withSharedConfig(empty.Image, types.OCIConfigJSON)
+	if err != nil {
+		return nil, err
+	}
+	return img.RawConfigFile()
 }
 
 // cosignBase is the empty OCI image cosign builds its tags on.

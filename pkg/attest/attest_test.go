@@ -221,6 +221,62 @@ func TestAttachAndVerify(t *testing.T) {
 	})
 }
 
+// TestStageAttachesNothing: staged proofs are blobs no tag or referrer
+// names, until Attach adds the rest and attaches them all.
+func TestStageAttachesNothing(t *testing.T) {
+	registries(t, func(t *testing.T, host string) {
+		ctx := t.Context()
+		fx := newFixture(t, host)
+		desc, err := remote.Head(fx.img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs := envelopes(t, fx.signer, fx.img, passing(fx.img), true)
+		payload, sig, err := fx.signer.SignImage(ctx, fx.img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := session(t, fx.img.Context())
+		st, err := attest.Stage(ctx, sess, fx.img, *desc, []attest.Envelope{envs[0], envs[2]}, &attest.ImageSignature{Payload: payload, Sig: sig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags, err := sess.Tags(ctx, fx.img.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range tags {
+			if strings.HasPrefix(tag, "sha256-") {
+				t.Fatalf("staging wrote tag %s", tag)
+			}
+		}
+		rep, err := attest.Verify(ctx, nil, fx.img, fx.ver, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Proofs) != 0 || rep.Err() == nil {
+			t.Fatalf("staged proofs are visible: %+v", rep.Proofs)
+		}
+		got, err := st.Attach(ctx, []attest.Envelope{envs[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{envs[0].PredicateType, envs[2].PredicateType, envs[1].PredicateType}; !slices.Equal(got.PredicateType, want) {
+			t.Fatalf("attached %v, want %v", got.PredicateType, want)
+		}
+		rep, err = attest.Verify(ctx, nil, fx.img, fx.ver, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Err(); err != nil {
+			t.Fatalf("verify refused staged and attached proofs: %v", err)
+		}
+		if err := fx.ver.VerifyImage(ctx, fx.img, payload, sig); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestVerifyRefuses: each broken proof is refused with one line naming
 // the image and what is wrong.
 func TestVerifyRefuses(t *testing.T) {
