@@ -27,30 +27,71 @@ import (
 
 // artifacts is what a session's artifact writes learn of the registry:
 // whether it serves the referrers API (asked once per session, not once
-// per subject), and which repository each blob went to (so the next
-// repository mounts it rather than uploading it again).
+// per subject), and each blob's first upload (so the other repositories
+// mount it rather than uploading it again).
 type artifacts struct {
 	once sync.Once
 	has  bool
 	err  error
 
-	uploaded sync.Map // v1.Hash → name.Repository
+	mu    sync.Mutex
+	blobs map[v1.Hash]*sent // the first upload of each blob
+}
+
+// sent is a blob's first upload in a session: the uploads of the same
+// blob to other repositories wait for it, then mount from repo.
+type sent struct {
+	repo name.Repository
+	done chan struct{}
+	ok   bool // set before done is closed
+}
+
+// first returns the first upload of h, and whether the caller is making it.
+func (a *artifacts) first(h v1.Hash, repo name.Repository) (*sent, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u, ok := a.blobs[h]; ok {
+		return u, false
+	}
+	if a.blobs == nil {
+		a.blobs = map[v1.Hash]*sent{}
+	}
+	u := &sent{repo: repo, done: make(chan struct{})}
+	a.blobs[h] = u
+	return u, true
 }
 
 // Upload writes blob to repo in one monolithic upload (POST, then PUT
 // with the bytes) and returns its digest. It does not ask first whether
 // the registry has it: callers upload bytes they just made. A blob this
-// session already wrote to another repository is mounted from there
-// instead (a registry that declines the mount takes the upload).
-func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte) (v1.Hash, error) {
+// session writes to several repositories goes up once: the other writes
+// wait for that upload and mount from there (a registry that declines the
+// mount takes the upload; a failed first upload leaves each to its own).
+func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte) (_ v1.Hash, err error) {
 	h, _, err := v1.SHA256(bytes.NewReader(blob))
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	what := "uploading blob " + h.String() + " to " + repo.String()
 	u := s.url(repo, "blobs/uploads/")
-	if from, ok := s.artifacts.uploaded.Load(h); ok && from.(name.Repository) != repo {
-		u += "?" + url.Values{"mount": {h.String()}, "from": {from.(name.Repository).RepositoryStr()}}.Encode()
+	first, mine := s.artifacts.first(h, repo)
+	if mine {
+		defer func() {
+			first.ok = err == nil
+			close(first.done)
+		}()
+	} else {
+		select {
+		case <-first.done:
+		case <-ctx.Done():
+			return v1.Hash{}, ctx.Err()
+		}
+		switch {
+		case first.ok && first.repo == repo:
+			return h, nil
+		case first.ok:
+			u += "?" + url.Values{"mount": {h.String()}, "from": {first.repo.RepositoryStr()}}.Encode()
+		}
 	}
 	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusAccepted, http.StatusCreated)
 	if err != nil {
@@ -73,7 +114,6 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // to reuse the connection
 	resp.Body.Close()
-	s.artifacts.uploaded.LoadOrStore(h, repo)
 	return h, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/pkg/localregistry"
@@ -46,6 +47,29 @@ func TestSessionArtifacts(t *testing.T) {
 	}
 	if n, _ := reg.Counts(); n.Uploads != 1 || n.Mounts != 1 {
 		t.Fatalf("registry log: %d uploads, %d mounts; want 1 and 1", n.Uploads, n.Mounts)
+	}
+	// The same blob to several repositories at once: one upload, mounts.
+	var repos []name.Repository
+	for _, p := range []string{"c", "d", "e", "f"} {
+		r, _ := name.NewRepository(reg.Host + "/org/" + p)
+		repos = append(repos, r)
+	}
+	s2, err := c.Session(t.Context(), a.Registry, nil, repos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	for _, r := range repos {
+		g.Go(func() error {
+			_, err := s2.Upload(t.Context(), r, []byte("shared by four"))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := reg.Counts(); n.Uploads != 2 || n.Mounts != 4 {
+		t.Fatalf("registry log: %d uploads, %d mounts; want 2 and 4 (one upload, three mounts more)", n.Uploads, n.Mounts)
 	}
 
 	subject, _ := v1.NewHash("sha256:" + string(slices.Repeat([]byte("5"), 64)))
