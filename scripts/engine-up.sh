@@ -14,6 +14,13 @@
 #     ctr, so Debian's containerd, which conflicts with it, is never added);
 #     and for the in-cluster tests' Kubernetes node: etcd (etcd-server), runc
 #     and the CNI plugins (containernetworking-plugins).
+#   - --for-tests, on a machine that is not arm64 itself: arm64 emulation for
+#     the multi-platform tests. Debian's qemu-user-static is installed when
+#     /usr/bin/qemu-aarch64-static is missing, binfmt_misc is mounted when it
+#     is not, and the aarch64 handler is registered from
+#     /usr/lib/binfmt.d/qemu-aarch64.conf with the F flag (the kernel opens
+#     the interpreter at registration, so it also works inside containers,
+#     whose root has no qemu). An enabled handler already there is kept.
 #   - On a machine whose capability bounding set lacks CAP_SYS_RESOURCE (some
 #     VMs), the engine refuses every privileged container ("unable to apply
 #     caps"). There a runc wrapper that drops that one capability from the
@@ -119,6 +126,46 @@ if [ -n "$for_tests" ]; then
     need runc "the in-cluster tests' Kubernetes node runs pods with runc, which is not on PATH"
   [ -x /usr/lib/cni/bridge ] ||
     need containernetworking-plugins "the in-cluster tests' Kubernetes node wires pods with the CNI bridge plugin, which is not in /usr/lib/cni"
+fi
+
+# arm64_emulation makes `docker run --platform linux/arm64` work on a
+# machine of another architecture (see the header). Quiet when already done.
+binfmt=/proc/sys/fs/binfmt_misc
+arm64_emulation() {
+  case "$(uname -m)" in aarch64|arm64) return 0 ;; esac
+  # Docker Desktop, a runner's tonistiigi/binfmt or an earlier run: keep it,
+  # unless it lacks F (then containers cannot use it, and it is replaced).
+  grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null &&
+    grep -q '^flags: .*F' "$binfmt/qemu-aarch64" && return 0
+  local conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  if ! [ -x /usr/bin/qemu-aarch64-static ] || ! [ -s "$conf" ]; then
+    need qemu-user-static "the multi-platform tests run arm64 images under emulation and qemu-aarch64-static is not installed"
+    [ -s "$conf" ] || return 0 # need said why it could not install
+  fi
+  if ! can_root; then
+    local why="arm64 emulation needs the aarch64 handler registered in $binfmt, and this user is not root and has no sudo"
+    if in_ci; then say "$why: run sudo bash scripts/engine-up.sh --for-tests, then run again"; exit 1; fi
+    say "$why: the arm64 tests will skip (run sudo bash scripts/engine-up.sh --for-tests to run them)"
+    return 0
+  fi
+  if ! [ -e "$binfmt/register" ]; then
+    as_root mount -t binfmt_misc binfmt_misc "$binfmt" || {
+      say "mounting binfmt_misc on $binfmt failed: arm64 emulation needs it (a container needs --privileged for this)"; exit 1; }
+  fi
+  # The rule's last field holds the flags; F makes the kernel keep the
+  # interpreter open, so containers without qemu in them can use it.
+  local rule
+  rule=$(grep -v '^#' "$conf" | head -n 1)
+  case "${rule##*:}" in *F*) ;; *) rule="${rule}F" ;; esac
+  # A disabled or stale entry of the same name blocks registration.
+  [ -e "$binfmt/qemu-aarch64" ] && { printf -- '-1' | as_root sh -c 'cat >"$1"' sh "$binfmt/qemu-aarch64" || true; }
+  say "registering the aarch64 handler in $binfmt (flags ${rule##*:}): arm64 images run under emulation"
+  printf '%s' "$rule" | as_root sh -c 'cat >"$1"' sh "$binfmt/register" || {
+    say "registering $conf in $binfmt/register failed: arm64 images cannot run here"; exit 1; }
+}
+
+if [ -n "$for_tests" ]; then
+  arm64_emulation
 fi
 
 runtime_name=hoist-runc

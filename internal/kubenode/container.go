@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/hoistci/hoist/internal/standin"
@@ -300,6 +301,34 @@ func filepathSafe(s string) string {
 	return string(b)
 }
 
+// labels are the node container's: k3d's for a server, and Hoist's for
+// cleaning up after it (who owns it; for a kept node, its control plane's
+// PIDs).
+func (n *Node) labels() map[string]string {
+	l := map[string]string{
+		"app":                  "k3d",
+		"k3d.cluster":          n.Cluster,
+		"k3d.role":             "server",
+		LabelOwner:             strconv.Itoa(os.Getpid()),
+		LabelOwner + ".bridge": n.bridge,
+		LabelOwner + ".cgroup": n.cgroup,
+		LabelKubeconfig:        n.Kubeconfig,
+	}
+	if n.keep {
+		var pids []string
+		for _, p := range n.procs {
+			// The program's own name, as /proc/PID/exe will show it.
+			exe, err := filepath.EvalSymlinks(p.cmd.Path)
+			if err != nil {
+				exe = p.cmd.Path
+			}
+			pids = append(pids, fmt.Sprintf("%s=%d", filepath.Base(exe), p.cmd.Process.Pid))
+		}
+		l[LabelOwner], l[LabelOwner+".pids"] = kept, strings.Join(pids, ",")
+	}
+	return l
+}
+
 // startContainer runs the node container, labelled as k3d labels a server.
 func (n *Node) startContainer(ctx context.Context, img string) error {
 	rt := ""
@@ -309,17 +338,9 @@ func (n *Node) startContainer(ctx context.Context, img string) error {
 		}
 	}
 	_, err := n.e.API.ContainerCreate(ctx, &container.Config{
-		Image: img,
-		Cmd:   []string{"/bin/sh", "/etc/hoist-node/start.sh"},
-		Labels: map[string]string{
-			"app":                  "k3d",
-			"k3d.cluster":          n.Cluster,
-			"k3d.role":             "server",
-			LabelOwner:             strconv.Itoa(os.Getpid()),
-			LabelOwner + ".bridge": n.bridge,
-			LabelOwner + ".cgroup": n.cgroup,
-			LabelKubeconfig:        n.Kubeconfig,
-		},
+		Image:  img,
+		Cmd:    []string{"/bin/sh", "/etc/hoist-node/start.sh"},
+		Labels: n.labels(),
 	}, &container.HostConfig{
 		Runtime:     rt,
 		Privileged:  true,

@@ -71,6 +71,11 @@ type Options struct {
 	Dir string
 	// Ready bounds the wait for the node to become Ready (default 2m).
 	Ready time.Duration
+	// Keep makes the node outlive this process (cluster:create): its
+	// control plane runs in a session of its own, not bound to this
+	// process's life, and Sweep leaves it while it runs. StopKept stops it
+	// from any later process.
+	Keep bool
 }
 
 // Node is a running single-node Kubernetes.
@@ -85,6 +90,7 @@ type Node struct {
 	Dir        string
 
 	e       *engine.Engine
+	keep    bool
 	procs   []*proc
 	bridge  string
 	cgroup  string
@@ -124,6 +130,7 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 		Dir:       o.Dir,
 		Kubectl:   o.Components.Path("kubectl"),
 		e:         o.Engine,
+		keep:      o.Keep,
 		bridge:    "hk" + id[:8],
 		cgroup:    "/hoist-kubenode-" + id[:12],
 	}
@@ -296,7 +303,8 @@ func freePorts(n int) ([]int, error) {
 }
 
 // run starts a control-plane process logging to logs/NAME.log. It dies with
-// this process (PDEATHSIG) should Stop never run.
+// this process (PDEATHSIG) should Stop never run, unless the node is kept:
+// then it runs in a session of its own.
 func (n *Node) run(ctx context.Context, name, bin string, args ...string) error {
 	log := filepath.Join(n.Dir, "logs", name+".log")
 	f, err := os.Create(log)
@@ -307,6 +315,9 @@ func (n *Node) run(ctx context.Context, name, bin string, args ...string) error 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if n.keep {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -571,7 +582,8 @@ func removeTree(dir string) error {
 
 // Sweep removes node containers (and what they left on the host) whose
 // starting process is gone, e.g. a test binary that was killed before its
-// cleanup ran.
+// cleanup ran. A kept node stays while its whole control plane runs; one
+// missing a part is stopped.
 func Sweep(ctx context.Context, e *engine.Engine) {
 	cs, err := e.API.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
@@ -582,6 +594,13 @@ func Sweep(ctx context.Context, e *engine.Engine) {
 		if !ok {
 			continue
 		}
+		if owner == kept {
+			if procs := keptProcs(c.Labels[LabelOwner+".pids"]); len(procs) > 0 && allAlive(procs) && c.State == "running" {
+				continue
+			}
+			stopKept(ctx, e, c.ID, c.Labels)
+			continue
+		}
 		pid, _ := strconv.Atoi(owner)
 		if pid > 0 && syscall.Kill(pid, 0) == nil {
 			continue
@@ -589,6 +608,104 @@ func Sweep(ctx context.Context, e *engine.Engine) {
 		_ = e.API.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		_ = cleanHost(ctx, c.Labels[LabelOwner+".bridge"], c.Labels[LabelOwner+".cgroup"])
 	}
+}
+
+// kept is LabelOwner's value on a node that outlives its starter.
+const kept = "kept"
+
+// keptProc is one control-plane process of a kept node, as its container's
+// label records it.
+type keptProc struct {
+	name string
+	pid  int
+}
+
+// keptProcs reads LabelOwner.pids: NAME=PID,…
+func keptProcs(label string) []keptProc {
+	var out []keptProc
+	for _, kv := range strings.Split(label, ",") {
+		name, p, ok := strings.Cut(kv, "=")
+		pid, err := strconv.Atoi(p)
+		if ok && err == nil && pid > 1 {
+			out = append(out, keptProc{name, pid})
+		}
+	}
+	return out
+}
+
+// alive: the process still runs that program (a PID the kernel has since
+// given to another program is not it).
+func (p keptProc) alive() bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid))
+	return err == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == p.name
+}
+
+func allAlive(ps []keptProc) bool {
+	for _, p := range ps {
+		if !p.alive() {
+			return false
+		}
+	}
+	return true
+}
+
+// stopKept stops a kept node: its container, then its control plane by
+// PID (newest first), then what it left on the host.
+func stopKept(ctx context.Context, e *engine.Engine, id string, labels map[string]string) error {
+	var errs []error
+	if err := e.API.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+		errs = append(errs, fmt.Errorf("removing node container %s: %w", id, err))
+	}
+	procs := keptProcs(labels[LabelOwner+".pids"])
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		if !p.alive() {
+			continue
+		}
+		_ = syscall.Kill(p.pid, syscall.SIGTERM)
+		if err := waitGone(ctx, p, 10*time.Second); err != nil {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			if err := waitGone(ctx, p, 5*time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("stopping %s (pid %d): %w", p.name, p.pid, err))
+			}
+		}
+	}
+	if err := cleanHost(ctx, labels[LabelOwner+".bridge"], labels[LabelOwner+".cgroup"]); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitGone waits for a process that is not this one's child to end.
+func waitGone(ctx context.Context, p keptProc, timeout time.Duration) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for p.alive() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("still running after %s", timeout)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// StopKept stops the kept node of the named cluster (cluster:delete). It
+// reports whether there was one.
+func StopKept(ctx context.Context, e *engine.Engine, cluster string) (bool, error) {
+	f := filters.NewArgs(filters.Arg("label", "k3d.cluster="+cluster), filters.Arg("label", LabelOwner+"="+kept))
+	cs, err := e.API.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return false, fmt.Errorf("listing the nodes of %s: %w", cluster, err)
+	}
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, stopKept(ctx, e, c.ID, c.Labels))
+	}
+	return len(cs) > 0, errors.Join(errs...)
 }
 
 // Run runs kubectl against the node and returns its combined output.

@@ -251,3 +251,58 @@ func Stdout(t testing.TB, fn func() error) (string, error) {
 	w.Close()
 	return <-done, ferr
 }
+
+// Arm64 makes sure e can run linux/arm64 containers: natively on an arm64
+// engine, or under emulation through a binfmt_misc aarch64 handler with the
+// F flag (scripts/engine-up.sh --for-tests registers Debian's
+// qemu-user-static one). Otherwise it skips the test with one line, and in
+// CI fails it.
+func Arm64(t testing.TB, e *engine.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	arch, err := e.Arch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arch == "arm64" {
+		return
+	}
+	if why := arm64Emulation("/proc/sys/fs/binfmt_misc/qemu-aarch64"); why != "" {
+		Need(t, "arm64 cannot run on this "+arch+" engine: "+why+": run sudo bash scripts/engine-up.sh --for-tests")
+	}
+}
+
+// arm64Emulation returns why the binfmt_misc handler at path cannot run
+// arm64 binaries in containers, or "" when it can.
+func arm64Emulation(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no aarch64 handler is registered in binfmt_misc"
+	}
+	lines := strings.Split(string(b), "\n")
+	if lines[0] != "enabled" {
+		return "the aarch64 handler in binfmt_misc is disabled"
+	}
+	for _, l := range lines {
+		if flags, ok := strings.CutPrefix(l, "flags: "); ok && strings.Contains(flags, "F") {
+			return ""
+		}
+	}
+	return "the aarch64 handler in binfmt_misc lacks the F flag, so containers cannot use it"
+}
+
+// Probe builds internal/testenv/probe, a static program that reports the
+// machine it runs on, for each GOARCH into dir as probe-GOARCH (the name a
+// Dockerfile's COPY probe-${TARGETARCH} finds).
+func Probe(t testing.TB, dir string, goarchs ...string) {
+	t.Helper()
+	for _, arch := range goarchs {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "probe-"+arch), "./internal/testenv/probe")
+		cmd.Dir = RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the probe for %s: %v\n%s", arch, err, out)
+		}
+	}
+}

@@ -111,12 +111,15 @@ func (c *Config) lines(root *yaml.Node) error {
 					break
 				}
 				c.Images[j].Line = n.Line
+				c.Images[j].platformLines = entryLines(mapValue(n, "platforms"))
 				if m := mapValue(n, "matrix"); m != nil {
 					if err := c.readMatrix(&c.Images[j], m); err != nil {
 						return err
 					}
 				}
 			}
+		case "platforms":
+			c.platformLines = entryLines(v)
 		case "bases":
 			for j, n := range v.Content {
 				if j < len(c.Bases) {
@@ -172,6 +175,18 @@ func (c *Config) lines(root *yaml.Node) error {
 		}
 	}
 	return nil
+}
+
+// entryLines returns the line of each entry of a list node (none for nil).
+func entryLines(n *yaml.Node) []int {
+	if n == nil {
+		return nil
+	}
+	lines := make([]int, len(n.Content))
+	for i, e := range n.Content {
+		lines[i] = e.Line
+	}
+	return lines
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {

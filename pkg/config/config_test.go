@@ -196,6 +196,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(good)
 	f.Add("project: d\nimages:\n  - {name: a, dockerfile: Dockerfile}\n")
 	f.Add("project: d\nimages:\n  - name: a-{{.x}}\n    dockerfile: Dockerfile\n    matrix: {axes: {x: [1, 2]}, include: [{x: 3}]}\n")
+	f.Add("project: d\nplatforms: [linux/amd64, linux/arm64]\nimages:\n  - {name: a, dockerfile: Dockerfile, platforms: [linux/arm/v7]}\n")
 	f.Add("- [")
 	// Paths that leave the folder, limits and late failures.
 	f.Add("project: d\nimages:\n  - {name: a, dockerfile: Dockerfile, context: ../../etc}\n")

@@ -33,6 +33,10 @@ type Config struct {
 	// Builder is a standalone buildkitd to build with instead of the
 	// engine's own BuildKit (empty: the engine's).
 	Builder Builder `yaml:"builder"`
+	// Platforms are what every image is built for, e.g. [linux/amd64,
+	// linux/arm64], unless an image says otherwise (default: the engine's
+	// own platform only). See PlatformsOf.
+	Platforms []string `yaml:"platforms"`
 	// Images to build; one entry may expand to many through its matrix.
 	Images   []Image  `yaml:"images"`
 	Registry Registry `yaml:"registry"`
@@ -57,6 +61,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// keyLine is where each top-level key is, for messages about it.
 	keyLine map[string]int
+	// platformLines is where each of Platforms is written.
+	platformLines []int
 }
 
 // Check is one static check: a command run in the repository root.
@@ -114,7 +120,12 @@ type Image struct {
 	Contexts map[string]string `yaml:"contexts"`
 	// Test is the command run inside the image by the Test target.
 	Test *ImageTest `yaml:"test"`
-	Line int        `yaml:"-"`
+	// Platforms override the top level's for this image and its matrix
+	// entries.
+	Platforms []string `yaml:"platforms"`
+	Line      int      `yaml:"-"`
+	// platformLines is where each of Platforms is written.
+	platformLines []int
 }
 
 // Build networks for RUN steps.

@@ -82,6 +82,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if err := c.checkPlatforms("platforms", c.Platforms, c.platformLines, c.keyLine["platforms"]); err != nil {
+		return err
+	}
 	if len(c.Images) == 0 {
 		return e(1, "no images: add an images list (see docs/config.md)")
 	}
@@ -160,6 +163,9 @@ func (c *Config) validate() error {
 		}
 		if st, err := os.Stat(c.Path(img.Context)); err != nil || !st.IsDir() {
 			return e(img.Line, "image %q: context %s is not a folder: fix the path", img.Name, img.Context)
+		}
+		if err := c.checkPlatforms(fmt.Sprintf("image %q: platforms", img.Name), img.Platforms, img.platformLines, img.Line); err != nil {
+			return err
 		}
 		if img.Network != "" {
 			if err := validNetwork(img.Network); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/lock"
@@ -32,6 +33,11 @@ type Case struct {
 	Network string        // none (default) or host
 	Timeout time.Duration // 0: no limit but the caller's
 	Env     []string      // KEY=VALUE
+	// Platform is set for one platform's image of an image with platforms
+	// (e.g. linux/arm64, run under emulation on another machine); the log
+	// is then test-NAME-linux-arm64.log and the result is recorded on that
+	// platform.
+	Platform string
 }
 
 // Result is one test's outcome.
@@ -39,6 +45,7 @@ type Result struct {
 	Name     string
 	Ref      string
 	ImageID  string
+	Platform string // the case's
 	Passed   bool
 	ExitCode int    // -1 when the test did not run to an exit
 	Log      string // path of the saved log
@@ -77,7 +84,7 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 	for i, c := range cases {
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
-				results[i] = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Err: err}
+				results[i] = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, Platform: c.Platform, ExitCode: -1, Err: err}
 				return nil
 			}
 			results[i] = runOne(ctx, api, c, o.LogDir)
@@ -99,7 +106,7 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 	var failed []string
 	for _, r := range results {
 		if !r.Passed {
-			failed = append(failed, r.Name)
+			failed = append(failed, r.label())
 		}
 	}
 	if len(failed) > 0 {
@@ -111,8 +118,24 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 // LogPath is where a test's log goes.
 func LogPath(dir, name string) string { return filepath.Join(dir, "test-"+name+".log") }
 
+// PlatformLogPath is where the log of a test on one platform goes.
+func PlatformLogPath(dir, name, platform string) string {
+	if platform == "" {
+		return LogPath(dir, name)
+	}
+	return LogPath(dir, name+"-"+strings.ReplaceAll(platform, "/", "-"))
+}
+
+// label names the result's image, and its platform when it has one.
+func (r Result) label() string {
+	if r.Platform == "" {
+		return r.Name
+	}
+	return r.Name + " (" + r.Platform + ")"
+}
+
 func runOne(ctx context.Context, api client.APIClient, c Case, logDir string) (r Result) {
-	r = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, ExitCode: -1, Log: LogPath(logDir, c.Name), At: time.Now().UTC()}
+	r = Result{Name: c.Name, Ref: c.Ref, ImageID: c.ImageID, Platform: c.Platform, ExitCode: -1, Log: PlatformLogPath(logDir, c.Name, c.Platform), At: time.Now().UTC()}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 	f, err := os.Create(r.Log)
@@ -145,12 +168,22 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 		tctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	// A store keeping several platforms under one name (containerd's)
+	// picks the one asked for; without one it would pick the engine's.
+	var platform *ocispec.Platform
+	if c.Platform != "" {
+		parts := strings.SplitN(c.Platform, "/", 3)
+		platform = &ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+		if len(parts) == 3 {
+			platform.Variant = parts[2]
+		}
+	}
 	created, err := api.ContainerCreate(ctx, &container.Config{
 		Image:  c.ImageID,
 		Cmd:    c.Command,
 		Env:    c.Env,
 		Labels: map[string]string{"io.hoist.test": c.Name},
-	}, &container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
+	}, &container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, platform, "")
 	if err != nil {
 		return -1, fmt.Errorf("creating the test container for %s: %w", c.Ref, err)
 	}
@@ -208,12 +241,13 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 // record stores each result on its image in the lock file.
 func record(ctx context.Context, path string, results []Result) error {
 	return lock.UpdateContext(ctx, path, func(l *lock.Lock) error {
+		summed := map[string]*lock.Image{}
 		for _, r := range results {
 			img, ok := l.Find(r.Name)
 			if !ok {
 				return fmt.Errorf("recording the test of %s: the lock file has no such image: run the Images target", r.Name)
 			}
-			img.Test = &lock.Test{
+			t := &lock.Test{
 				Passed:   r.Passed,
 				ExitCode: r.ExitCode,
 				Log:      r.Log,
@@ -221,6 +255,19 @@ func record(ctx context.Context, path string, results []Result) error {
 				At:       r.At,
 				ImageID:  r.ImageID,
 			}
+			if r.Platform == "" {
+				img.Test = t
+				continue
+			}
+			p, ok := img.FindPlatform(r.Platform)
+			if !ok {
+				return fmt.Errorf("recording the test of %s on %s: the lock file has no such platform for it: run the Images target", r.Name, r.Platform)
+			}
+			p.Test = t
+			summed[r.Name] = img
+		}
+		for _, img := range summed {
+			img.Test = img.PlatformsTest()
 		}
 		return nil
 	})
@@ -240,7 +287,7 @@ func Summary(w io.Writer, results []Result) {
 		case r.Err != nil:
 			res = "ERROR: " + oneLine(r.Err.Error())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Name, res, r.ExitCode, r.Duration.Round(10*time.Millisecond), r.Log)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.label(), res, r.ExitCode, r.Duration.Round(10*time.Millisecond), r.Log)
 	}
 	_ = tw.Flush() // a failing writer shows in the line below as well
 	fmt.Fprintf(w, "%d of %d container tests passed\n", passed, len(results))

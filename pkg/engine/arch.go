@@ -37,3 +37,32 @@ func goArch(machine string) (string, error) {
 	}
 	return "", fmt.Errorf("the engine runs on %q, an architecture Hoist cannot compile a base binary for", machine)
 }
+
+// Platform is the engine's own platform in OCI form (linux/amd64,
+// linux/arm64, linux/arm/v7…): what an image gets built for when nobody
+// chose, and what runs natively.
+func (e *Engine) Platform(ctx context.Context) (string, error) {
+	info, err := e.API.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("asking the engine its platform: %w", err)
+	}
+	return platformOf(info.OSType, info.Architecture)
+}
+
+// platformOf maps the engine's OS and kernel machine name to a platform.
+func platformOf(osType, machine string) (string, error) {
+	arch, err := goArch(machine)
+	if err != nil {
+		return "", err
+	}
+	if osType == "" {
+		osType = "linux"
+	}
+	switch {
+	case arch == "arm" && machine == "armv6l":
+		return osType + "/arm/v6", nil
+	case arch == "arm":
+		return osType + "/arm/v7", nil
+	}
+	return osType + "/" + arch, nil
+}

@@ -12,3 +12,11 @@ func TestGoArch(t *testing.T) {
 		t.Error("an unknown machine gave no error")
 	}
 }
+
+func TestPlatformOf(t *testing.T) {
+	for machine, want := range map[string]string{"x86_64": "linux/amd64", "aarch64": "linux/arm64", "armv7l": "linux/arm/v7", "armv6l": "linux/arm/v6"} {
+		if got, err := platformOf("linux", machine); err != nil || got != want {
+			t.Errorf("platformOf(linux, %q) = %q, %v; want %q", machine, got, err, want)
+		}
+	}
+}

@@ -61,6 +61,10 @@ type BuildRequest struct {
 	EngineImages []string
 	// Cache, when set, is the image's build cache in a registry.
 	Cache *RegistryCache
+	// Platform is what to build for, e.g. linux/arm64 (RUN steps of
+	// another architecture than the builder's run under emulation). Empty:
+	// the builder's own.
+	Platform string
 }
 
 // RegistryCache is one image's build cache in a registry, as buildx's
@@ -305,6 +309,9 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 		}
 		mounts["named-"+name] = fs
 		attrs["context:"+name] = "local:named-" + name
+	}
+	if r.Platform != "" {
+		attrs["platform"] = r.Platform
 	}
 	if r.Target != "" {
 		attrs["target"] = r.Target

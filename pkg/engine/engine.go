@@ -86,6 +86,8 @@ type Image struct {
 	// for an image made or built on this machine, which cannot be pulled.
 	RepoDigests []string
 	Size        int64
+	// Platform is what the image runs on, e.g. linux/amd64 or linux/arm/v7.
+	Platform string
 }
 
 // Inspect returns the image known by ref (a tag or an ID).
@@ -98,6 +100,12 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("inspecting %s: %w", ref, err)
 	}
 	img := Image{ID: ii.ID, Store: e.Store, Tags: ii.RepoTags, RepoDigests: ii.RepoDigests, Size: ii.Size}
+	if ii.Os != "" && ii.Architecture != "" {
+		img.Platform = ii.Os + "/" + ii.Architecture
+		if ii.Variant != "" {
+			img.Platform += "/" + ii.Variant
+		}
+	}
 	if e.Store == StoreClassic {
 		img.Config = ii.ID
 	}

@@ -148,7 +148,10 @@ func Engine(ctx context.Context, e Inspector, img lock.Image) error {
 			return fmt.Errorf("digest gate: %s: %w: run the Images target", img.Name, err)
 		}
 	}
-	return Compare(img, "engine image "+img.Ref, cfg, got.DiffIDs)
+	if err := Compare(img, "engine image "+img.Ref, cfg, got.DiffIDs); err != nil {
+		return err
+	}
+	return enginePlatforms(ctx, e, img)
 }
 
 // Registry compares the manifest ref resolves to in a registry (and the
@@ -166,6 +169,9 @@ func Registry(ctx context.Context, c *registry.Client, ref name.Reference, img l
 
 // manifest checks a fetched manifest against what was tested.
 func manifest(ctx context.Context, c *registry.Client, ref name.Reference, d *remote.Descriptor, img lock.Image) error {
+	if d.MediaType.IsIndex() && len(img.Platforms) > 0 {
+		return index(ctx, c, ref, d, img)
+	}
 	where := "registry manifest " + ref.String() + "@" + d.Digest.String()
 	if !d.MediaType.IsImage() {
 		return fmt.Errorf("digest gate: %s: %s is a %s, not an image manifest: push single-platform images", img.Name, where, d.MediaType)
@@ -401,7 +407,7 @@ func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 			errs[i] = err
 			continue
 		}
-		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) {
+		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) && len(img.Platforms) == 0 {
 			continue
 		}
 		errs[i] = Engine(ctx, e, img)

@@ -32,6 +32,9 @@ type Engine interface {
 	ConfigDigest(ctx context.Context, ref string) (string, error)
 	ImportRootfs(ctx context.Context, ref string, r engine.Rootfs) (string, error)
 	HasDefaultBridge(ctx context.Context) (bool, error)
+	// Platform is the engine's own platform, asked only when an image
+	// has platforms (it decides which one keeps the image's Ref).
+	Platform(ctx context.Context) (string, error)
 }
 
 // Builder builds one image and leaves it in the engine under the request's
@@ -114,13 +117,23 @@ const (
 	Failed    State = "FAILED"
 )
 
-// Result is one image's outcome.
+// Result is one image's outcome; for an image with platforms, the outcome
+// over all of them (Failed when one failed, Built when one was built).
 type Result struct {
 	Image    plan.Image
 	State    State
 	Duration time.Duration
 	Locked   lock.Image
 	Err      error
+	// Log is the build log to read: of the image, or of its first failed
+	// platform.
+	Log string
+	// Platform is set on one platform's outcome (while building, and in
+	// progress lines).
+	Platform string
+	// imageSum is the image's inputs hash (Locked.InputsHash is the
+	// platform's own on a platform's outcome).
+	imageSum string
 }
 
 // BuildError is returned when one or more images failed; it names the first
@@ -133,11 +146,20 @@ type BuildError struct {
 
 func (e *BuildError) Error() string {
 	f := e.Failed[0]
+	log := f.Log
+	if log == "" {
+		log = logPath(e.LogDir, f.Image.Name, "")
+	}
 	return fmt.Sprintf("%d of %d images failed to build; first: %s: %v (log: %s)",
-		len(e.Failed), e.Total, f.Image.Name, f.Err, logPath(e.LogDir, f.Image.Name))
+		len(e.Failed), e.Total, f.Image.Name, f.Err, log)
 }
 
-func logPath(dir, name string) string {
+// logPath is the build log of an image, or of one of its platforms
+// (build-NAME-linux-arm64.log).
+func logPath(dir, name, platform string) string {
+	if platform != "" {
+		name += "-" + plan.PlatformSuffix(platform)
+	}
 	return filepath.Join(dir, "build-"+name+".log")
 }
 
@@ -206,21 +228,31 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 			known[li.Name] = li
 		}
 	}
-	results := make([]Result, len(todo))
+	us, host, err := units(ctx, e, todo)
+	if err != nil {
+		return nil, err
+	}
+	done := make([]Result, len(us))
 	g, gctx := errgroup.WithContext(ctx)
+	// Every platform of every image is one solve under the same bound.
 	g.SetLimit(o.Parallel)
-	for i, img := range todo {
+	for k, u := range us {
 		g.Go(func() error {
-			results[i] = buildOne(gctx, e, b, h, rec, net, p.Dir, img, known[img.Name], localBases, o, pr)
+			prev := known[u.img.Name]
+			if u.platform != "" {
+				prev = prevPlatform(prev, u.platform)
+			}
+			done[k] = buildOne(gctx, e, b, h, rec, net, p.Dir, u.img, u.platform, prev, localBases, o, pr)
 			// One image failing does not stop the others: a maintainer sees
 			// every broken entry in one run. Only cancellation stops them.
 			return ctx.Err()
 		})
 	}
 	werr := g.Wait()
-	for _, r := range results {
+	for _, r := range done {
 		used[r.Locked.InputsHash] = true
 	}
+	results := gather(todo, us, done, host, known)
 	if len(o.Only) == 0 {
 		// What no entry or base of the plan uses any more is forgotten, so
 		// the record stays the size of the plan.
@@ -240,7 +272,7 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	}
 	if len(failed) > 0 {
 		for _, r := range failed {
-			pr.tail(r.Image.Name, logPath(o.LogDir, r.Image.Name))
+			pr.tail(r.Image.Name, r.Log)
 		}
 		return results, &BuildError{Failed: failed, Total: len(results), LogDir: o.LogDir}
 	}
@@ -249,9 +281,12 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 		l.Created = time.Now().UTC()
 		for _, r := range results {
 			img := r.Locked
-			if prev, ok := l.Find(img.Name); ok && prev.ImageID == img.ImageID {
-				// Same bytes as before: what was learned about them still holds.
-				img.Test, img.Cluster, img.Scan, img.Pushed = prev.Test, prev.Cluster, prev.Scan, prev.Pushed
+			if prev, ok := l.Find(img.Name); ok {
+				if prev.ImageID == img.ImageID && samePlatforms(*prev, img) {
+					// Same bytes as before: what was learned about them still holds.
+					img.Test, img.Cluster, img.Scan, img.Pushed = prev.Test, prev.Cluster, prev.Scan, prev.Pushed
+				}
+				keepPlatformResults(*prev, &img)
 			}
 			l.Put(img)
 		}
@@ -275,9 +310,12 @@ func Build(ctx context.Context, e Engine, b Builder, p *plan.Plan, lockPath stri
 	return results, nil
 }
 
-func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *builtRecord, net *networks, root string, img plan.Image, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
+// buildOne builds img, or with platform set img's image for that platform
+// (img.Ref then being the platform's reference, plan.PlatformRef).
+func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *builtRecord, net *networks, root string, img plan.Image, platform string, prev lock.Image, localBases map[string]bool, o Options, pr *printer) Result {
 	start := time.Now()
-	r := Result{Image: img}
+	logFile := logPath(o.LogDir, img.Name, platform)
+	r := Result{Image: img, Platform: platform, Log: logFile}
 	fail := func(err error) Result {
 		r.State, r.Err, r.Duration = Failed, err, time.Since(start)
 		pr.line(r)
@@ -286,6 +324,10 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	sum, err := h.Inputs(ctx, img)
 	if err != nil {
 		return fail(err)
+	}
+	r.imageSum = sum
+	if platform != "" {
+		sum = plan.PlatformInputs(sum, platform)
 	}
 	if !o.Rebuild {
 		// Unchanged only when Hoist itself built the image now at the
@@ -319,6 +361,11 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", img.Dockerfile, err))
 	}
+	if platform != "" {
+		if err := foreignSources(ctx, e, img, uses, platform, localBases); err != nil {
+			return fail(err)
+		}
+	}
 	req, err := session(ctx, e, root, img, uses, o)
 	if err != nil {
 		return fail(err)
@@ -343,7 +390,6 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 			}
 		}
 	}
-	logFile := logPath(o.LogDir, img.Name)
 	lf, err := os.Create(logFile)
 	if err != nil {
 		return fail(fmt.Errorf("creating build log: %w", err))
@@ -354,7 +400,7 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	}
 	req.ContextDir, req.Dockerfile, req.Tags = img.ContextDir, img.Dockerfile, []string{img.Ref}
 	req.Args, req.Labels, req.Target = img.Args, labels, img.Target
-	req.NoCache, req.Pull = o.Rebuild, pull
+	req.NoCache, req.Pull, req.Platform = o.Rebuild, pull, platform
 	if o.Cache != nil {
 		req.Cache = &engine.RegistryCache{Ref: o.Cache.Prefix + "/" + img.Name + ":" + CacheTag, Import: true, Export: o.Cache.Write, Insecure: o.Cache.Insecure}
 	}
@@ -375,6 +421,9 @@ func buildOne(ctx context.Context, e Engine, b Builder, h *plan.Hasher, rec *bui
 	}
 	if err := configDigest(ctx, e, img.Ref, &cur); err != nil {
 		return fail(err)
+	}
+	if platform != "" && !samePlatform(cur.Platform, platform) {
+		return fail(fmt.Errorf("built for %s, but the engine holds a %s image at %s: is its builder able to build for other platforms?", platform, cur.Platform, img.Ref))
 	}
 	rec.put(sum, builtImage{ImageID: cur.ID, ConfigDigest: cur.Config})
 	r.State, r.Duration = Built, time.Since(start)
@@ -484,7 +533,11 @@ func (p *printer) printf(f string, a ...any) {
 }
 
 func (p *printer) line(r Result) {
-	p.printf("  %-9s %-40s %6.2fs\n", r.State, r.Image.Name, r.Duration.Seconds())
+	name := r.Image.Name
+	if r.Platform != "" {
+		name += " " + r.Platform
+	}
+	p.printf("  %-9s %-40s %6.2fs\n", r.State, name, r.Duration.Seconds())
 }
 
 // tail shows the last lines of a failed image's build log.

@@ -80,6 +80,12 @@ type Image struct {
 	// the pushed manifest.
 	Attestations []Attestation `json:"attestations,omitempty"`
 	Signature    *Signature    `json:"signature,omitempty"`
+	// Platforms is set for an image built for the platforms hoist.yaml
+	// chose: one record per platform, in the order listed. The fields above
+	// then describe its primary platform's image (the engine's own when
+	// listed, else the first), the one at Ref; Test and Scan above pass
+	// only when they passed on every platform.
+	Platforms []Platform `json:"platforms,omitempty"`
 }
 
 // Attestation is one signed statement attached to a pushed manifest.

@@ -131,13 +131,38 @@ func (r *Run) toolsDir() string {
 }
 
 // ClusterCreate creates the configured k3d cluster unless it exists.
+// Where k3s cannot run (the engine refuses what it needs) it starts a
+// Kubernetes node of its own under the cluster's name instead, kept
+// running after this command until cluster:delete.
 func (r *Run) ClusterCreate(ctx context.Context) error {
-	if _, err := r.ClusterName(); err != nil {
+	name, err := r.ClusterName()
+	if err != nil {
 		return err
 	}
 	e, err := r.Engine(ctx)
 	if err != nil {
 		return err
+	}
+	// A node whose starter died, or a kept one missing a part, goes first.
+	kubenode.Sweep(ctx, e)
+	if _, err := cluster.Nodes(ctx, cluster.Lister(e.API), name); err == nil {
+		kc, _, err := r.access(ctx, e, name)
+		if err != nil {
+			return err
+		}
+		r.logf("hoist: cluster %s exists; kubeconfig: %s", name, r.Rel(kc))
+		return nil
+	}
+	if perr := cluster.Probe(ctx, e); errors.Is(perr, cluster.ErrCannotRun) {
+		node, err := r.startNode(ctx, e, perr, true)
+		if node == nil {
+			if err == nil {
+				err = fmt.Errorf("cluster %s: %v, and %v", name, perr, kubenode.CanRun())
+			}
+			return err
+		}
+		r.logf("hoist: cluster %s is node %s, kept running: kubeconfig %s; stop it with cluster:delete", name, node.Container, r.Rel(node.Kubeconfig))
+		return nil
 	}
 	created, err := cluster.Create(ctx, e, cluster.Runtime(), r.Cfg.Path(r.Cfg.Cluster.Config), r.createOptions())
 	if err != nil {
@@ -147,14 +172,25 @@ func (r *Run) ClusterCreate(ctx context.Context) error {
 	if created {
 		what = "created"
 	}
-	r.logf("hoist: k3d cluster %s %s; kubeconfig: %s", r.Cfg.Cluster.Name, what, r.Rel(r.kubeconfig()))
+	r.logf("hoist: k3d cluster %s %s; kubeconfig: %s", name, what, r.Rel(r.kubeconfig()))
 	return nil
 }
 
-// ClusterDelete deletes the configured k3d cluster when it exists.
+// ClusterDelete deletes the configured cluster when it exists: the node
+// cluster:create kept running, or the k3d cluster.
 func (r *Run) ClusterDelete(ctx context.Context) error {
 	name, err := r.ClusterName()
 	if err != nil {
+		return err
+	}
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	if found, err := kubenode.StopKept(ctx, e, name); found || err != nil {
+		if err == nil {
+			r.logf("hoist: cluster %s (a node Hoist kept running) deleted", name)
+		}
 		return err
 	}
 	deleted, err := cluster.Delete(ctx, cluster.Runtime(), name)
@@ -216,7 +252,7 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 	nodes, err := cluster.Nodes(ctx, cluster.Lister(e.API), name)
 	if errors.Is(err, cluster.ErrNoCluster) {
 		if perr := cluster.Probe(ctx, e); errors.Is(perr, cluster.ErrCannotRun) {
-			node, err := r.startNode(ctx, e, perr)
+			node, err := r.startNode(ctx, e, perr, false)
 			if node == nil {
 				return err
 			}
@@ -238,7 +274,8 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 		return err
 	}
 	if kubectl == "" {
-		if err := cluster.WriteKubeconfig(ctx, rt, name, kubeconfig); err != nil {
+		// A k3d cluster, or a node cluster:create keeps running.
+		if kubeconfig, kubectl, err = r.access(ctx, e, name); err != nil {
 			return err
 		}
 	}
@@ -281,25 +318,32 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 }
 
 // startNode starts a Kubernetes node labelled as the configured k3d
-// cluster's server, building the pinned components once. Where this
-// machine cannot run one either, it logs the one line saying the stage is
-// skipped and why, and returns nil, nil.
-func (r *Run) startNode(ctx context.Context, e *engine.Engine, k3s error) (*kubenode.Node, error) {
+// cluster's server, building the pinned components once; keep makes it
+// outlive this process (cluster:create). Where this machine cannot run one
+// either, it logs the one line saying the stage is skipped and why, and
+// returns nil, nil.
+func (r *Run) startNode(ctx context.Context, e *engine.Engine, k3s error, keep bool) (*kubenode.Node, error) {
 	name := r.Cfg.Cluster.Name
 	if err := kubenode.CanRun(); err != nil {
-		r.logf("hoist: in-cluster stage skipped: %v, and %v", k3s, err)
+		if !keep {
+			r.logf("hoist: in-cluster stage skipped: %v, and %v", k3s, err)
+		}
 		return nil, nil
 	}
 	c, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: r.toolsDir(), Progress: r.Out})
 	if err != nil {
 		return nil, err
 	}
+	// A kept node has a folder of its own: a Test run's node never clears it.
 	dir := filepath.Join(r.BuildDir(), "kubenode")
+	if keep {
+		dir = filepath.Join(r.BuildDir(), "cluster-node")
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", dir, err)
 	}
 	start := time.Now()
-	node, err := kubenode.Start(ctx, kubenode.Options{Engine: e, Components: c, Cluster: name, Dir: dir})
+	node, err := kubenode.Start(ctx, kubenode.Options{Engine: e, Components: c, Cluster: name, Dir: dir, Keep: keep})
 	if err != nil {
 		return nil, fmt.Errorf("starting a Kubernetes node for cluster %s (k3s cannot run on this engine): %w (logs: %s)", name, err, r.Rel(filepath.Join(dir, "logs")))
 	}

@@ -87,6 +87,8 @@ func (r *Run) push(ctx context.Context, as *semver.Version) (*publish.PushResult
 
 // pushWith is push, by digest only (no tag) when digestOnly.
 func (r *Run) pushWith(ctx context.Context, as *semver.Version, digestOnly bool) (*publish.PushResult, error) {
+	// The blobs started beside Test share the push cache: done first.
+	r.awaitPrestage()
 	if r.Set.PR {
 		return nil, errors.New("push: fork/pull-request mode never pushes: the images were built and tested locally")
 	}
@@ -124,7 +126,7 @@ func (r *Run) pushWith(ctx context.Context, as *semver.Version, digestOnly bool)
 		o.Version = as
 	}
 	var record func(context.Context) error
-	if o.Stage, o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
+	if o.StageProofs, o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err
 	}
 	res, err := publish.Push(ctx, c, e, o)

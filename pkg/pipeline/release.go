@@ -63,6 +63,9 @@ func (r *Run) release(ctx context.Context, m mode) error {
 	for _, n := range p.Notes {
 		r.logf("release: %s", n)
 	}
+	for _, s := range p.Steps {
+		r.prestage = r.prestage || (s.Name == "Push" && !r.Set.PR && !r.Set.DryRun)
+	}
 	err = flow.Run(ctx, r.Out, p.Steps, r.Set.DryRun)
 	r.stopAhead()
 	if r.Set.DryRun {
@@ -169,7 +172,12 @@ func (r *Run) stages() release.Stages {
 		UseVersion: func(v string) { r.Version = v },
 		Images:     func(ctx context.Context) error { _, err := r.Images(ctx); return err },
 		// Scan starts beside Test and is collected at its own step.
-		Test:        func(ctx context.Context) error { r.scanAhead(ctx); return r.Test(ctx, false) },
+		// So do the blobs on a line that pushes, collected before the push.
+		Test: func(ctx context.Context) error {
+			r.scanAhead(ctx)
+			r.pushAhead(ctx)
+			return r.Test(ctx, false)
+		},
 		Scan:        r.scanStep,
 		DigestGate:  r.DigestGate,
 		Push:        r.Push,

@@ -39,11 +39,14 @@ type Run struct {
 	// Passed and Failed count the checks and tests judged in this run.
 	Passed, Failed int
 
-	eng    *engine.Engine
-	reg    *registry.Client
-	ahead  *aheadScan // a Scan running beside Test (release lines)
-	prefix string
-	held   *lock.RunLock
+	eng   *engine.Engine
+	reg   *registry.Client
+	ahead *aheadScan // a Scan running beside Test (release lines)
+	// prestage: this run's line pushes, so blobs go up beside Test.
+	prestage bool
+	staging  *aheadPush
+	prefix   string
+	held     *lock.RunLock
 }
 
 // Open loads the config named by the settings, applies the settings'

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/scan"
 	"github.com/hoistci/hoist/pkg/trivy"
 )
@@ -93,12 +94,65 @@ func (r *Run) scanStep(ctx context.Context) error {
 	return err
 }
 
-// stopAhead stops a Scan started beside a Test whose line stopped there,
-// and waits for it: nothing writes the lock after the run.
+// stopAhead stops a Scan and a blob upload started beside a Test whose
+// line stopped there, and waits for them: nothing writes after the run.
 func (r *Run) stopAhead() {
 	if a := r.ahead; a != nil {
 		r.ahead = nil
 		a.cancel()
 		<-a.done
+	}
+	if a := r.staging; a != nil {
+		r.staging = nil
+		a.cancel()
+		<-a.done
+	}
+}
+
+// aheadPush is publish.Prestage started beside Test (pushAhead).
+type aheadPush struct {
+	cancel context.CancelFunc
+	done   chan error
+	n      int
+}
+
+// pushAhead starts uploading the built images' missing blobs beside Test,
+// on a line that pushes: the Push step after the gate then only writes
+// manifests and tags. Nothing names the blobs until then.
+func (r *Run) pushAhead(ctx context.Context) {
+	if !r.prestage {
+		return
+	}
+	e, err := r.Engine(ctx)
+	if err != nil {
+		return
+	}
+	c, prefix, err := r.Registry(ctx)
+	if err != nil {
+		return // Push reports it
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &aheadPush{cancel: cancel, done: make(chan error, 1)}
+	r.staging = a
+	o := publish.PushOptions{LockPath: r.LockPath, Prefix: prefix, WorkDir: filepath.Dir(r.LockPath), Parallel: r.Parallel()}
+	go func() {
+		n, err := publish.Prestage(ctx, c, e, o)
+		a.n = n
+		a.done <- err
+	}()
+}
+
+// awaitPrestage waits for the blobs started beside Test, before a push.
+func (r *Run) awaitPrestage() {
+	a := r.staging
+	if a == nil {
+		return
+	}
+	r.staging = nil
+	switch err := <-a.done; {
+	case err != nil:
+		r.logf("push: the blobs were not uploaded during the tests (%v): the push uploads them", err)
+	case a.n > 0:
+		r.logf("push: %d blob(s) went up while the images were tested", a.n)
 	}
 }

@@ -136,6 +136,15 @@ func (r *Run) containerTests(ctx context.Context) error {
 			untested = append(untested, pi.Name)
 			continue
 		}
+		if len(imgs[i].Platforms) > 0 {
+			// Every platform's image is tested, arm64 under emulation.
+			pcs, err := platformCases(ctx, e, pi, imgs[i])
+			if err != nil {
+				return err
+			}
+			cases = append(cases, pcs...)
+			continue
+		}
 		cases = append(cases, ctest.Case{
 			Name: pi.Name, Ref: pi.Ref, ImageID: imgs[i].ImageID,
 			Command: pi.Test.Command, Network: pi.Test.Network, Timeout: pi.Test.Timeout, Env: pi.Test.Env,

@@ -36,7 +36,7 @@ type ctxHash struct {
 }
 
 // Inputs is the hash of everything that goes into building img: the
-// Dockerfile, arguments, labels, target, network, the context's files (less
+// Dockerfile, arguments, labels, target, network, platforms (when chosen), the context's files (less
 // what the Dockerfile's .dockerignore drops), each named context (a
 // folder's files, or an image's ID), the IDs of the images its FROM, COPY
 // --from and RUN --mount=from lines name, and the ids of the secrets and
@@ -63,6 +63,10 @@ func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
 		fmt.Fprintf(sum, "label %q=%q\n", k, img.Labels[k])
 	}
 	fmt.Fprintf(sum, "target %q\nnetwork %q\n", img.Target, img.Network)
+	if len(img.Platforms) > 0 {
+		// Only when chosen, so an image without platforms keeps its hash.
+		fmt.Fprintf(sum, "platforms %q\n", img.Platforms)
+	}
 	c, err := h.context(img.ContextDir, IgnoreFile(img.ContextDir, img.Dockerfile))
 	if err != nil {
 		return "", fmt.Errorf("hashing build context of %s: %w", img.Name, err)
@@ -112,6 +116,14 @@ func (h *Hasher) Inputs(ctx context.Context, img Image) (string, error) {
 		fmt.Fprintf(sum, "ssh %q\n", id)
 	}
 	return "sha256:" + hex.EncodeToString(sum.Sum(nil)), nil
+}
+
+// PlatformInputs is the inputs hash of one platform's image of a
+// multi-platform image whose Inputs are sum: each platform's image carries
+// its own, so each is found unchanged (or not) on its own.
+func PlatformInputs(sum, platform string) string {
+	h := sha256.Sum256([]byte("hoist-platform v1\n" + sum + "\n" + platform + "\n"))
+	return "sha256:" + hex.EncodeToString(h[:])
 }
 
 // IgnoreFile is the ignore file BuildKit applies to the main context: one

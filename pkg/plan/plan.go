@@ -73,6 +73,10 @@ type Image struct {
 	// docker-image://REF.
 	Contexts map[string]string
 	Test     *config.ImageTest
+	// Platforms are what the image is built for, e.g. linux/amd64 and
+	// linux/arm64. Empty: the engine's own platform only, built, hashed and
+	// recorded exactly as before platforms could be chosen.
+	Platforms []string
 }
 
 // Options are the run's facts the config does not hold.
@@ -231,6 +235,7 @@ func (p *Plan) entry(cfg *config.Config, ci config.Image, e matrix.Entry) (Image
 		Labels:     map[string]string{},
 		Network:    cfg.NetworkOf(ci),
 		Test:       ci.Test,
+		Platforms:  cfg.PlatformsOf(ci),
 	}
 	for name, src := range ci.Contexts {
 		if img.Contexts == nil {

@@ -154,6 +154,15 @@ func TestInputsHash(t *testing.T) {
 	changed("arg", func(i *Image) { i.Args["PYTHON_VERSION"] = "3.14" }, &Hasher{Resolve: h.Resolve})
 	changed("label", func(i *Image) { i.Labels["x"] = "y" }, &Hasher{Resolve: h.Resolve})
 	changed("target", func(i *Image) { i.Target = "t" }, &Hasher{Resolve: h.Resolve})
+	changed("platforms", func(i *Image) { i.Platforms = []string{"linux/amd64", "linux/arm64"} }, &Hasher{Resolve: h.Resolve})
+	img.Platforms = []string{"linux/amd64"}
+	first, _ = (&Hasher{Resolve: h.Resolve}).Inputs(ctx, img)
+	changed("platform list", func(i *Image) { i.Platforms = []string{"linux/amd64", "linux/arm64"} }, &Hasher{Resolve: h.Resolve})
+	if a, b := PlatformInputs(first, "linux/amd64"), PlatformInputs(first, "linux/arm64"); a == b || a == first {
+		t.Errorf("platform inputs not distinct: %s %s (image %s)", a, b, first)
+	}
+	img.Platforms = nil
+	first, _ = (&Hasher{Resolve: h.Resolve}).Inputs(ctx, img)
 	changed("base ID", func(*Image) { ids["example/python:3.13-slim"] = "sha256:base2" }, &Hasher{Resolve: h.Resolve})
 	ids["example/python:3.13-slim"] = "sha256:base1"
 	ctxDir := t.TempDir()

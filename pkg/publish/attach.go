@@ -21,7 +21,7 @@ import (
 // session on the registry (one ping and token for every repository), for
 // the proofs' writes.
 //
-// The same type serves as a stager (PushOptions.Stage): called for each
+// The same type serves as a stager (PushOptions.StageProofs): called for each
 // image as soon as its digest is known, beside the upload of the images'
 // own blobs, it may upload the blobs of the proofs that need nothing but
 // the digest. It must attach nothing: no manifest or tag may name what it
@@ -44,24 +44,28 @@ func pushedRef(it *pushItem) (name.Digest, v1.Descriptor) {
 	return it.repo.Digest(it.built.digest.String()), v1.Descriptor{MediaType: it.built.mediaType, Digest: it.built.digest, Size: int64(len(it.built.manifest))}
 }
 
-// stages runs o.Stage for every item, tagJobs at once, beside the rest of
-// the push.
+// stages runs o.StageProofs for every item, tagJobs at once, beside the
+// rest of the push.
 type stages struct {
 	done   map[*pushItem]chan error
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
 
-// startStages starts o.Stage, when set, for every item (whose digest is
-// known). Call stop before returning.
+// startStages starts o.StageProofs, when set, for every item whose digest
+// is known and whose proofs go on its own manifest. Call stop before
+// returning.
 func startStages(ctx context.Context, o PushOptions, sess *registry.Session, items []*pushItem) *stages {
 	s := &stages{done: map[*pushItem]chan error{}}
-	if o.Stage == nil {
+	if o.StageProofs == nil {
 		return s
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	slots := make(chan struct{}, tagJobs)
 	for _, it := range items {
+		if it.platform != "" {
+			continue // the proofs go on its index, attached whole after the gate
+		}
 		ch := make(chan error, 1)
 		s.done[it] = ch
 		s.wg.Add(1)
@@ -75,7 +79,7 @@ func startStages(ctx context.Context, o PushOptions, sess *registry.Session, ite
 				return
 			}
 			d, desc := pushedRef(it)
-			if err := o.Stage(ctx, sess, it.img, d, desc); err != nil {
+			if err := o.StageProofs(ctx, sess, it.img, d, desc); err != nil {
 				ch <- fmt.Errorf("preparing the proofs of %s: %w", it.img.Name, err)
 				return
 			}

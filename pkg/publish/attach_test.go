@@ -105,7 +105,7 @@ func testPushAttachesEachArtifactOnce(t *testing.T) {
 				return err
 			}
 			if tc.staged {
-				o.Stage = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+				o.StageProofs = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 					if tc.failStage && li.Name == "web" {
 						return errors.New("the signing service is away")
 					}

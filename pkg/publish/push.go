@@ -18,6 +18,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoistci/hoist/pkg/dockersave"
@@ -64,9 +65,9 @@ type PushOptions struct {
 	// Attach, when set, attaches proofs to each manifest before tags are
 	// written (see Attacher).
 	Attach Attacher
-	// Stage, when set, prepares each image's proofs as soon as its digest
-	// is known, attaching nothing (see Attacher).
-	Stage Attacher
+	// StageProofs, when set, prepares each image's proofs as soon as its
+	// digest is known, attaching nothing (see Attacher).
+	StageProofs Attacher
 	// DigestOnly pushes manifests by digest and writes no tag (a CI shard:
 	// the join tags every shard's images at once, with Tag).
 	DigestOnly bool
@@ -97,6 +98,9 @@ type pushItem struct {
 	present bool     // the registry already has the manifest by digest
 	ownOK   bool     // the version's own tag already names it
 	tags    []string // the repository's tags before this push
+	// platform is set on one platform's image of an image with platforms:
+	// pushed by digest, then named by its index, never tagged itself.
+	platform string
 }
 
 // Push pushes every image in the lock file. It refuses the whole push when
@@ -157,6 +161,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("refusing to push: %w", err)
 	}
+	items, idx := expandPlatforms(items)
 
 	// Credentials and permissions first (the write-up's discovery: 404 is a
 	// first push), before any work on the engine.
@@ -175,10 +180,11 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}); err != nil {
 		return nil, err
 	}
+	moveTags(idx)
 
 	if o.DryRun {
 		res := &PushResult{}
-		for _, it := range items {
+		for _, it := range dryRunItems(items, idx) {
 			plan, err := tags.Plan(o.Version, it.tags)
 			if err != nil {
 				return nil, err
@@ -252,77 +258,83 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 
 	// 5. Upload each missing blob once, to the first repository needing it;
 	// the others mount it from there.
-	type up struct {
-		repo name.Repository
-		l    v1.Layer
+	if err := uploadMissing(ctx, c, o.Parallel, items, where, missing); err != nil {
+		return nil, err
 	}
-	var ups []up
-	for _, it := range items {
+
+	// 6. Manifests by digest (configs go up with them).
+	if err := forEach(ctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
 		if it.present {
-			continue
+			return nil
 		}
-		for _, l := range it.built.layers {
-			d, _ := l.Digest()
-			if missing[d] {
-				ups = append(ups, up{it.repo, l})
-				missing[d] = false
-				where[d] = it.repo
-			}
+		ref := it.repo.Digest(it.built.digest.String())
+		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
+			return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
 		}
-	}
-	if err := forEach(ctx, o.Parallel, ups, func(ctx context.Context, u up) error {
-		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
-			d, _ := u.l.Digest()
-			return c.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
-		}
+		logf("%s: %s", it.img.Name, ref)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
 
-	// 6. Manifests by digest (configs go up with them), and 7. the gate on
-	// what the registry now serves. A manifest already there was found
-	// either by the digest of the manifest we assembled from the tested
-	// config (so it is those bytes) or under the version's own tag with the
-	// tested config digest checked, so only new ones are read back. Each
-	// image's gate, then its proofs, follow its own manifest at once (while
-	// the others' manifests go up), before any tag names it.
-	gated, gctx := errgroup.WithContext(ctx)
-	gated.SetLimit(tagJobs)
-	err = forEach(gctx, o.Parallel, items, func(ctx context.Context, it *pushItem) error {
+	// 6b. Each image with platforms: its index, naming those manifests.
+	if err := pushIndexes(ctx, c, sess, idx, own, o.Parallel, logf); err != nil {
+		return nil, err
+	}
+
+	// 7. The gate on what the registry now serves. A manifest already there
+	// was found either by the digest of the manifest we assembled from the
+	// tested config (so it is those bytes) or under the version's own tag
+	// with the tested config digest checked, so only new ones are read back.
+	// Each image's proofs follow its gate (and its staged proofs), before
+	// any tag names it.
+	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		if !it.present {
-			ref := it.repo.Digest(it.built.digest.String())
-			if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
-				return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
-			}
-			logf("%s: %s", it.img.Name, ref)
-		}
-		gated.Go(func() error {
-			if !it.present {
-				if _, err := gate.Registry(gctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
-					return err
-				}
-			}
-			if err := stg.wait(gctx, it); err != nil {
+			if _, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
 				return err
 			}
-			return attach(gctx, o, sess, it)
-		})
-		return nil
-	})
-	// A failed gate cancels the manifests still going up: its error is the
-	// one to report, not theirs.
-	if gerr := gated.Wait(); gerr != nil {
-		err = gerr
+		}
+		if it.platform != "" {
+			return nil // the proofs go on its index
+		}
+		if err := stg.wait(ctx, it); err != nil {
+			return err
+		}
+		return attach(ctx, o, sess, it)
+	}); err != nil {
+		return nil, err
 	}
-	if err != nil {
+	if err := forEach(ctx, tagJobs, idx, func(ctx context.Context, x *indexItem) error {
+		if !x.present {
+			if _, err := gate.Registry(ctx, c, x.repo.Digest(x.digest.String()), x.img); err != nil {
+				return err
+			}
+		}
+		return attachIndex(ctx, o, sess, x)
+	}); err != nil {
 		return nil, err
 	}
 
 	// 8. Tags, last.
-	targets := make([]*tagTarget, len(items))
-	for i, it := range items {
-		targets[i] = &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
+	// Each image's tags name its manifest, or for an image with platforms
+	// its index.
+	var tagged []*pushItem
+	var targets []*tagTarget
+	uploaded := map[*tagTarget]int{}
+	for _, it := range items {
+		if it.platform != "" {
+			continue
+		}
+		t := &tagTarget{name: it.img.Name, repo: it.repo, digest: it.built.digest, manifest: rawManifest{it.built.manifest, it.built.mediaType}, existing: it.tags, ownOK: it.ownOK}
+		tagged, targets = append(tagged, it), append(targets, t)
+		uploaded[t] = uploads.count(it.built)
+	}
+	for _, x := range idx {
+		t := &tagTarget{name: x.img.Name, repo: x.repo, digest: x.digest, manifest: rawManifest{x.manifest, types.OCIImageIndex}, existing: x.tags, ownOK: x.ownOK}
+		tagged, targets = append(tagged, &pushItem{img: x.img, repo: x.repo}), append(targets, t)
+		for _, c := range x.children {
+			uploaded[t] += uploads.count(c.built)
+		}
 	}
 	if !o.DigestOnly {
 		if err := writeTags(ctx, sess, o.Version, targets); err != nil {
@@ -331,26 +343,38 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}
 
 	now := time.Now().UTC()
-	for i, it := range items {
+	for i, it := range tagged {
 		t := targets[i]
 		res.Images = append(res.Images, PushedImage{
-			Name: it.img.Name, Repo: it.repo.String(), Digest: it.built.digest.String(),
-			Written: t.written, Kept: t.kept, Uploaded: uploads.count(it.built),
+			Name: it.img.Name, Repo: it.repo.String(), Digest: t.digest.String(),
+			Written: t.written, Kept: t.kept, Uploaded: uploaded[t],
 		})
-		logf("%s: %s@%s tags %s", it.img.Name, it.repo, it.built.digest, strings.Join(append(append([]string{}, t.written...), t.kept...), ", "))
+		logf("%s: %s@%s tags %s", it.img.Name, it.repo, t.digest, strings.Join(append(append([]string{}, t.written...), t.kept...), ", "))
 	}
 	err = lock.UpdateContext(ctx, o.LockPath, func(l *lock.Lock) error {
-		for i, it := range items {
+		for i, it := range tagged {
 			img, ok := l.Find(it.img.Name)
 			if !ok || img.ImageID != it.img.ImageID {
 				continue // rebuilt meanwhile: its record is not ours to extend
 			}
-			refs := []string{it.repo.Digest(it.built.digest.String()).String()}
+			d := targets[i].digest.String()
+			refs := []string{it.repo.Digest(d).String()}
 			for _, t := range append(append([]string{}, targets[i].written...), targets[i].kept...) {
 				refs = append(refs, it.repo.Tag(t).String())
 			}
 			for _, r := range refs {
-				img.Pushed = putPushed(img.Pushed, lock.Pushed{Ref: r, Digest: it.built.digest.String(), At: now})
+				img.Pushed = putPushed(img.Pushed, lock.Pushed{Ref: r, Digest: d, At: now})
+			}
+		}
+		for _, x := range idx {
+			img, ok := l.Find(x.img.Name)
+			if !ok || img.ImageID != x.img.ImageID {
+				continue
+			}
+			for _, c := range x.children {
+				if p, ok := img.FindPlatform(c.platform); ok && p.ImageID == c.img.ImageID {
+					p.Manifest = c.built.digest.String()
+				}
 			}
 		}
 		return nil

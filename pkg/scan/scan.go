@@ -115,6 +115,11 @@ type ImageResult struct {
 	Cached       bool      // the report of an earlier scan with the same Trivy, scanners and DB was reused
 	Err          error     // the scan could not run
 	Duration     time.Duration
+	// Image and Platform are set on the scan of one platform's image of an
+	// image with platforms; Name is then IMAGE-OS-ARCH[-VARIANT], which
+	// names its reports.
+	Image    string
+	Platform string
 }
 
 // Passed reports whether the image was scanned and nothing blocks.
@@ -158,6 +163,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every platform's image of an image with platforms is scanned.
+	images, owners := expandPlatforms(images)
 	res := &Result{}
 	// The DB first: it is cheap to check and a bad one must stop everything.
 	offline := o.DBDir != ""
@@ -303,6 +310,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	_ = g.Wait()     // no job returns an error: each is recorded in res.Images
 	_ = sboms.Wait() // likewise; started only by the jobs above, all done
+	for i := range res.Images {
+		res.Images[i].Image, res.Images[i].Platform = owners[i].image, owners[i].platform
+	}
 	if srv != nil {
 		srv.stop() // before writing: the run is over for Trivy
 	}
@@ -505,8 +515,13 @@ func short(id string) string {
 // record writes each image's scan into the lock file.
 func record(path string, res *Result, now time.Time) error {
 	return lock.Update(path, func(l *lock.Lock) error {
+		summed := map[string]*lock.Image{}
 		for _, r := range res.Images {
-			img, ok := l.Find(r.Name)
+			name := r.Name
+			if r.Platform != "" {
+				name = r.Image
+			}
+			img, ok := l.Find(name)
 			if !ok {
 				continue // removed from the lock meanwhile: nothing to record on
 			}
@@ -526,7 +541,17 @@ func record(path string, res *Result, now time.Time) error {
 					Severity: f.Severity, Blocking: f.Verdict == Blocking, Ignored: ignoredReason(f),
 				})
 			}
+			if r.Platform != "" {
+				if p, ok := img.FindPlatform(r.Platform); ok {
+					p.Scan = s
+					summed[name] = img
+				}
+				continue
+			}
 			img.Scan = s
+		}
+		for _, img := range summed {
+			img.Scan = img.PlatformsScan()
 		}
 		return nil
 	})

@@ -32,7 +32,9 @@ type Cluster mg.Namespace
 // Create creates the k3d cluster of infra/k3d/cluster.yaml unless it exists.
 //
 // The file is k3d's own format, read through the k3d library. Where k3s
-// cannot run here, it says so in one line.
+// cannot run here, it starts a Kubernetes node of Hoist's own under the
+// cluster's name instead (docs/cluster.md), kept running until
+// cluster:delete; where neither can run, it says so in one line.
 func (Cluster) Create(ctx context.Context) error {
 	r, err := newRun(ctx)
 	if err != nil {
@@ -42,7 +44,7 @@ func (Cluster) Create(ctx context.Context) error {
 	return r.ClusterCreate(ctx)
 }
 
-// Delete deletes the k3d cluster named in hoist.yaml, if it exists.
+// Delete deletes the cluster named in hoist.yaml: k3d's, or the node Create kept.
 func (Cluster) Delete(ctx context.Context) error {
 	r, err := newRun(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package targets
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,4 +189,90 @@ spec:
 	}
 	runs(solo())
 
+}
+
+// TestClusterCreateKeepsANode: where k3s cannot run, cluster:create starts
+// a Kubernetes node under the cluster's name that outlives the command
+// (its own process has exited); Test's in-cluster stage then runs on it and
+// leaves it running, other runs' sweeps leave it, and cluster:delete stops
+// its container and control plane. Classic engine: see
+// TestTestRunsInClusterStage.
+func TestClusterCreateKeepsANode(t *testing.T) {
+	e := testenv.Engine(t)
+	if err := kubenode.CanRun(); err != nil {
+		testenv.Need(t, err.Error())
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	project := testenv.Unique("hoistkeep")
+	name := testenv.Unique("hoist-keep-")
+	t.Cleanup(func() {
+		kubenode.StopKept(context.Background(), e, name)
+		for _, r := range []string{"/good:0.4.0", "/other:0.4.0", "/busybox:1"} {
+			e.Remove(context.Background(), project+r)
+		}
+	})
+	clusterRepo(t, dir, project, name, "cat /hi; echo job done")
+	child := func(target string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOIST_CONFIG="+filepath.Join(dir, "hoist.yaml"), childEnv+"="+target)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", target, err, out)
+		}
+		return string(out)
+	}
+	out := child("cluster:create")
+	if !strings.Contains(out, "kept running") {
+		t.Fatalf("cluster:create: %s", out)
+	}
+	container := "k3d-" + name + "-server-0"
+	c, err := e.API.ContainerInspect(ctx, container)
+	if err != nil || !c.State.Running {
+		t.Fatalf("after cluster:create exited, node %s: %v", container, err)
+	}
+	pids := strings.Split(c.Config.Labels[kubenode.LabelOwner+".pids"], ",")
+	if len(pids) != 4 {
+		t.Fatalf("control plane pids %v", pids)
+	}
+	kc := filepath.Join(dir, "build", "hoist", "cluster-node", "kubeconfig")
+	comps, err := kubenode.EnsureComponents(ctx, kubenode.EnsureOptions{Tools: kubenode.DefaultTools()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, comps.Path("kubectl"), "--kubeconfig", kc, "get", "nodes").CombinedOutput(); err != nil || !strings.Contains(string(out), "Ready") {
+		t.Fatalf("kubectl get nodes on the kept node: %v\n%s", err, out)
+	}
+	// Test runs its in-cluster stage on the kept node and leaves it running.
+	out, err = captureOut(t, func() error { return Test(ctx) })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Contains(out, "is Ready in") || !strings.Contains(out, "in-cluster tests passed (2 images)") {
+		t.Errorf("want the stage on the kept node, got:\n%s", out)
+	}
+	if c, err := e.API.ContainerInspect(ctx, container); err != nil || !c.State.Running {
+		t.Fatalf("the kept node stopped after Test: %v", err)
+	}
+	// Run again: cluster:create finds it.
+	if out := child("cluster:create"); !strings.Contains(out, "cluster "+name+" exists") {
+		t.Errorf("second cluster:create: %s", out)
+	}
+	out = child("cluster:delete")
+	if !strings.Contains(out, "deleted") {
+		t.Errorf("cluster:delete: %s", out)
+	}
+	if _, err := e.API.ContainerInspect(ctx, container); err == nil {
+		t.Errorf("node container %s is still there", container)
+	}
+	for _, p := range pids {
+		_, pid, _ := strings.Cut(p, "=")
+		if _, err := os.Stat("/proc/" + pid + "/exe"); err == nil {
+			if exe, _ := os.Readlink("/proc/" + pid + "/exe"); strings.Contains(p, filepath.Base(exe)) {
+				t.Errorf("control plane process %s still runs after cluster:delete", p)
+			}
+		}
+	}
 }

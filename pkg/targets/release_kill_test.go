@@ -19,7 +19,6 @@ import (
 
 	"github.com/hoistci/hoist/internal/faultproxy"
 	"github.com/hoistci/hoist/internal/regtest"
-	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/lock"
 )
@@ -42,6 +41,7 @@ func TestMain(m *testing.M) {
 // childTargets are the targets a child process can run, by childEnv's value.
 var childTargets = map[string]func(context.Context) error{
 	"1": Release, "reserve": Reserve, "plan": Plan, "shard": Shard, "join": Join,
+	"cluster:create": Cluster{}.Create, "cluster:delete": Cluster{}.Delete,
 }
 
 // killImages is how many images the kill matrix releases: enough that the
@@ -58,7 +58,6 @@ func TestReleaseKillMatrix(t *testing.T) { testenv.EachEngine(t, testReleaseKill
 
 func testReleaseKillMatrix(t *testing.T) {
 	e := testenv.Engine(t)
-	bb := testenv.Binary(t, "busybox", "busybox-static")
 	if testing.Short() {
 		testenv.Need(t, "the kill matrix runs 20 release processes")
 	}
@@ -95,44 +94,11 @@ func testReleaseKillMatrix(t *testing.T) {
 		}
 		return f[0]
 	}
-	project := testenv.Unique("hoistkill")
-	db, err := scantest.WriteDB(ctx, testenv.RepoRoot(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var axis []string
-	for i := 1; i <= killImages; i++ {
-		axis = append(axis, fmt.Sprintf("%02d", i))
-	}
-	testenv.WriteFiles(t, dir, map[string]string{
-		"svc/Dockerfile.tmpl": "FROM {{.base}}\nRUN echo {{.n}} > /n\n",
-		"hoist.yaml": fmt.Sprintf(`project: %[1]s
-bases:
-  - {ref: "%[1]s/busybox:1", busybox: %[2]s}
-images:
-  - name: svc-{{.n}}
-    context: svc
-    template: svc/Dockerfile.tmpl
-    vars: {base: "%[1]s/busybox:1"}
-    matrix:
-      axes:
-        n: [%[3]s]
-    test: {command: [sh, -c, "test -s /n"]}
-scan:
-  db_dir: %[4]s
-outside: [%[4]s]
-registry:
-  repository: acme
-`, project, bb, strings.Join(axis, ", "), db),
-	})
+	m := newSvcMatrix(ctx, t, e, "hoistkill", killImages, "registry:\n  repository: acme\n")
+	axis := m.Axis
+	testenv.WriteFiles(t, dir, m.Files("test -s /n"))
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "22 images")
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "reference="+project+"/*").Output()
-		for _, id := range strings.Fields(string(out)) {
-			e.Remove(context.Background(), id)
-		}
-	})
 	base := []string{
 		"CI=true", "HOIST_REGISTRY=" + proxy.Host + "/acme", "HOIST_CONFIG=" + filepath.Join(dir, "hoist.yaml"),
 		"HOIST_PARALLEL=8", "DOCKER_CONFIG=" + t.TempDir(), childEnv + "=1",

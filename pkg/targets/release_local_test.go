@@ -81,6 +81,10 @@ registry:
 	if !strings.Contains(out, "release: local line") {
 		t.Fatalf("not the local line:\n%s", out)
 	}
+	// The blobs went up beside Test; Push then wrote manifests and tags.
+	if !strings.Contains(out, "blob(s) went up while the images were tested") || strings.Contains(out, "push: exported") {
+		t.Errorf("want the blobs staged beside Test and nothing exported at Push:\n%s", out)
+	}
 	repo := fmt.Sprintf("127.0.0.1:%d/acme/tools/app", port)
 	staged, err := crane.Digest(repo+":0.3.0-staging.0", crane.Insecure)
 	if err != nil {

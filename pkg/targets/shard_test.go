@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 
 	"github.com/hoistci/hoist/internal/regtest"
-	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 )
 
@@ -33,50 +32,14 @@ const shardImages = 6
 // machine running the whole line at that commit.
 func TestShardsJoinAsOneRelease(t *testing.T) {
 	e := testenv.Engine(t)
-	bb := testenv.Binary(t, "busybox", "busybox-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	reg := regtest.Distribution(t, "", "")
 	dir, bare := releaseRepo(t)
-	project := testenv.Unique("hoistshard")
-	db, err := scantest.WriteDB(ctx, testenv.RepoRoot(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var axis []string
-	for i := 1; i <= shardImages; i++ {
-		axis = append(axis, fmt.Sprintf("%02d", i))
-	}
-	config := func(test string) string {
-		return fmt.Sprintf(`project: %[1]s
-bases:
-  - {ref: "%[1]s/busybox:1", busybox: %[2]s}
-images:
-  - name: svc-{{.n}}
-    context: svc
-    template: svc/Dockerfile.tmpl
-    vars: {base: "%[1]s/busybox:1"}
-    matrix:
-      axes:
-        n: [%[3]s]
-    test: {command: [sh, -c, %[5]q]}
-scan:
-  db_dir: %[4]s
-outside: [%[4]s]
-shards: {threshold: 2, count: 3}
-`, project, bb, strings.Join(axis, ", "), db, test)
-	}
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "reference="+project+"/*").Output()
-		for _, id := range strings.Fields(string(out)) {
-			e.Remove(context.Background(), id)
-		}
-	})
+	m := newSvcMatrix(ctx, t, e, "hoistshard", shardImages, "shards: {threshold: 2, count: 3}\n")
+	axis := m.Axis
 	commit := func(test, msg string) string {
-		testenv.WriteFiles(t, dir, map[string]string{
-			"svc/Dockerfile.tmpl": "FROM {{.base}}\nRUN echo {{.n}} > /n\n",
-			"hoist.yaml":          config(test),
-		})
+		testenv.WriteFiles(t, dir, m.Files(test))
 		run(t, dir, "git", "add", ".")
 		run(t, dir, "git", "commit", "-q", "-m", msg)
 		run(t, dir, "git", "push", "-q", "origin", "staging")

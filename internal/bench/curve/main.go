@@ -55,7 +55,7 @@ func main() {
 	}
 }
 
-var stages = []string{"Images unchanged", "Push unchanged", "Promote", "Scan again", "K3dLoad reload", "lock write"}
+var stages = []string{"Images unchanged", "Push unchanged", "join tags", "shard plan", "Promote", "Scan again", "K3dLoad reload", "lock write"}
 
 func run(ctx context.Context, ns []int, rounds, payload int) error {
 	_, file, _, _ := runtime.Caller(0)
@@ -196,6 +196,10 @@ func measure(ctx context.Context, e *engine.Engine, root, work, db, node string,
 		}{
 			{"Images unchanged", func() error { _, err := r.Images(ctx); return err }},
 			{"Push unchanged", func() error { _, err := r.Push(ctx); return err }},
+			// What a CI join does after the shards: read every digest back,
+			// hold it to the lock, and write (here: keep) every tag.
+			{"join tags", func() error { _, err := r.PushTags(ctx); return err }},
+			{"shard plan", func() error { _, err := r.PlanShards(ctx); return err }},
 			{"Scan again", func() error { return r.Scan(ctx) }},
 			{"K3dLoad reload", func() error { return r.K3dLoad(ctx) }},
 			{"lock write", func() error { return lock.Update(r.LockPath, func(*lock.Lock) error { return nil }) }},

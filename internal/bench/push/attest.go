@@ -58,7 +58,7 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
 		record := func() error { return nil }
 		if with {
-			o.Stage, o.Attach, record = attacher(signer, lockPath, sbom)
+			o.StageProofs, o.Attach, record = attacher(signer, lockPath, sbom)
 		}
 		start := time.Now()
 		_, err = publish.Push(ctx, c, b.e, o)
@@ -131,6 +131,12 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach pub
 		mu.Lock()
 		st := staged[li.Name]
 		mu.Unlock()
+		if st == nil { // not staged (an index, whose digest came late)
+			if err := stage(ctx, sess, li, d, desc); err != nil {
+				return err
+			}
+			st = staged[li.Name]
+		}
 		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: tested}})
 		if err != nil {
 			return err
