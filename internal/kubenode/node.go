@@ -693,6 +693,24 @@ func waitGone(ctx context.Context, p keptProc, timeout time.Duration) error {
 	return nil
 }
 
+// Borrowed says whether the named cluster's node is one another live
+// process started for its own run (a Test's in-cluster stage), which stops
+// it when that run ends: its PID, or 0.
+func Borrowed(ctx context.Context, e *engine.Engine, cluster string) int {
+	f := filters.NewArgs(filters.Arg("label", "k3d.cluster="+cluster), filters.Arg("label", LabelOwner))
+	cs, err := e.API.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil {
+		return 0
+	}
+	for _, c := range cs {
+		pid, _ := strconv.Atoi(c.Labels[LabelOwner])
+		if pid > 0 && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
 // StopKept stops the kept node of the named cluster (cluster:delete). It
 // reports whether there was one.
 func StopKept(ctx context.Context, e *engine.Engine, cluster string) (bool, error) {

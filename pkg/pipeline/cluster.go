@@ -271,6 +271,9 @@ func (r *Run) clusterStage(ctx context.Context, e *engine.Engine, imgs []lock.Im
 	if err != nil {
 		return err
 	}
+	if pid := kubenode.Borrowed(ctx, e, name); pid > 0 && kubectl == "" {
+		return fmt.Errorf("cluster %s is a node another run (pid %d) started for its own tests, and it stops when that run ends: wait for it, give this checkout another cluster.name, or start a node that stays with cluster:create", name, pid)
+	}
 	if _, err := r.load(ctx, e, nodes, imgs); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package targets
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,5 +278,44 @@ func TestClusterCreateKeepsANode(t *testing.T) {
 				t.Errorf("control plane process %s still runs after cluster:delete", p)
 			}
 		}
+	}
+}
+
+// TestTestRefusesANodeAnotherRunOwns: a cluster whose node another live
+// run started for its own tests (and will stop when it ends) is not used
+// by a second run of the same cluster name: one line says whose it is and
+// what to do, and nothing is loaded into it.
+func TestTestRefusesANodeAnotherRunOwns(t *testing.T) {
+	e := testenv.Engine(t)
+	ctx := context.Background()
+	other := exec.Command("sleep", "600")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	name := testenv.Unique("hoist-owned-")
+	base := testenv.BusyboxBase(t, e)
+	node := "k3d-" + name + "-server-0"
+	if out, err := exec.Command("docker", "run", "-d", "--network", "none", "--name", node,
+		"--label", "app=k3d", "--label", "k3d.cluster="+name, "--label", "k3d.role=server",
+		"--label", fmt.Sprintf("%s=%d", kubenode.LabelOwner, other.Process.Pid), base, "sleep", "600").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", node).Run() })
+	dir := t.TempDir()
+	project := testenv.Unique("hoistowned")
+	t.Cleanup(func() {
+		for _, r := range []string{"/good:0.4.0", "/other:0.4.0", "/busybox:1"} {
+			e.Remove(context.Background(), project+r)
+		}
+	})
+	clusterRepo(t, dir, project, name, "true")
+	out, err := captureOut(t, func() error { return Test(ctx) })
+	want := fmt.Sprintf("cluster %s is a node another run (pid %d) started for its own tests", name, other.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line with %q\n%s", err, want, out)
+	}
+	if strings.Contains(out, "images in 1 nodes") {
+		t.Errorf("images were loaded into another run's node:\n%s", out)
 	}
 }
