@@ -365,7 +365,7 @@ func (k kube) waitInPlace(ctx context.Context, c dynamic.Interface, p *patched, 
 	}
 	settle := func(name string) {
 		for _, sw := range p.before[name] {
-			if !(sw.byEvents && sw.pulled && sw.started) {
+			if !sw.byEvents || !sw.pulled || !sw.started {
 				return
 			}
 		}

@@ -109,7 +109,8 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 	}
 	defer func() {
 		if !applyDone {
-			<-applied
+			// Waited for on an early return; that return's error is the one.
+			_ = applyErr()
 		}
 	}()
 	// Engine reference -> image ID of each changed image.
