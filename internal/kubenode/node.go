@@ -598,7 +598,7 @@ func Sweep(ctx context.Context, e *engine.Engine) {
 			if procs := keptProcs(c.Labels[LabelOwner+".pids"]); len(procs) > 0 && allAlive(procs) && c.State == "running" {
 				continue
 			}
-			stopKept(ctx, e, c.ID, c.Labels)
+			_ = stopKept(ctx, e, c.ID, c.Labels)
 			continue
 		}
 		pid, _ := strconv.Atoi(owner)

@@ -8,9 +8,11 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/pkg/attest"
+	"github.com/hoistci/hoist/pkg/registry"
 )
 
 const testPassword = "pw-correct-horse-7f3a"
@@ -83,11 +86,31 @@ func attach(t *testing.T, d name.Digest, envs []attest.Envelope, sig *attest.Ima
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := remote.NewPusher()
+	return attest.Attach(t.Context(), session(t, d.Context()), d, *desc, envs, sig)
+}
+
+// session opens a registry session for writing to repo, as Push does.
+func session(t *testing.T, repo name.Repository) *registry.Session {
+	t.Helper()
+	c, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return attest.Attach(t.Context(), p, d, *desc, envs, sig)
+	s, err := c.Session(t.Context(), repo.Registry, nil, []name.Repository{repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// attIs reports whether the .att tag names the referrer manifest.
+func attIs(t *testing.T, got *attest.Attached) bool {
+	t.Helper()
+	desc, err := remote.Head(got.Att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.Digest.String() == got.Referrer
 }
 
 func subject(d name.Digest) attest.Subject {
@@ -175,6 +198,18 @@ func TestAttachAndVerify(t *testing.T) {
 		if err := fx.ver.VerifyImage(ctx, fx.img, payload, sig); err != nil {
 			t.Fatal(err)
 		}
+		// The fallback tag exactly where the registry has no referrers API.
+		tags, err := remote.List(fx.img.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fallback := strings.TrimSuffix(got.Att.TagStr(), ".att")
+		if hasAPI := !strings.Contains(t.Name(), "fallback"); slices.Contains(tags, fallback) == hasAPI {
+			t.Errorf("tags %v: fallback tag %s present %v, with the referrers API %v", tags, fallback, !hasAPI, hasAPI)
+		}
+		if !attIs(t, got) {
+			t.Errorf("the referrer %s is not the manifest under %s", got.Referrer, got.Att)
+		}
 		// Attaching again (a second push of the same digest) still verifies.
 		if _, err := attach(t, fx.img, envelopes(t, fx.signer, fx.img, passing(fx.img), true), nil); err != nil {
 			t.Fatal(err)
@@ -182,6 +217,62 @@ func TestAttachAndVerify(t *testing.T) {
 		rep, err = attest.Verify(ctx, nil, fx.img, fx.ver, all)
 		if err != nil || rep.Err() != nil || len(rep.Proofs) != 6 {
 			t.Fatalf("after a second attach: %d proofs, %v, %v", len(rep.Proofs), err, rep.Err())
+		}
+	})
+}
+
+// TestStageAttachesNothing: staged proofs are blobs no tag or referrer
+// names, until Attach adds the rest and attaches them all.
+func TestStageAttachesNothing(t *testing.T) {
+	registries(t, func(t *testing.T, host string) {
+		ctx := t.Context()
+		fx := newFixture(t, host)
+		desc, err := remote.Head(fx.img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs := envelopes(t, fx.signer, fx.img, passing(fx.img), true)
+		payload, sig, err := fx.signer.SignImage(ctx, fx.img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := session(t, fx.img.Context())
+		st, err := attest.Stage(ctx, sess, fx.img, *desc, []attest.Envelope{envs[0], envs[2]}, &attest.ImageSignature{Payload: payload, Sig: sig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags, err := sess.Tags(ctx, fx.img.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range tags {
+			if strings.HasPrefix(tag, "sha256-") {
+				t.Fatalf("staging wrote tag %s", tag)
+			}
+		}
+		rep, err := attest.Verify(ctx, nil, fx.img, fx.ver, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Proofs) != 0 || rep.Err() == nil {
+			t.Fatalf("staged proofs are visible: %+v", rep.Proofs)
+		}
+		got, err := st.Attach(ctx, []attest.Envelope{envs[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{envs[0].PredicateType, envs[2].PredicateType, envs[1].PredicateType}; !slices.Equal(got.PredicateType, want) {
+			t.Fatalf("attached %v, want %v", got.PredicateType, want)
+		}
+		rep, err = attest.Verify(ctx, nil, fx.img, fx.ver, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Err(); err != nil {
+			t.Fatalf("verify refused staged and attached proofs: %v", err)
+		}
+		if err := fx.ver.VerifyImage(ctx, fx.img, payload, sig); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -57,6 +57,22 @@ func TestRealCosignVerifies(t *testing.T) {
 		if strings.Contains(out, testPassword) {
 			t.Fatal("cosign output holds the key password")
 		}
+		// cosign's other readers see the one manifest as attestations and
+		// the signature under their tags.
+		out, err = cosign.Run(ctx, bin, nil, "download", "attestation", "--allow-http-registry", img.String())
+		if err != nil {
+			t.Fatalf("cosign download attestation: %v\n%s", err, out)
+		}
+		if n := strings.Count(out, `"payloadType":"application/vnd.in-toto+json"`); n != 3 {
+			t.Fatalf("cosign download attestation: %d envelopes, want 3:\n%.2000s", n, out)
+		}
+		out, err = cosign.Run(ctx, bin, nil, "tree", "--allow-http-registry", img.String())
+		if err != nil {
+			t.Fatalf("cosign tree: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "Attestations") || !strings.Contains(out, "Signatures") {
+			t.Fatalf("cosign tree lists no attestations or no signatures:\n%s", out)
+		}
 
 		// Signed by another key: cosign refuses it as well.
 		other := pushRandom(t, host, "team/cosigned")

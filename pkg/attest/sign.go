@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -91,7 +90,43 @@ type Unsigned struct {
 
 // SignAndAttach signs each statement into an envelope, signs the image
 // itself, and attaches all of it to d (see Attach).
-func (s *Signer) SignAndAttach(ctx context.Context, p *remote.Pusher, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
+func (s *Signer) SignAndAttach(ctx context.Context, r Registry, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
+	envs, err := s.signAll(ctx, stmts)
+	if err != nil {
+		return nil, err
+	}
+	payload, sig, err := s.SignImage(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return Attach(ctx, r, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+}
+
+// SignAndStage signs each statement and the image itself and uploads them
+// for d, attaching nothing yet (see Stage); Finish attaches them.
+func (s *Signer) SignAndStage(ctx context.Context, r Registry, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Staged, error) {
+	envs, err := s.signAll(ctx, stmts)
+	if err != nil {
+		return nil, err
+	}
+	payload, sig, err := s.SignImage(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return Stage(ctx, r, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+}
+
+// Finish signs the statements that had to wait and attaches them with
+// everything staged.
+func (s *Signer) Finish(ctx context.Context, st *Staged, stmts []Unsigned) (*Attached, error) {
+	envs, err := s.signAll(ctx, stmts)
+	if err != nil {
+		return nil, err
+	}
+	return st.Attach(ctx, envs)
+}
+
+func (s *Signer) signAll(ctx context.Context, stmts []Unsigned) ([]Envelope, error) {
 	envs := make([]Envelope, 0, len(stmts))
 	for _, st := range stmts {
 		env, err := s.Sign(ctx, st.Statement)
@@ -100,9 +135,5 @@ func (s *Signer) SignAndAttach(ctx context.Context, p *remote.Pusher, d name.Dig
 		}
 		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env})
 	}
-	payload, sig, err := s.SignImage(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return Attach(ctx, p, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+	return envs, nil
 }

@@ -273,6 +273,9 @@ func testReloadRestartsWorkloadsOnRealNode(t *testing.T) {
 		return cluster.Image{Ref: ref, ID: cfg, DiffIDs: img.DiffIDs}
 	}
 	manifests := t.TempDir()
+	// app stops on SIGTERM, as servers do: its container is restarted in
+	// place. stubborn ignores SIGTERM (a shell's sleep as PID 1) and keeps
+	// the default 30 s grace period: it is rolled out instead.
 	os.WriteFile(filepath.Join(manifests, "app.yaml"), []byte(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app}
@@ -281,9 +284,9 @@ spec:
   template:
     metadata: {labels: {app: app}}
     spec:
-      terminationGracePeriodSeconds: 1
+      terminationGracePeriodSeconds: 5
       containers:
-      - {name: app, image: app, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+      - {name: app, image: app, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
 ---
 apiVersion: batch/v1
 kind: Job
@@ -295,6 +298,17 @@ spec:
       restartPolicy: Never
       containers:
       - {name: check, image: app, imagePullPolicy: Never, command: [/bin/busybox, cat, /version]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stubborn}
+spec:
+  selector: {matchLabels: {app: stubborn}}
+  template:
+    metadata: {labels: {app: stubborn}}
+    spec:
+      containers:
+      - {name: s, image: app, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -313,6 +327,9 @@ spec:
 		t.Fatal(err)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
+	// One working folder, as the reload target keeps: from the second
+	// reload on, the same manifests are applied while the pods are patched.
+	work := t.TempDir()
 	reload := func(img cluster.Image) ([]string, cluster.LoadResult) {
 		t.Helper()
 		res, err := cluster.Load(ctx, e.API, nodes, []cluster.Image{img, other}, cluster.LoadOptions{StateFile: state})
@@ -327,15 +344,20 @@ spec:
 		}
 		done, err := cluster.Restart(ctx, cluster.RestartOptions{
 			Kubeconfig: node.Kubeconfig, Kubectl: node.Kubectl, Manifests: manifests, Refs: refs,
-			Changed: changed, WorkDir: t.TempDir(), Timeout: 2 * time.Minute,
+			IDs:     map[string]string{"app": img.ID, "other": other.ID},
+			Changed: changed, WorkDir: work, Timeout: 2 * time.Minute,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return done, res
 	}
-	// running is the image ID of the Deployment's live (not terminating) pod.
-	running := func(app string) string {
+	type live struct {
+		name, imageID string
+		restarts      int
+	}
+	// running is the Deployment's live (not terminating), ready pod.
+	running := func(app string) live {
 		t.Helper()
 		out, err := node.Run(ctx, "get", "pods", "-l", "app="+app, "-o", "json")
 		if err != nil {
@@ -344,51 +366,112 @@ spec:
 		var list struct {
 			Items []struct {
 				Metadata struct {
+					Name              string  `json:"name"`
 					DeletionTimestamp *string `json:"deletionTimestamp"`
 				} `json:"metadata"`
 				Status struct {
 					ContainerStatuses []struct {
-						ImageID string `json:"imageID"`
-						Ready   bool   `json:"ready"`
+						ImageID      string `json:"imageID"`
+						Ready        bool   `json:"ready"`
+						RestartCount int    `json:"restartCount"`
 					} `json:"containerStatuses"`
 				} `json:"status"`
 			} `json:"items"`
 		}
 		json.Unmarshal([]byte(out), &list)
+		var found []live
 		for _, p := range list.Items {
 			if p.Metadata.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready {
-				return p.Status.ContainerStatuses[0].ImageID
+				c := p.Status.ContainerStatuses[0]
+				found = append(found, live{p.Metadata.Name, c.ImageID, c.RestartCount})
 			}
 		}
-		t.Fatalf("no ready pod of %s:\n%s", app, out)
-		return ""
+		if len(found) != 1 {
+			t.Fatalf("want one ready pod of %s, got %v:\n%s", app, found, out)
+		}
+		return found[0]
+	}
+	// settled waits (kubectl wait watches) until the pod's status shows the
+	// image: an in-place restart returns on the kubelet's Started event,
+	// and the status follows at its next relist.
+	settled := func(app, id string) {
+		t.Helper()
+		if out, err := node.Run(ctx, "wait", "pod", "-l", "app="+app, "--for=jsonpath={.status.containerStatuses[0].imageID}="+id, "--timeout=30s"); err != nil {
+			t.Fatalf("%s never showed %s: %v: %s", app, id, err, out)
+		}
+	}
+	replicaSets := func(app string) string {
+		t.Helper()
+		out, err := node.Run(ctx, "get", "replicasets", "-l", "app="+app, "-o", "name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
 	}
 
 	v1 := build("1")
 	done, _ := reload(v1)
-	if !slices.Equal(done, []string{"deployment/app", "deployment/untouched", "job/check"}) {
+	if !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "deployment/untouched", "job/check"}) {
 		t.Errorf("first reload restarted %v, want every workload started", done)
 	}
-	if got := running("app"); !strings.HasSuffix(got, v1.ID) {
-		t.Fatalf("app runs %s, want %s", got, v1.ID)
+	if got := running("app"); !strings.HasSuffix(got.imageID, v1.ID) {
+		t.Fatalf("app runs %s, want %s", got.imageID, v1.ID)
 	}
-	untouched := running("untouched")
+	app1, stubborn1, untouched := running("app"), running("stubborn"), running("untouched")
+	rs := replicaSets("app")
 
 	v2 := build("2")
 	done, res := reload(v2)
 	if !slices.Equal(res.Sent, []string{ref}) || res.Blobs != 3 {
 		t.Errorf("reload after one change sent %v (%d blobs), want only %s: its layer, config and manifest", res.Sent, res.Blobs, ref)
 	}
-	if !slices.Equal(done, []string{"deployment/app", "job/check"}) {
-		t.Errorf("restarted %v, want the Deployment and the Job running the changed image", done)
+	if !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "job/check"}) {
+		t.Errorf("restarted %v, want the Deployments and the Job running the changed image", done)
 	}
-	if got := running("app"); !strings.HasSuffix(got, v2.ID) {
-		t.Errorf("after the reload app runs %s, want the new config %s", got, v2.ID)
+	// app: the same pod, its container restarted in place on the new image,
+	// the Deployment untouched (no new ReplicaSet).
+	settled("app", v2.ID)
+	app2 := running("app")
+	if !strings.HasSuffix(app2.imageID, v2.ID) || app2.name != app1.name || app2.restarts != app1.restarts+1 {
+		t.Errorf("after the reload app runs %+v, want pod %s restarted in place on the new config %s", app2, app1.name, v2.ID)
+	}
+	if got := replicaSets("app"); got != rs {
+		t.Errorf("app's ReplicaSets are %q, were %q: an in-place restart must not roll the Deployment out", got, rs)
+	}
+	// stubborn would have held the in-place restart for its grace period: a
+	// new pod runs the new image instead.
+	if got := running("stubborn"); !strings.HasSuffix(got.imageID, v2.ID) || got.name == stubborn1.name {
+		t.Errorf("after the reload stubborn runs %+v, want a new pod (not %s) on the new config %s", got, stubborn1.name, v2.ID)
 	}
 	if got := running("untouched"); got != untouched {
-		t.Errorf("the workload of the unchanged image changed: %s, was %s", got, untouched)
+		t.Errorf("the workload of the unchanged image changed: %+v, was %+v", got, untouched)
 	}
 	if out, err := node.Run(ctx, "logs", "job/check"); err != nil || strings.TrimSpace(out) != "2" {
 		t.Errorf("the Job ran again with %q (%v), want the new content 2", out, err)
+	}
+
+	// A second edit right after: the kubelet's restart back-off does not
+	// hold the in-place restart.
+	v3 := build("3")
+	if done, _ := reload(v3); !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "job/check"}) {
+		t.Errorf("second edit restarted %v", done)
+	}
+	settled("app", v3.ID)
+	if got := running("app"); !strings.HasSuffix(got.imageID, v3.ID) || got.name != app1.name || got.restarts != app1.restarts+2 {
+		t.Errorf("after a second edit app runs %+v, want pod %s restarted in place again on %s", got, app1.name, v3.ID)
+	}
+	// The Deployment reads as rolled out, and a later rollout works and
+	// runs the newest content from the template's tag.
+	if out, err := node.Run(ctx, "rollout", "status", "deployment/app", "--timeout=30s"); err != nil || !strings.Contains(out, "successfully rolled out") {
+		t.Errorf("rollout status after in-place restarts: %q, %v", out, err)
+	}
+	if _, err := node.Run(ctx, "rollout", "restart", "deployment/app"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := node.Run(ctx, "rollout", "status", "deployment/app", "--timeout=2m"); err != nil {
+		t.Fatalf("a rollout after in-place restarts: %q, %v", out, err)
+	}
+	if got := running("app"); !strings.HasSuffix(got.imageID, v3.ID) || got.name == app1.name {
+		t.Errorf("after a rollout app runs %+v, want a new pod on %s", got, v3.ID)
 	}
 }

@@ -1,42 +1,63 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // pod is what waiting reads of a pod.
 type pod struct {
 	Metadata struct {
-		Name            string `json:"name"`
-		OwnerReferences []struct {
+		Name              string  `json:"name"`
+		ResourceVersion   string  `json:"resourceVersion"`
+		DeletionTimestamp *string `json:"deletionTimestamp"`
+		OwnerReferences   []struct {
 			Kind string `json:"kind"`
 			Name string `json:"name"`
 		} `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
-		NodeName string `json:"nodeName"`
+		NodeName                      string         `json:"nodeName"`
+		Containers                    []podContainer `json:"containers"`
+		TerminationGracePeriodSeconds *int64         `json:"terminationGracePeriodSeconds"`
+		ReadinessGates                []struct{}     `json:"readinessGates"`
 	} `json:"spec"`
 	Status struct {
-		Phase             string `json:"phase"`
-		ContainerStatuses []struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
-			State struct {
-				Waiting *struct {
-					Reason  string `json:"reason"`
-					Message string `json:"message"`
-				} `json:"waiting"`
-				Terminated *struct {
-					ExitCode int    `json:"exitCode"`
-					Reason   string `json:"reason"`
-				} `json:"terminated"`
-			} `json:"state"`
-		} `json:"containerStatuses"`
+		Phase             string            `json:"phase"`
+		ContainerStatuses []containerStatus `json:"containerStatuses"`
+		Conditions        []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
 	} `json:"status"`
+}
+
+// containerStatus is what waiting reads of a container's status.
+type containerStatus struct {
+	Name        string `json:"name"`
+	Image       string `json:"image"`
+	ContainerID string `json:"containerID"`
+	ImageID     string `json:"imageID"`
+	Ready       bool   `json:"ready"`
+	State       struct {
+		Running *struct{} `json:"running"`
+		Waiting *struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"waiting"`
+		Terminated *struct {
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"terminated"`
+	} `json:"state"`
 }
 
 // owns tells whether the workload o made p (a Deployment through its
@@ -79,42 +100,163 @@ func (k kube) pods(ctx context.Context, o Object) ([]pod, error) {
 
 func describe(o Object) string { return strings.ToLower(o.Kind) + " " + o.Name }
 
-// wait waits until a workload is ready (a Job: has succeeded), asking
-// five times a second. It fails at once, in one line, when a pod's image was
-// never loaded into its node, when a Job fails (with the exit code and the
-// end of its log), or when alive reports the nodes gone; after timeout it
-// names the pods' last events.
+// wait waits until a workload is ready (a Job: has succeeded), watching it
+// and its pods through the API server. It fails at once, in one line, when
+// a pod's image was never loaded into its node, when a Job or a bare Pod
+// fails (with the exit code and the end of its log), or when alive (asked
+// once a second) reports the nodes gone; after timeout it names the pods'
+// last events.
 func (k kube) wait(ctx context.Context, o Object, timeout time.Duration, alive func(context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(200 * time.Millisecond)
+	res, ok := waitResource[o.Kind]
+	if !ok {
+		return nil // nothing to wait for (a Service, a ConfigMap…)
+	}
+	c, err := apiClient(k.config)
+	if err != nil {
+		return err
+	}
+	nsName := cmp.Or(o.Namespace, "default")
+	objs, pods := c.Resource(res).Namespace(nsName), c.Resource(podsResource).Namespace(nsName)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var obj map[string]any
+	live := map[string]pod{}
 	for {
-		done, err := k.ready(ctx, o)
-		if done || err != nil {
-			return err
+		// A list, then watches from it; a watch that ends lists again.
+		ol, err := objs.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + o.Name})
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", describe(o), err)
 		}
-		if alive != nil {
-			if err := alive(ctx); err != nil {
-				return fmt.Errorf("waiting for %s: %w", describe(o), err)
+		obj = nil
+		if len(ol.Items) > 0 {
+			obj = ol.Items[0].Object
+		}
+		pl, err := pods.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", describe(o), err)
+		}
+		clear(live)
+		for _, item := range pl.Items {
+			var p pod
+			if decode(item.Object, &p) == nil && owns(o, p) {
+				live[p.Metadata.Name] = p
 			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s was not ready within %s: %s", describe(o), timeout, k.lastEvents(context.WithoutCancel(ctx), o))
+		ow, err := objs.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + o.Name, ResourceVersion: ol.GetResourceVersion()})
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", describe(o), err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		pw, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: pl.GetResourceVersion()})
+		if err != nil {
+			ow.Stop()
+			return fmt.Errorf("waiting for %s: %w", describe(o), err)
+		}
+		done, err := func() (bool, error) {
+			defer ow.Stop()
+			defer pw.Stop()
+			for {
+				if done, err := k.ready(ctx, o, obj, live); done || err != nil {
+					return done, err
+				}
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-deadline.C:
+					return false, fmt.Errorf("%s was not ready within %s: %s", describe(o), timeout, k.lastEvents(context.WithoutCancel(ctx), o))
+				case <-tick.C:
+					if alive != nil {
+						if err := alive(ctx); err != nil {
+							return false, fmt.Errorf("waiting for %s: %w", describe(o), err)
+						}
+					}
+				case ev, ok := <-ow.ResultChan():
+					if !ok || ev.Type == watch.Error {
+						return false, nil
+					}
+					if u, ok := ev.Object.(interface{ UnstructuredContent() map[string]any }); ok {
+						switch ev.Type {
+						case watch.Added, watch.Modified:
+							obj = u.UnstructuredContent()
+						case watch.Deleted:
+							obj = nil
+						}
+					}
+				case ev, ok := <-pw.ResultChan():
+					if !ok || ev.Type == watch.Error {
+						return false, nil
+					}
+					u, ok := ev.Object.(interface{ UnstructuredContent() map[string]any })
+					if !ok || ev.Type == watch.Bookmark {
+						continue
+					}
+					var p pod
+					if decode(u.UnstructuredContent(), &p) != nil || !owns(o, p) {
+						continue
+					}
+					if ev.Type == watch.Deleted {
+						delete(live, p.Metadata.Name)
+					} else {
+						live[p.Metadata.Name] = p
+					}
+				}
+			}
+		}()
+		if done || err != nil {
+			return err
 		}
 	}
 }
 
-// ready asks once whether o is ready, failing on what cannot get better.
-func (k kube) ready(ctx context.Context, o Object) (bool, error) {
-	pods, err := k.pods(ctx, o)
-	if err != nil {
-		return false, err
-	}
+var waitResource = map[string]schema.GroupVersionResource{
+	"Deployment":  workloadResource["Deployment"],
+	"StatefulSet": workloadResource["StatefulSet"],
+	"DaemonSet":   workloadResource["DaemonSet"],
+	"Job":         {Group: "batch", Version: "v1", Resource: "jobs"},
+	"Pod":         podsResource,
+}
+
+// status is what waiting reads of a workload: the fields `kubectl rollout
+// status` reads, and a Job's counts.
+type status struct {
+	Metadata struct {
+		Generation int64 `json:"generation"`
+	} `json:"metadata"`
+	Spec struct {
+		Replicas       *int32 `json:"replicas"`
+		UpdateStrategy struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				Partition *int32 `json:"partition"`
+			} `json:"rollingUpdate"`
+		} `json:"updateStrategy"`
+	} `json:"spec"`
+	Status struct {
+		ObservedGeneration     int64  `json:"observedGeneration"`
+		Replicas               int32  `json:"replicas"`
+		UpdatedReplicas        int32  `json:"updatedReplicas"`
+		ReadyReplicas          int32  `json:"readyReplicas"`
+		AvailableReplicas      int32  `json:"availableReplicas"`
+		CurrentRevision        string `json:"currentRevision"`
+		UpdateRevision         string `json:"updateRevision"`
+		DesiredNumberScheduled int32  `json:"desiredNumberScheduled"`
+		UpdatedNumberScheduled int32  `json:"updatedNumberScheduled"`
+		NumberAvailable        int32  `json:"numberAvailable"`
+		Succeeded              int32  `json:"succeeded"`
+		Failed                 int32  `json:"failed"`
+		Conditions             []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+// ready tells from o's object (nil: not there yet) and its pods whether o
+// is ready, failing on what cannot get better. Deployments, StatefulSets
+// and DaemonSets are read as `kubectl rollout status` reads them.
+func (k kube) ready(ctx context.Context, o Object, obj map[string]any, pods map[string]pod) (bool, error) {
 	for _, p := range pods {
 		for _, c := range p.Status.ContainerStatuses {
 			if w := c.State.Waiting; w != nil && w.Reason == "ErrImageNeverPull" {
@@ -122,34 +264,63 @@ func (k kube) ready(ctx context.Context, o Object) (bool, error) {
 			}
 		}
 	}
+	if obj == nil {
+		return false, nil
+	}
+	var w status
+	if err := decode(obj, &w); err != nil {
+		return false, fmt.Errorf("reading %s: %w", describe(o), err)
+	}
+	s := w.Status
 	switch o.Kind {
-	case "Deployment", "StatefulSet", "DaemonSet":
-		b, err := k.run(ctx, append([]string{"rollout", "status", strings.ToLower(o.Kind) + "/" + o.Name, "--watch=false"}, ns(o)...)...)
-		if err != nil {
-			return false, err
+	case "Deployment":
+		if w.Metadata.Generation > s.ObservedGeneration {
+			return false, nil
 		}
-		return strings.Contains(string(b), "successfully rolled out"), nil
-	case "Pod":
-		for _, p := range pods {
-			if p.Status.Phase == "Failed" {
-				return false, k.failed(ctx, o, p)
+		for _, c := range s.Conditions {
+			if c.Type == "Progressing" && c.Reason == "ProgressDeadlineExceeded" {
+				return false, fmt.Errorf("%s exceeded its progress deadline: %s", describe(o), k.lastEvents(context.WithoutCancel(ctx), o))
 			}
 		}
-		b, err := k.run(ctx, append([]string{"get", "pod/" + o.Name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`}, ns(o)...)...)
-		if err != nil {
-			return false, err
+		if w.Spec.Replicas != nil && s.UpdatedReplicas < *w.Spec.Replicas {
+			return false, nil
 		}
-		return strings.TrimSpace(string(b)) == "True", nil
+		return s.Replicas <= s.UpdatedReplicas && s.AvailableReplicas >= s.UpdatedReplicas, nil
+	case "StatefulSet":
+		if s.ObservedGeneration == 0 || w.Metadata.Generation > s.ObservedGeneration {
+			return false, nil
+		}
+		if w.Spec.Replicas != nil && s.ReadyReplicas < *w.Spec.Replicas {
+			return false, nil
+		}
+		if ru := w.Spec.UpdateStrategy.RollingUpdate; w.Spec.UpdateStrategy.Type == "RollingUpdate" && ru != nil && ru.Partition != nil && w.Spec.Replicas != nil {
+			return s.UpdatedReplicas >= *w.Spec.Replicas-*ru.Partition, nil
+		}
+		return w.Spec.UpdateStrategy.Type == "OnDelete" || s.UpdateRevision == s.CurrentRevision, nil
+	case "DaemonSet":
+		if w.Metadata.Generation > s.ObservedGeneration {
+			return false, nil
+		}
+		return s.UpdatedNumberScheduled >= s.DesiredNumberScheduled && s.NumberAvailable >= s.DesiredNumberScheduled, nil
+	case "Pod":
+		var p pod
+		if err := decode(obj, &p); err != nil {
+			return false, fmt.Errorf("reading %s: %w", describe(o), err)
+		}
+		if p.Status.Phase == "Failed" {
+			return false, k.failed(ctx, o, p)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" {
+				return c.Status == "True", nil
+			}
+		}
+		return false, nil
 	case "Job":
-		b, err := k.run(ctx, append([]string{"get", "job/" + o.Name, "-o", "jsonpath={.status.succeeded},{.status.failed}"}, ns(o)...)...)
-		if err != nil {
-			return false, err
-		}
-		s, f, _ := strings.Cut(strings.TrimSpace(string(b)), ",")
-		if s != "" && s != "0" {
+		if s.Succeeded > 0 {
 			return true, nil
 		}
-		if f != "" && f != "0" {
+		if s.Failed > 0 {
 			for _, p := range pods {
 				if p.Status.Phase == "Failed" {
 					return false, k.failed(ctx, o, p)

@@ -66,20 +66,22 @@ func (r *Run) signer() (*attest.Signer, error) {
 	return s, nil
 }
 
-// attacher signs and attaches each pushed image's proofs; record writes
-// what was attached into the lock file, once for all images (call it when
-// the push is over, failed or not). Both are nil when no signing key is set.
-func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine, p *plan.Plan) (attach publish.Attacher, record func(context.Context) error, err error) {
+// attacher signs and attaches each pushed image's proofs: stage those that
+// need only the digest, attach the rest and everything once the digest gate
+// has passed (see publish.Attacher); record writes what was attached into
+// the lock file, once for all images (call it when the push is over,
+// failed or not). All are nil when no signing key is set.
+func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine, p *plan.Plan) (stage, attach publish.Attacher, record func(context.Context) error, err error) {
 	s, err := r.signer()
 	if s == nil || err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	policy, err := scan.PolicyFrom(r.Cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := r.readyToAttest(policy); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	started := time.Now()
 	var mu sync.Mutex
@@ -113,7 +115,12 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			return nil
 		})
 	}
-	attach = func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+	// stage signs and uploads what needs only the digest (provenance, the
+	// SBOM, the image signature) while the images' blobs go up; attach
+	// adds the tested statement, which reports the digest gate on what the
+	// registry serves, once that gate has passed.
+	staged := map[string]*attest.Staged{}
+	stage = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		var pi *plan.Image
 		for i := range p.Images {
 			if p.Images[i].Name == li.Name {
@@ -132,13 +139,6 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 		if stmts[attest.PredicateProvenance], err = attest.ProvenanceStatement(sub, prov); err != nil {
 			return err
 		}
-		tested, err := r.tested(li, d, policy)
-		if err != nil {
-			return err
-		}
-		if stmts[attest.PredicateHoist], err = attest.TestedStatement(sub, tested); err != nil {
-			return err
-		}
 		if format := r.SBOMFormat(); format != "" {
 			doc, err := sbomOf(li, format)
 			if err != nil {
@@ -150,22 +150,52 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			}
 		}
 		var unsigned []attest.Unsigned
-		for _, pt := range []string{attest.PredicateProvenance, attest.PredicateHoist, attest.PredicateCycloneDX, attest.PredicateSPDX} {
+		for _, pt := range []string{attest.PredicateProvenance, attest.PredicateCycloneDX, attest.PredicateSPDX} {
 			if st, ok := stmts[pt]; ok {
 				unsigned = append(unsigned, attest.Unsigned{PredicateType: pt, Statement: st})
 			}
 		}
-		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, unsigned)
+		st, err := s.SignAndStage(ctx, sess, d, desc, unsigned)
+		if err != nil {
+			return c.Explain("preparing the proofs of "+li.Name, d.RegistryStr(), err)
+		}
+		mu.Lock()
+		staged[li.Name] = st
+		mu.Unlock()
+		return nil
+	}
+	attach = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+		mu.Lock()
+		st := staged[li.Name]
+		mu.Unlock()
+		if st == nil {
+			if err := stage(ctx, sess, li, d, desc); err != nil {
+				return err
+			}
+			mu.Lock()
+			st = staged[li.Name]
+			mu.Unlock()
+		}
+		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
+		tested, err := r.tested(li, d, policy)
+		if err != nil {
+			return err
+		}
+		stmt, err := attest.TestedStatement(sub, tested)
+		if err != nil {
+			return err
+		}
+		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: stmt}})
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}
-		r.logf("attest: %s: signed (key %s) and attached %d attestations: %s", li.Name, s.KeyID(), len(unsigned), att.Att)
+		r.logf("attest: %s: signed (key %s) and attached %d attestations: %s", li.Name, s.KeyID(), len(att.PredicateType), att.Att)
 		mu.Lock()
 		attached = append(attached, done{image: li.Name, id: li.ImageID, d: d, att: att})
 		mu.Unlock()
 		return nil
 	}
-	return attach, record, nil
+	return stage, attach, record, nil
 }
 
 // readyToAttest checks, before anything is pushed, that every image's

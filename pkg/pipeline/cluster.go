@@ -71,10 +71,10 @@ func (r *Run) ClusterReload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	refs := map[string]string{}
+	refs, ids := map[string]string{}, map[string]string{}
 	var changed []string
 	for _, img := range imgs {
-		refs[img.Name] = img.Ref
+		refs[img.Name], ids[img.Name] = img.Ref, img.ConfigDigest
 		if slices.Contains(res.Sent, img.Ref) {
 			changed = append(changed, img.Name)
 		}
@@ -85,6 +85,7 @@ func (r *Run) ClusterReload(ctx context.Context) error {
 		Kubectl:    kubectl,
 		Manifests:  r.Cfg.Path(r.Cfg.Cluster.Manifests),
 		Refs:       refs,
+		IDs:        ids,
 		Changed:    changed,
 		Timeout:    r.Cfg.Cluster.Timeout,
 		WorkDir:    filepath.Join(r.BuildDir(), "cluster"),

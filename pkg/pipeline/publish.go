@@ -126,7 +126,7 @@ func (r *Run) pushWith(ctx context.Context, as *semver.Version, digestOnly bool)
 		o.Version = as
 	}
 	var record func(context.Context) error
-	if o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
+	if o.StageProofs, o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err
 	}
 	res, err := publish.Push(ctx, c, e, o)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,12 +101,16 @@ func (r *Run) stopAhead() {
 	if a := r.ahead; a != nil {
 		r.ahead = nil
 		a.cancel()
-		<-a.done
+		if err := <-a.done; err != nil && !errors.Is(err, context.Canceled) {
+			r.logf("hoist: the scan started beside Test stopped: %v", err)
+		}
 	}
 	if a := r.staging; a != nil {
 		r.staging = nil
 		a.cancel()
-		<-a.done
+		if err := <-a.done; err != nil && !errors.Is(err, context.Canceled) {
+			r.logf("hoist: the blobs started beside Test stopped: %v", err)
+		}
 	}
 }
 

@@ -141,12 +141,12 @@ func pushIndexes(ctx context.Context, c *registry.Client, sess *registry.Session
 
 // attachIndex runs o.Attach, when set, for one gated index: the proofs go
 // on what the tags name.
-func attachIndex(ctx context.Context, o PushOptions, x *indexItem) error {
+func attachIndex(ctx context.Context, o PushOptions, sess *registry.Session, x *indexItem) error {
 	if o.Attach == nil {
 		return nil
 	}
 	desc := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: x.digest, Size: int64(len(x.manifest))}
-	if err := o.Attach(ctx, x.img, x.repo.Digest(x.digest.String()), desc); err != nil {
+	if err := o.Attach(ctx, sess, x.img, x.repo.Digest(x.digest.String()), desc); err != nil {
 		return fmt.Errorf("attaching proofs to %s: %w", x.img.Name, err)
 	}
 	return nil

@@ -65,6 +65,9 @@ type PushOptions struct {
 	// Attach, when set, attaches proofs to each manifest before tags are
 	// written (see Attacher).
 	Attach Attacher
+	// StageProofs, when set, prepares each image's proofs as soon as its
+	// digest is known, attaching nothing (see Attacher).
+	StageProofs Attacher
 	// DigestOnly pushes manifests by digest and writes no tag (a CI shard:
 	// the join tags every shard's images at once, with Tag).
 	DigestOnly bool
@@ -249,6 +252,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 	}
 
+	// Proofs that need only the digest go up beside the images' blobs.
+	stg := startStages(ctx, o, sess, items)
+	defer stg.stop()
+
 	// 5. Upload each missing blob once, to the first repository needing it;
 	// the others mount it from there.
 	if err := uploadMissing(ctx, c, o.Parallel, items, where, missing); err != nil {
@@ -279,7 +286,8 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	// was found either by the digest of the manifest we assembled from the
 	// tested config (so it is those bytes) or under the version's own tag
 	// with the tested config digest checked, so only new ones are read back.
-	// Each image's proofs follow its gate, before any tag names it.
+	// Each image's proofs follow its gate (and its staged proofs), before
+	// any tag names it.
 	if err := forEach(ctx, tagJobs, items, func(ctx context.Context, it *pushItem) error {
 		if !it.present {
 			if _, err := gate.Registry(ctx, c, it.repo.Digest(it.built.digest.String()), it.img); err != nil {
@@ -289,7 +297,10 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		if it.platform != "" {
 			return nil // the proofs go on its index
 		}
-		return attach(ctx, o, it)
+		if err := stg.wait(ctx, it); err != nil {
+			return err
+		}
+		return attach(ctx, o, sess, it)
 	}); err != nil {
 		return nil, err
 	}
@@ -299,7 +310,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 				return err
 			}
 		}
-		return attachIndex(ctx, o, x)
+		return attachIndex(ctx, o, sess, x)
 	}); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,8 @@ type Session struct {
 	c      *Client
 	reg    name.Registry
 	client *http.Client
+
+	artifacts artifacts // what the session's artifact writes know of reg
 }
 
 var manifestTypes = strings.Join([]string{

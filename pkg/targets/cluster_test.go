@@ -151,6 +151,9 @@ spec:
 	})
 	runs := func(want string) {
 		t.Helper()
+		// The dev loop returns on the kubelet's Started event; the pod's
+		// status follows at its next relist (kubectl wait watches).
+		node.Run(ctx, "wait", "pod", "-l", "app=solo", "--for=jsonpath={.status.containerStatuses[0].imageID}="+want, "--timeout=30s")
 		out, err := node.Run(ctx, "get", "pods", "-l", "app=solo", "-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}{"|"}{.status.containerStatuses[0].imageID}{"\n"}{end}`)
 		if err != nil {
 			t.Fatal(err)

@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
 
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
 	k3druntimes "github.com/k3d-io/k3d/v5/pkg/runtimes"
@@ -26,7 +34,8 @@ import (
 // hoist-runc runtime); apply → Deployment rolled out and Job complete; and
 // edit → a pod running the new image ID for one changed image, Hoist
 // (K3dLoad + Restart) against k3d's import of that image + the same
-// Restart. Each run uses a fresh node per contender.
+// Restart, once restarting in place and once with rollout restart. Each run
+// uses a fresh node per contender.
 func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 	if err := kubenode.CanRun(); err != nil {
 		return err
@@ -58,7 +67,7 @@ func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 	// layer each.
 	base := standin.Layer{"bin/busybox": bb}
 	prefix := testenv.Unique("hoist-bench/kube")
-	refs := map[string]string{}
+	refs, ids := map[string]string{}, map[string]string{}
 	var imgs []cluster.Image
 	var names []string
 	makeImage := func(i int) (cluster.Image, error) {
@@ -76,7 +85,7 @@ func kube(ctx context.Context, e *engine.Engine, n, runs, payload int) error {
 			return err
 		}
 		name := fmt.Sprintf("img%02d", i)
-		imgs, names, refs[name] = append(imgs, img), append(names, name), img.Ref
+		imgs, names, refs[name], ids[name] = append(imgs, img), append(names, name), img.Ref, img.ID
 	}
 	manifests := filepath.Join(work, "manifests")
 	os.MkdirAll(manifests, 0o755)
@@ -88,9 +97,9 @@ spec:
   template:
     metadata: {labels: {app: app}}
     spec:
-      terminationGracePeriodSeconds: 0
       containers:
-      - {name: app, image: img00, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+      # A server that stops on SIGTERM, as servers do.
+      - {name: app, image: img00, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
 ---
 apiVersion: batch/v1
 kind: Job
@@ -105,6 +114,13 @@ spec:
 `), 0o644)
 
 	var cold, hoistFirst, k3dFirst, apply, hoistEdit, k3dEdit, hoistEditLoad, k3dEditImport []time.Duration
+	// The same edit again, each side restarting with `rollout restart` (a
+	// new pod) instead of in place: what the restart costs either way.
+	var hoistRollout, k3dRollout []time.Duration
+	// Until the pod's status shows the new image, in place: the restart
+	// returns on the kubelet's Started event; the status follows at its
+	// next relist of the containers.
+	var hoistStatus, k3dStatus []time.Duration
 	for r := range runs {
 		var nodes [2]*kubenode.Node
 		for c := range nodes {
@@ -159,8 +175,13 @@ spec:
 			}
 		}
 		// Apply → rolled out and complete, on Hoist's node.
+		inPlace := true
 		restart := func(nd *kubenode.Node, changed []string) error {
-			_, err := cluster.Restart(ctx, cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute})
+			o := cluster.RestartOptions{Kubeconfig: nd.Kubeconfig, Kubectl: nd.Kubectl, Manifests: manifests, Refs: refs, IDs: ids, Changed: changed, WorkDir: filepath.Join(work, "w"), Timeout: 2 * time.Minute}
+			if !inPlace {
+				o.IDs = nil // without image IDs, Restart rolls workloads out
+			}
+			_, err := cluster.Restart(ctx, o)
 			return err
 		}
 		s := time.Now()
@@ -172,39 +193,60 @@ spec:
 			return err
 		}
 		// One image of the matrix changes (the Deployment's); each side
-		// gets it into its node and restarts what runs it.
-		if imgs[0], err = makeImage(0); err != nil {
-			return err
-		}
-		edits := []func() error{
-			func() error {
-				s := time.Now()
-				res, err := hoistLoad()
-				if err == nil && len(res.Sent) != 1 {
-					err = fmt.Errorf("hoist sent %v after one change", res.Sent)
-				}
-				loaded := time.Since(s)
-				if err == nil {
-					err = restart(hn, []string{"img00"})
-				}
-				hoistEditLoad = append(hoistEditLoad, loaded)
-				hoistEdit = append(hoistEdit, time.Since(s))
+		// gets it into its node and restarts what runs it: in place, then,
+		// after another change, with rollout restart.
+		for _, mode := range []bool{true, false} {
+			inPlace = mode
+			if imgs[0], err = makeImage(0); err != nil {
 				return err
-			},
-			func() error {
-				s := time.Now()
-				err := k3dImport([]string{imgs[0].Ref})
-				k3dEditImport = append(k3dEditImport, time.Since(s))
-				if err == nil {
-					err = restart(kn, []string{"img00"})
+			}
+			ids["img00"] = imgs[0].ID
+			hoistAll, k3dAll := &hoistEdit, &k3dEdit
+			if !mode {
+				hoistAll, k3dAll = &hoistRollout, &k3dRollout
+			}
+			edits := []func() error{
+				func() error {
+					s := time.Now()
+					res, err := hoistLoad()
+					if err == nil && len(res.Sent) != 1 {
+						err = fmt.Errorf("hoist sent %v after one change", res.Sent)
+					}
+					loaded := time.Since(s)
+					if err == nil {
+						err = restart(hn, []string{"img00"})
+					}
+					if mode {
+						hoistEditLoad = append(hoistEditLoad, loaded)
+					}
+					*hoistAll = append(*hoistAll, time.Since(s))
+					if err == nil && mode {
+						err = statusShows(ctx, hn, imgs[0].ID)
+						hoistStatus = append(hoistStatus, time.Since(s))
+					}
+					return err
+				},
+				func() error {
+					s := time.Now()
+					err := k3dImport([]string{imgs[0].Ref})
+					if mode {
+						k3dEditImport = append(k3dEditImport, time.Since(s))
+					}
+					if err == nil {
+						err = restart(kn, []string{"img00"})
+					}
+					*k3dAll = append(*k3dAll, time.Since(s))
+					if err == nil && mode {
+						err = statusShows(ctx, kn, imgs[0].ID)
+						k3dStatus = append(k3dStatus, time.Since(s))
+					}
+					return err
+				},
+			}
+			for i := range edits {
+				if err := edits[(i+r)%2](); err != nil {
+					return err
 				}
-				k3dEdit = append(k3dEdit, time.Since(s))
-				return err
-			},
-		}
-		for i := range edits {
-			if err := edits[(i+r)%2](); err != nil {
-				return err
 			}
 		}
 		for _, nd := range nodes {
@@ -227,11 +269,81 @@ spec:
 	}
 	ok := row(fmt.Sprintf("first load of %d into an empty node", n), hoistFirst, k3dFirst, 0.6)
 	fmt.Printf("| edit: the load alone (K3dLoad of all %d vs k3d import of the changed one) | %s | %s | %.3f× | |\n", n, ms(median(hoistEditLoad)), ms(median(k3dEditImport)), median(hoistEditLoad).Seconds()/median(k3dEditImport).Seconds())
+	var hr, kr []time.Duration
+	for i := range hoistEdit {
+		hr, kr = append(hr, hoistEdit[i]-hoistEditLoad[i]), append(kr, k3dEdit[i]-k3dEditImport[i])
+	}
+	fmt.Printf("| edit: the restart alone (in place, the same for both) | %s | %s | | |\n", ms(median(hr)), ms(median(kr)))
 	ok = row("edit → pod running the new image ID (1 of "+fmt.Sprint(n)+" changed; load + restart)", hoistEdit, k3dEdit, 0.3) && ok
+	fmt.Printf("| edit → the pod's status shows the new image ID (the kubelet's next relist) | %s | %s | %.3f× | |\n", ms(median(hoistStatus)), ms(median(k3dStatus)), median(hoistStatus).Seconds()/median(k3dStatus).Seconds())
+	fmt.Printf("| edit → pod, restarting with `rollout restart` instead (load + rollout) | %s | %s | %.3f× | |\n", ms(median(hoistRollout)), ms(median(k3dRollout)), median(hoistRollout).Seconds()/median(k3dRollout).Seconds())
+	list := func(ds []time.Duration) string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, ms(d))
+		}
+		return strings.Join(out, ", ")
+	}
+	fmt.Printf("\nrestart alone, in place, each run: Hoist %s; k3d %s\n", list(hr), list(kr))
 	if !ok {
 		return fmt.Errorf("a target was missed")
 	}
 	return nil
+}
+
+// statusShows watches the app Deployment's pods until one that is not
+// going away shows a ready container of the image id in its status.
+func statusShows(ctx context.Context, nd *kubenode.Node, id string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", nd.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pods := c.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace("default")
+	shows := func(obj map[string]any) bool {
+		var p struct {
+			Metadata struct {
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Status struct {
+				ContainerStatuses []struct {
+					ImageID string `json:"imageID"`
+					Ready   bool   `json:"ready"`
+				} `json:"containerStatuses"`
+			} `json:"status"`
+		}
+		b, _ := json.Marshal(obj)
+		if json.Unmarshal(b, &p) != nil || p.Metadata.DeletionTimestamp != nil || len(p.Status.ContainerStatuses) != 1 {
+			return false
+		}
+		cs := p.Status.ContainerStatuses[0]
+		return cs.Ready && cs.ImageID == id
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+	if err != nil {
+		return err
+	}
+	for _, it := range list.Items {
+		if shows(it.Object) {
+			return nil
+		}
+	}
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "app=app", ResourceVersion: list.GetResourceVersion()})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		if u, ok := ev.Object.(*unstructured.Unstructured); ok && shows(u.Object) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no pod of app showed %s: %w", id, ctx.Err())
 }
 
 func lookBusybox() (string, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/pkg/attest"
@@ -25,37 +26,39 @@ import (
 // and a CycloneDX SBOM (a synthetic one of sbomKiB), each in a signed DSSE
 // envelope in cosign's tags and as OCI referrers, plus cosign's image
 // signature, and recording them in the lock file.
-func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, attested time.Duration, err error) {
+// The requests each sent are counted by kind (counts, without and with).
+func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, attested time.Duration, counts [2]map[string]int, err error) {
 	priv, _, err := attest.GenerateKey([]byte("bench"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, counts, err
 	}
 	signer, err := attest.LoadSigner(priv, []byte("bench"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, counts, err
 	}
 	sbom := syntheticSBOM(sbomKiB)
 	for _, with := range []bool{false, true} {
 		reg, err := b.registry(ctx, fmt.Sprintf("attest-%d-%v", round, with))
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		work := filepath.Join(b.tmp, fmt.Sprintf("attest-work-%d-%v", round, with))
 		os.MkdirAll(work, 0o755)
 		lockPath := filepath.Join(work, "lock.json")
 		if err := imagefix.WriteLock(lockPath, "1.2.3", b.imgs...); err != nil {
 			reg.Close()
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
-		c, err := client()
+		ct := newCounting(remote.DefaultTransport)
+		c, err := registry.New(registry.Options{Keychain: noKeys{}, Transport: ct})
 		if err != nil {
 			reg.Close()
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		o := publish.PushOptions{LockPath: lockPath, Prefix: reg.Host + "/bench", WorkDir: work}
 		record := func() error { return nil }
 		if with {
-			o.Attach, record = attacher(c, signer, lockPath, sbom)
+			o.StageProofs, o.Attach, record = attacher(signer, lockPath, sbom)
 		}
 		start := time.Now()
 		_, err = publish.Push(ctx, c, b.e, o)
@@ -65,24 +68,27 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 		d := time.Since(start)
 		reg.Close()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, counts, err
 		}
 		if with {
-			attested = d
+			attested, counts[1] = d, ct.reset()
 		} else {
-			plain = d
+			plain, counts[0] = d, ct.reset()
 		}
 	}
-	return plain, attested, nil
+	return plain, attested, counts, nil
 }
 
 // attacher makes, per image, the statements the Push target makes and
-// signs and attaches them as it does (attest.SignAndAttach), recording
-// them in the lock file once at the end (record).
-func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte) (publish.Attacher, func() error) {
+// signs and attaches them as it does (stage: provenance, SBOM and the
+// image signature as soon as the digest is known; attach: the tested
+// statement after the gate, and every manifest), recording them in the
+// lock file once at the end (record).
+func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach publish.Attacher, record func() error) {
 	var mu sync.Mutex
 	var attached []lock.Attestation
-	attach := func(ctx context.Context, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+	staged := map[string]*attest.Staged{}
+	stage = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		prov, err := attest.ProvenanceStatement(sub, attest.Provenance{
 			BuilderID: "https://hoistci.dev/builders/local",
@@ -95,6 +101,24 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		if err != nil {
 			return err
 		}
+		bom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, sbom)
+		if err != nil {
+			return err
+		}
+		st, err := s.SignAndStage(ctx, sess, d, desc, []attest.Unsigned{
+			{PredicateType: attest.PredicateProvenance, Statement: prov},
+			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
+		})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		staged[li.Name] = st
+		return nil
+	}
+	attach = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
+		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
 		tested, err := attest.TestedStatement(sub, attest.Tested{
 			Image: li.Name, ConfigDigest: li.ConfigDigest,
 			Test:       &attest.TestResult{Passed: true, LogSHA256: strings.Repeat("3", 64)},
@@ -104,15 +128,16 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		if err != nil {
 			return err
 		}
-		bom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, sbom)
-		if err != nil {
-			return err
+		mu.Lock()
+		st := staged[li.Name]
+		mu.Unlock()
+		if st == nil { // not staged (an index, whose digest came late)
+			if err := stage(ctx, sess, li, d, desc); err != nil {
+				return err
+			}
+			st = staged[li.Name]
 		}
-		att, err := s.SignAndAttach(ctx, c.Pusher(), d, desc, []attest.Unsigned{
-			{PredicateType: attest.PredicateProvenance, Statement: prov},
-			{PredicateType: attest.PredicateHoist, Statement: tested},
-			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
-		})
+		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: tested}})
 		if err != nil {
 			return err
 		}
@@ -123,7 +148,7 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 		}
 		return nil
 	}
-	record := func() error {
+	record = func() error {
 		return lock.Update(lockPath, func(l *lock.Lock) error {
 			for _, a := range attached {
 				repo, _, _ := strings.Cut(a.Subject, "@")
@@ -136,7 +161,7 @@ func attacher(c *registry.Client, s *attest.Signer, lockPath string, sbom []byte
 			return nil
 		})
 	}
-	return attach, record
+	return stage, attach, record
 }
 
 // syntheticSBOM is a CycloneDX document of about kib KiB.
@@ -162,16 +187,19 @@ func runAttest(ctx context.Context, rounds, sbomKiB int) error {
 	}
 	defer done()
 	var plain, with, ratio []float64
+	var counts [2]map[string]int
 	for r := 0; r < rounds; r++ {
-		p, a, err := b.attestPush(ctx, r, sbomKiB)
+		p, a, cs, err := b.attestPush(ctx, r, sbomKiB)
 		if err != nil {
 			return err
 		}
+		counts = cs
 		plain, with, ratio = append(plain, p.Seconds()), append(with, a.Seconds()), append(ratio, a.Seconds()/p.Seconds())
 		fmt.Printf("round %d: Push %.2fs, Push with attestations %.2fs (%.3fx)\n", r+1, p.Seconds(), a.Seconds(), ratio[r])
 	}
 	fmt.Printf("%d images, %d rounds, SBOM %d KiB each: median Push %.2fs, with every attestation %.2fs, ratio %.3fx (median of round ratios %.3fx)\n",
 		len(b.imgs), rounds, sbomKiB, medianF(plain), medianF(with), medianF(with)/medianF(plain), medianF(ratio))
+	fmt.Printf("\nrequests sent in the last round, by kind:\n%s", countTable(counts[0], counts[1]))
 	return nil
 }
 

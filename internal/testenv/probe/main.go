@@ -48,7 +48,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		os.Stdout.Write(b)
+		_, _ = os.Stdout.Write(b)
 	case "fail-on":
 		m := machine()
 		fmt.Println("running on", m)

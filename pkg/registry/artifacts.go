@@ -1,0 +1,195 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Small artifacts (signatures, attestations) through a session: a few KiB
+// each and made fresh by every push, so the existence check, the chunked
+// upload and the referrers probe that go-containerregistry spends on every
+// artifact cost more than the bytes. A blob goes up in two requests, a
+// manifest with a subject in one plus, on registries without the
+// referrers API, a read and a write of the fallback tag.
+
+// artifacts is what a session's artifact writes learn of the registry:
+// whether it serves the referrers API (asked once per session, not once
+// per subject), and each blob's first upload (so the other repositories
+// mount it rather than uploading it again).
+type artifacts struct {
+	once sync.Once
+	has  bool
+	err  error
+
+	mu    sync.Mutex
+	blobs map[v1.Hash]*sent // the first upload of each blob
+}
+
+// sent is a blob's first upload in a session: the uploads of the same
+// blob to other repositories wait for it, then mount from repo.
+type sent struct {
+	repo name.Repository
+	done chan struct{}
+	ok   bool // set before done is closed
+}
+
+// first returns the first upload of h, and whether the caller is making it.
+func (a *artifacts) first(h v1.Hash, repo name.Repository) (*sent, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u, ok := a.blobs[h]; ok {
+		return u, false
+	}
+	if a.blobs == nil {
+		a.blobs = map[v1.Hash]*sent{}
+	}
+	u := &sent{repo: repo, done: make(chan struct{})}
+	a.blobs[h] = u
+	return u, true
+}
+
+// Upload writes blob to repo in one monolithic upload (POST, then PUT
+// with the bytes) and returns its digest. It does not ask first whether
+// the registry has it: callers upload bytes they just made. A blob this
+// session writes to several repositories goes up once: the other writes
+// wait for that upload and mount from there (a registry that declines the
+// mount takes the upload; a failed first upload leaves each to its own).
+func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte) (_ v1.Hash, err error) {
+	h, _, err := v1.SHA256(bytes.NewReader(blob))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	what := "uploading blob " + h.String() + " to " + repo.String()
+	u := s.url(repo, "blobs/uploads/")
+	first, mine := s.artifacts.first(h, repo)
+	if mine {
+		defer func() {
+			first.ok = err == nil
+			close(first.done)
+		}()
+	} else {
+		select {
+		case <-first.done:
+		case <-ctx.Done():
+			return v1.Hash{}, ctx.Err()
+		}
+		switch {
+		case first.ok && first.repo == repo:
+			return h, nil
+		case first.ok:
+			u += "?" + url.Values{"mount": {h.String()}, "from": {first.repo.RepositoryStr()}}.Encode()
+		}
+	}
+	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusAccepted, http.StatusCreated)
+	if err != nil {
+		return v1.Hash{}, s.c.Explain(what, repo.RegistryStr(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return h, nil // mounted
+	}
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.Header.Get("Location") == "" {
+		return v1.Hash{}, fmt.Errorf("%s: the registry sent no upload location", what)
+	}
+	q := loc.Query()
+	q.Set("digest", h.String())
+	loc.RawQuery = q.Encode()
+	resp, err = s.do(ctx, http.MethodPut, loc.String(), blob, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated, http.StatusAccepted, http.StatusNoContent)
+	if err != nil {
+		return v1.Hash{}, s.c.Explain(what, repo.RegistryStr(), err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body) // to reuse the connection
+	resp.Body.Close()
+	return h, nil
+}
+
+// PutReferrer writes manifest (of media type mt, with a subject) under
+// ref and makes it a referrer of subject: registries with the referrers
+// API index it themselves; on the others it is added to the index under
+// the fallback tag (sha256-HEX), with artifactType as its artifact type,
+// keeping the referrers already there.
+func (s *Session) PutReferrer(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType, subject v1.Hash, artifactType string) error {
+	what := "writing " + ref.String()
+	resp, err := s.do(ctx, http.MethodPut, s.url(ref.Context(), "manifests/"+ref.Identifier()), manifest, map[string]string{"Content-Type": string(mt)}, http.StatusOK, http.StatusCreated, http.StatusAccepted)
+	if err != nil {
+		return s.c.Explain(what, ref.Context().RegistryStr(), err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// A registry that indexed the subject says so in this header (OCI
+	// distribution spec 1.1); not all that have the API send it.
+	if resp.Header.Get("OCI-Subject") != "" {
+		return nil
+	}
+	if has, err := s.hasReferrersAPI(ctx, ref.Context(), subject); err != nil {
+		return err
+	} else if has {
+		return nil
+	}
+	return s.addFallback(ctx, ref.Context(), subject, manifest, mt, artifactType)
+}
+
+// hasReferrersAPI asks the registry, once per session, whether it serves
+// the referrers API.
+func (s *Session) hasReferrersAPI(ctx context.Context, repo name.Repository, subject v1.Hash) (bool, error) {
+	s.artifacts.once.Do(func() {
+		resp, err := s.do(ctx, http.MethodGet, s.url(repo, "referrers/"+subject.String()), nil, map[string]string{"Accept": string(types.OCIImageIndex)}, http.StatusOK, http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed)
+		if err != nil {
+			s.artifacts.err = s.c.Explain("asking "+repo.RegistryStr()+" for the referrers API", repo.RegistryStr(), err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		// 404 also answers a registry that has the API for an unknown
+		// subject, so only a reply that is an index counts as the API.
+		s.artifacts.has = resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), string(types.OCIImageIndex))
+	})
+	return s.artifacts.has, s.artifacts.err
+}
+
+// addFallback adds the manifest to the index under subject's fallback tag
+// in repo, sorted by digest as go-containerregistry writes it.
+func (s *Session) addFallback(ctx context.Context, repo name.Repository, subject v1.Hash, manifest []byte, mt types.MediaType, artifactType string) error {
+	tag := repo.Tag(strings.Replace(subject.String(), ":", "-", 1))
+	h, size, err := v1.SHA256(bytes.NewReader(manifest))
+	if err != nil {
+		return err
+	}
+	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	raw, _, err := s.Get(ctx, tag)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reading the referrers of %s: %w", repo.Digest(subject.String()), err)
+	default:
+		if err := json.Unmarshal(raw, &im); err != nil || im.SchemaVersion != 2 || im.MediaType != types.OCIImageIndex {
+			return fmt.Errorf("reading the referrers of %s: %s is not an OCI image index: delete that tag and push again", repo.Digest(subject.String()), tag)
+		}
+	}
+	for _, d := range im.Manifests {
+		if d.Digest == h {
+			return nil
+		}
+	}
+	im.Manifests = append(im.Manifests, v1.Descriptor{MediaType: mt, Digest: h, Size: size, ArtifactType: artifactType})
+	sort.Slice(im.Manifests, func(i, j int) bool { return im.Manifests[i].Digest.String() < im.Manifests[j].Digest.String() })
+	b, err := json.Marshal(im)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, tag, b, types.OCIImageIndex)
+}

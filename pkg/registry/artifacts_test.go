@@ -1,0 +1,97 @@
+package registry
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoistci/hoist/internal/regtest"
+	"github.com/hoistci/hoist/pkg/localregistry"
+)
+
+// On the distribution registry (no referrers API): a blob goes up once
+// and is mounted into the next repository; a referrer lands in the
+// fallback index, which keeps the referrers already there.
+func TestSessionArtifacts(t *testing.T) {
+	reg := regtest.Distribution(t, "", "")
+	c, err := New(Options{Keychain: noKeys{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := name.NewRepository(reg.Host + "/org/a")
+	b, _ := name.NewRepository(reg.Host + "/org/b")
+	s, err := c.Session(t.Context(), a.Registry, nil, []name.Repository{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{"rootfs":{"type":"layers"}}`)
+	h, err := s.Upload(t.Context(), a, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Upload(t.Context(), b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	writes, err := reg.Writes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []localregistry.Write{{Blob: true, Repo: "org/a", Ref: h.String()}, {Blob: true, Repo: "org/b", Ref: h.String()}}
+	if !slices.Equal(writes, want) {
+		t.Fatalf("writes %v, want %v", writes, want)
+	}
+	if n, _ := reg.Counts(); n.Uploads != 1 || n.Mounts != 1 {
+		t.Fatalf("registry log: %d uploads, %d mounts; want 1 and 1", n.Uploads, n.Mounts)
+	}
+	// The same blob to several repositories at once: one upload, mounts.
+	var repos []name.Repository
+	for _, p := range []string{"c", "d", "e", "f"} {
+		r, _ := name.NewRepository(reg.Host + "/org/" + p)
+		repos = append(repos, r)
+	}
+	s2, err := c.Session(t.Context(), a.Registry, nil, repos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	for _, r := range repos {
+		g.Go(func() error {
+			_, err := s2.Upload(t.Context(), r, []byte("shared by four"))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := reg.Counts(); n.Uploads != 2 || n.Mounts != 4 {
+		t.Fatalf("registry log: %d uploads, %d mounts; want 2 and 4 (one upload, three mounts more)", n.Uploads, n.Mounts)
+	}
+
+	subject, _ := v1.NewHash("sha256:" + string(slices.Repeat([]byte("5"), 64)))
+	for i, ref := range []name.Reference{a.Tag("one"), a.Tag("two"), a.Tag("two")} {
+		m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+			Config:      v1.Descriptor{MediaType: "application/vnd.example+json", Digest: h, Size: int64(len(cfg))},
+			Subject:     &v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: subject, Size: 2},
+			Annotations: map[string]string{"n": ref.Identifier()}}
+		raw, _ := json.Marshal(m)
+		if err := s.PutReferrer(t.Context(), ref, raw, types.OCIManifestSchema1, subject, "application/vnd.example+json"); err != nil {
+			t.Fatalf("referrer %d: %v", i, err)
+		}
+	}
+	raw, _, err := s.Get(t.Context(), a.Tag("sha256-"+subject.Hex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 2 || idx.Manifests[0].ArtifactType != "application/vnd.example+json" {
+		t.Fatalf("fallback index %s: want the two referrers, once each", raw)
+	}
+}
