@@ -186,8 +186,9 @@ func TestGitHubRunner(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Test target as the runner's user: %v", err)
 	}
-	if !strings.Contains(out, "test: 15 passed, 0 failed") {
-		t.Errorf("want all 15 container tests passed")
+	// 14 matrix images and the toolbox on linux/amd64 and linux/arm64.
+	if !strings.Contains(out, "test: 16 passed, 0 failed") {
+		t.Errorf("want all 16 container tests passed")
 	}
 }
 

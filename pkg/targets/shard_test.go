@@ -65,7 +65,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 	type entry struct{ Shard, Images string }
 	// sharded runs the plan job and the shards of HEAD against repository
 	// repo, and returns the folder the fragments were collected in.
-	sharded := func(name, repo string) (string, []entry, []error) {
+	sharded := func(name, repo string) (string, []entry, []error, []string) {
 		reg := "HOIST_REGISTRY=" + reg.Host + "/" + repo
 		p := checkout(name + "-plan")
 		if out, err := child(p, "reserve", reg); err != nil {
@@ -89,6 +89,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 		}
 		frags := filepath.Join(root, name+"-artifacts")
 		errs := make([]error, len(m.Include))
+		outs := make([]string, len(m.Include))
 		var wg sync.WaitGroup
 		for i, s := range m.Include {
 			wg.Add(1)
@@ -96,6 +97,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 				defer wg.Done()
 				d := checkout(fmt.Sprintf("%s-shard-%d", name, i+1))
 				out, err := child(d, "shard", reg, "HOIST_SHARD="+s.Shard, "HOIST_IMAGES="+s.Images)
+				outs[i] = out
 				if err != nil {
 					errs[i] = fmt.Errorf("shard %s: %v\n%s", s.Shard, err, out)
 					return
@@ -112,7 +114,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		return frags, m.Include, errs
+		return frags, m.Include, errs, outs
 	}
 	// tagsOf lists every image's tags with their digests in repo.
 	tagsOf := func(repo string) map[string]string {
@@ -137,7 +139,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 	// 1. A commit whose svc-02 fails its test: that shard fails, the others
 	// push by digest, and the join tags nothing.
 	bad := commit(`test -s /n && test "$(cat /n)" != 02`, "svc-02 fails its test")
-	badFrags, plan1, errs := sharded("bad", "sharded")
+	badFrags, plan1, errs, outs := sharded("bad", "sharded")
 	failed := 0
 	for i, err := range errs {
 		if err != nil {
@@ -148,7 +150,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 		}
 	}
 	if failed != 1 {
-		t.Fatalf("%d shards failed, want the one with svc-02: %v", failed, errs)
+		t.Fatalf("%d shards failed, want the one with svc-02: %v\n%s", failed, errs, strings.Join(outs, "\n----\n"))
 	}
 	j := checkout("bad-join")
 	out, err := child(j, "join", "HOIST_REGISTRY="+reg.Host+"/sharded", "HOIST_FRAGMENTS="+badFrags)
@@ -162,7 +164,7 @@ func TestShardsJoinAsOneRelease(t *testing.T) {
 	// 2. The fix. A fragment of the bad commit mixed into the good
 	// commit's artifacts is refused, and nothing is tagged.
 	good := commit("test -s /n", "tests pass")
-	frags, _, errs := sharded("good", "sharded")
+	frags, _, errs, _ := sharded("good", "sharded")
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
