@@ -88,7 +88,7 @@ func ociPlatform(p string) *v1.Platform {
 
 // assemble writes x's index from its platforms' pushed manifests.
 func (x *indexItem) assemble() error {
-	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Annotations: ociAnnotations(x.img.Labels)}
 	for _, c := range x.children {
 		im.Manifests = append(im.Manifests, v1.Descriptor{
 			MediaType: c.built.mediaType,
@@ -107,6 +107,23 @@ func (x *indexItem) assemble() error {
 	}
 	x.manifest, x.digest = b, d
 	return nil
+}
+
+// ociAnnotations are the image's org.opencontainers.image.* labels, which
+// an index carries as annotations: registries (GHCR's package page among
+// them) read the source, version and description of a multi-platform
+// image there. nil when there are none.
+func ociAnnotations(labels map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range labels {
+		if strings.HasPrefix(k, "org.opencontainers.image.") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // pushIndexes assembles each index and pushes it by digest unless the

@@ -69,6 +69,8 @@ func TestPushPlatforms(t *testing.T) { testenv.EachEngine(t, testPushPlatforms) 
 func testPushPlatforms(t *testing.T) {
 	f := newFixture(t)
 	multi, single := f.platformsImage(t, "multi"), f.build(t, "single", 4<<10)
+	// The image's OCI labels become the index's annotations; others do not.
+	multi.Labels = map[string]string{"org.opencontainers.image.source": "https://example.invalid/multi", "io.hoist.inputs": "x"}
 	if err := imagefix.WriteLock(f.lock, "2.0.0", multi, single); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,9 @@ func testPushPlatforms(t *testing.T) {
 	}
 	if len(im.Manifests) != 2 {
 		t.Fatalf("index lists %d manifests, want 2", len(im.Manifests))
+	}
+	if len(im.Annotations) != 1 || im.Annotations["org.opencontainers.image.source"] != "https://example.invalid/multi" {
+		t.Errorf("index annotations %v, want the image's org.opencontainers.image.* labels", im.Annotations)
 	}
 	l, err := lock.Read(f.lock)
 	if err != nil {
