@@ -91,29 +91,34 @@ type Unsigned struct {
 // SignAndAttach signs each statement into an envelope, signs the image
 // itself, and attaches all of it to d (see Attach).
 func (s *Signer) SignAndAttach(ctx context.Context, r Registry, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Attached, error) {
-	envs, err := s.signAll(ctx, stmts)
+	envs, img, err := s.signWithImage(ctx, d, stmts)
 	if err != nil {
 		return nil, err
+	}
+	return Attach(ctx, r, d, desc, envs, img)
+}
+
+// signWithImage signs each statement into an envelope and signs the image.
+func (s *Signer) signWithImage(ctx context.Context, d name.Digest, stmts []Unsigned) ([]Envelope, *ImageSignature, error) {
+	envs, err := s.signAll(ctx, stmts)
+	if err != nil {
+		return nil, nil, err
 	}
 	payload, sig, err := s.SignImage(ctx, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return Attach(ctx, r, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+	return envs, &ImageSignature{Payload: payload, Sig: sig}, nil
 }
 
 // SignAndStage signs each statement and the image itself and uploads them
 // for d, attaching nothing yet (see Stage); Finish attaches them.
 func (s *Signer) SignAndStage(ctx context.Context, r Registry, d name.Digest, desc v1.Descriptor, stmts []Unsigned) (*Staged, error) {
-	envs, err := s.signAll(ctx, stmts)
+	envs, img, err := s.signWithImage(ctx, d, stmts)
 	if err != nil {
 		return nil, err
 	}
-	payload, sig, err := s.SignImage(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return Stage(ctx, r, d, desc, envs, &ImageSignature{Payload: payload, Sig: sig})
+	return Stage(ctx, r, d, desc, envs, img)
 }
 
 // Finish signs the statements that had to wait and attaches them with
