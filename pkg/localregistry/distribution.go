@@ -247,18 +247,8 @@ func (s *Server) Counts() (Counts, error) {
 // (combined log format).
 func ParseLog(b []byte) Counts {
 	var c Counts
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		q1 := bytes.IndexByte(line, '"')
-		if q1 < 0 || !bytes.Contains(line, []byte(" - - [")) {
-			continue
-		}
-		rest := line[q1+1:]
-		q2 := bytes.IndexByte(rest, '"')
-		if q2 < 0 {
-			continue
-		}
-		req := strings.Fields(string(rest[:q2]))
-		status := strings.Fields(string(rest[q2+1:]))
+	for _, e := range accessLog(b) {
+		req, status := e.req, e.status
 		if len(req) < 2 || len(status) < 1 {
 			continue
 		}
@@ -277,4 +267,26 @@ func ParseLog(b []byte) Counts {
 		}
 	}
 	return c
+}
+
+// accessEntry is one request line of an access log: the request's fields
+// (method, path, protocol) and what follows it (status, size, …).
+type accessEntry struct{ req, status []string }
+
+// accessLog reads a distribution registry access log (combined log format).
+func accessLog(b []byte) []accessEntry {
+	var out []accessEntry
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		q1 := bytes.IndexByte(line, '"')
+		if q1 < 0 || !bytes.Contains(line, []byte(" - - [")) {
+			continue
+		}
+		rest := line[q1+1:]
+		q2 := bytes.IndexByte(rest, '"')
+		if q2 < 0 {
+			continue
+		}
+		out = append(out, accessEntry{strings.Fields(string(rest[:q2])), strings.Fields(string(rest[q2+1:]))})
+	}
+	return out
 }

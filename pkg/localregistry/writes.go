@@ -1,7 +1,6 @@
 package localregistry
 
 import (
-	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -37,18 +36,8 @@ func (s *Server) Writes() ([]Write, error) {
 // registry access log.
 func ParseWrites(b []byte) []Write {
 	var out []Write
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		q1 := bytes.IndexByte(line, '"')
-		if q1 < 0 || !bytes.Contains(line, []byte(" - - [")) {
-			continue
-		}
-		rest := line[q1+1:]
-		q2 := bytes.IndexByte(rest, '"')
-		if q2 < 0 {
-			continue
-		}
-		req := strings.Fields(string(rest[:q2]))
-		status := strings.Fields(string(rest[q2+1:]))
+	for _, e := range accessLog(b) {
+		req, status := e.req, e.status
 		if len(req) < 2 || len(status) < 1 || status[0] != "201" {
 			continue
 		}
