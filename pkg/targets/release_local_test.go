@@ -13,8 +13,8 @@ import (
 
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
-	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/engine"
+	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
