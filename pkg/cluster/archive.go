@@ -23,6 +23,10 @@ type sendImage struct {
 	DiffIDs []string
 }
 
+// sendAhead is how many read blobs may wait to be written to the nodes: a
+// few, so reading runs ahead of writing without holding every layer.
+const sendAhead = 3
+
 // smallBlob is the size up to which a blob is held in memory while its digest
 // is computed; bigger ones are spooled to a temporary file.
 var smallBlob int64 = 16 << 20
@@ -65,37 +69,69 @@ func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendIma
 		written[d] = true
 		return err
 	}
-	for {
-		e, err := sr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return blobs, sent, fmt.Errorf("reading the saved images: %w", err)
-		}
-		if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
-			continue
-		}
-		b, err := hashEntry(sr, tmpDir)
-		if err != nil {
-			return blobs, sent, err
-		}
-		sizes[b.digest] = b.size
-		if needConfig[b.digest] && b.mem != nil {
-			configs[b.digest] = b.mem
-		}
-		if want[b.digest] && !written[b.digest] {
-			r, err := b.open()
-			if err == nil {
-				err = emit(b.digest, b.size, r)
+	// The saved blobs are read and hashed here while the ones before them
+	// are written to the nodes by send: the engine's save and the nodes'
+	// imports then run side by side instead of taking turns, one blob
+	// each. Only send touches tw until it has returned.
+	queue := make(chan *blob, sendAhead)
+	stopped := make(chan struct{}) // send failed; it closes the rest
+	var serr error
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		for b := range queue {
+			if serr == nil {
+				r, err := b.open()
+				if err == nil {
+					err = emit(b.digest, b.size, r)
+				}
+				if err != nil {
+					serr = fmt.Errorf("writing %s: %w", b.digest, err)
+					close(stopped)
+				}
 			}
 			b.close()
-			if err != nil {
-				return blobs, sent, fmt.Errorf("writing %s: %w", b.digest, err)
-			}
-			continue
 		}
-		b.close()
+	}()
+	queued := map[string]bool{}
+	read := func() error {
+		defer close(queue)
+		for {
+			e, err := sr.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading the saved images: %w", err)
+			}
+			if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
+				continue
+			}
+			b, err := hashEntry(sr, tmpDir)
+			if err != nil {
+				return err
+			}
+			sizes[b.digest] = b.size
+			if needConfig[b.digest] && b.mem != nil {
+				configs[b.digest] = b.mem
+			}
+			if !want[b.digest] || queued[b.digest] {
+				b.close()
+				continue
+			}
+			queued[b.digest] = true
+			select {
+			case queue <- b:
+			case <-stopped:
+				b.close()
+				return nil // send's error is the one
+			}
+		}
+	}
+	rerr := read()
+	<-sendDone
+	if err := errors.Join(serr, rerr); err != nil {
+		return blobs, sent, err
 	}
 	idx := dockersave.Index{SchemaVersion: 2, MediaType: dockersave.MediaOCIIndex}
 	for _, img := range images {
