@@ -23,6 +23,9 @@ type sendImage struct {
 	DiffIDs []string
 }
 
+// errStopped ends reading once sending failed.
+var errStopped = errors.New("sending stopped")
+
 // sendAhead is how many read blobs may wait to be written to the nodes: a
 // few, so reading runs ahead of writing without holding every layer.
 const sendAhead = 3
@@ -31,9 +34,9 @@ const sendAhead = 3
 // is computed; bigger ones are spooled to a temporary file.
 var smallBlob int64 = 16 << 20
 
-// rewrite reads a `docker save` archive (either layout: legacy folders with
-// layer.tar, or the OCI layout newer engines write) and writes an OCI-layout
-// archive holding only the blobs in want plus the configs, manifests and
+// rewrite reads `docker save` archives, one after the other (either
+// layout: legacy folders with layer.tar, or the OCI layout newer engines
+// write), and writes one OCI-layout archive holding only the blobs in want plus the configs, manifests and
 // index of images. Layers a node already has are left out: containerd's
 // importer resolves an OCI index against its content store, so it needs
 // only the blobs it lacks. (Its Docker-layout importer, by contrast, fails
@@ -46,11 +49,9 @@ var smallBlob int64 = 16 << 20
 // index, with attestations or platforms the engine does not hold, never
 // reaches a node, so its import cannot fail on content it was not sent.
 // Each manifest written is recorded in manifests. At most max bytes are
-// read out of saved, layers uncompressed (dockersave.Bound of the images'
+// read out of each of saved, layers uncompressed (dockersave.Bound of the images'
 // inspected sizes), and ctx stops every copy.
-func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded, max int64) (blobs int, sent int64, err error) {
-	sr := dockersave.NewBoundedReader(ctx, saved, max)
-	defer sr.Close()
+func rewrite(ctx context.Context, w io.Writer, saved []io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded, max int64) (blobs int, sent int64, err error) {
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}
 	configs := map[string][]byte{}
@@ -94,8 +95,10 @@ func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendIma
 		}
 	}()
 	queued := map[string]bool{}
-	read := func() error {
-		defer close(queue)
+	// readOne reads one of the saves.
+	readOne := func(saved io.Reader) error {
+		sr := dockersave.NewBoundedReader(ctx, saved, max)
+		defer sr.Close()
 		for {
 			e, err := sr.Next()
 			if errors.Is(err, io.EOF) {
@@ -124,9 +127,20 @@ func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendIma
 			case queue <- b:
 			case <-stopped:
 				b.close()
-				return nil // send's error is the one
+				return errStopped
 			}
 		}
+	}
+	read := func() error {
+		defer close(queue)
+		for _, r := range saved {
+			if err := readOne(r); errors.Is(err, errStopped) {
+				return nil // send's error is the one
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	rerr := read()
 	<-sendDone

@@ -101,7 +101,7 @@ func TestRewriteLayouts(t *testing.T) {
 			var out bytes.Buffer
 			written := map[string]loaded{}
 			// The node has the base already: only the own layer is wanted.
-			blobs, n, err := rewrite(context.Background(), &out, bytes.NewReader(l.saved), []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written, 1<<30)
+			blobs, n, err := rewrite(context.Background(), &out, []io.Reader{bytes.NewReader(l.saved)}, []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestRewriteLayouts(t *testing.T) {
 
 	t.Run("image changed while loading", func(t *testing.T) {
 		saved := tarOf(entry{"blobs/sha256/" + hex(base), base})
-		_, _, err := rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, nil, t.TempDir(), map[string]loaded{}, 1<<20)
+		_, _, err := rewrite(context.Background(), io.Discard, []io.Reader{bytes.NewReader(saved)}, []sendImage{img}, nil, t.TempDir(), map[string]loaded{}, 1<<20)
 		if err == nil || !strings.Contains(err.Error(), "run Images again") {
 			t.Fatalf("got %v", err)
 		}
@@ -157,7 +157,7 @@ func FuzzRewrite(f *testing.F) {
 		// Whatever the input, rewrite fails or writes an archive; it never panics.
 		// The bound is what the engine's inspect would allow for a stream
 		// of this size.
-		rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
+		rewrite(context.Background(), io.Discard, []io.Reader{bytes.NewReader(saved)}, []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
 	})
 }
 
@@ -186,7 +186,7 @@ func TestRewriteBounded(t *testing.T) {
 				cancel()
 			}
 			var out bytes.Buffer
-			_, sent, err := rewrite(ctx, &out, bytes.NewReader(tc.saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, tc.max)
+			_, sent, err := rewrite(ctx, &out, []io.Reader{bytes.NewReader(tc.saved)}, []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, tc.max)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
