@@ -196,3 +196,59 @@ func TestRewriteBounded(t *testing.T) {
 		})
 	}
 }
+
+// A load saved in parts (one `docker save` each, read in turn): a layer the
+// parts share is read from each but sent once, and the index names every
+// image of every part.
+func TestRewriteSavedInParts(t *testing.T) {
+	base := []byte("shared base layer")
+	type part struct {
+		img   sendImage
+		saved []byte
+	}
+	hex := func(b []byte) string { return strings.TrimPrefix(digestOf(b), "sha256:") }
+	var parts []part
+	want := map[string]bool{digestOf(base): true}
+	for _, name := range []string{"one", "two"} {
+		own := []byte("own layer of " + name)
+		cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digestOf(base) + `","` + digestOf(own) + `"]}}`)
+		parts = append(parts, part{
+			img: sendImage{Name: "docker.io/hoist/" + name + ":1", ID: digestOf(cfg), DiffIDs: []string{digestOf(base), digestOf(own)}},
+			saved: tarOf(entry{"blobs/sha256/" + hex(base), base}, entry{"blobs/sha256/" + hex(own), own}, entry{"blobs/sha256/" + hex(cfg), cfg},
+				entry{"index.json", []byte("{}")}, entry{"oci-layout", []byte("{}")}),
+		})
+		want[digestOf(own)], want[digestOf(cfg)] = true, true
+	}
+	var out bytes.Buffer
+	blobs, _, err := rewrite(context.Background(), &out, []io.Reader{bytes.NewReader(parts[0].saved), bytes.NewReader(parts[1].saved)},
+		[]sendImage{parts[0].img, parts[1].img}, want, t.TempDir(), map[string]loaded{}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// base, two own layers, two configs, two manifests.
+	if blobs != 7 {
+		t.Errorf("wrote %d blobs, want 7 (the shared layer once)", blobs)
+	}
+	tr := tar.NewReader(&out)
+	seen := map[string]int{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[h.Name]++
+		if h.Name == "index.json" {
+			var idx dockersave.Index
+			b, _ := io.ReadAll(tr)
+			if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 2 {
+				t.Errorf("index %s names %d images, want both parts' 2 (%v)", b, len(idx.Manifests), err)
+			}
+		}
+	}
+	if n := seen["blobs/sha256/"+hex(base)]; n != 1 {
+		t.Errorf("the shared layer is in the archive %d times, want once", n)
+	}
+}
