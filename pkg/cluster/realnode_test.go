@@ -197,6 +197,25 @@ spec:
 `, 15*time.Second)
 		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-", "Readiness probe failed")
 	})
+	t.Run("refused by the API server", func(t *testing.T) {
+		// Parses, but its selector does not match its template's labels.
+		_, err := run(t, `apiVersion: v1
+kind: ConfigMap
+metadata: {name: fine}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mismatched}
+spec:
+  selector: {matchLabels: {app: one}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers:
+      - {name: main, image: box, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+`, 30*time.Second)
+		oneLine(t, err, "applying ", "m.yaml: deployment mismatched: ", "selector", "pod logs: ")
+	})
 	t.Run("another cluster's kubeconfig", func(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(job("elsewhere", "box", "true")), 0o644)
