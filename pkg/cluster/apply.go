@@ -202,8 +202,18 @@ func (a *applier) apply(ctx context.Context, dir string) error {
 			}()
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
+		}
+		// One line, however many objects were refused.
+		var msgs []string
+		for _, err := range errs {
+			if err != nil {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		if len(msgs) > 0 {
+			return errors.New(strings.Join(msgs, "; "))
 		}
 	}
 	return nil
