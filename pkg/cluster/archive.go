@@ -23,13 +23,20 @@ type sendImage struct {
 	DiffIDs []string
 }
 
+// errStopped ends reading once sending failed.
+var errStopped = errors.New("sending stopped")
+
+// sendAhead is how many read blobs may wait to be written to the nodes: a
+// few, so reading runs ahead of writing without holding every layer.
+const sendAhead = 3
+
 // smallBlob is the size up to which a blob is held in memory while its digest
 // is computed; bigger ones are spooled to a temporary file.
 var smallBlob int64 = 16 << 20
 
-// rewrite reads a `docker save` archive (either layout: legacy folders with
-// layer.tar, or the OCI layout newer engines write) and writes an OCI-layout
-// archive holding only the blobs in want plus the configs, manifests and
+// rewrite reads `docker save` archives, one after the other (either
+// layout: legacy folders with layer.tar, or the OCI layout newer engines
+// write), and writes one OCI-layout archive holding only the blobs in want plus the configs, manifests and
 // index of images. Layers a node already has are left out: containerd's
 // importer resolves an OCI index against its content store, so it needs
 // only the blobs it lacks. (Its Docker-layout importer, by contrast, fails
@@ -42,11 +49,9 @@ var smallBlob int64 = 16 << 20
 // index, with attestations or platforms the engine does not hold, never
 // reaches a node, so its import cannot fail on content it was not sent.
 // Each manifest written is recorded in manifests. At most max bytes are
-// read out of saved, layers uncompressed (dockersave.Bound of the images'
+// read out of each of saved, layers uncompressed (dockersave.Bound of the images'
 // inspected sizes), and ctx stops every copy.
-func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded, max int64) (blobs int, sent int64, err error) {
-	sr := dockersave.NewBoundedReader(ctx, saved, max)
-	defer sr.Close()
+func rewrite(ctx context.Context, w io.Writer, saved []io.Reader, images []sendImage, want map[string]bool, tmpDir string, manifests map[string]loaded, max int64) (blobs int, sent int64, err error) {
 	tw := tar.NewWriter(w)
 	sizes := map[string]int64{}
 	configs := map[string][]byte{}
@@ -65,37 +70,82 @@ func rewrite(ctx context.Context, w io.Writer, saved io.Reader, images []sendIma
 		written[d] = true
 		return err
 	}
-	for {
-		e, err := sr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return blobs, sent, fmt.Errorf("reading the saved images: %w", err)
-		}
-		if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
-			continue
-		}
-		b, err := hashEntry(sr, tmpDir)
-		if err != nil {
-			return blobs, sent, err
-		}
-		sizes[b.digest] = b.size
-		if needConfig[b.digest] && b.mem != nil {
-			configs[b.digest] = b.mem
-		}
-		if want[b.digest] && !written[b.digest] {
-			r, err := b.open()
-			if err == nil {
-				err = emit(b.digest, b.size, r)
+	// The saved blobs are read and hashed here while the ones before them
+	// are written to the nodes by send: the engine's save and the nodes'
+	// imports then run side by side instead of taking turns, one blob
+	// each. Only send touches tw until it has returned.
+	queue := make(chan *blob, sendAhead)
+	stopped := make(chan struct{}) // send failed; it closes the rest
+	var serr error
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		for b := range queue {
+			if serr == nil {
+				r, err := b.open()
+				if err == nil {
+					err = emit(b.digest, b.size, r)
+				}
+				if err != nil {
+					serr = fmt.Errorf("writing %s: %w", b.digest, err)
+					close(stopped)
+				}
 			}
 			b.close()
-			if err != nil {
-				return blobs, sent, fmt.Errorf("writing %s: %w", b.digest, err)
-			}
-			continue
 		}
-		b.close()
+	}()
+	queued := map[string]bool{}
+	// readOne reads one of the saves.
+	readOne := func(saved io.Reader) error {
+		sr := dockersave.NewBoundedReader(ctx, saved, max)
+		defer sr.Close()
+		for {
+			e, err := sr.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading the saved images: %w", err)
+			}
+			if e.Kind == dockersave.ManifestJSON || e.Kind == dockersave.Metadata {
+				continue
+			}
+			b, err := hashEntry(sr, tmpDir)
+			if err != nil {
+				return err
+			}
+			sizes[b.digest] = b.size
+			if needConfig[b.digest] && b.mem != nil {
+				configs[b.digest] = b.mem
+			}
+			if !want[b.digest] || queued[b.digest] {
+				b.close()
+				continue
+			}
+			queued[b.digest] = true
+			select {
+			case queue <- b:
+			case <-stopped:
+				b.close()
+				return errStopped
+			}
+		}
+	}
+	read := func() error {
+		defer close(queue)
+		for _, r := range saved {
+			if err := readOne(r); errors.Is(err, errStopped) {
+				return nil // send's error is the one
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rerr := read()
+	<-sendDone
+	if err := errors.Join(serr, rerr); err != nil {
+		return blobs, sent, err
 	}
 	idx := dockersave.Index{SchemaVersion: 2, MediaType: dockersave.MediaOCIIndex}
 	for _, img := range images {

@@ -101,7 +101,7 @@ func TestRewriteLayouts(t *testing.T) {
 			var out bytes.Buffer
 			written := map[string]loaded{}
 			// The node has the base already: only the own layer is wanted.
-			blobs, n, err := rewrite(context.Background(), &out, bytes.NewReader(l.saved), []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written, 1<<30)
+			blobs, n, err := rewrite(context.Background(), &out, []io.Reader{bytes.NewReader(l.saved)}, []sendImage{img}, map[string]bool{digestOf(own): true, img.ID: true}, t.TempDir(), written, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestRewriteLayouts(t *testing.T) {
 
 	t.Run("image changed while loading", func(t *testing.T) {
 		saved := tarOf(entry{"blobs/sha256/" + hex(base), base})
-		_, _, err := rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, nil, t.TempDir(), map[string]loaded{}, 1<<20)
+		_, _, err := rewrite(context.Background(), io.Discard, []io.Reader{bytes.NewReader(saved)}, []sendImage{img}, nil, t.TempDir(), map[string]loaded{}, 1<<20)
 		if err == nil || !strings.Contains(err.Error(), "run Images again") {
 			t.Fatalf("got %v", err)
 		}
@@ -157,7 +157,7 @@ func FuzzRewrite(f *testing.F) {
 		// Whatever the input, rewrite fails or writes an archive; it never panics.
 		// The bound is what the engine's inspect would allow for a stream
 		// of this size.
-		rewrite(context.Background(), io.Discard, bytes.NewReader(saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
+		rewrite(context.Background(), io.Discard, []io.Reader{bytes.NewReader(saved)}, []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, dir, map[string]loaded{}, 8*int64(len(saved))+1<<20)
 	})
 }
 
@@ -186,7 +186,7 @@ func TestRewriteBounded(t *testing.T) {
 				cancel()
 			}
 			var out bytes.Buffer
-			_, sent, err := rewrite(ctx, &out, bytes.NewReader(tc.saved), []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, tc.max)
+			_, sent, err := rewrite(ctx, &out, []io.Reader{bytes.NewReader(tc.saved)}, []sendImage{img}, map[string]bool{img.DiffIDs[0]: true}, t.TempDir(), map[string]loaded{}, tc.max)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
@@ -194,5 +194,61 @@ func TestRewriteBounded(t *testing.T) {
 				t.Errorf("%d bytes sent", sent)
 			}
 		})
+	}
+}
+
+// A load saved in parts (one `docker save` each, read in turn): a layer the
+// parts share is read from each but sent once, and the index names every
+// image of every part.
+func TestRewriteSavedInParts(t *testing.T) {
+	base := []byte("shared base layer")
+	type part struct {
+		img   sendImage
+		saved []byte
+	}
+	hex := func(b []byte) string { return strings.TrimPrefix(digestOf(b), "sha256:") }
+	var parts []part
+	want := map[string]bool{digestOf(base): true}
+	for _, name := range []string{"one", "two"} {
+		own := []byte("own layer of " + name)
+		cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digestOf(base) + `","` + digestOf(own) + `"]}}`)
+		parts = append(parts, part{
+			img: sendImage{Name: "docker.io/hoist/" + name + ":1", ID: digestOf(cfg), DiffIDs: []string{digestOf(base), digestOf(own)}},
+			saved: tarOf(entry{"blobs/sha256/" + hex(base), base}, entry{"blobs/sha256/" + hex(own), own}, entry{"blobs/sha256/" + hex(cfg), cfg},
+				entry{"index.json", []byte("{}")}, entry{"oci-layout", []byte("{}")}),
+		})
+		want[digestOf(own)], want[digestOf(cfg)] = true, true
+	}
+	var out bytes.Buffer
+	blobs, _, err := rewrite(context.Background(), &out, []io.Reader{bytes.NewReader(parts[0].saved), bytes.NewReader(parts[1].saved)},
+		[]sendImage{parts[0].img, parts[1].img}, want, t.TempDir(), map[string]loaded{}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// base, two own layers, two configs, two manifests.
+	if blobs != 7 {
+		t.Errorf("wrote %d blobs, want 7 (the shared layer once)", blobs)
+	}
+	tr := tar.NewReader(&out)
+	seen := map[string]int{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[h.Name]++
+		if h.Name == "index.json" {
+			var idx dockersave.Index
+			b, _ := io.ReadAll(tr)
+			if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 2 {
+				t.Errorf("index %s names %d images, want both parts' 2 (%v)", b, len(idx.Manifests), err)
+			}
+		}
+	}
+	if n := seen["blobs/sha256/"+hex(base)]; n != 1 {
+		t.Errorf("the shared layer is in the archive %d times, want once", n)
 	}
 }

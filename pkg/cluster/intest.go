@@ -116,7 +116,11 @@ func inCluster(ctx context.Context, o InClusterOptions) (InClusterResult, error)
 		}
 		return res, fmt.Errorf("%w (pod logs: %s)", err, res.PodLogs)
 	}
-	if _, err := k.run(ctx, "apply", "-f", out); err != nil {
+	api, err := apiClient(o.Kubeconfig)
+	if err != nil {
+		return res, err
+	}
+	if err := newApplier(o.Kubeconfig, api).apply(ctx, out); err != nil {
 		return fail(fmt.Errorf("applying %s: %w", o.Manifests, err))
 	}
 	for _, ob := range objs {

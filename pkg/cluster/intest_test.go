@@ -66,6 +66,11 @@ current-context: c
 		if err == nil || !strings.Contains(err.Error(), "the API server https://127.0.0.1:1 (kubeconfig "+kubeconfig+") does not answer") || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("got %v, want one line naming the endpoint and the kubeconfig", err)
 		}
+		// The reload's apply, in process, says the same.
+		_, rerr := cluster.Restart(ctx, cluster.RestartOptions{Kubectl: kubectl, Kubeconfig: kubeconfig, Manifests: filepath.Join(repo, "infra", "k8s"), Refs: refs, Changed: []string{"toolbox"}, WorkDir: t.TempDir(), Timeout: 5 * time.Second})
+		if rerr == nil || !strings.Contains(rerr.Error(), "the API server https://127.0.0.1:1 (kubeconfig "+kubeconfig+") does not answer") || strings.Contains(rerr.Error(), "\n") {
+			t.Fatalf("reload got %v, want one line naming the endpoint and the kubeconfig", rerr)
+		}
 		b, _ := os.ReadFile(filepath.Join(work, "manifests", "toolbox.yaml"))
 		if !strings.Contains(string(b), "image: hoist/toolbox:1.2.3") || !strings.Contains(string(b), "image: hoist/demo-cpu-py3.12:1.2.3") {
 			t.Errorf("applied manifest not resolved:\n%s", b)

@@ -187,8 +187,7 @@ func loadGroup(ctx context.Context, api client.APIClient, nodes []Node, images [
 		}
 		sizes = append(sizes, ii.Size)
 	}
-	saved, err := early.stream()
-	if err != nil {
+	if err := early.first(); err != nil {
 		return res, err
 	}
 
@@ -212,7 +211,10 @@ func loadGroup(ctx context.Context, api client.APIClient, nodes []Node, images [
 	}
 	var werr error
 	written := map[string]loaded{}
-	res.Blobs, res.Bytes, werr = rewrite(ctx, f, saved, plan.send, plan.want, o.TempDir, written, dockersave.Bound(sizes...))
+	res.Blobs, res.Bytes, werr = rewrite(ctx, f, early.streams(), plan.send, plan.want, o.TempDir, written, dockersave.Bound(sizes...))
+	if serr := early.failed(); werr != nil && serr != nil {
+		werr = serr // the engine's refusal says it best
+	}
 	if werr != nil {
 		// A truncated archive has no index.json, so no node imports half
 		// of it; closing the connections ends every ctr promptly.

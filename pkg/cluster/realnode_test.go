@@ -197,6 +197,25 @@ spec:
 `, 15*time.Second)
 		oneLine(t, err, "deployment crashes was not ready within 15s: last events: crashes-", "Readiness probe failed")
 	})
+	t.Run("refused by the API server", func(t *testing.T) {
+		// Parses, but its selector does not match its template's labels.
+		_, err := run(t, `apiVersion: v1
+kind: ConfigMap
+metadata: {name: fine}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mismatched}
+spec:
+  selector: {matchLabels: {app: one}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers:
+      - {name: main, image: box, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
+`, 30*time.Second)
+		oneLine(t, err, "applying ", "m.yaml: deployment mismatched: ", "selector", "pod logs: ")
+	})
 	t.Run("another cluster's kubeconfig", func(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(job("elsewhere", "box", "true")), 0o644)
@@ -310,9 +329,58 @@ spec:
       containers:
       - {name: s, image: app, imagePullPolicy: Never, command: [/bin/busybox, sleep, "3600"]}
 ---
+# probed is ready only once its readiness probe passes: the in-place
+# restart waits for the pod to report ready, not for the kubelet's events.
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: untouched}
+metadata: {name: probed}
+spec:
+  selector: {matchLabels: {app: probed}}
+  template:
+    metadata: {labels: {app: probed}}
+    spec:
+      containers:
+      - name: p
+        image: app
+        imagePullPolicy: Never
+        command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]
+        readinessProbe:
+          exec: {command: [/bin/busybox, test, -e, /version]}
+          periodSeconds: 1
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: state}
+spec:
+  serviceName: state
+  selector: {matchLabels: {app: state}}
+  template:
+    metadata: {labels: {app: state}}
+    spec:
+      containers:
+      - {name: st, image: app, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: daemon}
+spec:
+  selector: {matchLabels: {app: daemon}}
+  template:
+    metadata: {labels: {app: daemon}}
+    spec:
+      containers:
+      - {name: d, image: app, imagePullPolicy: Never, command: [/bin/busybox, sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
+---
+# settings and untouched's label are edited by hand between reloads: the
+# next reload's apply sets them back.
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: untouched, labels: {tier: web}}
 spec:
   selector: {matchLabels: {app: untouched}}
   template:
@@ -353,8 +421,8 @@ spec:
 		return done, res
 	}
 	type live struct {
-		name, imageID string
-		restarts      int
+		name, uid, imageID string
+		restarts           int
 	}
 	// running is the Deployment's live (not terminating), ready pod.
 	running := func(app string) live {
@@ -367,6 +435,7 @@ spec:
 			Items []struct {
 				Metadata struct {
 					Name              string  `json:"name"`
+					UID               string  `json:"uid"`
 					DeletionTimestamp *string `json:"deletionTimestamp"`
 				} `json:"metadata"`
 				Status struct {
@@ -383,7 +452,7 @@ spec:
 		for _, p := range list.Items {
 			if p.Metadata.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready {
 				c := p.Status.ContainerStatuses[0]
-				found = append(found, live{p.Metadata.Name, c.ImageID, c.RestartCount})
+				found = append(found, live{p.Metadata.Name, p.Metadata.UID, c.ImageID, c.RestartCount})
 			}
 		}
 		if len(found) != 1 {
@@ -409,24 +478,73 @@ spec:
 		return strings.TrimSpace(out)
 	}
 
+	// field reads one field of an object, as kubectl shows it.
+	field := func(obj, path string) string {
+		t.Helper()
+		out, err := node.Run(ctx, "get", obj, "-o", "jsonpath="+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// restarted in place: the same pod (same UID), its container restarted
+	// once more, on the new image, ready.
+	inPlace := func(app string, was live, id string) {
+		t.Helper()
+		settled(app, id)
+		got := running(app)
+		if !strings.HasSuffix(got.imageID, id) || got.uid != was.uid || got.restarts != was.restarts+1 {
+			t.Errorf("after the reload %s runs %+v, want pod %s (%s) restarted in place on the new config %s", app, got, was.name, was.uid, id)
+		}
+	}
+	workloads := []string{"deployment/app", "deployment/stubborn", "deployment/probed", "statefulset/state", "daemonset/daemon"}
+	restarted := append(slices.Clone(workloads), "job/check")
+
 	v1 := build("1")
 	done, _ := reload(v1)
-	if !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "deployment/untouched", "job/check"}) {
-		t.Errorf("first reload restarted %v, want every workload started", done)
+	if want := slices.Concat(workloads, []string{"deployment/untouched", "job/check"}); !slices.Equal(done, want) {
+		t.Errorf("first reload restarted %v, want every workload started: %v", done, want)
 	}
 	if got := running("app"); !strings.HasSuffix(got.imageID, v1.ID) {
 		t.Fatalf("app runs %s, want %s", got.imageID, v1.ID)
 	}
 	app1, stubborn1, untouched := running("app"), running("stubborn"), running("untouched")
+	probed1, state1, daemon1 := running("probed"), running("state"), running("daemon")
 	rs := replicaSets("app")
+	// Hand edits of fields the manifests set.
+	if _, err := node.Run(ctx, "patch", "configmap/settings", "-p", `{"data":{"greeting":"edited"}}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Run(ctx, "label", "deployment/untouched", "tier=hand", "--overwrite"); err != nil {
+		t.Fatal(err)
+	}
 
 	v2 := build("2")
 	done, res := reload(v2)
 	if !slices.Equal(res.Sent, []string{ref}) || res.Blobs != 3 {
 		t.Errorf("reload after one change sent %v (%d blobs), want only %s: its layer, config and manifest", res.Sent, res.Blobs, ref)
 	}
-	if !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "job/check"}) {
-		t.Errorf("restarted %v, want the Deployments and the Job running the changed image", done)
+	if !slices.Equal(done, restarted) {
+		t.Errorf("restarted %v, want the workloads and the Job running the changed image: %v", done, restarted)
+	}
+	// The reload's apply corrected the hand edits.
+	if got := field("configmap/settings", "{.data.greeting}"); got != "hello" {
+		t.Errorf("after the reload configmap settings has greeting %q, want the manifest's hello", got)
+	}
+	if got := field("deployment/untouched", "{.metadata.labels.tier}"); got != "web" {
+		t.Errorf("after the reload deployment untouched has label tier=%q, want the manifest's web", got)
+	}
+	// The readiness-probe path: Restart returned once the pod reported
+	// ready, so its status shows the new image at once.
+	if got := running("probed"); !strings.HasSuffix(got.imageID, v2.ID) || got.uid != probed1.uid || got.restarts != probed1.restarts+1 {
+		t.Errorf("right after the reload probed runs %+v, want pod %s restarted in place on %s and ready", got, probed1.name, v2.ID)
+	}
+	inPlace("state", state1, v2.ID)
+	inPlace("daemon", daemon1, v2.ID)
+	for _, w := range []string{"statefulset/state", "daemonset/daemon"} {
+		if out, err := node.Run(ctx, "rollout", "status", w, "--timeout=30s"); err != nil || !strings.Contains(out, "roll") {
+			t.Errorf("rollout status of %s after an in-place restart: %q, %v", w, out, err)
+		}
 	}
 	// app: the same pod, its container restarted in place on the new image,
 	// the Deployment untouched (no new ReplicaSet).
@@ -453,7 +571,7 @@ spec:
 	// A second edit right after: the kubelet's restart back-off does not
 	// hold the in-place restart.
 	v3 := build("3")
-	if done, _ := reload(v3); !slices.Equal(done, []string{"deployment/app", "deployment/stubborn", "job/check"}) {
+	if done, _ := reload(v3); !slices.Equal(done, restarted) {
 		t.Errorf("second edit restarted %v", done)
 	}
 	settled("app", v3.ID)

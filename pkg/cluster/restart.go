@@ -12,7 +12,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/dynamic"
 )
 
 // RestartOptions describe which workloads to restart after a reload.
@@ -67,6 +66,10 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 		}
 		return err
 	}
+	api, err := apiClient(o.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
 	var restart, recreate []Object
 	for _, ob := range objs {
 		if !slices.ContainsFunc(ob.Images, func(n string) bool { return slices.Contains(o.Changed, n) }) {
@@ -92,8 +95,7 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 	// workload is then waited for as it rolls out.
 	applied := make(chan error, 1)
 	go func() {
-		_, err := k.run(ctx, "apply", "-f", out)
-		applied <- err
+		applied <- newApplier(o.Kubeconfig, api).apply(ctx, out)
 	}()
 	applyErr := func() error {
 		if err := <-applied; err != nil {
@@ -120,16 +122,10 @@ func Restart(ctx context.Context, o RestartOptions) ([]string, error) {
 			changed[o.Refs[n]] = id
 		}
 	}
-	var api dynamic.Interface
-	if len(restart) > 0 && len(changed) > 0 {
-		if api, err = apiClient(o.Kubeconfig); err != nil {
-			return nil, err
-		}
-	}
 	var rollout, rolling []Object
 	var inPlace []*patched
 	for _, ob := range restart {
-		if api == nil {
+		if len(changed) == 0 {
 			rollout = append(rollout, ob)
 			continue
 		}

@@ -129,8 +129,22 @@ func (f *fanout) wait(ctx context.Context) []error {
 	return out
 }
 
-// saving is a `docker save` under way.
+// saveParts is how many `docker save` requests a load's images are split
+// into, all started at once. An engine that writes a save out in full
+// before sending its first byte (the classic store does, into a temporary
+// folder) then sends the first part while it still writes the others, and
+// the nodes start importing that much sooner. Layers the parts share are
+// saved by each and sent once.
+const saveParts = 3
+
+// saving is the `docker save` of a load's images under way, in parts.
 type saving struct {
+	parts []*savePart
+}
+
+// savePart is one `docker save` under way. Reading it waits for the
+// engine's answer.
+type savePart struct {
 	done   chan struct{}
 	rc     io.ReadCloser
 	err    error
@@ -138,8 +152,17 @@ type saving struct {
 }
 
 func startSave(ctx context.Context, api client.APIClient, refs []string) *saving {
+	s := &saving{}
+	n := min(saveParts, len(refs))
+	for i := range n {
+		s.parts = append(s.parts, startSavePart(ctx, api, refs[i*len(refs)/n:(i+1)*len(refs)/n]))
+	}
+	return s
+}
+
+func startSavePart(ctx context.Context, api client.APIClient, refs []string) *savePart {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &saving{done: make(chan struct{}), cancel: cancel}
+	s := &savePart{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(s.done)
 		s.rc, s.err = api.ImageSave(ctx, refs)
@@ -150,17 +173,52 @@ func startSave(ctx context.Context, api client.APIClient, refs []string) *saving
 	return s
 }
 
-func (s *saving) stream() (io.Reader, error) {
+func (s *savePart) Read(p []byte) (int, error) {
 	<-s.done
-	return s.rc, s.err
+	if s.err != nil {
+		return 0, s.err
+	}
+	return s.rc.Read(p)
 }
 
-// close ends the save, whether or not it was read.
+// first waits for the engine to answer the first part, and returns its
+// error, so a save the engine refuses fails the load before a node is fed.
+func (s *saving) first() error {
+	<-s.parts[0].done
+	return s.parts[0].err
+}
+
+// streams returns the parts, in order; each waits for its answer when read.
+func (s *saving) streams() []io.Reader {
+	var out []io.Reader
+	for _, p := range s.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// failed returns the first part's error the engine answered with, if any.
+func (s *saving) failed() error {
+	for _, p := range s.parts {
+		select {
+		case <-p.done:
+			if p.err != nil {
+				return p.err
+			}
+		default:
+		}
+	}
+	return nil
+}
+
+// close ends the saves, whether or not they were read.
 func (s *saving) close() {
-	s.cancel()
-	<-s.done
-	if s.rc != nil {
-		s.rc.Close()
+	for _, p := range s.parts {
+		p.cancel()
+		<-p.done
+		if p.rc != nil {
+			p.rc.Close()
+		}
 	}
 }
 
