@@ -27,11 +27,16 @@ const (
 // ErrWrongPassword means the signing key did not decrypt with the password.
 var ErrWrongPassword = errors.New("the signing key does not decrypt with the password given")
 
-// Signer signs statements and images with one ECDSA P-256 key.
+// Signer signs statements and images with one ECDSA P-256 key: a key
+// file's, or a fresh key Fulcio certified (NewKeylessSigner), whose
+// certificate then goes with every signature.
 type Signer struct {
 	sv  signature.SignerVerifier
 	pub []byte // PEM
-	id  string
+	id  string // the key's id, or the certificate's identity
+	// cert and issuer are set for a keyless signer.
+	cert   *Certificate
+	issuer string
 }
 
 // LoadSigner reads a private key in cosign's format (PKCS#8 encrypted with
@@ -71,13 +76,31 @@ func LoadSigner(keyPEM, password []byte) (*Signer, error) {
 // PublicKeyPEM is the public half, as cosign.pub holds it.
 func (s *Signer) PublicKeyPEM() []byte { return s.pub }
 
-// KeyID names the key in output: sha256 of its public key, shortened.
+// KeyID names the key in output: sha256 of its public key, shortened; for
+// a keyless signer, the identity its certificate names.
 func (s *Signer) KeyID() string { return s.id }
 
-// Verifier checks signatures made with one public key.
+// Certificate is a keyless signer's certificate and chain (nil for a key).
+func (s *Signer) Certificate() *Certificate { return s.cert }
+
+// Describe says who signs, for output: "key sha256:…", or "certificate
+// for IDENTITY (issuer ISSUER)".
+func (s *Signer) Describe() string {
+	if s.cert != nil {
+		return "certificate for " + s.id + " (issuer " + s.issuer + ")"
+	}
+	return "key " + s.id
+}
+
+// Verifier checks signatures made with one public key, or (keyless) made
+// by keys whose certificates chain to trusted roots and name one issuer
+// and identity.
 type Verifier struct {
 	v  signature.Verifier
 	id string
+	// roots, issuer and identity are set for a keyless verifier.
+	roots            *x509.CertPool
+	issuer, identity string
 }
 
 // LoadVerifier reads a PEM public key (cosign.pub).
@@ -97,8 +120,28 @@ func LoadVerifier(pubPEM []byte) (*Verifier, error) {
 	return &Verifier{v: v, id: keyID(ec)}, nil
 }
 
-// KeyID names the key in output (see Signer.KeyID).
+// KeyID names the key in output (see Signer.KeyID); for a keyless
+// verifier, the identity and issuer it wants.
 func (v *Verifier) KeyID() string { return v.id }
+
+// signedBy says whom v accepts, for messages: "key sha256:…" or
+// "identity … (issuer …)".
+func (v *Verifier) signedBy() string {
+	if v.Keyless() {
+		return v.id
+	}
+	return "key " + v.id
+}
+
+// verifierFor is the verifier of a signature that came with cert: v's key,
+// or (keyless) the key of cert once cert is checked against the policy.
+// A key verifier ignores certificates, as cosign --key does.
+func (v *Verifier) verifierFor(cert *Certificate) (signature.Verifier, error) {
+	if v.Keyless() {
+		return v.certVerifier(cert)
+	}
+	return v.v, nil
+}
 
 // GenerateKey makes an ECDSA P-256 key pair in cosign's format: the private
 // key encrypted with password, and the public key.

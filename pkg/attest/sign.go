@@ -46,6 +46,17 @@ func (s *Signer) SignImage(ctx context.Context, d name.Digest) (payloadJSON []by
 // Open verifies a DSSE envelope with v and returns the statement it holds.
 // A bad signature is ErrBadSignature.
 func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
+	return v.OpenSigned(ctx, envelope, nil)
+}
+
+// OpenSigned is Open for an envelope that came with a certificate (a
+// keyless signature): a keyless verifier checks the certificate first, and
+// a certificate that does not hold is an error other than ErrBadSignature.
+func (v *Verifier) OpenSigned(ctx context.Context, envelope []byte, cert *Certificate) ([]byte, error) {
+	sv, err := v.verifierFor(cert)
+	if err != nil {
+		return nil, err
+	}
 	var env ssldsse.Envelope
 	if err := json.Unmarshal(envelope, &env); err != nil {
 		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
@@ -53,7 +64,7 @@ func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("envelope payload type %q, want %s", env.PayloadType, PayloadType)
 	}
-	ev, err := ssldsse.NewEnvelopeVerifier(&dsse.VerifierAdapter{SignatureVerifier: v.v})
+	ev, err := ssldsse.NewEnvelopeVerifier(&dsse.VerifierAdapter{SignatureVerifier: sv})
 	if err != nil {
 		return nil, fmt.Errorf("checking an envelope: %w", err)
 	}
@@ -65,11 +76,22 @@ func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
 
 // VerifyImage checks a simple-signing payload and its signature for d.
 func (v *Verifier) VerifyImage(ctx context.Context, d name.Digest, payloadJSON []byte, sig string) error {
+	return v.VerifySignature(ctx, d, &ImageSignature{Payload: payloadJSON, Sig: sig})
+}
+
+// VerifySignature checks cosign's signature of d, with the certificate it
+// carries when keyless.
+func (v *Verifier) VerifySignature(ctx context.Context, d name.Digest, is *ImageSignature) error {
+	sv, err := v.verifierFor(is.Cert)
+	if err != nil {
+		return err
+	}
+	payloadJSON, sig := is.Payload, is.Sig
 	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return fmt.Errorf("signature of %s is not base64: %w", d, err)
 	}
-	if err := v.v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payloadJSON), options.WithContext(ctx)); err != nil {
+	if err := sv.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payloadJSON), options.WithContext(ctx)); err != nil {
 		return ErrBadSignature
 	}
 	var p payload.Cosign
@@ -108,7 +130,7 @@ func (s *Signer) signWithImage(ctx context.Context, d name.Digest, stmts []Unsig
 	if err != nil {
 		return nil, nil, err
 	}
-	return envs, &ImageSignature{Payload: payload, Sig: sig}, nil
+	return envs, &ImageSignature{Payload: payload, Sig: sig, Cert: s.cert}, nil
 }
 
 // SignAndStage signs each statement and the image itself and uploads them
@@ -138,7 +160,7 @@ func (s *Signer) signAll(ctx context.Context, stmts []Unsigned) ([]Envelope, err
 		if err != nil {
 			return nil, err
 		}
-		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env})
+		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env, Cert: s.cert})
 	}
 	return envs, nil
 }
