@@ -59,6 +59,9 @@ type Report struct {
 	SBOMFormat string
 	// Problems are refusals, one line each; none means the image passes.
 	Problems []string
+	// SignedBy is whom the verifier accepts: "key sha256:…", or
+	// "identity … (issuer …)".
+	SignedBy string
 }
 
 // ProvenanceSummary is the part of a provenance statement people read.
@@ -87,7 +90,7 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 		return nil, err
 	}
 	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
-	rep := &Report{Image: d}
+	rep := &Report{Image: d, SignedBy: v.signedBy()}
 	idx, err := remote.Referrers(d, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)

@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hoistci/hoist/pkg/attest"
+	"github.com/hoistci/hoist/pkg/github"
+	"github.com/hoistci/hoist/pkg/readlimit"
+)
+
+// keylessSigner signs with the CI job's OIDC identity when attest.keyless
+// is set: nil (nothing signed) outside a job that may ask for a token, as
+// without a key. A key set as well is refused: the policy would not take
+// its signatures.
+func (r *Run) keylessSigner(ctx context.Context) (*attest.Signer, error) {
+	k := r.Cfg.Attest.Keyless
+	if r.Set.SigningKey != "" {
+		return nil, fmt.Errorf("HOIST_SIGNING_KEY is set but %s: attest.keyless signs with the CI's OIDC identity: unset HOIST_SIGNING_KEY, or remove attest.keyless to sign with the key", r.Cfg.File)
+	}
+	if r.Set.IDTokenRequestURL == "" {
+		return nil, nil
+	}
+	token, err := github.IDToken(ctx, nil, r.Set.IDTokenRequestURL, string(r.Set.IDTokenRequestToken), attest.Audience)
+	if err != nil {
+		return nil, fmt.Errorf("signing keylessly (attest.keyless): %w", err)
+	}
+	s, err := attest.NewKeylessSigner(ctx, attest.Keyless{Fulcio: k.Fulcio, Token: token})
+	if err != nil {
+		return nil, fmt.Errorf("signing keylessly (attest.keyless): %w", err)
+	}
+	if s.KeyID() != k.Identity {
+		return nil, fmt.Errorf("signing keylessly: this job's identity is %s but %s: attest.keyless.identity wants %s, so Verify and promotion would refuse its proofs: sign from that workflow, or change attest.keyless.identity", s.KeyID(), r.Cfg.File, k.Identity)
+	}
+	return s, nil
+}
+
+// keylessVerifier checks certificates for attest.keyless's issuer and
+// identity under attest.keyless.root.
+func (r *Run) keylessVerifier() (*attest.Verifier, error) {
+	k := r.Cfg.Attest.Keyless
+	if k.Root == "" {
+		return nil, fmt.Errorf("%w: attest.keyless has no root: set attest.keyless.root in %s to the PEM root certificate of the Fulcio that certifies the signatures (for the public one, fulcio_v1.crt.pem of Sigstore's trust root)", ErrNoVerifyKey, r.Cfg.File)
+	}
+	b, err := readlimit.ReadFile(r.Cfg.Path(k.Root), "Fulcio root", 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("%s: attest.keyless.root: %w", r.Cfg.File, err)
+	}
+	v, err := attest.NewKeylessVerifier(attest.KeylessPolicy{Roots: b, Issuer: k.Issuer, Identity: k.Identity})
+	if err != nil {
+		return nil, fmt.Errorf("%s: attest.keyless.root %s: %w", r.Cfg.File, k.Root, err)
+	}
+	return v, nil
+}
