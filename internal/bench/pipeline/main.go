@@ -14,12 +14,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistci/hoist/internal/bench/benchutil"
 	"github.com/hoistci/hoist/internal/scantest"
@@ -35,6 +38,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "measurements of each side; the median is reported")
 	payload := flag.Int("payload-kib", 4096, "each image's own layer")
 	flag.BoolVar(&verbose, "v", false, "print how long each of Hoist's steps took")
+	flag.StringVar(&only, "only", "", "run one side only (hoist or make), for profiling; no ratio is reported")
+	flag.BoolVar(&mono, "mono", false, "with -v, stamp each of Hoist's lines with CLOCK_MONOTONIC seconds, to line up with `perf record -k mono`")
 	flag.Parse()
 	if err := run(context.Background(), *rounds, *payload<<10); err != nil {
 		fmt.Fprintln(os.Stderr, "bench pipeline:", err)
@@ -42,7 +47,11 @@ func main() {
 	}
 }
 
-var verbose bool
+var (
+	verbose bool
+	only    string
+	mono    bool
+)
 
 type bench struct {
 	e       *engine.Engine
@@ -102,14 +111,24 @@ func run(ctx context.Context, rounds, payload int) error {
 		var got [2]time.Duration
 		for i := 0; i < 2; i++ {
 			side := (i + r) % 2 // take turns going first
+			if only != "" && only != [2]string{"make", "hoist"}[side] {
+				continue
+			}
 			d, err := sides[side]()
 			if err != nil {
 				return err
 			}
 			got[side] = d
 		}
+		if only != "" {
+			fmt.Printf("round %d: %s %.2f s\n", r+1, only, (got[0] + got[1]).Seconds())
+			continue
+		}
 		mk, hoist = append(mk, got[0]), append(hoist, got[1])
 		fmt.Printf("round %d: Makefile %.2f s, Hoist release (local line) %.2f s (%.2fx)\n", r+1, got[0].Seconds(), got[1].Seconds(), got[1].Seconds()/got[0].Seconds())
+	}
+	if only != "" {
+		return nil
 	}
 	m, h := benchutil.Median(mk), benchutil.Median(hoist)
 	fmt.Printf("\n14 images (%d KiB own layer each), cold, %d rounds, medians; %d cores\n", payload>>10, rounds, runtime.NumCPU())
@@ -208,9 +227,13 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 	}
 	var r *pipeline.Run
 	var out bytes.Buffer
+	var mw io.Writer = &out
+	if mono {
+		mw = monoWriter{&out}
+	}
 	d, err := benchutil.Time(func() error {
 		var err error
-		if r, err = pipeline.Open(ctx, set, &out); err != nil {
+		if r, err = pipeline.Open(ctx, set, mw); err != nil {
 			return err
 		}
 		return r.Release(ctx)
@@ -243,7 +266,7 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 	}
 	if verbose {
 		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.Contains(l, " done in ") {
+			if strings.Contains(l, " done in ") || mono && strings.Contains(l, "] ") {
 				fmt.Println("  hoist " + l)
 			}
 		}
@@ -286,4 +309,15 @@ func copyDir(src, dst string) error {
 		return fmt.Errorf("cp -r %s %s: %v\n%s", src, dst, err, out)
 	}
 	return nil
+}
+
+// monoWriter stamps each write (the pipeline writes a line at a time) with
+// the monotonic clock perf can record in.
+type monoWriter struct{ w *bytes.Buffer }
+
+func (m monoWriter) Write(p []byte) (int, error) {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	fmt.Fprintf(m.w, "%d.%06d ", ts.Sec, ts.Nsec/1000)
+	return m.w.Write(p)
 }
