@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -263,13 +264,40 @@ type KeylessPolicy struct {
 	// GitHubIssuer; Identity the exact identity, e.g.
 	// https://github.com/OWNER/REPO/.github/workflows/ci.yml@refs/heads/main.
 	Issuer, Identity string
+	// IdentityRegexp, instead of Identity, is a regular expression the
+	// whole identity must match, e.g. for a workflow signing on every tag
+	// https://github\.com/OWNER/REPO/\.github/workflows/release\.yml@refs/tags/v.*
+	IdentityRegexp string
+}
+
+// Wants says which identity the policy takes, for messages.
+func (p KeylessPolicy) Wants() string {
+	if p.IdentityRegexp != "" {
+		return "an identity matching " + p.IdentityRegexp
+	}
+	return p.Identity
+}
+
+// Matches reports whether the policy takes identity id.
+func (p KeylessPolicy) Matches(id string) (bool, error) {
+	if p.IdentityRegexp == "" {
+		return id == p.Identity, nil
+	}
+	re, err := regexp.Compile("^(?:" + p.IdentityRegexp + ")$")
+	if err != nil {
+		return false, fmt.Errorf("identity regexp %q: %w", p.IdentityRegexp, err)
+	}
+	return re.MatchString(id), nil
 }
 
 // NewKeylessVerifier checks signatures by their certificates: issued under
 // one of the roots, for the issuer and identity.
 func NewKeylessVerifier(p KeylessPolicy) (*Verifier, error) {
-	if p.Issuer == "" || p.Identity == "" {
-		return nil, errors.New("a keyless policy needs the issuer and the identity signatures must carry")
+	if p.Issuer == "" || (p.Identity == "") == (p.IdentityRegexp == "") {
+		return nil, errors.New("a keyless policy needs the issuer and one identity (or identity regexp) signatures must carry")
+	}
+	if _, err := p.Matches(""); err != nil {
+		return nil, err
 	}
 	roots, err := cryptoutils.UnmarshalCertificatesFromPEM(p.Roots)
 	if err != nil || len(roots) == 0 {
@@ -279,7 +307,7 @@ func NewKeylessVerifier(p KeylessPolicy) (*Verifier, error) {
 	for _, r := range roots {
 		pool.AddCert(r)
 	}
-	return &Verifier{roots: pool, issuer: p.Issuer, identity: p.Identity, id: "identity " + p.Identity + " (issuer " + p.Issuer + ")"}, nil
+	return &Verifier{roots: pool, keyless: p, id: "identity " + p.Wants() + " (issuer " + p.Issuer + ")"}, nil
 }
 
 // Keyless reports whether v checks certificates rather than a key.
@@ -291,7 +319,7 @@ func (v *Verifier) Keyless() bool { return v.roots != nil }
 // log entry nothing proves a later time (docs/attestations.md).
 func (v *Verifier) certVerifier(c *Certificate) (signature.Verifier, error) {
 	if c == nil || len(c.Cert) == 0 {
-		return nil, errors.New("it carries no certificate: it was signed with a key, and the policy wants a keyless signature by " + v.identity)
+		return nil, errors.New("it carries no certificate: it was signed with a key, and the policy wants a keyless signature by " + v.keyless.Wants())
 	}
 	leaf, err := parseLeaf(c.Cert)
 	if err != nil {
@@ -313,11 +341,12 @@ func (v *Verifier) certVerifier(c *Certificate) (signature.Verifier, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("its certificate (for %s) was not issued under the trusted Fulcio root", strings.Join(identities(leaf), ", "))
 	}
-	if iss := certIssuer(leaf); iss != v.issuer {
-		return nil, fmt.Errorf("its certificate names issuer %q, not %s", iss, v.issuer)
+	if iss := certIssuer(leaf); iss != v.keyless.Issuer {
+		return nil, fmt.Errorf("its certificate names issuer %q, not %s", iss, v.keyless.Issuer)
 	}
-	if ids := identities(leaf); !slices.Contains(ids, v.identity) {
-		return nil, fmt.Errorf("its certificate names identity %s, not %s", strings.Join(ids, ", "), v.identity)
+	ids := identities(leaf)
+	if !slices.ContainsFunc(ids, func(id string) bool { ok, _ := v.keyless.Matches(id); return ok }) {
+		return nil, fmt.Errorf("its certificate names identity %s, not %s", strings.Join(ids, ", "), v.keyless.Wants())
 	}
 	sv, err := signature.LoadVerifier(leaf.PublicKey, crypto.SHA256)
 	if err != nil {

@@ -124,6 +124,26 @@ func TestKeylessRealCosignVerifies(t *testing.T) {
 		}
 		wantRefused(t, rep, "names identity "+oidc.Identity()+", not "+wrongID.Identity)
 		outputs = append(outputs, rep.Err().Error())
+		// An identity regexp must match the whole identity.
+		for re, pass := range map[string]bool{
+			`https://github\.com/acme/app/\.github/workflows/ci\.yml@refs/heads/.+`: true,
+			`https://github\.com/acme/app/\.github/workflows/ci\.yml`:               false,
+		} {
+			v, err := attest.NewKeylessVerifier(attest.KeylessPolicy{Roots: ful.RootPEM, Issuer: oidc.Issuer(), IdentityRegexp: re})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := attest.Verify(ctx, nil, img, v, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pass && rep.Err() != nil {
+				t.Fatalf("identity regexp %s: %v", re, rep.Err())
+			}
+			if !pass {
+				wantRefused(t, rep, "not an identity matching "+re)
+			}
+		}
 
 		// Certified by another Fulcio: cosign and Verify refuse it.
 		img2 := pushRandom(t, host, "team/keyless")

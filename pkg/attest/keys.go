@@ -98,9 +98,9 @@ func (s *Signer) Describe() string {
 type Verifier struct {
 	v  signature.Verifier
 	id string
-	// roots, issuer and identity are set for a keyless verifier.
-	roots            *x509.CertPool
-	issuer, identity string
+	// roots and keyless are set for a keyless verifier.
+	roots   *x509.CertPool
+	keyless KeylessPolicy
 }
 
 // LoadVerifier reads a PEM public key (cosign.pub).

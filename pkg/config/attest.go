@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -33,6 +34,9 @@ type Keyless struct {
 	// Identity is the workflow identity, e.g.
 	// https://github.com/OWNER/REPO/.github/workflows/ci.yml@refs/heads/main.
 	Identity string `yaml:"identity"`
+	// IdentityRegexp, instead of Identity, is a regular expression the
+	// whole identity must match (a workflow signing on every tag).
+	IdentityRegexp string `yaml:"identity_regexp"`
 	// Fulcio is the certificate authority's URL (empty: the public
 	// Sigstore one, https://fulcio.sigstore.dev).
 	Fulcio string `yaml:"fulcio"`
@@ -87,8 +91,15 @@ func (c *Config) validateAttest() error {
 		if !httpURL(k.Issuer) {
 			return e("attest keyless issuer %q: write the OIDC issuer's URL, e.g. https://token.actions.githubusercontent.com", k.Issuer)
 		}
-		if !httpURL(k.Identity) {
-			return e("attest keyless identity %q: write the workflow identity, e.g. https://github.com/OWNER/REPO/.github/workflows/ci.yml@refs/heads/main", k.Identity)
+		switch {
+		case k.Identity != "" && k.IdentityRegexp != "":
+			return e("attest keyless sets both identity and identity_regexp: choose one")
+		case k.IdentityRegexp != "":
+			if _, err := regexp.Compile(k.IdentityRegexp); err != nil {
+				return e("attest keyless identity_regexp %q: %v", k.IdentityRegexp, err)
+			}
+		case !httpURL(k.Identity):
+			return e("attest keyless identity %q: write the workflow identity, e.g. https://github.com/OWNER/REPO/.github/workflows/ci.yml@refs/heads/main (or identity_regexp)", k.Identity)
 		}
 		if k.Fulcio != "" && !httpURL(k.Fulcio) {
 			return e("attest keyless fulcio %q: write the Fulcio URL, or leave it out for the public Sigstore one", k.Fulcio)

@@ -29,10 +29,17 @@ func (r *Run) keylessSigner(ctx context.Context) (*attest.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing keylessly (attest.keyless): %w", err)
 	}
-	if s.KeyID() != k.Identity {
-		return nil, fmt.Errorf("signing keylessly: this job's identity is %s but %s: attest.keyless.identity wants %s, so Verify and promotion would refuse its proofs: sign from that workflow, or change attest.keyless.identity", s.KeyID(), r.Cfg.File, k.Identity)
+	policy := r.keylessPolicy(nil)
+	if ok, err := policy.Matches(s.KeyID()); err != nil || !ok {
+		return nil, fmt.Errorf("signing keylessly: this job's identity is %s but %s: attest.keyless wants %s, so Verify and promotion would refuse its proofs: sign from that workflow, or change attest.keyless", s.KeyID(), r.Cfg.File, policy.Wants())
 	}
 	return s, nil
+}
+
+// keylessPolicy is attest.keyless as a policy trusting roots.
+func (r *Run) keylessPolicy(roots []byte) attest.KeylessPolicy {
+	k := r.Cfg.Attest.Keyless
+	return attest.KeylessPolicy{Roots: roots, Issuer: k.Issuer, Identity: k.Identity, IdentityRegexp: k.IdentityRegexp}
 }
 
 // keylessVerifier checks certificates for attest.keyless's issuer and
@@ -46,7 +53,7 @@ func (r *Run) keylessVerifier() (*attest.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: attest.keyless.root: %w", r.Cfg.File, err)
 	}
-	v, err := attest.NewKeylessVerifier(attest.KeylessPolicy{Roots: b, Issuer: k.Issuer, Identity: k.Identity})
+	v, err := attest.NewKeylessVerifier(r.keylessPolicy(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: attest.keyless.root %s: %w", r.Cfg.File, k.Root, err)
 	}
