@@ -10,15 +10,19 @@ import (
 )
 
 // keylessSigner signs with the CI job's OIDC identity when attest.keyless
-// is set: nil (nothing signed) outside a job that may ask for a token, as
-// without a key. A key set as well is refused: the policy would not take
-// its signatures.
+// is set: nil (nothing signed) outside CI, as without a key; a pushing CI
+// job that may not ask for a token is refused (its images would reach the
+// registry unsigned and promotion would refuse them later). A key set as
+// well is refused: the policy would not take its signatures.
 func (r *Run) keylessSigner(ctx context.Context) (*attest.Signer, error) {
 	k := r.Cfg.Attest.Keyless
 	if r.Set.SigningKey != "" {
 		return nil, fmt.Errorf("HOIST_SIGNING_KEY is set but %s: attest.keyless signs with the CI's OIDC identity: unset HOIST_SIGNING_KEY, or remove attest.keyless to sign with the key", r.Cfg.File)
 	}
 	if r.Set.IDTokenRequestURL == "" {
+		if r.Set.CI && !r.Set.PR {
+			return nil, fmt.Errorf("%s sets attest.keyless but this CI job cannot ask for an OIDC token (no ACTIONS_ID_TOKEN_REQUEST_URL): grant the job `permissions: id-token: write`", r.Cfg.File)
+		}
 		return nil, nil
 	}
 	token, err := github.IDToken(ctx, nil, r.Set.IDTokenRequestURL, string(r.Set.IDTokenRequestToken), attest.Audience)
