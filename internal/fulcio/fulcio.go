@@ -160,11 +160,13 @@ func start(t testing.TB, bin, dir, cfgPath string) (*Server, error) {
 		logFile.Close()
 		return nil, err
 	}
-	exited := make(chan error, 1)
+	// exited is closed once Fulcio has exited, waitErr then set.
+	var waitErr error
+	exited := make(chan struct{})
 	go func() {
-		err := cmd.Wait()
-		pw.CloseWithError(io.EOF)
-		exited <- err
+		waitErr = cmd.Wait()
+		_ = pw.CloseWithError(io.EOF)
+		close(exited)
 	}()
 	ready := make(chan struct{})
 	copied := make(chan struct{})
@@ -195,11 +197,11 @@ func start(t testing.TB, bin, dir, cfgPath string) (*Server, error) {
 	}
 	select {
 	case <-ready:
-	case err := <-exited:
-		pr.Close()
+	case <-exited:
+		_ = pr.Close()
 		<-copied
 		b, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("fulcio exited (%v) before it listened:\n%s", err, tail(b))
+		return nil, fmt.Errorf("fulcio exited (%v) before it listened:\n%s", waitErr, tail(b))
 	case <-time.After(60 * time.Second):
 		stop()
 		b, _ := os.ReadFile(logPath)
@@ -221,9 +223,8 @@ func start(t testing.TB, bin, dir, cfgPath string) (*Server, error) {
 	deadline := time.After(30 * time.Second)
 	for root == nil {
 		select {
-		case err := <-exited:
-			exited <- err
-			return nil, fmt.Errorf("fulcio exited (%v) after it said it listens", err)
+		case <-exited:
+			return nil, fmt.Errorf("fulcio exited (%v) after it said it listens", waitErr)
 		case <-deadline:
 			return nil, fmt.Errorf("fulcio did not answer on %s within 30 s", s.URL)
 		case <-tick.C:
@@ -277,7 +278,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
