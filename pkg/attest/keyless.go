@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -66,17 +67,29 @@ type Certificate struct {
 type Keyless struct {
 	// Fulcio is the certificate authority's URL (default DefaultFulcio).
 	Fulcio string
-	// Token is the OIDC identity token, audience Audience. It is sent to
-	// Fulcio alone and is never part of an error.
-	Token string
+	// Token asks for an OIDC identity token, audience Audience (in GitHub
+	// Actions, github.IDToken), again at each renewal. The token is sent
+	// to Fulcio alone and is never part of an error.
+	Token func(ctx context.Context) (string, error)
+	// RenewBefore is how long before its certificate expires the signer
+	// asks for a new one (default two minutes; Fulcio's last ten).
+	RenewBefore time.Duration
 	// HTTP is the client for Fulcio (default http.DefaultClient).
 	HTTP *http.Client
+}
+
+func (o Keyless) renewBefore() time.Duration {
+	if o.RenewBefore > 0 {
+		return o.RenewBefore
+	}
+	return 2 * time.Minute
 }
 
 // NewKeylessSigner makes a fresh ECDSA P-256 key that never leaves this
 // process, proves to Fulcio that it holds it (a signature over the
 // token's subject) and returns a Signer whose signatures carry the
-// certificate Fulcio issued for the token's identity.
+// certificate Fulcio issued for the token's identity. Near the
+// certificate's expiry the signer does the same again with a new token.
 func NewKeylessSigner(ctx context.Context, o Keyless) (*Signer, error) {
 	if o.Fulcio == "" {
 		o.Fulcio = DefaultFulcio
@@ -84,11 +97,36 @@ func NewKeylessSigner(ctx context.Context, o Keyless) (*Signer, error) {
 	if o.HTTP == nil {
 		o.HTTP = http.DefaultClient
 	}
+	if o.Token == nil {
+		return nil, errors.New("no OIDC identity token to sign keylessly with")
+	}
+	k, err := certify(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{id: k.id, issuer: k.issuer, renew: &o, sv: k.sv, pub: k.pub, cert: k.cert, notAfter: k.notAfter}, nil
+}
+
+// certified is a fresh key and Fulcio's certificate of it.
+type certified struct {
+	sv         signature.SignerVerifier
+	pub        []byte
+	cert       *Certificate
+	id, issuer string
+	notAfter   time.Time
+}
+
+// certify gets a token, makes a key and has Fulcio certify it.
+func certify(ctx context.Context, o Keyless) (*certified, error) {
 	u, err := url.Parse(o.Fulcio)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("fulcio URL %q is not an http(s) URL: set attest.keyless.fulcio, or leave it out for %s", o.Fulcio, DefaultFulcio)
 	}
-	sub, err := tokenSubject(o.Token)
+	token, err := o.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := tokenSubject(token)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +146,7 @@ func NewKeylessSigner(ctx context.Context, o Keyless) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing the proof of possession: %w", err)
 	}
-	cert, err := signingCert(ctx, o, u, pub, proof)
+	cert, err := signingCert(ctx, o, u, token, pub, proof)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +161,7 @@ func NewKeylessSigner(ctx context.Context, o Keyless) (*Signer, error) {
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("the certificate from %s names no identity", u.Host)
 	}
-	return &Signer{sv: sv, pub: pub, id: ids[0], cert: cert, issuer: certIssuer(leaf)}, nil
+	return &certified{sv: sv, pub: pub, cert: cert, id: ids[0], issuer: certIssuer(leaf), notAfter: leaf.NotAfter}, nil
 }
 
 // tokenSubject reads the sub claim of a JWT without verifying it: Fulcio
@@ -146,9 +184,9 @@ func tokenSubject(token string) (string, error) {
 
 // signingCert asks Fulcio (POST /api/v2/signingCert) for a certificate of
 // pub, proven by proof, for the token's identity.
-func signingCert(ctx context.Context, o Keyless, u *url.URL, pub, proof []byte) (*Certificate, error) {
+func signingCert(ctx context.Context, o Keyless, u *url.URL, token string, pub, proof []byte) (*Certificate, error) {
 	body, err := json.Marshal(map[string]any{
-		"credentials": map[string]string{"oidcIdentityToken": o.Token},
+		"credentials": map[string]string{"oidcIdentityToken": token},
 		"publicKeyRequest": map[string]any{
 			"publicKey":         map[string]string{"algorithm": "ECDSA", "content": string(pub)},
 			"proofOfPossession": proof, // bytes: base64, as protobuf's JSON wants
@@ -166,7 +204,7 @@ func signingCert(ctx context.Context, o Keyless, u *url.URL, pub, proof []byte) 
 	req.Header.Set("Accept", "application/json")
 	resp, err := o.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking %s for a signing certificate: %w", u.Host, redact(err, o.Token))
+		return nil, fmt.Errorf("asking %s for a signing certificate: %w", u.Host, redact(err, token))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxFulcioAnswer))
@@ -178,7 +216,7 @@ func signingCert(ctx context.Context, o Keyless, u *url.URL, pub, proof []byte) 
 			Message string `json:"message"`
 		}
 		_ = json.Unmarshal(raw, &e)
-		msg := strings.ReplaceAll(e.Message, o.Token, "[redacted]")
+		msg := strings.ReplaceAll(e.Message, token, "[redacted]")
 		return nil, fmt.Errorf("asking %s for a signing certificate: it answered %s: %s: check attest.keyless.fulcio and that the token's issuer is one it trusts", u.Host, resp.Status, msg)
 	}
 	type chain struct {

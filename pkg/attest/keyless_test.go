@@ -3,10 +3,14 @@ package attest_test
 import (
 	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hoistci/hoist/internal/cosign"
@@ -16,19 +20,18 @@ import (
 	"github.com/hoistci/hoist/pkg/github"
 )
 
-// keylessSigner asks the token service for a token, as a GitHub Actions
+// keylessSigner asks the token service for tokens, as a GitHub Actions
 // job does, and gets a keyless signer certified by the Fulcio at f.
-func keylessSigner(t *testing.T, oidc *githubtest.OIDC, f *fulcio.Server) (*attest.Signer, string) {
+func keylessSigner(t *testing.T, oidc *githubtest.OIDC, f *fulcio.Server, renewBefore time.Duration) *attest.Signer {
 	t.Helper()
-	token, err := github.IDToken(t.Context(), nil, oidc.RequestURL, oidc.RequestToken, attest.Audience)
+	token := func(ctx context.Context) (string, error) {
+		return github.IDToken(ctx, nil, oidc.RequestURL, oidc.RequestToken, attest.Audience)
+	}
+	s, err := attest.NewKeylessSigner(t.Context(), attest.Keyless{Fulcio: f.URL, Token: token, RenewBefore: renewBefore})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := attest.NewKeylessSigner(t.Context(), attest.Keyless{Fulcio: f.URL, Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, token
+	return s
 }
 
 // TestKeylessRealCosignVerifies signs keylessly as a GitHub Actions job
@@ -44,8 +47,8 @@ func TestKeylessRealCosignVerifies(t *testing.T) {
 	oidc := githubtest.NewOIDC(t, "acme/app", "ci.yml", "refs/heads/main")
 	ful := fulcio.Start(t, oidc.Issuer())
 	other := fulcio.Start(t, oidc.Issuer()) // another CA: its certificates must not count
-	signer, token := keylessSigner(t, oidc, ful)
-	stranger, token2 := keylessSigner(t, oidc, other)
+	signer := keylessSigner(t, oidc, ful, 0)
+	stranger := keylessSigner(t, oidc, other, 0)
 	if signer.KeyID() != oidc.Identity() {
 		t.Fatalf("signer identity %q, want %q", signer.KeyID(), oidc.Identity())
 	}
@@ -177,8 +180,10 @@ func TestKeylessRealCosignVerifies(t *testing.T) {
 		// No byte attached holds a token.
 		for _, ref := range []name.Reference{got.Att, got.Sig} {
 			for _, b := range artifactBytes(t, ref) {
-				if strings.Contains(string(b), token) || strings.Contains(string(b), token2) {
-					t.Fatalf("%s holds the OIDC token", ref)
+				for _, tok := range append(oidc.Issued(), oidc.RequestToken) {
+					if strings.Contains(string(b), tok) {
+						t.Fatalf("%s holds an OIDC token", ref)
+					}
 				}
 			}
 		}
@@ -270,9 +275,95 @@ func TestIDTokenRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = attest.NewKeylessSigner(ctx, attest.Keyless{Fulcio: ful.URL, Token: tok})
+	_, err = attest.NewKeylessSigner(ctx, attest.Keyless{Fulcio: ful.URL, Token: func(context.Context) (string, error) { return tok, nil }})
 	if err == nil || strings.Contains(err.Error(), tok) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("token for another audience: %v", err)
 	}
 	t.Logf("refused as: %v", err)
+}
+
+// TestKeylessRenewsCertificate: a signer whose certificate is about to
+// expire gets a new key certified before it signs again (a push longer
+// than a certificate's ten minutes). Here every signature is "about to
+// expire", so each carries its own certificate; Verify and the real
+// cosign accept them all.
+func TestKeylessRenewsCertificate(t *testing.T) {
+	bin := cosign.Binary(t)
+	oidc := githubtest.NewOIDC(t, "acme/app", "ci.yml", "refs/heads/main")
+	ful := fulcio.Start(t, oidc.Issuer())
+	signer := keylessSigner(t, oidc, ful, time.Hour)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
+	t.Cleanup(srv.Close)
+	img := pushRandom(t, strings.TrimPrefix(srv.URL, "http://"), "team/renewed")
+	ctx := t.Context()
+	desc, err := remote.Head(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subject(img)
+	prov, err := attest.ProvenanceStatement(sub, attest.Provenance{BuilderID: "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested, err := attest.TestedStatement(sub, passing(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom, err := attest.SBOMStatement(sub, attest.SBOMCycloneDX, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The way Push signs: staged statements and the image, then the
+	// tested statement.
+	st, err := signer.SignAndStage(ctx, session(t, img.Context()), img, *desc, []attest.Unsigned{
+		{PredicateType: attest.PredicateProvenance, Statement: prov}, {PredicateType: attest.PredicateCycloneDX, Statement: sbom},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signer.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: tested}}); err != nil {
+		t.Fatal(err)
+	}
+	// One token for the signer, one for each of the four signatures.
+	if n := len(oidc.Issued()); n != 5 {
+		t.Fatalf("%d tokens asked for; want 5 (a renewal before each signature)", n)
+	}
+	m, err := remote.Image(img.Context().Tag(strings.Replace(img.DigestStr(), ":", "-", 1) + ".att"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := m.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := map[string]bool{}
+	for _, l := range man.Layers {
+		certs[l.Annotations["dev.sigstore.cosign/certificate"]] = true
+	}
+	if len(certs) != 3 || certs[""] {
+		t.Fatalf("the three envelopes carry %d distinct certificates; want 3", len(certs))
+	}
+	v, err := attest.NewKeylessVerifier(attest.KeylessPolicy{Roots: ful.RootPEM, Issuer: oidc.Issuer(), Identity: oidc.Identity()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := attest.Verify(ctx, nil, img, v, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Err() != nil || len(rep.Proofs) != 3 {
+		t.Fatalf("verify: %v, %d proofs", rep.Err(), len(rep.Proofs))
+	}
+	env := []string{"SIGSTORE_ROOT_FILE=" + ful.RootFile}
+	for _, args := range [][]string{
+		{"verify-attestation", "--type", attest.PredicateHoist},
+		{"verify-attestation", "--type", "slsaprovenance1"},
+		{"verify"},
+	} {
+		args = append(args, "--certificate-identity", oidc.Identity(), "--certificate-oidc-issuer", oidc.Issuer(),
+			"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-http-registry", img.String())
+		if out, err := cosign.Run(ctx, bin, env, args...); err != nil {
+			t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -31,12 +34,37 @@ var ErrWrongPassword = errors.New("the signing key does not decrypt with the pas
 // file's, or a fresh key Fulcio certified (NewKeylessSigner), whose
 // certificate then goes with every signature.
 type Signer struct {
-	sv  signature.SignerVerifier
-	pub []byte // PEM
-	id  string // the key's id, or the certificate's identity
-	// cert and issuer are set for a keyless signer.
-	cert   *Certificate
+	id string // the key's id, or the certificate's identity
+	// issuer and renew are set for a keyless signer: renew asks Fulcio for
+	// a fresh key's certificate when the current one is about to expire.
 	issuer string
+	renew  *Keyless
+
+	mu       sync.Mutex
+	sv       signature.SignerVerifier
+	pub      []byte // PEM
+	cert     *Certificate
+	notAfter time.Time
+}
+
+// key is the key to sign with and its certificate (nil for a key file),
+// renewed first when the certificate would expire within the renewal
+// margin: a push longer than a certificate's ten minutes keeps signing
+// with certificates that are valid when it signs.
+func (s *Signer) key(ctx context.Context) (signature.SignerVerifier, *Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.renew != nil && time.Until(s.notAfter) < s.renew.renewBefore() {
+		k, err := certify(ctx, *s.renew)
+		if err != nil {
+			return nil, nil, fmt.Errorf("renewing the signing certificate: %w", err)
+		}
+		if k.id != s.id {
+			return nil, nil, fmt.Errorf("renewing the signing certificate: it names %s, not %s", k.id, s.id)
+		}
+		s.sv, s.pub, s.cert, s.notAfter = k.sv, k.pub, k.cert, k.notAfter
+	}
+	return s.sv, s.cert, nil
 }
 
 // LoadSigner reads a private key in cosign's format (PKCS#8 encrypted with
@@ -73,20 +101,30 @@ func LoadSigner(keyPEM, password []byte) (*Signer, error) {
 	return &Signer{sv: sv, pub: pub, id: keyID(ec.Public())}, nil
 }
 
-// PublicKeyPEM is the public half, as cosign.pub holds it.
-func (s *Signer) PublicKeyPEM() []byte { return s.pub }
+// PublicKeyPEM is the public half, as cosign.pub holds it (for a keyless
+// signer, the current key's).
+func (s *Signer) PublicKeyPEM() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pub
+}
 
 // KeyID names the key in output: sha256 of its public key, shortened; for
 // a keyless signer, the identity its certificate names.
 func (s *Signer) KeyID() string { return s.id }
 
-// Certificate is a keyless signer's certificate and chain (nil for a key).
-func (s *Signer) Certificate() *Certificate { return s.cert }
+// Certificate is a keyless signer's current certificate and chain (nil
+// for a key).
+func (s *Signer) Certificate() *Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
+}
 
 // Describe says who signs, for output: "key sha256:…", or "certificate
 // for IDENTITY (issuer ISSUER)".
 func (s *Signer) Describe() string {
-	if s.cert != nil {
+	if s.renew != nil {
 		return "certificate for " + s.id + " (issuer " + s.issuer + ")"
 	}
 	return "key " + s.id

@@ -22,25 +22,48 @@ var ErrBadSignature = errors.New("signature does not verify with the key")
 
 // Sign wraps an in-toto statement in a DSSE envelope signed by s.
 func (s *Signer) Sign(ctx context.Context, statement []byte) ([]byte, error) {
-	env, err := dsse.WrapSigner(s.sv, PayloadType).SignMessage(bytes.NewReader(statement), options.WithContext(ctx))
+	env, _, err := s.sign(ctx, statement)
+	return env, err
+}
+
+// sign is Sign, with the certificate of the key that signed (keyless).
+func (s *Signer) sign(ctx context.Context, statement []byte) ([]byte, *Certificate, error) {
+	sv, cert, err := s.key(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("signing a statement: %w", err)
+		return nil, nil, err
 	}
-	return env, nil
+	env, err := dsse.WrapSigner(sv, PayloadType).SignMessage(bytes.NewReader(statement), options.WithContext(ctx))
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing a statement: %w", err)
+	}
+	return env, cert, nil
 }
 
 // SignImage makes cosign's simple-signing payload for the image d and its
 // signature (base64), which `cosign verify --key` checks.
 func (s *Signer) SignImage(ctx context.Context, d name.Digest) (payloadJSON []byte, sig string, err error) {
-	payloadJSON, err = json.Marshal(payload.Cosign{Image: d})
+	is, err := s.signImage(ctx, d)
 	if err != nil {
-		return nil, "", fmt.Errorf("encoding the signature payload of %s: %w", d, err)
+		return nil, "", err
 	}
-	raw, err := s.sv.SignMessage(bytes.NewReader(payloadJSON), options.WithContext(ctx))
+	return is.Payload, is.Sig, nil
+}
+
+// signImage is SignImage, with the certificate of the key that signed.
+func (s *Signer) signImage(ctx context.Context, d name.Digest) (*ImageSignature, error) {
+	payloadJSON, err := json.Marshal(payload.Cosign{Image: d})
 	if err != nil {
-		return nil, "", fmt.Errorf("signing %s: %w", d, err)
+		return nil, fmt.Errorf("encoding the signature payload of %s: %w", d, err)
 	}
-	return payloadJSON, base64.StdEncoding.EncodeToString(raw), nil
+	sv, cert, err := s.key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := sv.SignMessage(bytes.NewReader(payloadJSON), options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("signing %s: %w", d, err)
+	}
+	return &ImageSignature{Payload: payloadJSON, Sig: base64.StdEncoding.EncodeToString(raw), Cert: cert}, nil
 }
 
 // Open verifies a DSSE envelope with v and returns the statement it holds.
@@ -126,11 +149,11 @@ func (s *Signer) signWithImage(ctx context.Context, d name.Digest, stmts []Unsig
 	if err != nil {
 		return nil, nil, err
 	}
-	payload, sig, err := s.SignImage(ctx, d)
+	img, err := s.signImage(ctx, d)
 	if err != nil {
 		return nil, nil, err
 	}
-	return envs, &ImageSignature{Payload: payload, Sig: sig, Cert: s.cert}, nil
+	return envs, img, nil
 }
 
 // SignAndStage signs each statement and the image itself and uploads them
@@ -156,11 +179,11 @@ func (s *Signer) Finish(ctx context.Context, st *Staged, stmts []Unsigned) (*Att
 func (s *Signer) signAll(ctx context.Context, stmts []Unsigned) ([]Envelope, error) {
 	envs := make([]Envelope, 0, len(stmts))
 	for _, st := range stmts {
-		env, err := s.Sign(ctx, st.Statement)
+		env, cert, err := s.sign(ctx, st.Statement)
 		if err != nil {
 			return nil, err
 		}
-		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env, Cert: s.cert})
+		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env, Cert: cert})
 	}
 	return envs, nil
 }

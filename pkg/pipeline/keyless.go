@@ -25,9 +25,8 @@ func (r *Run) keylessSigner(ctx context.Context) (*attest.Signer, error) {
 		}
 		return nil, nil
 	}
-	token, err := github.IDToken(ctx, nil, r.Set.IDTokenRequestURL, string(r.Set.IDTokenRequestToken), attest.Audience)
-	if err != nil {
-		return nil, fmt.Errorf("signing keylessly (attest.keyless): %w", err)
+	token := func(ctx context.Context) (string, error) {
+		return github.IDToken(ctx, nil, r.Set.IDTokenRequestURL, string(r.Set.IDTokenRequestToken), attest.Audience)
 	}
 	s, err := attest.NewKeylessSigner(ctx, attest.Keyless{Fulcio: k.Fulcio, Token: token})
 	if err != nil {
