@@ -84,6 +84,9 @@ type Registry interface {
 	// subject (through the fallback tag where the registry has no
 	// referrers API).
 	PutReferrer(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType, subject v1.Hash, artifactType string) error
+	// PrepareReferrer reads ahead, writing nothing, what PutReferrer for
+	// subject will need, so that write waits on no read.
+	PrepareReferrer(ctx context.Context, repo name.Repository, subject v1.Hash)
 }
 
 // Attach writes the envelopes and the signature for the image d (whose
@@ -129,6 +132,7 @@ func Stage(ctx context.Context, r Registry, d name.Digest, subject v1.Descriptor
 		return nil, err
 	}
 	st.envs = envs
+	r.PrepareReferrer(ctx, d.Context(), st.h)
 	cfg, err := sharedConfig()
 	if err != nil {
 		return nil, err

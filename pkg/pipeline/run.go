@@ -45,6 +45,7 @@ type Run struct {
 	// prestage: this run's line pushes, so blobs go up beside Test.
 	prestage bool
 	staging  *aheadPush
+	share    *layoutShare // the scan's layout for the blobs, between scanAhead and pushAhead
 	prefix   string
 	held     *lock.RunLock
 }

@@ -18,16 +18,16 @@ import (
 // then finds them there and only writes manifests and tags. No manifest
 // and no tag is written, so nothing names these blobs until the gate has
 // passed; an image the engine no longer holds as locked is left out (Push
-// decides about it). It returns how many blobs it uploaded. Push and
-// Prestage share the push cache, so they must not run at once in one
-// checkout.
-func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (int, error) {
+// decides about it). It returns how many blobs it uploaded and where it
+// read them. Push and Prestage share the push cache, so they must not run
+// at once in one checkout.
+func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (Staged, error) {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
 	l, err := lock.Read(o.LockPath)
 	if err != nil {
-		return 0, err
+		return Staged{}, err
 	}
 	var items []*pushItem
 	for _, img := range l.Images {
@@ -37,13 +37,13 @@ func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) 
 		}
 		repo, err := c.Repository(o.Prefix + "/" + img.Name)
 		if err != nil {
-			return 0, err
+			return Staged{}, err
 		}
 		items = append(items, &pushItem{img: img, repo: repo})
 	}
 	items, _ = expandPlatforms(items)
 	if len(items) == 0 {
-		return 0, nil
+		return Staged{}, nil
 	}
 	ch := openCache(filepath.Join(o.WorkDir, "push-cache.json"))
 	var uploads counterSet
@@ -52,8 +52,9 @@ func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) 
 	}
 	where, missing, err := locate(ctx, c, o.Parallel, items)
 	if err != nil {
-		return 0, err
+		return Staged{}, err
 	}
+	var st Staged
 	var export []*pushItem
 	for _, it := range items {
 		if it.built == nil || anyMissing(it.built, missing) {
@@ -63,26 +64,25 @@ func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) 
 	if len(export) > 0 {
 		tmp, err := os.MkdirTemp(o.WorkDir, "push-")
 		if err != nil {
-			return 0, fmt.Errorf("staging blobs: %w", err)
+			return Staged{}, fmt.Errorf("staging blobs: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		if err := exportItems(ctx, e, ch, export, tmp, &uploads); err != nil {
-			return 0, err
+		if st.FromLayout, err = stageExport(ctx, e, o.Layout, ch, export, tmp, &uploads); err != nil {
+			return Staged{}, err
 		}
 		if err := ch.save(); err != nil {
-			return 0, err
+			return Staged{}, err
 		}
 		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
-			return 0, err
+			return Staged{}, err
 		}
 	}
-	n := 0
 	for _, m := range missing {
 		if m {
-			n++
+			st.Blobs++
 		}
 	}
-	return n, uploadMissing(ctx, c, o.Parallel, items, where, missing)
+	return st, uploadMissing(ctx, c, o.Parallel, items, where, missing)
 }
 
 // uploadMissing uploads each blob the registry lacks once, to the first
@@ -114,4 +114,33 @@ func uploadMissing(ctx context.Context, c *registry.Client, parallel int, items 
 		}
 		return nil
 	})
+}
+
+// Staged is what Prestage did.
+type Staged struct {
+	// Blobs is how many blobs it uploaded.
+	Blobs int
+	// FromLayout: it read them from the layout PushOptions.Layout gave,
+	// not from an engine export.
+	FromLayout bool
+}
+
+// stageExport completes the items from the layout o.Layout gives, when it
+// gives one holding them all (reporting true), and otherwise from an
+// engine export.
+func stageExport(ctx context.Context, e Engine, layout func(context.Context) (string, func()), ch *cache, items []*pushItem, dir string, uploads *counterSet) (bool, error) {
+	if layout != nil {
+		from, release := layout(ctx)
+		if from != "" {
+			ex, ok, err := fromLayout(ctx, from, items, dir)
+			release()
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				return true, complete(ch, ex, items, uploads)
+			}
+		}
+	}
+	return false, exportItems(ctx, e, ch, items, dir, uploads)
 }

@@ -59,6 +59,12 @@ type PushOptions struct {
 	Progress io.Writer
 	// Parallel bounds concurrent registry work (default 4).
 	Parallel int
+	// Layout, when set, is asked by Prestage for an OCI image layout
+	// folder already holding the images' configs and uncompressed layers
+	// by digest (the scan's export, beside which the blobs go up), read
+	// instead of a second engine export. It returns "" for none, and
+	// release, called once the blobs are read.
+	Layout func(ctx context.Context) (dir string, release func())
 	// DryRun runs the gate, reads the registry and reports the tags it
 	// would write (in Written), writing nothing.
 	DryRun bool
@@ -385,6 +391,15 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 // exportItems streams one `docker save` of the given images (by ID, so the
 // tested bytes and nothing else) and completes each item from it.
 func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, dir string, uploads *counterSet) error {
+	ex, err := exportEngine(ctx, e, items, dir)
+	if err != nil {
+		return err
+	}
+	return complete(ch, ex, items, uploads)
+}
+
+// exportEngine reads the items' configs and layers out of one `docker save`.
+func exportEngine(ctx context.Context, e Engine, items []*pushItem, dir string) (*exported, error) {
 	ids := make([]string, 0, len(items))
 	want := map[string]bool{}
 	needDiff := map[v1.Hash]bool{}
@@ -404,27 +419,32 @@ func exportItems(ctx context.Context, e Engine, ch *cache, items []*pushItem, di
 	for _, id := range ids {
 		img, err := e.Inspect(ctx, id)
 		if err != nil {
-			return fmt.Errorf("exporting from the engine: %w", err)
+			return nil, fmt.Errorf("exporting from the engine: %w", err)
 		}
 		sizes = append(sizes, img.Size)
 	}
 	rc, err := e.Save(ctx, ids...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ex, err := export(ctx, rc, dir, want, func(d v1.Hash) bool { return needDiff[d] }, dockersave.Bound(sizes...))
 	if err != nil {
 		rc.Close()
-		return err
+		return nil, err
 	}
 	// Read the end of the stream so the engine finishes cleanly.
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		rc.Close()
-		return fmt.Errorf("exporting from the engine: %w", err)
+		return nil, fmt.Errorf("exporting from the engine: %w", err)
 	}
 	if err := rc.Close(); err != nil {
-		return fmt.Errorf("exporting from the engine: %w", err)
+		return nil, fmt.Errorf("exporting from the engine: %w", err)
 	}
+	return ex, nil
+}
+
+// complete gives each item its image from what an export read.
+func complete(ch *cache, ex *exported, items []*pushItem, uploads *counterSet) error {
 	ch.put(ex.configs, ex.layers)
 	for _, it := range items {
 		cfg, ok := ex.configs[it.img.ConfigDigest]

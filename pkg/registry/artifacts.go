@@ -36,6 +36,16 @@ type artifacts struct {
 
 	mu    sync.Mutex
 	blobs map[v1.Hash]*sent // the first upload of each blob
+	// ahead holds the fallback indexes read ahead (PrepareReferrer), by
+	// fallback tag, each for one later PutReferrer.
+	ahead map[string]*readAhead
+}
+
+// readAhead is a fallback index read before its referrer is written.
+type readAhead struct {
+	done chan struct{}
+	raw  []byte // nil: no index under the tag
+	err  error
 }
 
 // sent is a blob's first upload in a session: the uploads of the same
@@ -124,23 +134,96 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 // keeping the referrers already there.
 func (s *Session) PutReferrer(ctx context.Context, ref name.Reference, manifest []byte, mt types.MediaType, subject v1.Hash, artifactType string) error {
 	what := "writing " + ref.String()
+	// The subject is in the registry by now, so the question whether the
+	// registry has the referrers API (asked once per session) is asked
+	// beside the write rather than after it.
+	type answer struct {
+		has bool
+		err error
+	}
+	probe := make(chan answer, 1)
+	go func() {
+		has, err := s.hasReferrersAPI(ctx, ref.Context(), subject)
+		probe <- answer{has, err}
+	}()
 	resp, err := s.do(ctx, http.MethodPut, s.url(ref.Context(), "manifests/"+ref.Identifier()), manifest, map[string]string{"Content-Type": string(mt)}, http.StatusOK, http.StatusCreated, http.StatusAccepted)
 	if err != nil {
+		<-probe
 		return s.c.Explain(what, ref.Context().RegistryStr(), err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	a := <-probe
 	// A registry that indexed the subject says so in this header (OCI
 	// distribution spec 1.1); not all that have the API send it.
 	if resp.Header.Get("OCI-Subject") != "" {
 		return nil
 	}
-	if has, err := s.hasReferrersAPI(ctx, ref.Context(), subject); err != nil {
-		return err
-	} else if has {
+	if a.err != nil {
+		return a.err
+	} else if a.has {
 		return nil
 	}
 	return s.addFallback(ctx, ref.Context(), subject, manifest, mt, artifactType)
+}
+
+// PrepareReferrer reads ahead, in the background, the index under
+// subject's fallback tag in repo, which PutReferrer needs where the
+// registry has no referrers API. A push calls it when it knows the digest,
+// so the write after the digest gate waits on one read fewer. It writes
+// nothing. It does not ask whether the registry has the referrers API:
+// before the subject's manifest is there, a registry that has it may
+// answer for an unknown repository as one that has not. A read that fails
+// is made again by PutReferrer.
+func (s *Session) PrepareReferrer(ctx context.Context, repo name.Repository, subject v1.Hash) {
+	ra := &readAhead{done: make(chan struct{})}
+	tag := fallbackTag(repo, subject)
+	s.artifacts.mu.Lock()
+	if s.artifacts.ahead == nil {
+		s.artifacts.ahead = map[string]*readAhead{}
+	}
+	if _, ok := s.artifacts.ahead[tag.String()]; ok {
+		s.artifacts.mu.Unlock()
+		return
+	}
+	s.artifacts.ahead[tag.String()] = ra
+	s.artifacts.mu.Unlock()
+	go func() {
+		defer close(ra.done)
+		ra.raw, _, ra.err = s.Get(ctx, tag)
+		if errors.Is(ra.err, ErrNotFound) {
+			ra.raw, ra.err = nil, nil
+		}
+	}()
+}
+
+// readFallback is the index under tag: read ahead when PrepareReferrer
+// read it (each read ahead serves once), read now otherwise. nil means
+// there is none.
+func (s *Session) readFallback(ctx context.Context, tag name.Tag) ([]byte, error) {
+	s.artifacts.mu.Lock()
+	ra := s.artifacts.ahead[tag.String()]
+	delete(s.artifacts.ahead, tag.String())
+	s.artifacts.mu.Unlock()
+	if ra != nil {
+		select {
+		case <-ra.done:
+			if ra.err == nil {
+				return ra.raw, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	raw, _, err := s.Get(ctx, tag)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+func fallbackTag(repo name.Repository, subject v1.Hash) name.Tag {
+	return repo.Tag(strings.Replace(subject.String(), ":", "-", 1))
 }
 
 // hasReferrersAPI asks the registry, once per session, whether it serves
@@ -164,15 +247,15 @@ func (s *Session) hasReferrersAPI(ctx context.Context, repo name.Repository, sub
 // addFallback adds the manifest to the index under subject's fallback tag
 // in repo, sorted by digest as go-containerregistry writes it.
 func (s *Session) addFallback(ctx context.Context, repo name.Repository, subject v1.Hash, manifest []byte, mt types.MediaType, artifactType string) error {
-	tag := repo.Tag(strings.Replace(subject.String(), ":", "-", 1))
+	tag := fallbackTag(repo, subject)
 	h, size, err := v1.SHA256(bytes.NewReader(manifest))
 	if err != nil {
 		return err
 	}
 	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	raw, _, err := s.Get(ctx, tag)
+	raw, err := s.readFallback(ctx, tag)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case raw == nil && err == nil:
 	case err != nil:
 		return fmt.Errorf("reading the referrers of %s: %w", repo.Digest(subject.String()), err)
 	default:

@@ -76,6 +76,13 @@ type Options struct {
 	StepSummary string
 	// Now is the clock for ignore expiry (default time.Now).
 	Now func() time.Time
+	// ShareLayout, when set, is handed the OCI image layout folder of the
+	// images this scan exported (configs and uncompressed layers, each
+	// blob named by its digest) once it is written; the scan keeps the
+	// folder until the returned channel is closed or ctx ends. A push
+	// staging its blobs beside the scan reads them there rather than
+	// exporting the same images from the engine again.
+	ShareLayout func(dir string) <-chan struct{}
 	// Rescan scans every image even when an earlier scan of the same image
 	// with the same Trivy, scanners and DB could be reused.
 	Rescan bool
@@ -264,6 +271,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				toSave[k] = images[i]
 			}
 			err = saveLayout(ctx, o.Engine, toSave, layout)
+			if err == nil && o.ShareLayout != nil {
+				used := o.ShareLayout(layout)
+				// Runs before the folder's removal (deferred first).
+				defer func() {
+					select {
+					case <-used:
+					case <-ctx.Done():
+					}
+				}()
+			}
 		}
 		<-started
 		if serr != nil {

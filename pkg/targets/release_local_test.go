@@ -14,6 +14,7 @@ import (
 	"github.com/hoistci/hoist/internal/scantest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/localregistry"
+	"github.com/hoistci/hoist/pkg/engine"
 	"github.com/hoistci/hoist/pkg/lock"
 )
 
@@ -84,6 +85,11 @@ registry:
 	// The blobs went up beside Test; Push then wrote manifests and tags.
 	if !strings.Contains(out, "blob(s) went up while the images were tested") || strings.Contains(out, "push: exported") {
 		t.Errorf("want the blobs staged beside Test and nothing exported at Push:\n%s", out)
+	}
+	// On the classic store they came out of the scan's export: the images
+	// left the engine once for both.
+	if classic := e.Store != engine.StoreContainerd; classic != strings.Contains(out, "(read from the scan's export)") {
+		t.Errorf("classic store %v, but the blobs staged beside Test say:\n%s", classic, out)
 	}
 	repo := fmt.Sprintf("127.0.0.1:%d/acme/tools/app", port)
 	staged, err := crane.Digest(repo+":0.3.0-staging.0", crane.Insecure)
