@@ -43,6 +43,11 @@ type Options struct {
 	// program: a folder of a module that requires Hoist ("" for the current
 	// folder).
 	ModuleDir string
+	// Programs, when set, is a folder shared by every checkout (the
+	// tools cache) where Ensure keeps the registry program it builds, so
+	// a fresh checkout of the same Hoist builds nothing; empty keeps it
+	// in Dir/bin.
+	Programs string
 	// Htpasswd, when set, is an htpasswd file (bcrypt) Start's registry
 	// demands.
 	Htpasswd string

@@ -65,7 +65,7 @@ func Ensure(ctx context.Context, o Options) (*Server, error) {
 	if _, err := stop(ctx, dir); err != nil {
 		return nil, err
 	}
-	prog, err := program(ctx, dir, o.ModuleDir)
+	prog, err := program(ctx, dir, o.Programs, o.ModuleDir)
 	if err != nil {
 		return nil, err
 	}

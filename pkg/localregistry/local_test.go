@@ -3,6 +3,7 @@ package localregistry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -57,7 +58,7 @@ func TestMain(m *testing.M) {
 func checkout(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "build", "hoist", "registry")
-	buildOnce.Do(func() { built, buildErr = program(context.Background(), buildDir, "") })
+	buildOnce.Do(func() { built, buildErr = program(context.Background(), buildDir, "", "") })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -411,7 +412,7 @@ func TestProgramIsReusedUntilHoistChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := program(testCtx(t), buildDir, "")
+	again, err := program(testCtx(t), buildDir, "", "")
 	if err != nil || again != built {
 		t.Fatalf("program again = %s, %v; want %s", again, err, built)
 	}
@@ -420,6 +421,29 @@ func TestProgramIsReusedUntilHoistChanges(t *testing.T) {
 	}
 	if want := "hoist-registry-" + programKey(); filepath.Base(built) != want {
 		t.Fatalf("program %s, want %s", filepath.Base(built), want)
+	}
+}
+
+// With a shared programs folder (the tools cache), a fresh checkout of
+// the same Hoist runs the program already there: nothing is built or kept
+// in the checkout.
+func TestProgramSharedByCheckouts(t *testing.T) {
+	checkout(t) // builds the program once
+	shared := t.TempDir()
+	if err := os.Link(built, filepath.Join(shared, filepath.Base(built))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		dir := filepath.Join(t.TempDir(), "build", "hoist", "registry")
+		s := ensure(t, Options{Dir: dir, Programs: shared})
+		t.Cleanup(func() { Stop(context.Background(), dir) })
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.PID))
+		if err != nil || exe != filepath.Join(shared, filepath.Base(built)) {
+			t.Errorf("checkout %d runs %s (%v), want the shared program", i, exe, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "bin")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("checkout %d keeps a program of its own (%v)", i, err)
+		}
 	}
 }
 

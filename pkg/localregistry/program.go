@@ -55,13 +55,32 @@ func programKey() string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// program returns the local registry program in dir/bin, building it with
-// the go command in moduleDir ("" for the current folder) when this Hoist
-// has not built it yet.
-func program(ctx context.Context, dir, moduleDir string) (string, error) {
-	bin := filepath.Join(dir, "bin", "hoist-registry-"+programKey())
+// program returns the local registry program in shared, or dir/bin when
+// shared is empty, building it with the go command in moduleDir ("" for
+// the current folder) when this Hoist has not built it yet. Builds into
+// the shared folder take a file lock, so checkouts starting at once build
+// it once.
+func program(ctx context.Context, dir, shared, moduleDir string) (string, error) {
+	binDir := filepath.Join(dir, "bin")
+	if shared != "" {
+		binDir = shared
+	}
+	bin := filepath.Join(binDir, "hoist-registry-"+programKey())
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
 		return bin, nil
+	}
+	if shared != "" {
+		if err := os.MkdirAll(shared, 0o755); err != nil {
+			return "", fmt.Errorf("building the local registry: %w", err)
+		}
+		unlock, err := waitLock(ctx, bin+".lock")
+		if err != nil {
+			return "", err
+		}
+		defer unlock()
+		if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+			return bin, nil // built while this waited
+		}
 	}
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -87,7 +106,11 @@ func program(ctx context.Context, dir, moduleDir string) (string, error) {
 	if err := os.Rename(tmp, bin); err != nil {
 		return "", fmt.Errorf("building the local registry: %w", err)
 	}
-	// Builds of an older Hoist are no longer needed.
+	// Builds of an older Hoist are no longer needed here; in the shared
+	// folder another checkout may still use one.
+	if shared != "" {
+		return bin, nil
+	}
 	old, _ := filepath.Glob(filepath.Join(dir, "bin", "hoist-registry-*"))
 	for _, p := range old {
 		if p != bin && !strings.HasSuffix(p, ".tmp") {

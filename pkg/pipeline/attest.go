@@ -118,10 +118,12 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			return nil
 		})
 	}
-	// stage signs and uploads what needs only the digest (provenance, the
-	// SBOM, the image signature) while the images' blobs go up; attach
-	// adds the tested statement, which reports the digest gate on what the
-	// registry serves, once that gate has passed.
+	// stage signs and uploads every statement and the image signature
+	// while the images' blobs go up; attach names them (the manifests of
+	// the proofs) once the digest gate on what the registry serves has
+	// passed. The tested statement reports that gate: it is signed and
+	// uploaded ahead, when its content is already fixed, but nothing names
+	// it, so nothing publishes it, unless the gate passes.
 	staged := map[string]*attest.Staged{}
 	stage = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
 		var pi *plan.Image
@@ -152,8 +154,15 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 				return err
 			}
 		}
+		tested, err := r.tested(li, d, policy)
+		if err != nil {
+			return err
+		}
+		if stmts[attest.PredicateHoist], err = attest.TestedStatement(sub, tested); err != nil {
+			return err
+		}
 		var unsigned []attest.Unsigned
-		for _, pt := range []string{attest.PredicateProvenance, attest.PredicateCycloneDX, attest.PredicateSPDX} {
+		for _, pt := range []string{attest.PredicateProvenance, attest.PredicateCycloneDX, attest.PredicateSPDX, attest.PredicateHoist} {
 			if st, ok := stmts[pt]; ok {
 				unsigned = append(unsigned, attest.Unsigned{PredicateType: pt, Statement: st})
 			}
@@ -179,16 +188,7 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 			st = staged[li.Name]
 			mu.Unlock()
 		}
-		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
-		tested, err := r.tested(li, d, policy)
-		if err != nil {
-			return err
-		}
-		stmt, err := attest.TestedStatement(sub, tested)
-		if err != nil {
-			return err
-		}
-		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: stmt}})
+		att, err := s.Finish(ctx, st, nil)
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}

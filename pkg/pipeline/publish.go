@@ -44,7 +44,7 @@ func (r *Run) Registry(ctx context.Context) (*registry.Client, string, error) {
 		if r.Set.CI {
 			return nil, "", fmt.Errorf("%w: set HOIST_REGISTRY=HOST/REPOSITORY (or registry.host in %s) and its credentials; the local registry is for runs outside CI", ErrNoRegistryInCI, r.Cfg.File)
 		}
-		srv, err := localregistry.Ensure(ctx, localregistry.Options{Dir: r.LocalRegistryDir(), Port: r.Cfg.Registry.LocalPort})
+		srv, err := localregistry.Ensure(ctx, localregistry.Options{Dir: r.LocalRegistryDir(), Port: r.Cfg.Registry.LocalPort, Programs: r.toolsDir()})
 		if err != nil {
 			return nil, "", err
 		}

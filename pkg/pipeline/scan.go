@@ -35,10 +35,7 @@ func (r *Run) scanSharing(ctx context.Context, out io.Writer, share *layoutShare
 		return err
 	}
 	cache := userCache()
-	tools := r.Set.ToolsDir
-	if tools == "" {
-		tools = filepath.Join(cache, "hoist", "tools")
-	}
+	tools := r.toolsDir()
 	dbDir := r.Set.TrivyDB
 	if dbDir == "" && r.Cfg.Scan.DBDir != "" {
 		dbDir = r.Cfg.Path(r.Cfg.Scan.DBDir)

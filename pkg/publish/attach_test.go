@@ -71,9 +71,11 @@ func testPushAttachesEachArtifactOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
 		staged, failStage bool
+		allEarly          bool // every statement staged, as Push's own attacher does
 	}{
 		{name: "attached at once"},
 		{name: "staged", staged: true},
+		{name: "all staged", staged: true, allEarly: true},
 		{name: "stage fails", staged: true, failStage: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,9 +99,12 @@ func testPushAttachesEachArtifactOnce(t *testing.T) {
 				mu.Lock()
 				st := staged[li.Name]
 				mu.Unlock()
-				if st == nil {
+				switch {
+				case st == nil:
 					_, err = s.SignAndAttach(ctx, sess, d, desc, append(early, late...))
-				} else {
+				case tc.allEarly:
+					_, err = s.Finish(ctx, st, nil)
+				default:
 					_, err = s.Finish(ctx, st, late)
 				}
 				return err
@@ -109,9 +114,12 @@ func testPushAttachesEachArtifactOnce(t *testing.T) {
 					if tc.failStage && li.Name == "web" {
 						return errors.New("the signing service is away")
 					}
-					early, _, err := statements(li, d)
+					early, late, err := statements(li, d)
 					if err != nil {
 						return err
+					}
+					if tc.allEarly {
+						early = append(early, late...)
 					}
 					st, err := s.SignAndStage(ctx, sess, d, desc, early)
 					mu.Lock()

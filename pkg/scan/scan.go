@@ -479,6 +479,7 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 	defer cancel()
 	var log tailBuffer
 	cmd := execTrivy(sctx, tool.Path, args, workDir, srv.token, &log)
+	cmd.Env = append(append([]string{}, clientGC...), cmd.Env...)
 	err := cmd.Run()
 	r.Duration = time.Since(start)
 	if err != nil {

@@ -39,7 +39,7 @@ func main() {
 	payload := flag.Int("payload-kib", 4096, "each image's own layer")
 	flag.BoolVar(&verbose, "v", false, "print how long each of Hoist's steps took")
 	flag.StringVar(&only, "only", "", "run one side only (hoist or make), for profiling; no ratio is reported")
-	flag.BoolVar(&mono, "mono", false, "with -v, stamp each of Hoist's lines with CLOCK_MONOTONIC seconds, to line up with `perf record -k mono`")
+	flag.BoolVar(&mono, "mono", false, "with -v, print all of Hoist's lines, each stamped with CLOCK_MONOTONIC seconds, to line up with `perf record -k mono`")
 	flag.Parse()
 	if err := run(context.Background(), *rounds, *payload<<10); err != nil {
 		fmt.Fprintln(os.Stderr, "bench pipeline:", err)
@@ -233,6 +233,9 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 	}
 	d, err := benchutil.Time(func() error {
 		var err error
+		if mono {
+			fmt.Fprintln(mw, "bench: the clock starts")
+		}
 		if r, err = pipeline.Open(ctx, set, mw); err != nil {
 			return err
 		}
@@ -266,7 +269,7 @@ func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
 	}
 	if verbose {
 		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.Contains(l, " done in ") || mono && strings.Contains(l, "] ") {
+			if strings.Contains(l, " done in ") || mono {
 				fmt.Println("  hoist " + l)
 			}
 		}

@@ -105,9 +105,21 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach pub
 		if err != nil {
 			return err
 		}
+		// As Push does: the tested statement's content is fixed before
+		// the gate, so it is signed and uploaded here; attach names it.
+		tested, err := attest.TestedStatement(sub, attest.Tested{
+			Image: li.Name, ConfigDigest: li.ConfigDigest,
+			Test:       &attest.TestResult{Passed: true, LogSHA256: strings.Repeat("3", 64)},
+			Scan:       &attest.ScanResult{Passed: true, Scanner: "trivy 0.58.0", Counts: map[string]int{"LOW": 2}},
+			DigestGate: attest.GateResult{Passed: true, Checked: "bench"},
+		})
+		if err != nil {
+			return err
+		}
 		st, err := s.SignAndStage(ctx, sess, d, desc, []attest.Unsigned{
 			{PredicateType: attest.PredicateProvenance, Statement: prov},
 			{PredicateType: attest.PredicateCycloneDX, Statement: bom},
+			{PredicateType: attest.PredicateHoist, Statement: tested},
 		})
 		if err != nil {
 			return err
@@ -118,16 +130,6 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach pub
 		return nil
 	}
 	attach = func(ctx context.Context, sess *registry.Session, li lock.Image, d name.Digest, desc v1.Descriptor) error {
-		sub := attest.Subject{Name: d.Context().Name(), Digest: d.DigestStr()}
-		tested, err := attest.TestedStatement(sub, attest.Tested{
-			Image: li.Name, ConfigDigest: li.ConfigDigest,
-			Test:       &attest.TestResult{Passed: true, LogSHA256: strings.Repeat("3", 64)},
-			Scan:       &attest.ScanResult{Passed: true, Scanner: "trivy 0.58.0", Counts: map[string]int{"LOW": 2}},
-			DigestGate: attest.GateResult{Passed: true, Checked: "bench"},
-		})
-		if err != nil {
-			return err
-		}
 		mu.Lock()
 		st := staged[li.Name]
 		mu.Unlock()
@@ -137,7 +139,7 @@ func attacher(s *attest.Signer, lockPath string, sbom []byte) (stage, attach pub
 			}
 			st = staged[li.Name]
 		}
-		att, err := s.Finish(ctx, st, []attest.Unsigned{{PredicateType: attest.PredicateHoist, Statement: tested}})
+		att, err := s.Finish(ctx, st, nil)
 		if err != nil {
 			return err
 		}
