@@ -16,12 +16,64 @@ import (
 
 // Workflow is the part of a workflow file these checks read.
 type Workflow struct {
-	Path string
-	Raw  []byte
-	On   map[string]yaml.Node `yaml:"on"`
-	Jobs map[string]struct {
-		Steps []yaml.Node `yaml:"steps"`
+	Path        string
+	Raw         []byte
+	On          map[string]yaml.Node `yaml:"on"`
+	Permissions yaml.Node            `yaml:"permissions"`
+	Jobs        map[string]struct {
+		Permissions yaml.Node   `yaml:"permissions"`
+		Steps       []yaml.Node `yaml:"steps"`
 	} `yaml:"jobs"`
+}
+
+// pushTargets run Push (and so sign): the lines and the shards.
+var pushTargets = regexp.MustCompile(`go run mage\.go (release|shard)\b`)
+
+// IDTokenMisplaced lists grants of `id-token: write` (the job's OIDC token,
+// which keyless signing needs) that go beyond the jobs that push: at the
+// workflow level, in a pull-request workflow, or on a job that runs no
+// pushing target. Pushing jobs named in want must have the grant.
+func (w *Workflow) IDTokenMisplaced(want ...string) []string {
+	var bad []string
+	if grantsIDToken(w.Permissions) {
+		bad = append(bad, w.Path+": id-token: write at the workflow level: grant it only on the jobs that push")
+	}
+	for name, j := range w.Jobs {
+		if !grantsIDToken(j.Permissions) {
+			continue
+		}
+		if w.OnPullRequest() {
+			bad = append(bad, fmt.Sprintf("%s (job %s): a pull-request workflow grants id-token: write", w.Path, name))
+		}
+		pushes := false
+		for _, st := range j.Steps {
+			var s struct {
+				Run string `yaml:"run"`
+			}
+			_ = st.Decode(&s)
+			pushes = pushes || pushTargets.MatchString(s.Run)
+		}
+		if !pushes {
+			bad = append(bad, fmt.Sprintf("%s (job %s): grants id-token: write but runs no pushing target", w.Path, name))
+		}
+	}
+	for _, name := range want {
+		if j, ok := w.Jobs[name]; !ok || !grantsIDToken(j.Permissions) {
+			bad = append(bad, fmt.Sprintf("%s (job %s): pushes but does not grant id-token: write (keyless signing needs it)", w.Path, name))
+		}
+	}
+	return bad
+}
+
+func grantsIDToken(n yaml.Node) bool {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Value == "write-all"
+	case yaml.MappingNode:
+		var m map[string]string
+		return n.Decode(&m) == nil && m["id-token"] == "write"
+	}
+	return false
 }
 
 // Load reads and parses a workflow file.

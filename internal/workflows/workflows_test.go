@@ -177,3 +177,37 @@ func TestShardedLines(t *testing.T) {
 		}
 	}
 }
+
+// The job's OIDC token (keyless signing) is granted to the jobs that push
+// and to no other: not at the workflow level, not on pull requests, not on
+// a job that pushes nothing (plan, join, the main line's promotion).
+func TestIDTokenOnlyWherePushing(t *testing.T) {
+	want := map[string][]string{
+		"publish-staging.yml": {"release", "shard"},
+		"release-tag.yml":     {"release", "shard"},
+		"weekly-rebuild.yml":  {"release"},
+	}
+	for _, w := range repoWorkflows(t) {
+		for _, p := range w.IDTokenMisplaced(want[filepath.Base(w.Path)]...) {
+			t.Error(p)
+		}
+	}
+	init, err := Load(filepath.Join(testenv.RepoRoot(t), "pkg", "initrepo", "files", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range init.IDTokenMisplaced("release") {
+		t.Error(p)
+	}
+	// The check catches a grant on a job that does not push, and one at
+	// the workflow level.
+	p := filepath.Join(t.TempDir(), "w.yml")
+	os.WriteFile(p, []byte("on: {push: {}}\npermissions: {id-token: write}\njobs:\n  plan:\n    permissions: {id-token: write}\n    steps:\n      - run: go run mage.go plan\n"), 0o644)
+	w, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.IDTokenMisplaced(); len(got) != 2 {
+		t.Fatalf("misplaced grants found: %q, want the workflow's and plan's", got)
+	}
+}

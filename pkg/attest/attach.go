@@ -36,6 +36,8 @@ const (
 type Envelope struct {
 	PredicateType string
 	DSSE          []byte
+	// Cert is the signing key's certificate when signed keylessly.
+	Cert *Certificate
 }
 
 // ImageSignature is cosign's signature of an image: the simple-signing
@@ -43,6 +45,20 @@ type Envelope struct {
 type ImageSignature struct {
 	Payload []byte
 	Sig     string
+	// Cert is the signing key's certificate when signed keylessly.
+	Cert *Certificate
+}
+
+// withCert adds a keyless signature's certificate and chain to a layer's
+// annotations, where cosign looks for them.
+func withCert(ann map[string]string, c *Certificate) map[string]string {
+	if c != nil {
+		ann[annotationCertificate] = string(c.Cert)
+		if len(c.Chain) > 0 {
+			ann[annotationChain] = string(c.Chain)
+		}
+	}
+	return ann
 }
 
 // Attached is what Attach wrote for one image.
@@ -189,7 +205,7 @@ func (st *Staged) Attach(ctx context.Context, envs []Envelope) (*Attached, error
 	if st.sig != nil {
 		sigImg, err = mutate.Append(cosignBase(), mutate.Addendum{
 			Layer:       static.NewLayer(st.sig.Payload, mediaTypeSimpleSigning),
-			Annotations: map[string]string{annotationSignature: st.sig.Sig},
+			Annotations: withCert(map[string]string{annotationSignature: st.sig.Sig}, st.sig.Cert),
 		})
 		if err == nil {
 			sigImg, err = withSharedConfig(sigImg, types.OCIConfigJSON)
@@ -338,11 +354,11 @@ func attestationImage(subject v1.Descriptor, envs []Envelope) (v1.Image, error) 
 		var err error
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer: static.NewLayer(e.DSSE, MediaTypeDSSE),
-			Annotations: map[string]string{
+			Annotations: withCert(map[string]string{
 				annotationSignature:     "",
 				annotationPredicate:     e.PredicateType,
 				AnnotationPredicateType: e.PredicateType,
-			},
+			}, e.Cert),
 		})
 		if err != nil {
 			return nil, err

@@ -163,7 +163,7 @@ func envelopes(t *testing.T, s *attest.Signer, about name.Digest, tested attest.
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, attest.Envelope{PredicateType: st.pt, DSSE: env})
+		out = append(out, attest.Envelope{PredicateType: st.pt, DSSE: env, Cert: s.Certificate()})
 	}
 	return out
 }

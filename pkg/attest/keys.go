@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -27,11 +30,41 @@ const (
 // ErrWrongPassword means the signing key did not decrypt with the password.
 var ErrWrongPassword = errors.New("the signing key does not decrypt with the password given")
 
-// Signer signs statements and images with one ECDSA P-256 key.
+// Signer signs statements and images with one ECDSA P-256 key: a key
+// file's, or a fresh key Fulcio certified (NewKeylessSigner), whose
+// certificate then goes with every signature.
 type Signer struct {
-	sv  signature.SignerVerifier
-	pub []byte // PEM
-	id  string
+	id string // the key's id, or the certificate's identity
+	// issuer and renew are set for a keyless signer: renew asks Fulcio for
+	// a fresh key's certificate when the current one is about to expire.
+	issuer string
+	renew  *Keyless
+
+	mu       sync.Mutex
+	sv       signature.SignerVerifier
+	pub      []byte // PEM
+	cert     *Certificate
+	notAfter time.Time
+}
+
+// key is the key to sign with and its certificate (nil for a key file),
+// renewed first when the certificate would expire within the renewal
+// margin: a push longer than a certificate's ten minutes keeps signing
+// with certificates that are valid when it signs.
+func (s *Signer) key(ctx context.Context) (signature.SignerVerifier, *Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.renew != nil && time.Until(s.notAfter) < s.renew.renewBefore() {
+		k, err := certify(ctx, *s.renew)
+		if err != nil {
+			return nil, nil, fmt.Errorf("renewing the signing certificate: %w", err)
+		}
+		if k.id != s.id {
+			return nil, nil, fmt.Errorf("renewing the signing certificate: it names %s, not %s", k.id, s.id)
+		}
+		s.sv, s.pub, s.cert, s.notAfter = k.sv, k.pub, k.cert, k.notAfter
+	}
+	return s.sv, s.cert, nil
 }
 
 // LoadSigner reads a private key in cosign's format (PKCS#8 encrypted with
@@ -68,16 +101,44 @@ func LoadSigner(keyPEM, password []byte) (*Signer, error) {
 	return &Signer{sv: sv, pub: pub, id: keyID(ec.Public())}, nil
 }
 
-// PublicKeyPEM is the public half, as cosign.pub holds it.
-func (s *Signer) PublicKeyPEM() []byte { return s.pub }
+// PublicKeyPEM is the public half, as cosign.pub holds it (for a keyless
+// signer, the current key's).
+func (s *Signer) PublicKeyPEM() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pub
+}
 
-// KeyID names the key in output: sha256 of its public key, shortened.
+// KeyID names the key in output: sha256 of its public key, shortened; for
+// a keyless signer, the identity its certificate names.
 func (s *Signer) KeyID() string { return s.id }
 
-// Verifier checks signatures made with one public key.
+// Certificate is a keyless signer's current certificate and chain (nil
+// for a key).
+func (s *Signer) Certificate() *Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
+}
+
+// Describe says who signs, for output: "key sha256:…", or "certificate
+// for IDENTITY (issuer ISSUER)".
+func (s *Signer) Describe() string {
+	if s.renew != nil {
+		return "certificate for " + s.id + " (issuer " + s.issuer + ")"
+	}
+	return "key " + s.id
+}
+
+// Verifier checks signatures made with one public key, or (keyless) made
+// by keys whose certificates chain to trusted roots and name one issuer
+// and identity.
 type Verifier struct {
 	v  signature.Verifier
 	id string
+	// roots and keyless are set for a keyless verifier.
+	roots   *x509.CertPool
+	keyless KeylessPolicy
 }
 
 // LoadVerifier reads a PEM public key (cosign.pub).
@@ -97,8 +158,28 @@ func LoadVerifier(pubPEM []byte) (*Verifier, error) {
 	return &Verifier{v: v, id: keyID(ec)}, nil
 }
 
-// KeyID names the key in output (see Signer.KeyID).
+// KeyID names the key in output (see Signer.KeyID); for a keyless
+// verifier, the identity and issuer it wants.
 func (v *Verifier) KeyID() string { return v.id }
+
+// signedBy says whom v accepts, for messages: "key sha256:…" or
+// "identity … (issuer …)".
+func (v *Verifier) signedBy() string {
+	if v.Keyless() {
+		return v.id
+	}
+	return "key " + v.id
+}
+
+// verifierFor is the verifier of a signature that came with cert: v's key,
+// or (keyless) the key of cert once cert is checked against the policy.
+// A key verifier ignores certificates, as cosign --key does.
+func (v *Verifier) verifierFor(cert *Certificate) (signature.Verifier, error) {
+	if v.Keyless() {
+		return v.certVerifier(cert)
+	}
+	return v.v, nil
+}
 
 // GenerateKey makes an ECDSA P-256 key pair in cosign's format: the private
 // key encrypted with password, and the public key.

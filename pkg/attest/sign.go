@@ -22,30 +22,64 @@ var ErrBadSignature = errors.New("signature does not verify with the key")
 
 // Sign wraps an in-toto statement in a DSSE envelope signed by s.
 func (s *Signer) Sign(ctx context.Context, statement []byte) ([]byte, error) {
-	env, err := dsse.WrapSigner(s.sv, PayloadType).SignMessage(bytes.NewReader(statement), options.WithContext(ctx))
+	env, _, err := s.sign(ctx, statement)
+	return env, err
+}
+
+// sign is Sign, with the certificate of the key that signed (keyless).
+func (s *Signer) sign(ctx context.Context, statement []byte) ([]byte, *Certificate, error) {
+	sv, cert, err := s.key(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("signing a statement: %w", err)
+		return nil, nil, err
 	}
-	return env, nil
+	env, err := dsse.WrapSigner(sv, PayloadType).SignMessage(bytes.NewReader(statement), options.WithContext(ctx))
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing a statement: %w", err)
+	}
+	return env, cert, nil
 }
 
 // SignImage makes cosign's simple-signing payload for the image d and its
 // signature (base64), which `cosign verify --key` checks.
 func (s *Signer) SignImage(ctx context.Context, d name.Digest) (payloadJSON []byte, sig string, err error) {
-	payloadJSON, err = json.Marshal(payload.Cosign{Image: d})
+	is, err := s.signImage(ctx, d)
 	if err != nil {
-		return nil, "", fmt.Errorf("encoding the signature payload of %s: %w", d, err)
+		return nil, "", err
 	}
-	raw, err := s.sv.SignMessage(bytes.NewReader(payloadJSON), options.WithContext(ctx))
+	return is.Payload, is.Sig, nil
+}
+
+// signImage is SignImage, with the certificate of the key that signed.
+func (s *Signer) signImage(ctx context.Context, d name.Digest) (*ImageSignature, error) {
+	payloadJSON, err := json.Marshal(payload.Cosign{Image: d})
 	if err != nil {
-		return nil, "", fmt.Errorf("signing %s: %w", d, err)
+		return nil, fmt.Errorf("encoding the signature payload of %s: %w", d, err)
 	}
-	return payloadJSON, base64.StdEncoding.EncodeToString(raw), nil
+	sv, cert, err := s.key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := sv.SignMessage(bytes.NewReader(payloadJSON), options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("signing %s: %w", d, err)
+	}
+	return &ImageSignature{Payload: payloadJSON, Sig: base64.StdEncoding.EncodeToString(raw), Cert: cert}, nil
 }
 
 // Open verifies a DSSE envelope with v and returns the statement it holds.
 // A bad signature is ErrBadSignature.
 func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
+	return v.OpenSigned(ctx, envelope, nil)
+}
+
+// OpenSigned is Open for an envelope that came with a certificate (a
+// keyless signature): a keyless verifier checks the certificate first, and
+// a certificate that does not hold is an error other than ErrBadSignature.
+func (v *Verifier) OpenSigned(ctx context.Context, envelope []byte, cert *Certificate) ([]byte, error) {
+	sv, err := v.verifierFor(cert)
+	if err != nil {
+		return nil, err
+	}
 	var env ssldsse.Envelope
 	if err := json.Unmarshal(envelope, &env); err != nil {
 		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
@@ -53,7 +87,7 @@ func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("envelope payload type %q, want %s", env.PayloadType, PayloadType)
 	}
-	ev, err := ssldsse.NewEnvelopeVerifier(&dsse.VerifierAdapter{SignatureVerifier: v.v})
+	ev, err := ssldsse.NewEnvelopeVerifier(&dsse.VerifierAdapter{SignatureVerifier: sv})
 	if err != nil {
 		return nil, fmt.Errorf("checking an envelope: %w", err)
 	}
@@ -65,11 +99,22 @@ func (v *Verifier) Open(ctx context.Context, envelope []byte) ([]byte, error) {
 
 // VerifyImage checks a simple-signing payload and its signature for d.
 func (v *Verifier) VerifyImage(ctx context.Context, d name.Digest, payloadJSON []byte, sig string) error {
+	return v.VerifySignature(ctx, d, &ImageSignature{Payload: payloadJSON, Sig: sig})
+}
+
+// VerifySignature checks cosign's signature of d, with the certificate it
+// carries when keyless.
+func (v *Verifier) VerifySignature(ctx context.Context, d name.Digest, is *ImageSignature) error {
+	sv, err := v.verifierFor(is.Cert)
+	if err != nil {
+		return err
+	}
+	payloadJSON, sig := is.Payload, is.Sig
 	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return fmt.Errorf("signature of %s is not base64: %w", d, err)
 	}
-	if err := v.v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payloadJSON), options.WithContext(ctx)); err != nil {
+	if err := sv.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payloadJSON), options.WithContext(ctx)); err != nil {
 		return ErrBadSignature
 	}
 	var p payload.Cosign
@@ -104,11 +149,11 @@ func (s *Signer) signWithImage(ctx context.Context, d name.Digest, stmts []Unsig
 	if err != nil {
 		return nil, nil, err
 	}
-	payload, sig, err := s.SignImage(ctx, d)
+	img, err := s.signImage(ctx, d)
 	if err != nil {
 		return nil, nil, err
 	}
-	return envs, &ImageSignature{Payload: payload, Sig: sig}, nil
+	return envs, img, nil
 }
 
 // SignAndStage signs each statement and the image itself and uploads them
@@ -134,11 +179,11 @@ func (s *Signer) Finish(ctx context.Context, st *Staged, stmts []Unsigned) (*Att
 func (s *Signer) signAll(ctx context.Context, stmts []Unsigned) ([]Envelope, error) {
 	envs := make([]Envelope, 0, len(stmts))
 	for _, st := range stmts {
-		env, err := s.Sign(ctx, st.Statement)
+		env, cert, err := s.sign(ctx, st.Statement)
 		if err != nil {
 			return nil, err
 		}
-		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env})
+		envs = append(envs, Envelope{PredicateType: st.PredicateType, DSSE: env, Cert: cert})
 	}
 	return envs, nil
 }

@@ -59,6 +59,9 @@ type Report struct {
 	SBOMFormat string
 	// Problems are refusals, one line each; none means the image passes.
 	Problems []string
+	// SignedBy is whom the verifier accepts: "key sha256:…", or
+	// "identity … (issuer …)".
+	SignedBy string
 }
 
 // ProvenanceSummary is the part of a provenance statement people read.
@@ -87,7 +90,7 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 		return nil, err
 	}
 	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
-	rep := &Report{Image: d}
+	rep := &Report{Image: d, SignedBy: v.signedBy()}
 	idx, err := remote.Referrers(d, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
@@ -106,7 +109,7 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 			return nil, err
 		}
 		for _, env := range envs {
-			rep.Proofs = append(rep.Proofs, open(ctx, v, d, ref, env))
+			rep.Proofs = append(rep.Proofs, open(ctx, v, d, ref, env.dsse, env.cert))
 		}
 	}
 	have := map[string]bool{}
@@ -129,7 +132,7 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 	}
 	for _, k := range p.Require {
 		if !have[k] {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no %s attestation signed by key %s, and the policy requires one", d, k, v.KeyID()))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no %s attestation signed by %s, and the policy requires one", d, k, v.signedBy()))
 		}
 	}
 	if rep.Tested != nil && !rep.Tested.Passed() {
@@ -138,19 +141,30 @@ func Verify(ctx context.Context, opts []remote.Option, d name.Digest, v *Verifie
 	return rep, nil
 }
 
+// layerEnvelope is one envelope of a referrer and the certificate its
+// layer's annotations carry (keyless signatures).
+type layerEnvelope struct {
+	dsse []byte
+	cert *Certificate
+}
+
 // readEnvelopes reads the envelopes of one referrer, one per layer.
-func readEnvelopes(ref name.Digest, opts []remote.Option) ([][]byte, error) {
+func readEnvelopes(ref name.Digest, opts []remote.Option) ([]layerEnvelope, error) {
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
 	}
-	layers, err := img.Layers()
+	m, err := img.Manifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
 	}
-	var out [][]byte
+	var out []layerEnvelope
 	total := 0
-	for _, l := range layers {
+	for _, desc := range m.Layers {
+		l, err := img.LayerByDigest(desc.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
+		}
 		rc, err := l.Compressed()
 		if err != nil {
 			return nil, fmt.Errorf("reading attestations %s: %w", ref, err)
@@ -163,17 +177,23 @@ func readEnvelopes(ref name.Digest, opts []remote.Option) ([][]byte, error) {
 		if total += len(b); total > maxEnvelope {
 			return nil, fmt.Errorf("attestations %s are larger than %d MiB", ref, maxEnvelope>>20)
 		}
-		out = append(out, b)
+		le := layerEnvelope{dsse: b}
+		if c := desc.Annotations[annotationCertificate]; c != "" {
+			le.cert = &Certificate{Cert: []byte(c), Chain: []byte(desc.Annotations[annotationChain])}
+		}
+		out = append(out, le)
 	}
 	return out, nil
 }
 
 // open checks one envelope: signature, statement, subject.
-func open(ctx context.Context, v *Verifier, d, ref name.Digest, env []byte) Proof {
+func open(ctx context.Context, v *Verifier, d, ref name.Digest, env []byte, cert *Certificate) Proof {
 	pr := Proof{Referrer: ref.DigestStr()}
-	stmt, err := v.Open(ctx, env)
+	stmt, err := v.OpenSigned(ctx, env, cert)
 	if err != nil {
-		if errors.Is(err, ErrBadSignature) {
+		if errors.Is(err, ErrBadSignature) && v.Keyless() {
+			err = errors.New("its signature does not verify with its certificate's key (changed after signing)")
+		} else if errors.Is(err, ErrBadSignature) {
 			err = fmt.Errorf("its signature does not verify with key %s (changed after signing, or signed by another key)", v.KeyID())
 		}
 		pr.Err = err

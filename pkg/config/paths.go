@@ -141,6 +141,7 @@ func (c *Config) checkPaths() error {
 		{c.Release.Line, "release: changelogs", c.Release.Changelogs},
 		{c.Pins.Line, "pins: kustomization", c.Pins.Kustomization},
 		{c.Attest.Line, "attest: public_key", c.Attest.PublicKey},
+		{c.Attest.Line, "attest: keyless: root", c.keylessRoot()},
 	} {
 		if kv.p == "" {
 			continue

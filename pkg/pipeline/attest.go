@@ -42,10 +42,13 @@ func (r *Run) SBOMFormat() string {
 	return r.Cfg.Attest.SBOM
 }
 
-// signer loads the signing key the settings name; nil when none is set
-// (nothing is signed). A wrong password stops the run before anything is
-// pushed.
-func (r *Run) signer() (*attest.Signer, error) {
+// signer loads the signing key the settings name, or signs keylessly
+// when attest.keyless is set; nil when neither can (nothing is signed). A
+// wrong password stops the run before anything is pushed.
+func (r *Run) signer(ctx context.Context) (*attest.Signer, error) {
+	if r.Cfg.Attest.Keyless != nil {
+		return r.keylessSigner(ctx)
+	}
 	if r.Set.SigningKey == "" {
 		if r.Set.SigningPassword != "" {
 			return nil, errors.New("HOIST_SIGNING_PASSWORD is set but HOIST_SIGNING_KEY is not: set HOIST_SIGNING_KEY to the cosign.key file, or unset the password")
@@ -72,7 +75,7 @@ func (r *Run) signer() (*attest.Signer, error) {
 // the lock file, once for all images (call it when the push is over,
 // failed or not). All are nil when no signing key is set.
 func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine, p *plan.Plan) (stage, attach publish.Attacher, record func(context.Context) error, err error) {
-	s, err := r.signer()
+	s, err := r.signer(ctx)
 	if s == nil || err != nil {
 		return nil, nil, nil, err
 	}
@@ -189,7 +192,7 @@ func (r *Run) attacher(ctx context.Context, c *registry.Client, e *engine.Engine
 		if err != nil {
 			return c.Explain("attaching the proofs of "+li.Name, d.RegistryStr(), err)
 		}
-		r.logf("attest: %s: signed (key %s) and attached %d attestations: %s", li.Name, s.KeyID(), len(att.PredicateType), att.Att)
+		r.logf("attest: %s: signed (%s) and attached %d attestations: %s", li.Name, s.Describe(), len(att.PredicateType), att.Att)
 		mu.Lock()
 		attached = append(attached, done{image: li.Name, id: li.ImageID, d: d, att: att})
 		mu.Unlock()

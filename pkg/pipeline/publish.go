@@ -209,8 +209,8 @@ func (r *Run) promote(ctx context.Context, staging []string, tested func(context
 	if err != nil {
 		return nil, err
 	}
-	if r.Set.VerifyKey != "" || r.Cfg.Attest.PublicKey != "" {
-		// With a key to check against, the staging build's proofs must
+	if r.Set.VerifyKey != "" || r.Cfg.Attest.PublicKey != "" || r.Cfg.Attest.Keyless != nil {
+		// With a key or a keyless identity to check against, the staging build's proofs must
 		// verify before anything is copied (the dry run included, so the
 		// main line's preflight refuses early).
 		if tested, err = r.provenTested(c, from, tested); err != nil {

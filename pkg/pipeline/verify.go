@@ -19,8 +19,12 @@ import (
 // ErrNoVerifyKey means Verify has no public key to check with.
 var ErrNoVerifyKey = errors.New("no public key to verify with")
 
-// verifier loads the public key: HOIST_VERIFY_KEY, else attest.public_key.
+// verifier loads the public key: HOIST_VERIFY_KEY, else attest.public_key;
+// with attest.keyless, the keyless policy (HOIST_VERIFY_KEY still wins).
 func (r *Run) verifier() (*attest.Verifier, error) {
+	if r.Cfg.Attest.Keyless != nil && r.Set.VerifyKey == "" {
+		return r.keylessVerifier()
+	}
 	path, from := r.Set.VerifyKey, "HOIST_VERIFY_KEY"
 	if path == "" && r.Cfg.Attest.PublicKey != "" {
 		path, from = r.Cfg.Path(r.Cfg.Attest.PublicKey), r.Cfg.File+": attest.public_key"
@@ -169,7 +173,7 @@ func writeReport(w io.Writer, rep *attest.Report) {
 		fmt.Fprintf(w, "  sbom      %s\n", rep.SBOMFormat)
 	}
 	if len(rep.Problems) == 0 {
-		fmt.Fprintf(w, "  verified: %d attestations signed by the key\n", len(rep.Proofs))
+		fmt.Fprintf(w, "  verified: %d attestations signed by %s\n", len(rep.Proofs), rep.SignedBy)
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  REFUSED: %s\n", p)

@@ -78,6 +78,12 @@ type Settings struct {
 	// lock file's pushed digests).
 	VerifyKey  string
 	VerifyRefs []string
+	// IDTokenRequestURL and IDTokenRequestToken are what a GitHub Actions
+	// job granted `id-token: write` asks its OIDC token with
+	// (ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN): Push
+	// signs keylessly with it when attest.keyless is set.
+	IDTokenRequestURL   string
+	IDTokenRequestToken Secret
 	// CIBuilderID and CIRunURL name the CI workflow and run (GitHub
 	// Actions), for provenance; empty outside CI.
 	CIBuilderID, CIRunURL string
@@ -139,6 +145,8 @@ var Vars = []Var{
 	{"HOIST_SIGNING_PASSWORD", "the signing key's password; never printed"},
 	{"HOIST_VERIFY_KEY", "Verify checks signatures with this public key file (overrides `attest.public_key`)"},
 	{"HOIST_VERIFY_REF", "`REF[,REF]`: Verify these images (`REPO@sha256:…` or `REPO:TAG`) instead of the lock file's pushed digests"},
+	{"ACTIONS_ID_TOKEN_REQUEST_URL", "set by GitHub Actions in a job granted `id-token: write`: with `attest.keyless` in hoist.yaml, Push asks it for the job's OIDC token and signs keylessly (docs/attestations.md)"},
+	{"ACTIONS_ID_TOKEN_REQUEST_TOKEN", "set by GitHub Actions with `ACTIONS_ID_TOKEN_REQUEST_URL`, the bearer token of that request; never printed"},
 	{"HOIST_REGISTRY", "`HOST[/REPOSITORY]`: push and promote there instead of `registry` in hoist.yaml"},
 	{"HOIST_REGISTRY_USERNAME", "registry user (CI); else Docker's config and credential helpers"},
 	{"HOIST_REGISTRY_PASSWORD", "registry password or token; never printed"},
@@ -220,6 +228,8 @@ func Read(environ []string) (*Settings, error) {
 	}
 	spw, _ := lookup("HOIST_SIGNING_PASSWORD")
 	s.SigningPassword = Secret(spw)
+	s.IDTokenRequestURL = get("ACTIONS_ID_TOKEN_REQUEST_URL")
+	s.IDTokenRequestToken = Secret(get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
 	for _, r := range strings.Split(get("HOIST_VERIFY_REF"), ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			s.VerifyRefs = append(s.VerifyRefs, r)
