@@ -140,12 +140,18 @@ func TestScheduleRunsTheRebuildLine(t *testing.T) {
 	}
 }
 
-// The staging and tag workflows run over shards when the plan says so:
-// plan (with reserve on staging), a matrix of shard jobs uploading their
-// fragments, and a join that needs every shard; else one runner.
+// The staging and tag workflows, and the one init writes, run over shards
+// when the plan says so: plan (with reserve on staging), a matrix of shard
+// jobs uploading their fragments, and a join that needs every shard; else
+// one runner.
 func TestShardedLines(t *testing.T) {
-	for _, name := range []string{"publish-staging.yml", "release-tag.yml"} {
-		w, err := Load(filepath.Join(testenv.RepoRoot(t), ".github", "workflows", name))
+	initFile := filepath.Join("pkg", "initrepo", "files", "release.yml")
+	for _, name := range []string{"publish-staging.yml", "release-tag.yml", initFile} {
+		path := filepath.Join(testenv.RepoRoot(t), ".github", "workflows", name)
+		if name == initFile {
+			path = filepath.Join(testenv.RepoRoot(t), initFile)
+		}
+		w, err := Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +163,7 @@ func TestShardedLines(t *testing.T) {
 		raw := string(w.Raw)
 		want := []string{
 			"run: go run mage.go plan",
-			"if: needs.plan.outputs.sharded != 'true'",
+			"needs.plan.outputs.sharded != 'true'",
 			"matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}",
 			"HOIST_SHARD: ${{ matrix.shard }}",
 			"HOIST_IMAGES: ${{ matrix.images }}",
@@ -167,8 +173,15 @@ func TestShardedLines(t *testing.T) {
 			"HOIST_FRAGMENTS: build/hoist/fragments",
 			"run: go run mage.go join",
 		}
-		if name == "publish-staging.yml" {
+		switch name {
+		case "publish-staging.yml":
 			want = append(want, "run: go run mage.go reserve")
+		case initFile:
+			// One workflow for every line: only staging and tags shard,
+			// and the one-runner job also runs when the plan is skipped.
+			want = append(want, "run: go run mage.go reserve",
+				"if: (github.ref == 'refs/heads/staging' || startsWith(github.ref, 'refs/tags/v')) && github.event_name != 'schedule' && !inputs.rebuild_base",
+				"if: ${{ !cancelled() && needs.plan.result != 'failure' && needs.plan.outputs.sharded != 'true' }}")
 		}
 		for _, s := range want {
 			if !strings.Contains(raw, s) {
@@ -196,7 +209,7 @@ func TestIDTokenOnlyWherePushing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range init.IDTokenMisplaced("release") {
+	for _, p := range init.IDTokenMisplaced("release", "shard") {
 		t.Error(p)
 	}
 	// The check catches a grant on a job that does not push, and one at

@@ -79,6 +79,7 @@ func Init(dir string, o Options) (Result, error) {
 		{"mage.go", "files/mage.go.txt"},
 		{".github/workflows/hoist-ci.yml", "files/ci.yml"},
 		{".github/workflows/hoist-release.yml", "files/release.yml"},
+		{".github/actions/hoist-setup/action.yml", "files/hoist-setup.yml"},
 	} {
 		b, err := files.ReadFile(f.src)
 		if err != nil {

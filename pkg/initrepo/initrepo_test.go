@@ -121,7 +121,7 @@ func TestInit(t *testing.T) {
 			if fmt.Sprint(res.Images) != fmt.Sprint(want) {
 				t.Errorf("images %v, want %v", res.Images, want)
 			}
-			for _, p := range []string{"hoist.yaml", "VERSION", "go.mod", "mage.go", "magefiles/magefile.go", ".github/workflows/hoist-ci.yml", ".github/workflows/hoist-release.yml"} {
+			for _, p := range []string{"hoist.yaml", "VERSION", "go.mod", "mage.go", "magefiles/magefile.go", ".github/workflows/hoist-ci.yml", ".github/workflows/hoist-release.yml", ".github/actions/hoist-setup/action.yml"} {
 				if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 					t.Errorf("%s not written: %v", p, err)
 				}
@@ -134,8 +134,8 @@ func TestInit(t *testing.T) {
 			if _, err := config.Load(filepath.Join(dir, "hoist.yaml")); err != nil {
 				t.Fatalf("the written hoist.yaml does not load: %v", err)
 			}
-			for _, wf := range []string{"hoist-ci.yml", "hoist-release.yml"} {
-				w, err := workflows.Load(filepath.Join(dir, ".github/workflows", wf))
+			for _, wf := range []string{"workflows/hoist-ci.yml", "workflows/hoist-release.yml", "actions/hoist-setup/action.yml"} {
+				w, err := workflows.Load(filepath.Join(dir, ".github", wf))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -183,12 +183,18 @@ func TestInitRefuses(t *testing.T) {
 	}
 }
 
-// The workflows init writes pass the pinned actionlint.
+// The workflows init writes, and the setup action they share, pass the
+// pinned actionlint.
 func TestInitWorkflowsLint(t *testing.T) {
 	dir := t.TempDir()
 	testenv.WriteFiles(t, dir, map[string]string{"Dockerfile": plainDockerfile})
 	if _, err := initrepo.Init(dir, initrepo.Options{}); err != nil {
 		t.Fatal(err)
+	}
+	// A repository, as the user's is: actionlint then finds its root and
+	// checks the jobs' use of the local setup action (its inputs).
+	if out, err := exec.Command("git", "-C", dir, "init", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
 	}
 	wfs, _ := filepath.Glob(filepath.Join(dir, ".github/workflows/*.yml"))
 	cmd := exec.Command("bash", append([]string{filepath.Join(testenv.RepoRoot(t), "scripts/actionlint.sh")}, wfs...)...)
