@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,5 +305,42 @@ func Probe(t testing.TB, dir string, goarchs ...string) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building the probe for %s: %v\n%s", arch, err, out)
 		}
+	}
+}
+
+// NoSecrets fails t when any of secrets appears in output or in a regular
+// file under dir (files over 64 MiB are skipped): a test's check that a
+// run printed and wrote no password, token or auth string.
+func NoSecrets(t testing.TB, output, dir string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("NoSecrets: an empty secret matches everything")
+		}
+		if strings.Contains(output, s) {
+			t.Fatalf("a secret appears in the output:\n%s", output)
+		}
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil || !info.Mode().IsRegular() || info.Size() > 64<<20 {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("a secret appears in %s", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
