@@ -91,7 +91,7 @@ func readManifests(dir string) ([]manifestObject, error) {
 	}
 	var out []manifestObject
 	for _, e := range es {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") && !strings.HasSuffix(e.Name(), ".yml") {
 			continue
 		}
 		f := filepath.Join(dir, e.Name())
