@@ -68,3 +68,61 @@ func testScanWritesSBOM(t *testing.T) {
 		})
 	}
 }
+
+// With SBOMLater, Run records the scan without SBOMs and hands them to
+// Result.SBOMs, which writes and records them as Run would; an SBOM that
+// cannot be written is an error naming the image, and the lock file then
+// records its scan as failed.
+func TestScanSBOMLater(t *testing.T) {
+	f := newFixture(t, map[string]map[string]string{"clean": {"bash": "5.2.15-2+b2"}}, nil)
+	o := f.options(t, basePolicy())
+	o.SBOM, o.SBOMLater = scan.SBOMCycloneDX, true
+	scanned := func() *lock.Image {
+		t.Helper()
+		l, err := lock.Read(f.lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := l.Find("clean")
+		return img
+	}
+	res, err := scan.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SBOMs == nil || res.Images[0].SBOM != nil {
+		t.Fatalf("Run wrote the SBOM itself (%+v) or left none to write", res.Images[0].SBOM)
+	}
+	if img := scanned(); img.Scan == nil || !img.Scan.Passed || img.Scan.SBOM != nil {
+		t.Fatalf("lock after Run: %+v, want a passed scan with no SBOM yet", img.Scan)
+	}
+	if err := res.SBOMs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	img := scanned()
+	if img.Scan == nil || !img.Scan.Passed || img.Scan.SBOM == nil || img.Scan.SBOM.Format != scan.SBOMCycloneDX {
+		t.Fatalf("lock after SBOMs: %+v", img.Scan)
+	}
+	b, err := os.ReadFile(img.Scan.SBOM.Path)
+	if err != nil || !strings.Contains(string(b), `"bash"`) {
+		t.Fatalf("SBOM %s: %v", img.Scan.SBOM.Path, err)
+	}
+
+	// A report that no longer converts: the SBOM fails, named, and the
+	// image's scan is recorded as failed.
+	o.Rescan = true
+	res, err = scan.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(res.Images[0].Reports[0], []byte("not a report"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = res.SBOMs(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "writing the SBOM of clean") {
+		t.Fatalf("SBOMs of a broken report = %v", err)
+	}
+	if img := scanned(); img.Scan == nil || img.Scan.Passed || img.Scan.SBOM != nil {
+		t.Fatalf("lock after a failed SBOM: %+v, want a failed scan", img.Scan)
+	}
+}
