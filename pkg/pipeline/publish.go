@@ -129,13 +129,6 @@ func (r *Run) pushWith(ctx context.Context, as *semver.Version, digestOnly bool)
 	if o.StageProofs, o.Attach, record, err = r.attacher(ctx, c, e, p); err != nil {
 		return nil, err
 	}
-	if o.StageProofs != nil || digestOnly {
-		// Proofs attest the SBOMs, and a shard's fragment records them.
-		if err := r.awaitSBOMs(ctx); err != nil {
-			return nil, err
-		}
-	}
-	o.BeforeTags = r.awaitSBOMs
 	res, err := publish.Push(ctx, c, e, o)
 	if record != nil {
 		// What was attached is recorded even when a later step failed.

@@ -66,8 +66,6 @@ func (r *Run) release(ctx context.Context, m mode) error {
 	for _, s := range p.Steps {
 		r.prestage = r.prestage || (s.Name == "Push" && !r.Set.PR && !r.Set.DryRun)
 	}
-	// A shard pushes by digest only: its fragment is made right after.
-	r.tagsAfterPush = m == modeLine
 	err = flow.Run(ctx, r.Out, p.Steps, r.Set.DryRun)
 	r.stopAhead()
 	if r.Set.DryRun {

@@ -46,14 +46,8 @@ type Run struct {
 	prestage bool
 	staging  *aheadPush
 	share    *layoutShare // the scan's layout for the blobs, between scanAhead and pushAhead
-	// sbomLater: the scan beside Test leaves its SBOMs to laterSBOMs,
-	// run beside the push (sboms) and awaited before its tags.
-	sbomLater     bool
-	tagsAfterPush bool
-	laterSBOMs    func(context.Context) error
-	sboms         chan error
-	prefix        string
-	held          *lock.RunLock
+	prefix   string
+	held     *lock.RunLock
 }
 
 // Open loads the config named by the settings, applies the settings'

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -52,11 +51,7 @@ func (r *Run) scanSharing(ctx context.Context, out io.Writer, share *layoutShare
 	if share != nil {
 		o.ShareLayout = share.give
 	}
-	o.SBOMLater = r.sbomLater
-	res, err := scan.Run(ctx, o)
-	if res != nil && res.SBOMs != nil {
-		r.laterSBOMs = res.SBOMs
-	}
+	_, err = scan.Run(ctx, o)
 	return err
 }
 
@@ -88,10 +83,6 @@ func (r *Run) scanAhead(ctx context.Context) {
 	if r.prestage && e.Store != engine.StoreContainerd {
 		r.share = newLayoutShare()
 	}
-	// On a line that pushes with tags and signs nothing, the SBOMs need not
-	// hold up the gates: they are converted beside the push, before its
-	// tags. A signing push attests them, so it needs them at its start.
-	r.sbomLater = r.prestage && r.tagsAfterPush && r.Set.SigningKey == "" && r.Cfg.Attest.Keyless == nil
 	ctx, cancel := context.WithCancel(ctx)
 	a := &aheadScan{cancel: cancel, done: make(chan error, 1)}
 	r.ahead = a
@@ -165,38 +156,12 @@ func (r *Run) scanStep(ctx context.Context) error {
 		err = <-a.done
 	}
 	_, _ = r.Out.Write(a.out.Bytes())
-	// The SBOMs are converted from here on, beside the gates and the push,
-	// which holds its tags until they are written (awaitSBOMs).
-	if f := r.laterSBOMs; f != nil {
-		r.laterSBOMs = nil
-		ch := make(chan error, 1)
-		r.sboms = ch
-		go func() { ch <- f(context.WithoutCancel(ctx)) }()
-	}
 	return err
 }
 
-// awaitSBOMs waits for the SBOMs being converted beside the push, if any,
-// and returns their error.
-func (r *Run) awaitSBOMs(context.Context) error {
-	ch := r.sboms
-	if ch == nil {
-		return nil
-	}
-	r.sboms = nil
-	if err := <-ch; err != nil {
-		return fmt.Errorf("scan: %w", err)
-	}
-	return nil
-}
-
 // stopAhead stops a Scan and a blob upload started beside a Test whose
-// line stopped there, and waits for them and for SBOMs still being
-// written: nothing writes after the run.
+// line stopped there, and waits for them: nothing writes after the run.
 func (r *Run) stopAhead() {
-	if err := r.awaitSBOMs(context.Background()); err != nil {
-		r.logf("hoist: %v", err)
-	}
 	if a := r.ahead; a != nil {
 		r.ahead = nil
 		a.cancel()

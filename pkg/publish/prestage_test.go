@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,45 +164,5 @@ func testPrestageFromLayout(t *testing.T) {
 	}
 	if _, _, _, err := stage(t, layout); err == nil || !strings.Contains(err.Error(), "whose content has another digest") {
 		t.Errorf("staging from a damaged layout: %v", err)
-	}
-}
-
-// BeforeTags runs once, after every image is pushed and gated and before
-// any tag; its error stops the push with no tag written, and without an
-// error the push tags as usual.
-func TestBeforeTagsHoldsTheTags(t *testing.T) {
-	f := newFixture(t)
-	a := f.build(t, "a", 16<<10)
-	if err := imagefix.WriteLock(f.lock, "1.2.3", a); err != nil {
-		t.Fatal(err)
-	}
-	reg := newRegistry(t)
-	c := client(t)
-	prefix := reg.host + "/team/app"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	calls := 0
-	o := PushOptions{LockPath: f.lock, Prefix: prefix, WorkDir: f.dir, BeforeTags: func(context.Context) error {
-		calls++
-		if tags, err := crane.ListTags(prefix+"/a", crane.Insecure); err == nil && len(tags) > 0 {
-			t.Errorf("tags before BeforeTags returned: %v", tags)
-		}
-		return errors.New("the SBOMs are not written")
-	}}
-	if _, err := Push(ctx, c, f.e, o); err == nil || !strings.Contains(err.Error(), "the SBOMs are not written") {
-		t.Fatalf("push with a failing BeforeTags = %v", err)
-	}
-	if tags, err := crane.ListTags(prefix+"/a", crane.Insecure); err == nil && len(tags) > 0 {
-		t.Fatalf("a failed BeforeTags let tags through: %v", tags)
-	}
-	o.BeforeTags = func(context.Context) error { calls++; return nil }
-	if _, err := Push(ctx, c, f.e, o); err != nil {
-		t.Fatal(err)
-	}
-	if tags, err := crane.ListTags(prefix+"/a", crane.Insecure); err != nil || len(tags) == 0 {
-		t.Fatalf("after BeforeTags passed: tags %v, %v", tags, err)
-	}
-	if calls != 2 {
-		t.Errorf("BeforeTags called %d times over two pushes, want 2", calls)
 	}
 }

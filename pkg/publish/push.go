@@ -59,11 +59,6 @@ type PushOptions struct {
 	Progress io.Writer
 	// Parallel bounds concurrent registry work (default 4).
 	Parallel int
-	// BeforeTags, when set, is called once every image is pushed, gated
-	// and has its proofs, right before the first tag is written; an error
-	// stops the push there, with no tag written (work the caller lets run
-	// beside the push, that a tag must not go out without).
-	BeforeTags func(ctx context.Context) error
 	// Layout, when set, is asked by Prestage for an OCI image layout
 	// folder already holding the images' configs and uncompressed layers
 	// by digest (the scan's export, beside which the blobs go up), read
@@ -348,11 +343,6 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		}
 	}
 	if !o.DigestOnly {
-		if o.BeforeTags != nil {
-			if err := o.BeforeTags(ctx); err != nil {
-				return nil, err
-			}
-		}
 		if err := writeTags(ctx, sess, o.Version, targets); err != nil {
 			return nil, err
 		}

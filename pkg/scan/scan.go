@@ -83,11 +83,6 @@ type Options struct {
 	// staging its blobs beside the scan reads them there rather than
 	// exporting the same images from the engine again.
 	ShareLayout func(dir string) <-chan struct{}
-	// SBOMLater, with SBOM set, leaves the SBOMs to Result.SBOMs: Run
-	// returns once the scans are judged and recorded, and the caller
-	// converts the reports while it does other work (a push waiting on the
-	// registry), then holds its tags until they are written.
-	SBOMLater bool
 	// Rescan scans every image even when an earlier scan of the same image
 	// with the same Trivy, scanners and DB could be reused.
 	Rescan bool
@@ -154,11 +149,6 @@ type Result struct {
 	Scanner string   // e.g. trivy 0.58.0
 	DB      DBInfo
 	Summary string // path of summary.md
-	// SBOMs, with Options.SBOMLater and SBOMs to write, writes them
-	// (beside the reports, as Run would have) and records them in the lock
-	// file; it fails, naming each, when one could not be written, and that
-	// image's scan is then recorded as failed.
-	SBOMs func(ctx context.Context) error
 }
 
 // Run scans the images of the lock file. It returns ErrBreached (wrapped,
@@ -320,9 +310,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
-			if o.SBOMLater {
-				return nil
-			}
 			// The SBOM needs no scan slot: the next scan starts meanwhile.
 			sboms.Go(func() error {
 				writeSBOM(ctx, o, tool, &res.Images[i], workDir)
@@ -333,9 +320,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// A reused report lists the packages too (the cache key says so).
 	for _, i := range cached {
-		if o.SBOMLater {
-			break
-		}
 		sboms.Go(func() error {
 			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
 			return nil
@@ -355,46 +339,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := writeReports(o, res, now); err != nil {
 		return res, err
 	}
-	if o.SBOMLater && o.SBOM != "" {
-		res.SBOMs = laterSBOMs(o, res, tool, workDir, now)
-	}
 	return res, verdict(res)
-}
-
-// laterSBOMs is Result.SBOMs: the SBOM of every image with a report,
-// written as Run writes them, then the lock file's scan records again,
-// with the SBOMs (an image whose SBOM failed is recorded as failed).
-func laterSBOMs(o Options, res *Result, tool trivy.Tool, workDir string, now time.Time) func(context.Context) error {
-	var pending []int
-	for i, r := range res.Images {
-		if r.Err == nil && len(r.Reports) > 0 && r.SBOM == nil {
-			pending = append(pending, i)
-		}
-	}
-	if len(pending) == 0 {
-		return nil
-	}
-	return func(ctx context.Context) error {
-		var g errgroup.Group
-		g.SetLimit(o.Parallel)
-		for _, i := range pending {
-			g.Go(func() error {
-				writeSBOM(ctx, o, tool, &res.Images[i], workDir)
-				return nil
-			})
-		}
-		_ = g.Wait() // each outcome is on its image
-		var errs []error
-		for _, i := range pending {
-			if err := res.Images[i].Err; err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := record(o.LockPath, res, now); err != nil {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	}
 }
 
 // writeReports writes each image's reports, the summary (also to the GitHub
