@@ -171,6 +171,22 @@ func resolveDir(dir string, refs map[string]string, out string) ([]Object, error
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
+	// out is applied whole: a manifest resolved by an earlier run whose
+	// source is gone now must not be applied again.
+	keep := map[string]bool{}
+	for _, f := range files {
+		keep[filepath.Base(f)] = true
+	}
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		old, _ := filepath.Glob(filepath.Join(out, pat))
+		for _, p := range old {
+			if !keep[filepath.Base(p)] {
+				if err := os.Remove(p); err != nil {
+					return nil, fmt.Errorf("removing the stale resolved manifest %s: %w", p, err)
+				}
+			}
+		}
+	}
 	var objs []Object
 	for _, f := range files {
 		data, err := os.ReadFile(f)

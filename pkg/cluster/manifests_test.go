@@ -138,3 +138,39 @@ docker.io/hoistprobe/x:1 application/vnd.docker.distribution.manifest.v2+json sh
 		t.Fatalf("config %q, blobs %v", inv.config[m], inv.blobs)
 	}
 }
+
+// The resolved folder is applied whole, so a manifest deleted from the
+// source since the last run leaves it too; the others are written again.
+func TestResolveDirDropsDeletedManifests(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	cm := func(name string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\ndata: {a: b}\n"
+	}
+	for _, f := range []string{"a.yaml", "b.yml"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte(cm(strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := resolveDir(src, planRefs, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "b.yml")); err != nil {
+		t.Fatal(err)
+	}
+	// A file of another kind in the folder is not Hoist's to remove.
+	if err := os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := resolveDir(src, planRefs, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	es, _ := os.ReadDir(out)
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	if !reflect.DeepEqual(names, []string{"a.yaml", "notes.txt"}) || len(objs) != 1 {
+		t.Fatalf("resolved folder holds %v (%d objects), want a.yaml and notes.txt (1 object)", names, len(objs))
+	}
+}
