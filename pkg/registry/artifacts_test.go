@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -127,7 +128,7 @@ func (c *countGets) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestSessionPrepareReferrer(t *testing.T) {
 	subject, _ := v1.NewHash("sha256:" + string(slices.Repeat([]byte("6"), 64)))
 	fallback := "/manifests/sha256-" + subject.Hex
-	put := func(t *testing.T, s *Session, ref name.Tag, cfg v1.Hash, size int) {
+	put := func(t *testing.T, s *Session, ref name.Tag, cfg v1.Hash, size int, subject v1.Hash) {
 		t.Helper()
 		m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
 			Config:      v1.Descriptor{MediaType: "application/vnd.example+json", Digest: cfg, Size: int64(size)},
@@ -159,7 +160,7 @@ func TestSessionPrepareReferrer(t *testing.T) {
 	t.Run("fallback", func(t *testing.T) {
 		reg := regtest.Distribution(t, "", "")
 		s, repo, cfg, size := session(t, reg.Host, nil)
-		put(t, s, repo.Tag("one"), cfg, size)
+		put(t, s, repo.Tag("one"), cfg, size, subject)
 		ct := &countGets{inner: remote.DefaultTransport, suffix: fallback}
 		s2, _, _, _ := session(t, reg.Host, ct)
 		s2.PrepareReferrer(t.Context(), repo, subject)
@@ -170,7 +171,7 @@ func TestSessionPrepareReferrer(t *testing.T) {
 		if n := ct.n.Load(); n != 1 {
 			t.Fatalf("the fallback index was read %d times ahead, want once", n)
 		}
-		put(t, s2, repo.Tag("two"), cfg, size)
+		put(t, s2, repo.Tag("two"), cfg, size, subject)
 		if n := ct.n.Load(); n != 1 {
 			t.Errorf("the fallback index was read %d times, want once (ahead)", n)
 		}
@@ -187,10 +188,17 @@ func TestSessionPrepareReferrer(t *testing.T) {
 		srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
 		defer srv.Close()
 		host := strings.TrimPrefix(srv.URL, "http://")
-		ct := &countGets{inner: remote.DefaultTransport, suffix: fallback}
-		s, repo, cfg, size := session(t, host, ct)
+		s, repo, cfg, size := session(t, host, nil)
+		// As in a push, the subject is in the repository before anything
+		// refers to it: the image's manifest, pushed and gated.
+		img, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+			Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfg, Size: int64(size)}, Layers: []v1.Descriptor{}})
+		subject, _, _ := v1.SHA256(bytes.NewReader(img))
+		if err := s.Put(t.Context(), repo.Digest(subject.String()), img, types.OCIManifestSchema1); err != nil {
+			t.Fatal(err)
+		}
 		s.PrepareReferrer(t.Context(), repo, subject)
-		put(t, s, repo.Tag("one"), cfg, size)
+		put(t, s, repo.Tag("one"), cfg, size, subject)
 		if _, _, err := s.Get(t.Context(), repo.Tag("sha256-"+subject.Hex)); !errors.Is(err, ErrNotFound) {
 			t.Errorf("a fallback tag was written on a registry with the referrers API: %v", err)
 		}
