@@ -50,10 +50,15 @@ import _ "github.com/sigstore/cosign/v2/cmd/cosign"
 var Spec = gotool.Spec{
 	Name: "cosign", Module: Module, Package: Module + "/cmd/cosign", Pinned: Pinned,
 	GoMod: pinnedGoMod, GoSum: pinnedGoSum, ToolsGo: toolsGo,
-	Flags: func(v string) []string {
-		return []string{"-trimpath", "-ldflags", "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v" + v}
-	},
+	Flags:   ReleaseUtilsFlags,
 	Version: Version,
+}
+
+// ReleaseUtilsFlags are the go build flags of a Sigstore tool that stamps
+// its version through sigs.k8s.io/release-utils (cosign, Fulcio), so its
+// `version --json` names the release.
+func ReleaseUtilsFlags(version string) []string {
+	return []string{"-trimpath", "-ldflags", "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v" + version}
 }
 
 // Version runs `cosign version --json` and returns the release it reports.

@@ -59,9 +59,7 @@ import _ "github.com/sigstore/fulcio"
 var Spec = gotool.Spec{
 	Name: "fulcio", Module: Module, Package: Module, Pinned: Pinned,
 	GoMod: pinnedGoMod, GoSum: pinnedGoSum, ToolsGo: toolsGo,
-	Flags: func(v string) []string {
-		return []string{"-trimpath", "-ldflags", "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v" + v}
-	},
+	Flags:   cosign.ReleaseUtilsFlags,
 	Version: cosign.Version,
 }
 
