@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
@@ -50,14 +49,22 @@ func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) 
 	for _, it := range items {
 		it.built = fromCache(ch, it.img, &uploads)
 	}
-	where, missing, err := locate(ctx, c, o.Parallel, items)
+	repos := make([]name.Repository, len(items))
+	for i, it := range items {
+		repos[i] = it.repo
+	}
+	sess, err := c.Session(ctx, repos[0].Registry, nil, repos)
+	if err != nil {
+		return Staged{}, err
+	}
+	pl, err := locate(ctx, c, items)
 	if err != nil {
 		return Staged{}, err
 	}
 	var st Staged
 	var export []*pushItem
 	for _, it := range items {
-		if it.built == nil || anyMissing(it.built, missing) {
+		if it.built == nil || anyMissing(it.built, pl.missing) {
 			export = append(export, it)
 		}
 	}
@@ -73,47 +80,16 @@ func Prestage(ctx context.Context, c *registry.Client, e Engine, o PushOptions) 
 		if err := ch.save(); err != nil {
 			return Staged{}, err
 		}
-		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
+		if pl, err = locate(ctx, c, items); err != nil {
 			return Staged{}, err
 		}
 	}
-	for _, m := range missing {
+	for _, m := range pl.missing {
 		if m {
 			st.Blobs++
 		}
 	}
-	return st, uploadMissing(ctx, c, o.Parallel, items, where, missing)
-}
-
-// uploadMissing uploads each blob the registry lacks once, to the first
-// repository of items needing it; the manifests of the others mount it
-// from there (where is updated).
-func uploadMissing(ctx context.Context, c *registry.Client, parallel int, items []*pushItem, where map[v1.Hash]name.Repository, missing map[v1.Hash]bool) error {
-	type up struct {
-		repo name.Repository
-		l    v1.Layer
-	}
-	var ups []up
-	for _, it := range items {
-		if it.present {
-			continue
-		}
-		for _, l := range it.built.layers {
-			d, _ := l.Digest()
-			if missing[d] {
-				ups = append(ups, up{it.repo, l})
-				missing[d] = false
-				where[d] = it.repo
-			}
-		}
-	}
-	return forEach(ctx, parallel, ups, func(ctx context.Context, u up) error {
-		if err := c.Pusher().Upload(ctx, u.repo, u.l); err != nil {
-			d, _ := u.l.Digest()
-			return c.Explain("uploading blob "+d.String()+" to "+u.repo.String(), u.repo.RegistryStr(), err)
-		}
-		return nil
-	})
+	return st, placeBlobs(ctx, c, sess, o.Parallel, items, pl)
 }
 
 // Staged is what Prestage did.

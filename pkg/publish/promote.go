@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
@@ -167,8 +169,9 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 	if err != nil {
 		return nil, err
 	}
-	srcS := dstS
+	srcS, mountS := dstS, dstS
 	if srcRepos[0].RegistryStr() != dstRepos[0].RegistryStr() {
+		mountS = nil
 		if srcS, err = c.Session(ctx, srcRepos[0].Registry, srcRepos, nil); err != nil {
 			return nil, err
 		}
@@ -343,7 +346,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 		if it.step.SameRepo {
 			return nil
 		}
-		refs, err := copyManifest(ctx, c, it.src, it.dst, it.desc.Digest, true)
+		refs, err := copyManifest(ctx, c, mountS, it.src, it.dst, it.desc.Digest, true)
 		it.step.Referrer = refs
 		if err != nil {
 			return err
@@ -359,7 +362,7 @@ func Promote(ctx context.Context, c *registry.Client, o PromoteOptions) (*Promot
 			if err != nil {
 				return err
 			}
-			if _, err := copyManifest(ctx, c, it.src, it.dst, d.Digest, false); err != nil {
+			if _, err := copyManifest(ctx, c, mountS, it.src, it.dst, d.Digest, false); err != nil {
 				return err
 			}
 			got, err := c.Get(ctx, it.dst.Digest(d.Digest.String()))
@@ -423,30 +426,26 @@ func record(ctx context.Context, path string, plan *PromotePlan) error {
 	})
 }
 
-// copyManifest copies src@d to dst by digest, mounting blobs where the
-// registry allows, and (when withReferrers) the manifests referring to it.
-// It returns the referrers copied.
-func copyManifest(ctx context.Context, c *registry.Client, src, dst name.Repository, d v1.Hash, withReferrers bool) ([]string, error) {
+// copyManifest copies src@d to dst by digest and (when withReferrers) the
+// manifests referring to it, returning the referrers copied. Within one
+// registry (sess is its session) the blobs are mounted with Hoist's own
+// requests and the manifests put as they are: go-containerregistry, asked
+// to mount from another repository, races with itself (see placeBlobs).
+// Across registries go-containerregistry copies the bytes.
+func copyManifest(ctx context.Context, c *registry.Client, sess *registry.Session, src, dst name.Repository, d v1.Hash, withReferrers bool) ([]string, error) {
 	from := src.Digest(d.String())
 	to := dst.Digest(d.String())
 	desc, err := c.Get(ctx, from)
 	if err != nil {
 		return nil, err
 	}
-	var t remote.Taggable
-	switch {
-	case desc.MediaType.IsIndex():
-		t, err = desc.ImageIndex()
-	case desc.MediaType.IsImage():
-		t, err = desc.Image()
-	default:
-		t = desc
+	if sess != nil {
+		err = mountManifest(ctx, c, sess, src, dst, desc.Manifest, desc.MediaType)
+	} else {
+		err = pushCopy(ctx, c, desc, from, to)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", from, err)
-	}
-	if err := c.Pusher().Push(ctx, to, t); err != nil {
-		return nil, c.Explain("copying "+from.String()+" to "+to.String(), dst.RegistryStr(), err)
+		return nil, err
 	}
 	if !withReferrers {
 		return nil, nil
@@ -464,10 +463,85 @@ func copyManifest(ctx context.Context, c *registry.Client, src, dst name.Reposit
 	}
 	var copied []string
 	for _, r := range im.Manifests {
-		if _, err := copyManifest(ctx, c, src, dst, r.Digest, true); err != nil {
+		if _, err := copyManifest(ctx, c, sess, src, dst, r.Digest, true); err != nil {
 			return copied, fmt.Errorf("copying referrer %s of %s: %w", r.Digest, from, err)
 		}
 		copied = append(copied, r.Digest.String())
 	}
 	return copied, nil
+}
+
+// pushCopy has go-containerregistry copy desc, read from from, to to.
+func pushCopy(ctx context.Context, c *registry.Client, desc *remote.Descriptor, from, to name.Digest) error {
+	var t remote.Taggable
+	var err error
+	switch {
+	case desc.MediaType.IsIndex():
+		t, err = desc.ImageIndex()
+	case desc.MediaType.IsImage():
+		t, err = desc.Image()
+	default:
+		t = desc
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", from, err)
+	}
+	if err := c.Pusher().Push(ctx, to, t); err != nil {
+		return c.Explain("copying "+from.String()+" to "+to.String(), to.RegistryStr(), err)
+	}
+	return nil
+}
+
+// mountManifest copies manifest raw (of type mt) from src to dst in one
+// registry: an index's manifests first, a manifest's blobs mounted (or, where
+// the registry declines, copied), then raw itself.
+func mountManifest(ctx context.Context, c *registry.Client, sess *registry.Session, src, dst name.Repository, raw []byte, mt types.MediaType) error {
+	d, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	what := "copying " + src.Digest(d.String()).String() + " to " + dst.String()
+	if mt.IsIndex() {
+		im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if err := forEach(ctx, tagJobs, im.Manifests, func(ctx context.Context, m v1.Descriptor) error {
+			child, err := c.Get(ctx, src.Digest(m.Digest.String()))
+			if err != nil {
+				return err
+			}
+			return mountManifest(ctx, c, sess, src, dst, child.Manifest, child.MediaType)
+		}); err != nil {
+			return err
+		}
+	} else {
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		blobs := append([]v1.Descriptor{m.Config}, m.Layers...)
+		if err := forEach(ctx, tagJobs, blobs, func(ctx context.Context, b v1.Descriptor) error {
+			if ok, err := sess.Mount(ctx, dst, src, b.Digest); err != nil || ok {
+				return err
+			}
+			l, err := remote.Layer(src.Digest(b.Digest.String()), c.Options(ctx)...)
+			if err != nil {
+				return c.Explain("reading blob "+b.Digest.String()+" of "+src.String(), src.RegistryStr(), err)
+			}
+			if ml, ok := l.(*remote.MountableLayer); ok {
+				l = ml.Layer // the mount was declined
+			}
+			if err := c.Pusher().Upload(ctx, dst, l); err != nil {
+				return c.Explain("copying blob "+b.Digest.String()+" to "+dst.String(), dst.RegistryStr(), err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := c.Pusher().Put(ctx, dst.Digest(d.String()), rawManifest{raw, mt}); err != nil {
+		return c.Explain(what, dst.RegistryStr(), err)
+	}
+	return nil
 }

@@ -216,7 +216,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 	}
 
 	// 3. Which blobs does the registry lack? Where can it mount the rest from?
-	where, missing, err := locate(ctx, c, o.Parallel, items)
+	pl, err := locate(ctx, c, items)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		if it.present {
 			continue
 		}
-		if it.built == nil || anyMissing(it.built, missing) {
+		if it.built == nil || anyMissing(it.built, pl.missing) {
 			export = append(export, it)
 		}
 	}
@@ -253,7 +253,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 		if err := checkPresent(ctx, sess, export, own); err != nil {
 			return nil, err
 		}
-		if where, missing, err = locate(ctx, c, o.Parallel, items); err != nil {
+		if pl, err = locate(ctx, c, items); err != nil {
 			return nil, err
 		}
 	}
@@ -264,7 +264,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 
 	// 5. Upload each missing blob once, to the first repository needing it;
 	// the others mount it from there.
-	if err := uploadMissing(ctx, c, o.Parallel, items, where, missing); err != nil {
+	if err := placeBlobs(ctx, c, sess, o.Parallel, items, pl); err != nil {
 		return nil, err
 	}
 
@@ -274,7 +274,7 @@ func Push(ctx context.Context, c *registry.Client, e Engine, o PushOptions) (*Pu
 			return nil
 		}
 		ref := it.repo.Digest(it.built.digest.String())
-		if err := c.Pusher().Push(ctx, ref, mountable(it.built, it.repo, where)); err != nil {
+		if err := c.Pusher().Push(ctx, ref, it.built); err != nil {
 			return c.Explain("pushing "+it.img.Name+" to "+ref.String(), ref.RegistryStr(), err)
 		}
 		logf("%s: %s", it.img.Name, ref)

@@ -127,6 +127,31 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 	return h, nil
 }
 
+// Mount makes blob d of from, a repository of the session's registry, a
+// blob of repo without its bytes travelling, and reports whether the
+// registry did. One that declines opens an upload instead, which Mount
+// cancels: the caller then uploads the bytes.
+func (s *Session) Mount(ctx context.Context, repo, from name.Repository, d v1.Hash) (bool, error) {
+	what := "mounting blob " + d.String() + " from " + from.String() + " into " + repo.String()
+	u := s.url(repo, "blobs/uploads/") + "?" + url.Values{"mount": {d.String()}, "from": {from.RepositoryStr()}}.Encode()
+	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusCreated, http.StatusAccepted)
+	if err != nil {
+		return false, s.c.Explain(what, repo.RegistryStr(), err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return true, nil
+	}
+	if loc, err := resp.Request.URL.Parse(resp.Header.Get("Location")); err == nil && resp.Header.Get("Location") != "" {
+		// An upload left open expires by itself; cancelling frees it now.
+		if r, err := s.do(ctx, http.MethodDelete, loc.String(), nil, nil, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err == nil {
+			r.Body.Close()
+		}
+	}
+	return false, nil
+}
+
 // PutReferrer writes manifest (of media type mt, with a subject) under
 // ref and makes it a referrer of subject: registries with the referrers
 // API index it themselves; on the others it is added to the index under
