@@ -27,7 +27,8 @@ type Fault struct {
 }
 
 // Rule chooses the fault for the n-th request (from 1); the zero Fault
-// forwards the request untouched.
+// forwards the request as the rule leaves it (a rule may rewrite it, e.g.
+// to play a registry that declines what the client asks).
 type Rule func(n int, r *http.Request) Fault
 
 // Proxy is a running fault-injecting proxy.

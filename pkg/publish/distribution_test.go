@@ -21,6 +21,7 @@ import (
 	"github.com/hoistci/hoist/internal/regtest"
 	"github.com/hoistci/hoist/internal/testenv"
 	"github.com/hoistci/hoist/pkg/gate"
+	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/registry"
 )
 
@@ -311,5 +312,87 @@ func TestPromoteReferrersFallbackTag(t *testing.T) {
 	counts, _ := reg.Counts()
 	if counts.Mounts == 0 {
 		t.Errorf("no blob was mounted into prod (registry log: %+v)", counts)
+	}
+}
+
+// A registry that declines cross-repository mounts (it opens an upload
+// instead, as the distribution spec allows) still gets every blob into
+// every repository: Push's and Promote's mounts fall back to the bytes.
+// The proxy in front of the distribution registry strips the mount from
+// each request, so the registry answers as one that declines.
+func TestDeclinedMountsGetTheBytes(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.build(t, "api", 64<<10), f.build(t, "web", 64<<10)
+	if err := imagefix.WriteLock(f.lock, "4.5.6-staging.1", a, b); err != nil {
+		t.Fatal(err)
+	}
+	reg := regtest.Distribution(t, "", "")
+	var mu sync.Mutex
+	declined := 0
+	proxy := faultproxy.New(reg.Host, func(_ int, r *http.Request) faultproxy.Fault {
+		if q := r.URL.Query(); r.Method == http.MethodPost && q.Get("mount") != "" {
+			q.Del("mount")
+			q.Del("from")
+			r.URL.RawQuery = q.Encode()
+			mu.Lock()
+			declined++
+			mu.Unlock()
+		}
+		return faultproxy.Fault{}
+	})
+	defer proxy.Close()
+	c, err := registry.New(registry.Options{Backoff: testBackoff, Keychain: noKeys{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := Push(ctx, c, f.e, PushOptions{LockPath: f.lock, Prefix: proxy.Host + "/org", WorkDir: f.dir}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	pushDeclined := declined
+	mu.Unlock()
+	if pushDeclined == 0 {
+		t.Fatal("Push asked for no mount: the shared base should have been mounted into the second repository")
+	}
+	if _, err := Promote(ctx, c, PromoteOptions{From: proxy.Host + "/org", To: proxy.Host + "/prod", Base: "4.5.6", Images: []string{"api", "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	promoteDeclined := declined - pushDeclined
+	mu.Unlock()
+	if promoteDeclined == 0 {
+		t.Fatal("Promote asked for no mount")
+	}
+	direct, err := registry.New(registry.Options{Backoff: testBackoff, Keychain: noKeys{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for prefix, tag := range map[string]string{"/org/": "4.5.6-staging.1", "/prod/": "4.5.6"} {
+		for _, img := range []lock.Image{a, b} {
+			r, _ := name.NewRepository(reg.Host + prefix + img.Name)
+			if _, err := gate.Registry(ctx, direct, r.Tag(tag), img); err != nil {
+				t.Errorf("%s: %v", r, err)
+			}
+			ri, err := remote.Image(r.Tag(tag), direct.Options(ctx)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, _ := ri.Layers()
+			for _, l := range ls {
+				d, _ := l.Digest()
+				if ok, err := direct.HasBlob(ctx, r, d); !ok || err != nil {
+					t.Errorf("%s lacks its layer %s (%v)", r, d, err)
+				}
+			}
+		}
+	}
+	counts, err := reg.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts.Mounts != 0 {
+		t.Errorf("registry log: %d mounts through a proxy declining every one", counts.Mounts)
 	}
 }
