@@ -384,37 +384,22 @@ func floating(tag string) bool {
 	return err != nil
 }
 
-// Resolver resolves many references to image IDs in one call.
-type Resolver interface {
-	IDs(ctx context.Context, refs ...string) (map[string]string, error)
-}
-
-// EngineAll runs Engine on every image, returning one error (or nil) per
-// image. When e is also a Resolver, one call finds every image's ID; an
-// image whose reference names the tested ID is the tested image (the ID is
-// the digest of the config, which lists the layers' diff_ids, or on the
-// containerd store of the manifest, which names that config and those
-// layers), and only the others are inspected, to say which layers differ.
+// EngineAll runs Engine on every image, a few at once, returning one error
+// (or nil) per image. Each image is inspected by its own reference: a
+// listing of the engine's images would cost as much as the engine holds.
 func EngineAll(ctx context.Context, e Inspector, imgs []lock.Image) []error {
 	errs := make([]error, len(imgs))
-	var ids map[string]string
-	if r, ok := e.(Resolver); ok {
-		refs := make([]string, len(imgs))
-		for i, img := range imgs {
-			refs[i] = img.Ref
-		}
-		ids, _ = r.IDs(ctx, refs...) // on failure, inspect each
-	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
 	for i, img := range imgs {
-		if err := Tested(img); err != nil {
-			errs[i] = err
-			continue
-		}
-		if id, ok := ids[img.Ref]; ok && id == img.ImageID && (id == img.ConfigDigest || !classic(img)) && len(img.Platforms) == 0 {
-			continue
-		}
-		errs[i] = Engine(ctx, e, img)
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			errs[i] = Engine(ctx, e, img)
+		}()
 	}
+	wg.Wait()
 	return errs
 }
 
