@@ -14,7 +14,6 @@ import (
 type Info struct {
 	Revision string    // HEAD commit
 	Time     time.Time // HEAD's commit time
-	Dirty    bool      // uncommitted changes to tracked files
 	Origin   string    // URL of the origin remote, as an https URL when it can be
 }
 
@@ -34,9 +33,6 @@ func Read(ctx context.Context, dir string) Info {
 			sec = sec*10 + int64(c-'0')
 		}
 		info.Time = time.Unix(sec, 0).UTC()
-	}
-	if s, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=no"); err == nil && s != "" {
-		info.Dirty = true
 	}
 	if u, err := git(ctx, dir, "remote", "get-url", "origin"); err == nil {
 		info.Origin = httpsURL(u)
