@@ -73,6 +73,9 @@ func (r *Run) Verify(ctx context.Context, out io.Writer) ([]*attest.Report, erro
 		if err != nil {
 			return reports, c.Explain("verifying "+d.String(), d.RegistryStr(), err)
 		}
+		if len(rep.Proofs) == 0 && len(rep.Problems) > 0 {
+			rep.Problems = append([]string{noProofs(l, d)}, rep.Problems...)
+		}
 		platforms, held, err := r.verifyPlatforms(ctx, c, ref, d, l, rep)
 		if err != nil {
 			return reports, err
@@ -86,6 +89,27 @@ func (r *Run) Verify(ctx context.Context, out io.Writer) ([]*attest.Report, erro
 		return reports, fmt.Errorf("%w: %s", attest.ErrRefused, strings.Join(problems, "; "))
 	}
 	return reports, nil
+}
+
+// noProofs explains an image with no attestation at all: one platform of
+// an image with platforms carries none, its index does (named when the
+// lock file records d as one).
+func noProofs(l *lock.Lock, d name.Digest) string {
+	if l != nil {
+		for _, img := range l.Images {
+			for _, p := range img.Platforms {
+				if p.Manifest != d.DigestStr() {
+					continue
+				}
+				for _, pu := range img.Pushed {
+					if at := strings.Index(pu.Ref, "@"); at >= 0 {
+						return fmt.Sprintf("%s is the %s manifest of %s's image index, which carries the proofs: verify %s", d, p.Platform, img.Name, d.Context().Digest(pu.Ref[at+1:]))
+					}
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s has no attestation of any kind: verify the digest its tag names (an image with platforms carries its proofs on its index, not on each platform's manifest)", d)
 }
 
 // verifyTargets are the settings' references, else the lock's pushed

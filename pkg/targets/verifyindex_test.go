@@ -122,6 +122,18 @@ func TestVerifyPlatformsIndex(t *testing.T) {
 	repo := strings.SplitN(indexRef, "@", 2)[0]
 	tag := repo + ":2.3.4-staging.1"
 
+	// One platform's manifest carries no proofs: the refusal names the
+	// index that does.
+	arm64, ok := img.FindPlatform("linux/arm64")
+	if !ok || arm64.Manifest == "" {
+		t.Fatalf("lock records no pushed linux/arm64 manifest: %+v", img.Platforms)
+	}
+	t.Setenv("HOIST_VERIFY_REF", repo+"@"+arm64.Manifest)
+	out = capture(t, func() { err2 = Verify(ctx) })
+	if !errors.Is(err2, attest.ErrRefused) || !strings.Contains(err2.Error(), "is the linux/arm64 manifest of app's image index, which carries the proofs: verify "+indexRef) {
+		t.Fatalf("verify of one platform's manifest: %v\n%s", err2, out)
+	}
+
 	// The real cosign, as a consumer runs it: the signature and each
 	// attestation on the index.
 	pub := filepath.Join(keys, "cosign.pub")
