@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -269,7 +271,15 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	if err != nil {
 		return BuildResult{}, fmt.Errorf("opening Dockerfile folder %s: %w", dfDir, err)
 	}
-	attrs := map[string]string{"filename": dfName}
+	// The Dockerfile's folder goes to the engine under a name of its own
+	// (and so under its own key in the engine's cache of synced files).
+	// Under the default name every build's Dockerfile shared one cached
+	// copy, and an engine whose BuildKit compares files by size and time
+	// (20.10's does) kept the previous build's Dockerfile when the next
+	// one had the same size and time: a matrix's rendered templates, a
+	// fresh clone's Dockerfiles.
+	dfKey := dockerfileKey(dfDir)
+	attrs := map[string]string{"filename": dfName, "dockerfilekey": dfKey}
 	if df, err := os.ReadFile(r.Dockerfile); err == nil && builtinSyntax(df) {
 		// "# syntax=docker/dockerfile:1" asks for the stable Dockerfile
 		// frontend, which is the one running here: pulling it would only
@@ -297,7 +307,7 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	default:
 		attrs["force-network-mode"] = r.Network
 	}
-	mounts := map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS}
+	mounts := map[string]fsutil.FS{"context": ctxFS, dfKey: dfFS}
 	for name, src := range r.Contexts {
 		if strings.HasPrefix(src, "docker-image://") {
 			attrs["context:"+name] = src
@@ -454,4 +464,14 @@ func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
 		return b, nil
 	}
 	return sec.Value, nil
+}
+
+// dockerfileKey names a Dockerfile folder for the engine: the same folder
+// always gets the same name, so its synced copy is reused.
+func dockerfileKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return "dockerfile-" + hex.EncodeToString(sum[:8])
 }
