@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	dockercfg "github.com/docker/cli/cli/config"
@@ -354,8 +356,14 @@ func (b *Builder) Build(ctx context.Context, r BuildRequest, w io.Writer) (Build
 	opt := bk.SolveOpt{
 		FrontendAttrs: attrs,
 		LocalMounts:   mounts,
-		Exports:       []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
-		Session:       attach,
+		// The engine keeps what each build's folders synced, by this key
+		// and each folder's name, and reuses it at the next build with
+		// the same key, comparing files by size and time: builds from
+		// other folders must not share it (the Docker CLI keys it by its
+		// context folder too).
+		SharedKey: sharedKey(r),
+		Exports:   []bk.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": name}}},
+		Session:   attach,
 	}
 	if c := r.Cache; c != nil {
 		attrs := map[string]string{"ref": c.Ref}
@@ -464,6 +472,23 @@ func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
 		return b, nil
 	}
 	return sec.Value, nil
+}
+
+// sharedKey is one key per set of folders a build sends: its context and
+// its named contexts.
+func sharedKey(r BuildRequest) string {
+	h := sha256.New()
+	abs := func(dir string) string {
+		if a, err := filepath.Abs(dir); err == nil {
+			return a
+		}
+		return dir
+	}
+	fmt.Fprintf(h, "context=%s\x00", abs(r.ContextDir))
+	for _, name := range slices.Sorted(maps.Keys(r.Contexts)) {
+		fmt.Fprintf(h, "%s=%s\x00", name, abs(r.Contexts[name]))
+	}
+	return "hoist-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // dockerfileKey names a Dockerfile folder for the engine: the same folder

@@ -57,3 +57,39 @@ func TestBuildsKeepTheirOwnDockerfiles(t *testing.T) {
 		}
 	})
 }
+
+// Builds from different context folders whose files have the same names,
+// sizes and modification times (a fresh clone's services) each copy their
+// own files.
+func TestBuildsKeepTheirOwnContexts(t *testing.T) {
+	testenv.EachEngine(t, func(t *testing.T) {
+		e := testenv.Engine(t)
+		b := testenv.Builder(t, e)
+		base := testenv.BusyboxBase(t, e)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		stamp := time.Unix(1700000000, 0)
+		run := testenv.Unique("")
+		for i := range 3 {
+			dir := t.TempDir()
+			want := fmt.Sprintf("%s-%02d", run, i)
+			for name, body := range map[string]string{
+				"f":          want + "\n",
+				"Dockerfile": fmt.Sprintf("FROM %s\nCOPY f /f\nRUN test \"$(cat /f)\" = %s\n", base, want),
+			} {
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, stamp, stamp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ref := testenv.Unique("hoist-test/contexts-") + fmt.Sprintf(":%02d", i)
+			if _, err := b.Build(ctx, engine.BuildRequest{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{ref}}, io.Discard); err != nil {
+				t.Fatalf("build %d copied another context's file: %v", i, err)
+			}
+			t.Cleanup(func() { e.Remove(context.Background(), ref) })
+		}
+	})
+}
