@@ -478,15 +478,9 @@ func (s secretStore) GetSecret(_ context.Context, id string) ([]byte, error) {
 // its named contexts.
 func sharedKey(r BuildRequest) string {
 	h := sha256.New()
-	abs := func(dir string) string {
-		if a, err := filepath.Abs(dir); err == nil {
-			return a
-		}
-		return dir
-	}
-	fmt.Fprintf(h, "context=%s\x00", abs(r.ContextDir))
+	fmt.Fprintf(h, "context=%s\x00", absDir(r.ContextDir))
 	for _, name := range slices.Sorted(maps.Keys(r.Contexts)) {
-		fmt.Fprintf(h, "%s=%s\x00", name, abs(r.Contexts[name]))
+		fmt.Fprintf(h, "%s=%s\x00", name, absDir(r.Contexts[name]))
 	}
 	return "hoist-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
@@ -494,9 +488,14 @@ func sharedKey(r BuildRequest) string {
 // dockerfileKey names a Dockerfile folder for the engine: the same folder
 // always gets the same name, so its synced copy is reused.
 func dockerfileKey(dir string) string {
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
-	sum := sha256.Sum256([]byte(dir))
+	sum := sha256.Sum256([]byte(absDir(dir)))
 	return "dockerfile-" + hex.EncodeToString(sum[:8])
+}
+
+// absDir is dir made absolute, or dir when it cannot be.
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
