@@ -100,7 +100,7 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 		case first.ok && first.repo == repo:
 			return h, nil
 		case first.ok:
-			u += "?" + url.Values{"mount": {h.String()}, "from": {first.repo.RepositoryStr()}}.Encode()
+			u = s.mountURL(repo, first.repo, h)
 		}
 	}
 	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusAccepted, http.StatusCreated)
@@ -133,7 +133,7 @@ func (s *Session) Upload(ctx context.Context, repo name.Repository, blob []byte)
 // cancels: the caller then uploads the bytes.
 func (s *Session) Mount(ctx context.Context, repo, from name.Repository, d v1.Hash) (bool, error) {
 	what := "mounting blob " + d.String() + " from " + from.String() + " into " + repo.String()
-	u := s.url(repo, "blobs/uploads/") + "?" + url.Values{"mount": {d.String()}, "from": {from.RepositoryStr()}}.Encode()
+	u := s.mountURL(repo, from, d)
 	resp, err := s.do(ctx, http.MethodPost, u, nil, nil, http.StatusCreated, http.StatusAccepted)
 	if err != nil {
 		return false, s.c.Explain(what, repo.RegistryStr(), err)
@@ -150,6 +150,12 @@ func (s *Session) Mount(ctx context.Context, repo, from name.Repository, d v1.Ha
 		}
 	}
 	return false, nil
+}
+
+// mountURL starts an upload to repo that asks the registry to mount d
+// from from instead.
+func (s *Session) mountURL(repo, from name.Repository, d v1.Hash) string {
+	return s.url(repo, "blobs/uploads/") + "?" + url.Values{"mount": {d.String()}, "from": {from.RepositoryStr()}}.Encode()
 }
 
 // PutReferrer writes manifest (of media type mt, with a subject) under
