@@ -3,8 +3,11 @@ package trivy_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +124,50 @@ func TestEnsureConcurrent(t *testing.T) {
 		if e.Name() != "trivy-"+trivy.Pinned && e.Name() != "trivy-"+trivy.Pinned+".lock" && e.Name() != "trivy-"+trivy.Pinned+".version" {
 			t.Errorf("left behind in the tools folder: %s", e.Name())
 		}
+	}
+}
+
+// TestEnsureWorkerBuildsFromTheModule builds the worker into a fresh tools
+// folder from the embedded source and tools module, as a fresh machine does
+// (the build cache then holds Trivy's packages), and the result reports
+// Trivy's version and runs a command sent to it.
+func TestEnsureWorkerBuildsFromTheModule(t *testing.T) {
+	needGo(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	w, err := trivy.EnsureWorker(ctx, trivy.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Built || w.Version != trivy.Pinned || w.Path != trivy.WorkerPath(dir, trivy.Pinned) {
+		t.Fatalf("worker %+v: want one built into %s at %s", w, dir, trivy.Pinned)
+	}
+	again, err := trivy.EnsureWorker(ctx, trivy.Options{Dir: dir})
+	if err != nil || again.Built {
+		t.Fatalf("second call: %+v, %v: want the first one reused", again, err)
+	}
+	// One request on standard input, its answer on file descriptor 3.
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, w.Path)
+	cmd.Stdin = strings.NewReader(`{"args":["version"]}` + "\n" + `{"args":["convert","--format","json","--output","` + filepath.Join(dir, "out.json") + `","/no/such/report.json"]}` + "\n")
+	cmd.ExtraFiles = []*os.File{wr}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close()
+	answers, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("worker: %v: %s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(answers)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "only image and convert are run here") || !strings.Contains(lines[1], "/no/such/report.json") {
+		t.Fatalf("answers %q: want a refusal of version, then Trivy's own error for the missing report", answers)
 	}
 }

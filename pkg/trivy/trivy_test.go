@@ -64,6 +64,13 @@ func TestPinnedModuleMatchesToolsFolder(t *testing.T) {
 			t.Errorf("pkg/trivy/pinned.%s differs from tools/trivy/%s: copy it over (cp tools/trivy/%s pkg/trivy/pinned.%s)", name, name, name, name)
 		}
 	}
+	conv, err := os.ReadFile(filepath.Join(root, "worker", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(conv) != workerGo {
+		t.Error("pkg/trivy/worker_main.go.txt differs from tools/trivy/worker/main.go: copy it over (cp tools/trivy/worker/main.go pkg/trivy/worker_main.go.txt)")
+	}
 	if !bytes.Contains(pinnedGoMod, []byte("\n\tgithub.com/aquasecurity/trivy v"+Pinned+"\n")) && !bytes.Contains(pinnedGoMod, []byte("require github.com/aquasecurity/trivy v"+Pinned+"\n")) {
 		t.Errorf("pinned.go.mod does not require trivy v%s", Pinned)
 	}
