@@ -1,10 +1,12 @@
 package scan
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,30 +65,63 @@ func testServerCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Engine: e, CacheDir: cacheDir, OutDir: dir, Timeout: time.Minute,
-		Policy: Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}}}
-	r := scanImage(ctx, o, srv, tool, img, layout, true, dir)
-	if r.Err == nil || !strings.Contains(r.Err.Error(), "trivy server stopped during the scan (signal: killed)") {
-		t.Fatalf("result err %v, findings %v: want the crash named", r.Err, r.Findings)
-	}
-	if r.Passed() {
-		t.Fatal("an image scanned against a crashed server passed")
-	}
+		Policy: Policy{Severity: []string{"HIGH"}, Scanners: []string{"vuln"}},
+		Trivy:  trivy.Options{Dir: filepath.Join(cache, "hoist", "tools")}, Parallel: 1}
+	// Each case runs as a trivy process, and in a worker (Trivy's own
+	// command line, in a process that outlives one scan).
+	var reports [2][]byte
+	for k, inWorker := range []bool{false, true} {
+		var pool *workers
+		if inWorker {
+			if pool = newWorkers(o, tool, dir); pool == nil {
+				t.Fatalf("trivy came from %s, not the tools folder: no workers", tool.Path)
+			}
+			pool.prepare(ctx) // as Run does: a first build is not one scan's
+		}
+		r := scanImage(ctx, o, srv, tool, pool, img, layout, true, dir)
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "trivy server stopped during the scan (signal: killed)") {
+			t.Fatalf("in a worker %v: result err %v, findings %v: want the crash named", inWorker, r.Err, r.Findings)
+		}
+		if r.Passed() {
+			t.Fatal("an image scanned against a crashed server passed")
+		}
 
-	// A Trivy client that fails (here: asked for an image the layout does
-	// not hold) is one line with Trivy's own reason, never a pass.
-	srv, err = startServer(ctx, tool.Path, cacheDir, dir, true, "")
-	if err != nil {
-		t.Fatal(err)
+		// A Trivy client that fails (here: asked for an image the layout
+		// does not hold) is one line with Trivy's own reason, never a pass.
+		srv2, err := startServer(ctx, tool.Path, cacheDir, dir, true, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = scanImage(ctx, o, srv2, tool, pool, lock.Image{Name: "absent", Ref: ref, ImageID: id}, layout, true, dir)
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "scanning absent: trivy failed") || !strings.Contains(r.Err.Error(), "invalid OCI image ref") || strings.Contains(r.Err.Error(), "\n") {
+			t.Fatalf("in a worker %v: result err %v: want one line naming Trivy's failure", inWorker, r.Err)
+		}
+		if r.Passed() {
+			t.Fatal("an image Trivy failed on passed")
+		}
+		// And the same worker scans the image for real afterwards.
+		r = scanImage(ctx, o, srv2, tool, pool, img, layout, true, dir)
+		srv2.stop()
+		if r.Err != nil || len(r.Findings) == 0 {
+			t.Fatalf("in a worker %v: scan after a failure: err %v, findings %v", inWorker, r.Err, r.Findings)
+		}
+		b, err := os.ReadFile(r.Reports[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports[k] = createdAt.ReplaceAll(b, nil)
+		if inWorker && (pool.failed != nil || len(pool.idle) != 1) {
+			t.Fatalf("workers: failed %v, %d idle: want the one worker kept", pool.failed, len(pool.idle))
+		}
+		pool.close()
 	}
-	defer srv.stop()
-	r = scanImage(ctx, o, srv, tool, lock.Image{Name: "absent", Ref: ref, ImageID: id}, layout, true, dir)
-	if r.Err == nil || !strings.Contains(r.Err.Error(), "scanning absent: trivy failed (exit status 1):") || !strings.Contains(r.Err.Error(), "invalid OCI image ref") || strings.Contains(r.Err.Error(), "\n") {
-		t.Fatalf("result err %v: want one line naming Trivy's failure", r.Err)
-	}
-	if r.Passed() {
-		t.Fatal("an image Trivy failed on passed")
+	// The worker's report is the trivy binary's, but for its time.
+	if !bytes.Equal(reports[0], reports[1]) {
+		t.Fatalf("the worker's report differs from trivy's:\n%s\n%s", reports[1], reports[0])
 	}
 }
+
+var createdAt = regexp.MustCompile(`"CreatedAt": "[^"]*"`)
 
 // TestSaveLayoutSharesLayers exports two images built on one base with one
 // engine export: the layout holds the base layer once, and each image under

@@ -21,10 +21,11 @@ func sbomPath(dir, image, format string) string {
 }
 
 // writeSBOM turns the image's Trivy JSON report (which lists every
-// package) into its SBOM with `trivy convert`: no scan and no export of
-// the image. An SBOM that was asked for and could not be written makes the
-// image's scan fail: a pass must never lack the proof it promised.
-func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, r *ImageResult, workDir string) {
+// package) into its SBOM with Trivy's own `trivy convert`, in one of the
+// run's workers when there are some: no scan and no export of the image.
+// An SBOM that was asked for and could not be written makes the image's
+// scan fail: a pass must never lack the proof it promised.
+func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, pool *workers, r *ImageResult, workDir string) {
 	if o.SBOM == "" || r.Err != nil || len(r.Reports) == 0 {
 		return
 	}
@@ -32,17 +33,19 @@ func writeSBOM(ctx context.Context, o Options, tool trivy.Tool, r *ImageResult, 
 	os.Remove(out) // a stale SBOM must never be read as this scan's
 	tmp := out + ".tmp"
 	defer os.Remove(tmp)
-	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	var log tailBuffer
 	args := []string{"convert", "--format", o.SBOM, "--output", tmp, "--quiet", r.Reports[0]}
-	cmd := execTrivy(cctx, tool.Path, args, workDir, "", &log)
-	// A conversion lives a tenth of a second and holds one report: the
-	// collector's work is a quarter of its CPU (measured), so it runs only
-	// if the heap ever nears GOMEMLIMIT. The caller's own settings win.
-	cmd.Env = append(append([]string{}, convertGC...), cmd.Env...)
-	if err := cmd.Run(); err != nil {
-		r.Err = fmt.Errorf("writing the SBOM of %s (trivy convert): %v: %s", r.Name, err, log.last())
+	// A conversion run as its own process lives a tenth of a second and
+	// holds one report: the collector's work is a quarter of its CPU
+	// (measured), so it runs only if the heap ever nears GOMEMLIMIT.
+	timedOut, reason, err := runTrivy(ctx, pool, tool.Path, workDir, o.Timeout, args, "", convertGC)
+	if err != nil && reason != "" {
+		err = fmt.Errorf("%v: %s", err, reason)
+	}
+	if err != nil {
+		if timedOut && ctx.Err() == nil {
+			err = fmt.Errorf("not done within %s: raise scan.timeout in hoist.yaml", o.Timeout)
+		}
+		r.Err = fmt.Errorf("writing the SBOM of %s (trivy convert): %v", r.Name, err)
 		return
 	}
 	b, err := os.ReadFile(tmp)

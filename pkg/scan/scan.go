@@ -295,6 +295,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// Each image's outcome is its own: one failing scan stops no other,
 	// so the group only bounds how many run at once.
+	pool := newWorkers(o, tool, workDir)
+	defer pool.close()
+	if len(todo) > 0 || (o.SBOM != "" && len(cached) > 0) {
+		// Built once per machine, under the run's context: a build of a
+		// minute or more is not one scan's (its timeout would end it).
+		pool.prepare(ctx)
+	}
 	var g, sboms errgroup.Group
 	g.SetLimit(o.Parallel)
 	sboms.SetLimit(o.Parallel)
@@ -308,11 +315,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				res.Images[i].Err = err
 				return nil
 			}
-			res.Images[i] = scanImage(ctx, o, srv, tool, images[i], layout, offline, workDir)
+			res.Images[i] = scanImage(ctx, o, srv, tool, pool, images[i], layout, offline, workDir)
 			cache.store(res.Images[i])
 			// The SBOM needs no scan slot: the next scan starts meanwhile.
 			sboms.Go(func() error {
-				writeSBOM(ctx, o, tool, &res.Images[i], workDir)
+				writeSBOM(ctx, o, tool, pool, &res.Images[i], workDir)
 				return nil
 			})
 			return nil
@@ -321,12 +328,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// A reused report lists the packages too (the cache key says so).
 	for _, i := range cached {
 		sboms.Go(func() error {
-			writeSBOM(ctx, o, tool, &res.Images[i], workDir)
+			writeSBOM(ctx, o, tool, pool, &res.Images[i], workDir)
 			return nil
 		})
 	}
 	_ = g.Wait()     // no job returns an error: each is recorded in res.Images
 	_ = sboms.Wait() // likewise; started only by the jobs above, all done
+	pool.close()
 	for i := range res.Images {
 		res.Images[i].Image, res.Images[i].Platform = owners[i].image, owners[i].platform
 	}
@@ -451,7 +459,7 @@ func countErr(rs []ImageResult) int {
 }
 
 // scanImage runs one Trivy client for img and reads its JSON report.
-func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img lock.Image, layout string, offline bool, workDir string) ImageResult {
+func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, pool *workers, img lock.Image, layout string, offline bool, workDir string) ImageResult {
 	start := time.Now()
 	r := ImageResult{Name: img.Name, Ref: img.Ref, ImageID: img.ImageID, ConfigDigest: img.ConfigDigest}
 	fail := func(err error) ImageResult {
@@ -475,28 +483,32 @@ func scanImage(ctx context.Context, o Options, srv *server, tool trivy.Tool, img
 		args = append(args, "--list-all-pkgs")
 	}
 	args = append(args, "--input", layout+"@"+img.Name)
-	sctx, cancel := context.WithTimeout(ctx, o.Timeout+30*time.Second)
-	defer cancel()
-	var log tailBuffer
-	cmd := execTrivy(sctx, tool.Path, args, workDir, srv.token, &log)
-	cmd.Env = append(append([]string{}, clientGC...), cmd.Env...)
-	err := cmd.Run()
+	// Trivy's own --timeout first; this one in case it is not kept.
+	limit := o.Timeout + 30*time.Second
+	timedOut, reason, err := runTrivy(ctx, pool, tool.Path, workDir, limit, args, srv.token, clientGC)
+	detail := ""
+	switch {
+	case err != nil && reason != "":
+		detail = fmt.Sprintf("(%v): %s", err, reason)
+	case err != nil:
+		detail = ": " + err.Error()
+	}
 	r.Duration = time.Since(start)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return fail(fmt.Errorf("scanning %s: %w", img.Name, ctx.Err()))
-		case sctx.Err() != nil || strings.Contains(log.last(), "context deadline exceeded"):
+		case timedOut || strings.Contains(detail, "context deadline exceeded"):
 			return fail(fmt.Errorf("scanning %s: trivy did not finish within %s: raise scan.timeout in hoist.yaml", img.Name, o.Timeout))
 		}
 		if serr := srv.failed(); serr != nil {
 			return fail(fmt.Errorf("scanning %s: %w", img.Name, serr))
 		}
-		return fail(fmt.Errorf("scanning %s: trivy failed (%v): %s", img.Name, err, log.last()))
+		return fail(fmt.Errorf("scanning %s: trivy failed%s", img.Name, detail))
 	}
 	b, err := os.ReadFile(jsonPath)
 	if err != nil {
-		return fail(fmt.Errorf("scanning %s: trivy wrote no report: %s", img.Name, log.last()))
+		return fail(fmt.Errorf("scanning %s: trivy wrote no report: %s", img.Name, reason))
 	}
 	rep, err := ParseReport(b)
 	if err != nil {

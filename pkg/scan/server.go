@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -138,10 +139,16 @@ func trivyEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// tailBuffer keeps the last bytes written, for error messages.
-type tailBuffer struct{ b []byte }
+// tailBuffer keeps the last bytes written, for error messages. A process's
+// output goroutine may write while another reads it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.b = append(t.b, p...)
 	if len(t.b) > 8192 {
 		t.b = t.b[len(t.b)-8192:]
@@ -152,7 +159,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 // last returns Trivy's last error as one line: the FATAL or ERROR line and
 // the detail lines under it, without the timestamp and level.
 func (t *tailBuffer) last() string {
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+	t.mu.Lock()
+	text := string(t.b)
+	t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(text), "\n")
 	for _, l := range lines {
 		if strings.HasPrefix(l, "panic: ") {
 			l = strings.TrimSpace(l)
