@@ -39,6 +39,7 @@ func main() {
 	payload := flag.Int("payload-kib", 4096, "each image's own layer")
 	flag.BoolVar(&verbose, "v", false, "print how long each of Hoist's steps took")
 	flag.StringVar(&only, "only", "", "run one side only (hoist or make), for profiling; no ratio is reported")
+	flag.StringVar(&extraYAML, "yaml", "", "lines added to Hoist's hoist.yaml, e.g. 'attest: {sbom: none}' to measure without SBOMs")
 	flag.BoolVar(&mono, "mono", false, "with -v, print all of Hoist's lines, each stamped with CLOCK_MONOTONIC seconds, to line up with `perf record -k mono`")
 	flag.Parse()
 	if err := run(context.Background(), *rounds, *payload<<10); err != nil {
@@ -51,6 +52,8 @@ var (
 	verbose bool
 	only    string
 	mono    bool
+	// extraYAML is the -yaml flag.
+	extraYAML string
 )
 
 type bench struct {
@@ -210,7 +213,7 @@ func (b *bench) makefile(ctx context.Context, round int) (time.Duration, error) 
 
 // hoist times the release local line over the matrix.
 func (b *bench) hoist(ctx context.Context, round int) (time.Duration, error) {
-	dir, project, err := b.repo(fmt.Sprintf("hoist-%d", round), fmt.Sprintf("scan: {db_dir: %q}\noutside: [%q]\n", b.db, b.db))
+	dir, project, err := b.repo(fmt.Sprintf("hoist-%d", round), fmt.Sprintf("scan: {db_dir: %q}\noutside: [%q]\n", b.db, b.db)+extraYAML)
 	if err != nil {
 		return 0, err
 	}

@@ -12,9 +12,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoistci/hoist/internal/imagefix"
 	"github.com/hoistci/hoist/pkg/attest"
+	"github.com/hoistci/hoist/pkg/localregistry"
 	"github.com/hoistci/hoist/pkg/lock"
 	"github.com/hoistci/hoist/pkg/publish"
 	"github.com/hoistci/hoist/pkg/registry"
@@ -38,7 +40,7 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 	}
 	sbom := syntheticSBOM(sbomKiB)
 	for _, with := range []bool{false, true} {
-		reg, err := b.registry(ctx, fmt.Sprintf("attest-%d-%v", round, with))
+		reg, err := b.attestRegistry(ctx, fmt.Sprintf("attest-%d-%v", round, with))
 		if err != nil {
 			return 0, 0, counts, err
 		}
@@ -61,11 +63,18 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 			o.StageProofs, o.Attach, record = attacher(signer, lockPath, sbom)
 		}
 		start := time.Now()
+		ct.keep, ct.t0 = traceTo != "", start
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		monoStart := float64(ts.Sec) + float64(ts.Nsec)/1e9
 		_, err = publish.Push(ctx, c, b.e, o)
 		if err == nil {
 			err = record()
 		}
 		d := time.Since(start)
+		if ct.keep {
+			os.WriteFile(fmt.Sprintf("%s-%d-%v.txt", traceTo, round, with), []byte(fmt.Sprintf("# mono start %.6f\n", monoStart)+strings.Join(ct.trace, "\n")+"\n"), 0o644)
+		}
 		reg.Close()
 		if err != nil {
 			return 0, 0, counts, err
@@ -77,6 +86,43 @@ func (b *bench) attestPush(ctx context.Context, round int, sbomKiB int) (plain, 
 		}
 	}
 	return plain, attested, counts, nil
+}
+
+// traceTo is the -trace flag.
+var traceTo string
+
+// attestOn is the -registry flag: the registry -attest pushes to.
+var attestOn = "distribution"
+
+// closer is a registry the attest bench started.
+type closer struct {
+	Host  string
+	close func()
+}
+
+func (c closer) Close() { c.close() }
+
+// attestRegistry starts a fresh registry of the -registry kind: Debian's
+// distribution registry (no referrers API: cosign's tags and the fallback
+// tag), or a checkout's local registry (go-containerregistry's, with the
+// referrers API, the default with no registry configured).
+func (b *bench) attestRegistry(ctx context.Context, name string) (closer, error) {
+	switch attestOn {
+	case "distribution":
+		reg, err := b.registry(ctx, name)
+		if err != nil {
+			return closer{}, err
+		}
+		return closer{reg.Host, func() { reg.Close() }}, nil
+	case "local":
+		dir := filepath.Join(b.tmp, name, "build", "hoist", "registry")
+		reg, err := localregistry.Ensure(ctx, localregistry.Options{Dir: dir})
+		if err != nil {
+			return closer{}, err
+		}
+		return closer{reg.Host, func() { localregistry.Stop(context.Background(), dir) }}, nil
+	}
+	return closer{}, fmt.Errorf("-registry %q: use distribution or local", attestOn)
 }
 
 // attacher makes, per image, the statements the Push target makes and
@@ -199,8 +245,8 @@ func runAttest(ctx context.Context, rounds, sbomKiB int) error {
 		plain, with, ratio = append(plain, p.Seconds()), append(with, a.Seconds()), append(ratio, a.Seconds()/p.Seconds())
 		fmt.Printf("round %d: Push %.2fs, Push with attestations %.2fs (%.3fx)\n", r+1, p.Seconds(), a.Seconds(), ratio[r])
 	}
-	fmt.Printf("%d images, %d rounds, SBOM %d KiB each: median Push %.2fs, with every attestation %.2fs, ratio %.3fx (median of round ratios %.3fx)\n",
-		len(b.imgs), rounds, sbomKiB, medianF(plain), medianF(with), medianF(with)/medianF(plain), medianF(ratio))
+	fmt.Printf("%s registry, %d images, %d rounds, SBOM %d KiB each: median Push %.2fs, with every attestation %.2fs, ratio %.3fx (median of round ratios %.3fx)\n",
+		attestOn, len(b.imgs), rounds, sbomKiB, medianF(plain), medianF(with), medianF(with)/medianF(plain), medianF(ratio))
 	fmt.Printf("\nrequests sent in the last round, by kind:\n%s", countTable(counts[0], counts[1]))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // countingTransport counts the requests a client sends, by kind (method
@@ -14,6 +15,11 @@ type countingTransport struct {
 	inner http.RoundTripper
 	mu    sync.Mutex
 	n     map[string]int
+	// trace, when set, gets one line per request: start and end in ms
+	// since t0, kind and path.
+	trace []string
+	t0    time.Time
+	keep  bool
 }
 
 func newCounting(inner http.RoundTripper) *countingTransport {
@@ -25,7 +31,16 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.n[k]++
 	c.mu.Unlock()
-	return c.inner.RoundTrip(r)
+	if !c.keep {
+		return c.inner.RoundTrip(r)
+	}
+	start := time.Since(c.t0)
+	resp, err := c.inner.RoundTrip(r)
+	end := time.Since(c.t0)
+	c.mu.Lock()
+	c.trace = append(c.trace, fmt.Sprintf("%7.1f %7.1f %-26s %s", float64(start.Microseconds())/1000, float64(end.Microseconds())/1000, k, r.URL.Path))
+	c.mu.Unlock()
+	return resp, err
 }
 
 // requestKind names what a registry API path addresses.

@@ -45,6 +45,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "measurements of each kind; the median is reported")
 	attestOnly := flag.Bool("attest", false, "only measure Push with attestations against Push without")
 	sbomKiB := flag.Int("sbom-kib", 64, "size of each image's SBOM with -attest")
+	flag.StringVar(&attestOn, "registry", attestOn, "with -attest, the registry pushed to: distribution (Debian's, no referrers API) or local (a checkout's, go-containerregistry's with the referrers API)")
+	flag.StringVar(&traceTo, "trace", "", "with -attest, write each push's requests (start and end in ms, kind, path) to TRACE-ROUND-ATTESTED.txt, headed by its start in CLOCK_MONOTONIC seconds to line up with `perf record -k mono`")
 	flag.Parse()
 	if *attestOnly {
 		if err := runAttest(context.Background(), *rounds, *sbomKiB); err != nil {
