@@ -108,23 +108,24 @@ mkdir -p "$root" "$data" "$(dirname "$log")"
     if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
       say "starting dockerd $moby_version with the containerd image store (log: $log)"
       rm -f "$sock" "$root/dockerd.pid"
-      # runc first on PATH: dockerd runs the runc it finds there.
+      # runc first on PATH: dockerd runs the runc it finds there. The lock's
+      # descriptor is closed for it: a daemon holding it would make every
+      # later run that finds the engine down wait here for ever.
       PATH="$(dirname "$runc_bin"):$PATH" nohup "$dockerd_bin" \
         --data-root "$data" --exec-root "$root/exec" --pidfile "$root/dockerd.pid" \
         -H "$addr" --bridge=none --iptables=false --ip6tables=false \
         --ip-forward=false --ip-masq=false \
-        --feature containerd-snapshotter=true >>"$log" 2>&1 </dev/null &
+        --feature containerd-snapshotter=true >>"$log" 2>&1 </dev/null 9>&- &
     fi
   fi
+  # Waited for under the lock, so a run that starts meanwhile finds the
+  # engine answering instead of starting a second one.
+  for _ in $(seq 1 "$((wait_s * 4))"); do
+    answers && exit 0
+    sleep 0.25
+  done
+  say "dockerd at $addr did not answer within ${wait_s}s; last log lines:"
+  tail -n 20 "$log" >&2 || true
+  exit 1
 ) 9>"$root/start.lock"
-
-for _ in $(seq 1 "$((wait_s * 4))"); do
-  if answers; then
-    echo "$addr"
-    exit 0
-  fi
-  sleep 0.25
-done
-say "dockerd at $addr did not answer within ${wait_s}s; last log lines:"
-tail -n 20 "$log" >&2 || true
-exit 1
+echo "$addr"
