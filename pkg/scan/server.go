@@ -59,13 +59,12 @@ func startServerOnce(ctx context.Context, bin, cacheDir, workDir string, offline
 	s.cmd.Dir = workDir
 	s.cmd.Env = trivyEnv("TRIVY_TOKEN=" + s.token)
 	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
-	if err := s.cmd.Start(); err != nil {
+	if err := startTied(s.cmd, func(err error) {
+		s.err = err
+		close(s.done)
+	}); err != nil {
 		return nil, fmt.Errorf("starting trivy server: %w", err)
 	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	client := &http.Client{Timeout: time.Second}

@@ -227,20 +227,18 @@ func startWorker(path, dir string) (*worker, error) {
 	w.cmd.Env = append(append([]string{}, clientGC...), trivyEnv()...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.log, &w.log
 	w.cmd.ExtraFiles = []*os.File{wr}
+	w.answers = bufio.NewReader(r)
 	if w.in, err = w.cmd.StdinPipe(); err == nil {
-		err = w.cmd.Start()
+		err = startTied(w.cmd, func(error) {
+			r.Close()
+			close(w.done)
+		})
 	}
 	wr.Close() // the child holds its own
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("starting %s: %w", path, err)
 	}
-	w.answers = bufio.NewReader(r)
-	go func() {
-		_ = w.cmd.Wait()
-		r.Close()
-		close(w.done)
-	}()
 	return w, nil
 }
 
