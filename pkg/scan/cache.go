@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -133,7 +134,12 @@ func waitDBFree(ctx context.Context, path string, out io.Writer) error {
 			return nil // cannot tell; Trivy will report what it finds
 		}
 		if !said {
-			fmt.Fprintf(out, "scan: another Trivy holds the vulnerability DB %s (Trivy locks it for its whole run); waiting for it to finish\n", path)
+			if h, pids := holders(path); len(h) > 0 {
+				fmt.Fprintf(out, "scan: another Trivy holds the vulnerability DB %s (Trivy locks it for its whole run): %s; waiting for it to finish (if no other scan is running, it was left by one that was killed: kill %s)\n",
+					path, strings.Join(h, "; "), strings.Join(pids, " "))
+			} else {
+				fmt.Fprintf(out, "scan: another Trivy holds the vulnerability DB %s (Trivy locks it for its whole run); waiting for it to finish\n", path)
+			}
 			said = true
 		}
 		select {
@@ -142,4 +148,44 @@ func waitDBFree(ctx context.Context, path string, out io.Writer) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// holders names the processes that have path open ("pid N (command
+// line)") and their pids, as far as /proc shows them; none where it
+// cannot tell.
+func holders(path string) (found, pids []string) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return nil, nil
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range procs {
+		pid := filepath.Base(p)
+		if pid == self {
+			continue
+		}
+		fds, err := os.ReadDir(filepath.Join(p, "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join(p, "fd", fd.Name())); err == nil && target == path {
+				cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+				cmd := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+				if len(cmd) > 120 {
+					cmd = cmd[:120] + "…"
+				}
+				found = append(found, "pid "+pid+" ("+cmd+")")
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return found, pids
 }

@@ -1,15 +1,18 @@
 package scan_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -335,19 +338,29 @@ func testScanReusesUnchanged(t *testing.T) {
 }
 
 // TestScanWaitsForHeldDB holds the DB file's lock the way a running Trivy
-// does: the scan says it waits, and the lock is released only once it has
-// said so (the notice is the hook), after which the scan runs.
+// does, from another process: the scan says it waits and names that
+// process, and the lock is released only once it has said so (the notice is
+// the hook), after which the scan runs.
 func TestScanWaitsForHeldDB(t *testing.T) { testenv.EachEngine(t, testScanWaitsForHeldDB) }
 
 func testScanWaitsForHeldDB(t *testing.T) {
+	testenv.Binary(t, "flock", "util-linux")
 	f := newFixture(t, map[string]map[string]string{"app": {"openssl": "3.0.15-1~deb12u1"}}, nil)
-	db, err := os.Open(filepath.Join(f.dbDir, "trivy.db"))
+	holder := exec.Command("flock", "-x", filepath.Join(f.dbDir, "trivy.db"), "-c", "echo locked; cat >/dev/null")
+	release, err := holder.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX); err != nil {
+	locked, err := holder.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { release.Close(); holder.Wait() })
+	if line, err := bufio.NewReader(locked).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("flock: %q, %v", line, err)
 	}
 	out := &noticeWriter{notice: "another Trivy holds the vulnerability DB", seen: make(chan struct{})}
 	released := make(chan struct{})
@@ -357,7 +370,8 @@ func testScanWaitsForHeldDB(t *testing.T) {
 		case <-out.seen:
 		case <-t.Context().Done():
 		}
-		syscall.Flock(int(db.Fd()), syscall.LOCK_UN)
+		release.Close() // cat ends, and with it the lock
+		holder.Wait()
 	}()
 	o := f.options(t, basePolicy())
 	o.Out = out
@@ -370,6 +384,10 @@ func testScanWaitsForHeldDB(t *testing.T) {
 	case <-out.seen:
 	default:
 		t.Fatalf("no waiting notice:\n%s", out.String())
+	}
+	pid := strconv.Itoa(holder.Process.Pid)
+	if got := out.String(); !strings.Contains(got, "pid "+pid+" (flock -x ") || !regexp.MustCompile(`kill [0-9 ]*\b`+pid+`\b`).MatchString(got) {
+		t.Errorf("the notice does not name the holder (pid %s) and how to stop it:\n%s", pid, got)
 	}
 }
 
