@@ -68,7 +68,7 @@ var ErrFailed = errors.New("container tests failed")
 // Run runs every case, Parallel at a time, and returns the results in the
 // order of cases. It fails with ErrFailed (wrapped, naming the failures)
 // when any test fails, and with ctx's error when cancelled; containers are
-// removed in every case.
+// removed in every case, and those a killed run left are removed too.
 func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]Result, error) {
 	if o.Parallel < 1 {
 		o.Parallel = 1
@@ -76,6 +76,15 @@ func Run(ctx context.Context, api client.APIClient, cases []Case, o Options) ([]
 	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the log folder: %w", err)
 	}
+	// Containers a killed run left behind go, beside the tests.
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		removeLeftovers(sctx, api)
+	}()
+	defer func() { <-swept }()
 	results := make([]Result, len(cases))
 	// A plain group, not WithContext: one failing test must not stop the
 	// others; every test runs and is reported.
@@ -182,7 +191,7 @@ func runContainer(ctx context.Context, api client.APIClient, c Case, log io.Writ
 		Image:  c.ImageID,
 		Cmd:    c.Command,
 		Env:    c.Env,
-		Labels: map[string]string{"io.hoist.test": c.Name},
+		Labels: map[string]string{"io.hoist.test": c.Name, LabelOwner: owner()},
 		// Without a network the engine skips its network sandbox for the
 		// container, and with it a hook that starts a copy of the engine's
 		// own binary at every container start (about 0.1 s of CPU each,

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,81 @@ func testRunTimeoutAndCancel(t *testing.T) {
 	}
 	if left := leftovers(t, e, slow, cancelled); len(left) > 0 {
 		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+// TestRunRemovesLeftovers: containers a killed run left (their owner's
+// process gone, or its PID now another process's) are removed by the next
+// Run; those of a live run, or of another host sharing the engine, stay.
+func TestRunRemovesLeftovers(t *testing.T) { testenv.EachEngine(t, testRunRemovesLeftovers) }
+
+func testRunRemovesLeftovers(t *testing.T) {
+	e, id := base(t)
+	ctx := context.Background()
+	host, _ := os.Hostname()
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	// A process's owner label, read as Run writes its own.
+	label := func(pid int) string {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		return host + ":" + ns + ":" + strconv.Itoa(pid) + ":" + strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[19]
+	}
+	dead := exec.Command("sleep", "600")
+	if err := dead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadLabel := label(dead.Process.Pid)
+	dead.Process.Kill()
+	dead.Wait()
+	live := exec.Command("sleep", "600")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
+	me := label(os.Getpid())
+	reused := me[:strings.LastIndexByte(me, ':')] + ":1" // this PID, another start
+
+	owners := map[string]string{
+		"dead": deadLabel, "reused": reused,
+		"live": label(live.Process.Pid), "elsewhere": "another-host:" + ns + ":1:1",
+		"another PID namespace": host + ":1:" + strconv.Itoa(dead.Process.Pid) + ":1",
+	}
+	ids := map[string]string{}
+	for what, owner := range owners {
+		c, err := e.API.ContainerCreate(ctx, &container.Config{
+			Image: id, Cmd: []string{"sleep", "600"},
+			Labels:          map[string]string{"io.hoist.test": testenv.Unique("left-" + strings.ReplaceAll(what, " ", "-") + "-"), ctest.LabelOwner: owner},
+			NetworkDisabled: true,
+		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[what] = c.ID
+		t.Cleanup(func() { e.API.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
+	}
+	// One left running, as a test the killed run was waiting on.
+	if err := e.API.ContainerStart(ctx, ids["dead"], container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	name := testenv.Unique("after-")
+	if _, err := ctest.Run(ctx, e.API, []ctest.Case{{Name: name, ImageID: id, Command: []string{"true"}}}, ctest.Options{LogDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	for what, want := range map[string]bool{"dead": false, "reused": false, "live": true, "elsewhere": true, "another PID namespace": true} {
+		_, err := e.API.ContainerInspect(ctx, ids[what])
+		if got := err == nil; got != want {
+			t.Errorf("the container of a %s owner (%s): exists=%v, want %v (%v)", what, owners[what], got, want, err)
+		}
+	}
+	if left := leftovers(t, e, name); len(left) > 0 {
+		t.Errorf("Run left its own container: %v", left)
 	}
 }
