@@ -72,13 +72,12 @@ func startTime(pid int) string {
 // one it cannot read, is never gone: the engine may be shared.
 func ownerGone(label string) bool {
 	f := strings.Split(label, ":")
-	if len(f) != 4 {
+	me := strings.Split(owner(), ":") // this host and namespace, read once
+	if len(f) != 4 || me[1] == "" || f[0] != me[0] || f[1] != me[1] || f[3] == "" {
 		return false
 	}
-	me, _ := os.Hostname()
-	ns := pidNamespace()
 	pid, err := strconv.Atoi(f[2])
-	if err != nil || pid <= 0 || f[0] != me || ns == "" || f[1] != ns || f[3] == "" {
+	if err != nil || pid <= 0 {
 		return false
 	}
 	return startTime(pid) != f[3]
